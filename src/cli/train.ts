@@ -1,0 +1,96 @@
+import type { Command } from "commander";
+import { resolve } from "node:path";
+import { fail } from "../core/errors.js";
+import { ARCHITECTURE_KINDS } from "../models/architecture.js";
+import { PRESETS, PRESET_NAMES, TrainSpec } from "../models/presets.js";
+import { saveModel } from "../models/store.js";
+import { trainModel } from "../models/trainer.js";
+import { DATASET_NAMES } from "../data/registry.js";
+import { emit, number, numberList, parseFlags, pct } from "./output.js";
+import { progress, type Progress } from "./progress.js";
+
+interface TrainFlags {
+  preset?: string;
+  dataset?: string;
+  arch?: string;
+  hidden?: string;
+  activation?: string;
+  filters?: string;
+  dense?: string;
+  dropout?: string;
+  maxDepth?: string;
+  minSamplesLeaf?: string;
+  l2?: string;
+  epochs?: string;
+  batchSize?: string;
+  lr?: string;
+  seed?: string;
+  out?: string;
+  json?: boolean;
+}
+
+/** Flags (and an optional preset underneath them) → one validated TrainSpec. */
+export function specFromFlags(f: TrainFlags): TrainSpec {
+  const base = f.preset ? PRESETS[f.preset]?.spec : undefined;
+  if (f.preset && !base) fail("not-found", `unknown preset "${f.preset}"`, `one of ${PRESET_NAMES.join(", ")}`);
+  if (!base && (!f.dataset || !f.arch)) fail("bad-input", "train needs --preset NAME, or --dataset and --arch", `--arch one of ${ARCHITECTURE_KINDS.join(", ")}`);
+  if (f.dataset && !DATASET_NAMES.includes(f.dataset)) fail("not-found", `unknown dataset "${f.dataset}"`, `one of ${DATASET_NAMES.join(", ")}`);
+  if (f.arch && !ARCHITECTURE_KINDS.includes(f.arch as never)) fail("not-found", `unknown architecture "${f.arch}"`, `one of ${ARCHITECTURE_KINDS.join(", ")}`);
+  const arch: Record<string, unknown> = f.arch && f.arch !== base?.arch.kind ? { kind: f.arch } : { ...(base?.arch ?? {}) };
+  const set = (key: string, v: unknown) => { if (v !== undefined) arch[key] = v; };
+  set("hidden", f.hidden && numberList(f.hidden));
+  set("activation", f.activation);
+  set("filters", f.filters && numberList(f.filters));
+  set("dense", f.dense && number(f.dense));
+  set("dropout", f.dropout && number(f.dropout));
+  set("maxDepth", f.maxDepth && number(f.maxDepth));
+  set("minSamplesLeaf", f.minSamplesLeaf && number(f.minSamplesLeaf));
+  set("l2", f.l2 && number(f.l2));
+  const spec = {
+    ...(base ?? {}),
+    dataset: f.dataset ?? base?.dataset,
+    arch,
+    ...(f.epochs !== undefined && { epochs: number(f.epochs) }),
+    ...(f.batchSize !== undefined && { batchSize: number(f.batchSize) }),
+    ...(f.lr !== undefined && { learningRate: number(f.lr) }),
+    ...(f.seed !== undefined && { seed: number(f.seed) }),
+  };
+  return parseFlags(TrainSpec, spec, "train");
+}
+
+export function trainCommand(program: Command): void {
+  program
+    .command("train")
+    .description("train a model on a dataset and save it with its manifest (test accuracy included)")
+    .option("--preset <name>", `a reviewed victim: ${PRESET_NAMES.join(", ")}`)
+    .option("--dataset <name>", `dataset: ${DATASET_NAMES.join(", ")}`)
+    .option("--arch <kind>", `architecture: ${ARCHITECTURE_KINDS.join(", ")}`)
+    .option("--hidden <sizes>", "mlp hidden layer sizes, e.g. 256,128")
+    .option("--activation <fn>", "mlp activation: relu, tanh, sigmoid, elu")
+    .option("--filters <counts>", "cnn filters per conv block, e.g. 32,64")
+    .option("--dense <units>", "cnn dense layer width")
+    .option("--dropout <rate>", "cnn dropout rate (0 keeps training bit-for-bit reproducible)")
+    .option("--max-depth <n>", "tree maximum depth")
+    .option("--min-samples-leaf <n>", "tree minimum samples per leaf")
+    .option("--l2 <lambda>", "L2 penalty on weights (softmax, mlp)")
+    .option("--epochs <n>", "training epochs")
+    .option("--batch-size <n>", "mini-batch size")
+    .option("--lr <rate>", "Adam learning rate")
+    .option("--seed <n>", "seed for the split, initialisation and batch order")
+    .option("--out <dir>", "model directory to write (default .heist/models/<preset or dataset-arch>)")
+    .option("--json", "print the manifest as JSON")
+    .action(async (f: TrainFlags) => {
+      const spec = specFromFlags(f);
+      const out = resolve(f.out ?? `.heist/models/${f.preset ?? `${spec.dataset}-${spec.arch.kind}`}`);
+      let bar: Progress | undefined;
+      const { model, manifest } = await trainModel(spec, (p) => {
+        bar ??= progress(`train ${spec.dataset}/${spec.arch.kind}`, p.epochs * p.rowsPerEpoch);
+        bar.update((p.epoch - 1) * p.rowsPerEpoch + p.rows, { epoch: `${p.epoch}/${p.epochs}`, loss: p.loss });
+      });
+      bar?.stop();
+      const saved = await saveModel(out, model, manifest);
+      model.dispose();
+      emit(f.json, { out, manifest: saved }, () =>
+        `saved ${out}\n  test accuracy ${pct(saved.metrics.testAccuracy)} on ${saved.metrics.testRows} rows · train ${saved.metrics.trainSeconds.toFixed(1)} s`);
+    });
+}

@@ -1,0 +1,54 @@
+import { z } from "zod";
+import { Architecture } from "./architecture.js";
+
+/** What `heist train` needs to make one model. A preset is a named, reviewed TrainSpec. */
+export const TrainSpec = z.object({
+  dataset: z.string(),
+  arch: Architecture,
+  epochs: z.number().int().positive().default(20),
+  batchSize: z.number().int().positive().default(64),
+  learningRate: z.number().positive().default(1e-3),
+  seed: z.number().int().nonnegative().default(0),
+  /** Split of the dataset into victim-train / test / attacker pool (see data/split.ts). */
+  split: z.object({
+    test: z.number().positive().max(0.9).default(0.2),
+    pool: z.number().positive().max(0.9).default(0.3),
+    overlap: z.boolean().default(false),
+  }).default({ test: 0.2, pool: 0.3, overlap: false }),
+});
+export type TrainSpec = z.infer<typeof TrainSpec>;
+export type TrainSpecInput = z.input<typeof TrainSpec>;
+
+/** The victims later scenarios use. Fashion-MNIST gives 1/6 of its 60k training images to the attacker. */
+export const PRESETS: Record<string, { description: string; spec: TrainSpecInput }> = {
+  "digits-softmax": {
+    description: "Softmax regression on digits (equation-solving target)",
+    spec: { dataset: "digits", arch: { kind: "softmax" }, epochs: 80, batchSize: 32, learningRate: 0.02 },
+  },
+  "digits-mlp": {
+    description: "64-64-10 ReLU MLP on digits",
+    spec: { dataset: "digits", arch: { kind: "mlp", hidden: [64] }, epochs: 60, batchSize: 32, learningRate: 3e-3 },
+  },
+  "breast-cancer-logistic": {
+    description: "Logistic regression on breast cancer (binary)",
+    spec: { dataset: "breast-cancer", arch: { kind: "softmax" }, epochs: 100, batchSize: 32, learningRate: 0.02 },
+  },
+  "iris-tree": {
+    description: "CART decision tree on iris (path-finding target)",
+    spec: { dataset: "iris", arch: { kind: "tree", maxDepth: 5 } },
+  },
+  "breast-cancer-tree": {
+    description: "CART decision tree on breast cancer (path-finding target)",
+    spec: { dataset: "breast-cancer", arch: { kind: "tree", maxDepth: 6, minSamplesLeaf: 2 } },
+  },
+  "fashion-mlp": {
+    description: "784-256-128-10 ReLU MLP on Fashion-MNIST",
+    spec: { dataset: "fashion-mnist", arch: { kind: "mlp", hidden: [256, 128] }, epochs: 15, batchSize: 64, split: { test: 0.2, pool: 1 / 6 } },
+  },
+  "fashion-cnn": {
+    description: "Two-block CNN (32, 64 filters) on Fashion-MNIST",
+    spec: { dataset: "fashion-mnist", arch: { kind: "cnn", filters: [32, 64], dense: 128, dropout: 0 }, epochs: 8, batchSize: 64, split: { test: 0.2, pool: 1 / 6 } },
+  },
+};
+
+export const PRESET_NAMES = Object.keys(PRESETS);

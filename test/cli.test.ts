@@ -1,0 +1,124 @@
+import { describe, expect, it, beforeAll, afterAll } from "vitest";
+import { execFile } from "node:child_process";
+import { createServer, type Server } from "node:http";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type { AddressInfo } from "node:net";
+import { fashionDir, skipWithoutFashion, tempDir } from "./helpers.js";
+
+const run = promisify(execFile);
+const zoo = tempDir("heist-zoo-");
+
+/** Run the built CLI as a user would; never throws, returns code and both streams. */
+async function heist(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run("node", ["bin/heist.js", ...args], { env: { ...process.env, HEIST_ZOO_DIR: zoo }, maxBuffer: 1 << 24 });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe("heist CLI", () => {
+  it("trains, saves and evaluates a model, with --json for programs", async () => {
+    const out = join(tempDir(), "digits-mlp");
+    const t = await heist("train", "--dataset", "digits", "--arch", "mlp", "--hidden", "32", "--epochs", "15", "--lr", "0.005", "--seed", "2", "--out", out, "--json");
+    expect(t.code).toBe(0);
+    const trained = JSON.parse(t.stdout);
+    expect(trained.manifest.architecture).toEqual({ kind: "mlp", hidden: [32], activation: "relu", l2: 0 });
+    expect(trained.manifest.metrics.testAccuracy).toBeGreaterThan(0.9);
+    expect(t.stderr).toMatch(/train digits\/mlp: \d+\/\d+/); // periodic progress lines off a terminal
+    const e = await heist("eval", "--model", out, "--json");
+    expect(e.code).toBe(0);
+    expect(JSON.parse(e.stdout).accuracy).toBe(trained.manifest.metrics.testAccuracy);
+    const human = await heist("eval", "--model", `tfjs://${out}`);
+    expect(human.stdout).toMatch(/accuracy \d+\.\d\d%/);
+  }, 60_000);
+
+  it("trains presets into the zoo and lists them", async () => {
+    expect((await heist("models", "--train", "iris-tree")).code).toBe(0);
+    const list = JSON.parse((await heist("models", "--json")).stdout) as { uri: string; trained: boolean; testAccuracy: number | null }[];
+    const iris = list.find((m) => m.uri === "zoo://iris-tree")!;
+    expect(iris.trained).toBe(true);
+    expect(iris.testAccuracy).toBeGreaterThan(0.85);
+    expect(list.find((m) => m.uri === "zoo://fashion-cnn")!.trained).toBe(false);
+    expect((await heist("eval", "--model", "zoo://iris-tree", "--json")).stdout).toContain('"accuracy"');
+  }, 60_000);
+
+  it("lists datasets with where they are", async () => {
+    const rows = JSON.parse((await heist("data", "list", "--json")).stdout) as { name: string; available: boolean; location: string }[];
+    expect(rows.map((r) => r.name)).toEqual(["iris", "wine", "breast-cancer", "digits", "fashion-mnist", "blobs", "moons"]);
+    expect(rows.find((r) => r.name === "digits")!.location).toMatch(/data\/digits\.csv\.gz$/);
+  });
+
+  it.each([
+    [["train", "--dataset", "mnist", "--arch", "mlp"], /unknown dataset "mnist" \(expected one of/],
+    [["train", "--dataset", "digits", "--arch", "transformer"], /unknown architecture "transformer"/],
+    [["train", "--dataset", "digits", "--arch", "mlp", "--hidden", "wide"], /--hidden: .*expected array/],
+    [["train", "--dataset", "digits", "--arch", "mlp", "--epochs", "-3"], /--epochs/],
+    [["train", "--dataset", "digits"], /needs --preset NAME, or --dataset and --arch/],
+    [["eval", "--model", "no/such/dir"], /no model at "no\/such\/dir"/],
+    [["eval", "--model", "zoo://iris-tree", "--dataset", "digits"], /shape \[4\] but digits rows have shape \[64\]/],
+    [["data", "fetch", "mnist", "--dir", "x"], /"mnist" cannot be fetched/],
+  ])("%j fails with a clear message and a non-zero exit", async (args, message) => {
+    const r = await heist(...(args as string[]));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  }, 30_000);
+
+  it("has --help for every command", async () => {
+    for (const cmd of [["train"], ["eval"], ["models"], ["data", "list"], ["data", "fetch"]]) {
+      const r = await heist(...cmd, "--help");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/Usage: heist/);
+    }
+  });
+});
+
+describe.skipIf(skipWithoutFashion)("heist data fetch", () => {
+  let server: Server;
+  let base = "";
+  const corrupt = new Set<string>();
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      const name = (req.url ?? "").slice(1);
+      const path = join(fashionDir!, name);
+      if (!existsSync(path)) return res.writeHead(404).end();
+      const body = readFileSync(path);
+      if (corrupt.has(name)) body[body.length - 20] ^= 0xff;
+      res.writeHead(200, { "content-length": body.length }).end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  });
+  afterAll(() => server.close());
+
+  it("downloads the four files and verifies their checksums", async () => {
+    const dir = tempDir();
+    const r = await heist("data", "fetch", "fashion-mnist", "--dir", dir, "--base-url", base, "--json");
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).written).toHaveLength(4);
+    expect(readdirSync(dir).sort()).toEqual(["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]);
+    const again = await heist("data", "fetch", "fashion-mnist", "--dir", dir, "--base-url", base, "--json");
+    expect(JSON.parse(again.stdout).written).toHaveLength(0); // present and valid: kept
+  }, 60_000);
+
+  it("refuses a corrupted download and keeps nothing of it", async () => {
+    const dir = tempDir();
+    corrupt.add("train-labels-idx1-ubyte.gz");
+    const r = await heist("data", "fetch", "fashion-mnist", "--dir", dir, "--base-url", base);
+    corrupt.clear();
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/train-labels-idx1-ubyte\.gz.*(SHA-256|gzip)/);
+    expect(readdirSync(dir)).toEqual(["train-images-idx3-ubyte.gz"]);
+  }, 60_000);
+
+  it("reports a server that does not have the files", async () => {
+    const r = await heist("data", "fetch", "fashion-mnist", "--dir", tempDir(), "--base-url", `${base}nowhere/`);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/HTTP 404/);
+  });
+});
