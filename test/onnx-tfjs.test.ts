@@ -27,3 +27,32 @@ describe("ONNX Runtime and TensorFlow.js agree on the same weights", () => {
     viaOrt.dispose();
   });
 });
+
+describe("heist's own ONNX export", () => {
+  it("a trained MLP served by ONNX Runtime answers as TensorFlow.js does, both heads", async () => {
+    const { mkdtempSync, writeFileSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { exportOnnx } = await import("../src/models/onnx-export.js");
+    await tfReady();
+    const net = buildClassifier({ kind: "mlp", hidden: [32, 16], activation: "tanh", l2: 0 }, [8, 8, 1], 10, 4);
+    const dir = mkdtempSync(join(tmpdir(), "heist-onnx-"));
+    const x = batch(uniform(300 * 64, rng(2)), [300, 8, 8, 1]);
+    for (const head of ["probabilities", "logits"] as const) {
+      writeFileSync(join(dir, `${head}.onnx`), exportOnnx(net, { output: head }));
+      const ort = await loadOnnxModel(join(dir, `${head}.onnx`));
+      expect(ort.output).toBe(head);
+      expect(ort.inputShape).toEqual([8, 8, 1]);
+      const a = await tfjsModel(net, head).predict(x);
+      const b = await ort.predict(x);
+      let worst = 0;
+      for (let i = 0; i < a.data.length; i++) worst = Math.max(worst, Math.abs(a.data[i] - b.data[i]));
+      expect(worst).toBeLessThan(1e-4);
+      ort.dispose();
+    }
+    const cnn = buildClassifier({ kind: "cnn", filters: [2], dense: 4, dropout: 0 }, [8, 8, 1], 10, 0);
+    expect(() => exportOnnx(cnn)).toThrow(/only dense networks/);
+    net.dispose();
+    cnn.dispose();
+  });
+});

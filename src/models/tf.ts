@@ -1,6 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import { createRequire } from "node:module";
-import { registerConv2DBackpropFilter } from "./conv2d-backprop-filter.js";
+import { registerWasmConvGradients } from "./wasm-conv-grads.js";
 
 let ready: Promise<typeof tf> | undefined;
 
@@ -19,7 +19,7 @@ export function tfReady(): Promise<typeof tf> {
     }
     if (forced !== "cpu") {
       await import("@tensorflow/tfjs-backend-wasm");
-      registerConv2DBackpropFilter("wasm");
+      registerWasmConvGradients("wasm");
       if (await tf.setBackend("wasm")) {
         await tf.ready();
         return tf;

@@ -2,6 +2,7 @@ import { takeRows, type Batch } from "../core/batch.js";
 import { permutation, rng } from "../core/rng.js";
 import { tf } from "./tf.js";
 import { LOGITS_LAYER } from "./tfjs-model.js";
+import { canFitDense, fitDense } from "./onnx-train.js";
 
 export interface TrainProgress {
   epoch: number;
@@ -20,6 +21,13 @@ export interface FitOptions {
   /** L2 penalty on every kernel (weight matrix), added to the loss. */
   l2?: number;
   onProgress?: (p: TrainProgress) => void;
+  /**
+   * Dense networks train with ONNX Runtime (see onnx-train.ts) unless this says "tfjs";
+   * HEIST_TRAIN_ENGINE sets the default.
+   */
+  engine?: "auto" | "tfjs";
+  /** Threads for the ONNX Runtime engine (default 2). */
+  threads?: number;
 }
 
 /**
@@ -27,6 +35,12 @@ export interface FitOptions {
  * with Adam, on seeded mini-batches. Labels are class indices. Returns the mean loss of each epoch.
  */
 export async function fitClassifier(net: tf.LayersModel, x: Batch, y: Int32Array, numClasses: number, o: FitOptions): Promise<number[]> {
+  const engine = o.engine ?? (process.env.HEIST_TRAIN_ENGINE === "tfjs" ? "tfjs" : "auto");
+  if (engine === "auto" && canFitDense(net)) return fitDense(net, x, y, numClasses, o);
+  return fitWithTfjs(net, x, y, numClasses, o);
+}
+
+async function fitWithTfjs(net: tf.LayersModel, x: Batch, y: Int32Array, numClasses: number, o: FitOptions): Promise<number[]> {
   const logitsNet = tf.model({ inputs: net.inputs, outputs: net.getLayer(LOGITS_LAYER).output as tf.SymbolicTensor });
   const vars = net.trainableWeights.map((w) => w.read() as tf.Variable);
   const kernels = vars.filter((v) => v.name.includes("kernel"));
