@@ -37,6 +37,21 @@ describe("heist CLI", () => {
     expect(human.stdout).toMatch(/accuracy \d+\.\d\d%/);
   }, 60_000);
 
+  it("exports a trained model to ONNX that heist then serves with ONNX Runtime", async () => {
+    const dir = tempDir();
+    expect((await heist("train", "--dataset", "iris", "--arch", "softmax", "--epochs", "60", "--lr", "0.05", "--out", join(dir, "m"))).code).toBe(0);
+    const x = await heist("export", "--model", join(dir, "m"), "--out", join(dir, "m.onnx"), "--json");
+    expect(x.code).toBe(0);
+    expect(JSON.parse(x.stdout).inputShape).toEqual([4]);
+    const a = JSON.parse((await heist("eval", "--model", join(dir, "m"), "--json")).stdout);
+    const b = JSON.parse((await heist("eval", "--model", `onnx://${join(dir, "m.onnx")}`, "--dataset", "iris", "--json")).stdout);
+    expect(b.accuracy).toBe(a.accuracy);
+    expect(a.accuracy).toBeGreaterThan(0.85);
+    const tree = await heist("export", "--model", "zoo://iris-tree", "--out", join(dir, "t.onnx"));
+    expect(tree.code).toBe(2);
+    expect(tree.stderr).toMatch(/is a tree model/);
+  }, 60_000);
+
   it("trains presets into the zoo and lists them", async () => {
     expect((await heist("models", "--train", "iris-tree")).code).toBe(0);
     const list = JSON.parse((await heist("models", "--json")).stdout) as { uri: string; trained: boolean; testAccuracy: number | null }[];
@@ -62,6 +77,7 @@ describe("heist CLI", () => {
     [["eval", "--model", "no/such/dir"], /no model at "no\/such\/dir"/],
     [["eval", "--model", "zoo://iris-tree", "--dataset", "digits"], /shape \[4\] but digits rows have shape \[64\]/],
     [["data", "fetch", "mnist", "--dir", "x"], /"mnist" cannot be fetched/],
+    [["eval", "--model", "onnx://test/fixtures/badshape.onnx", "--dataset", "iris"], /input "grid".*\[3, 4, 5\]/],
   ])("%j fails with a clear message and a non-zero exit", async (args, message) => {
     const r = await heist(...(args as string[]));
     expect(r.code).toBe(2);
@@ -70,12 +86,12 @@ describe("heist CLI", () => {
   }, 30_000);
 
   it("has --help for every command", async () => {
-    for (const cmd of [["train"], ["eval"], ["models"], ["data", "list"], ["data", "fetch"]]) {
-      const r = await heist(...cmd, "--help");
+    const cmds = [["train"], ["eval"], ["models"], ["export"], ["data", "list"], ["data", "fetch"]];
+    for (const r of await Promise.all(cmds.map((cmd) => heist(...cmd, "--help")))) {
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/Usage: heist/);
     }
-  });
+  }, 30_000);
 });
 
 describe.skipIf(skipWithoutFashion)("heist data fetch", () => {

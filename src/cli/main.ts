@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { isHeistError } from "../core/errors.js";
 import { dataCommand } from "./data.js";
 import { evalCommand } from "./eval.js";
+import { exportCommand } from "./export.js";
 import { modelsCommand } from "./models.js";
 import { trainCommand } from "./train.js";
 
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
   trainCommand(program);
   evalCommand(program);
   modelsCommand(program);
+  exportCommand(program);
   dataCommand(program);
   return program;
 }

@@ -1,11 +1,10 @@
 import { InferenceSession, Tensor } from "onnxruntime-node";
 import { type Batch } from "../core/batch.js";
-import { permutation, rng } from "../core/rng.js";
 import { denseLayers, denseWeights, setDenseWeights, type DenseLayer } from "./dense-net.js";
 import { denseForward } from "./onnx-export.js";
 import { graphBuilder } from "./onnx-proto.js";
 import type { tf } from "./tf.js";
-import type { FitOptions } from "./train.js";
+import { epochLoop, type FitOptions } from "./epoch-loop.js";
 
 /**
  * Training dense networks (softmax regression, MLPs) with ONNX Runtime as the engine.
@@ -99,44 +98,34 @@ export async function fitDense(net: tf.LayersModel, x: Batch, y: Int32Array, num
     state[`v_${n}`] = new Tensor("float32", new Float32Array(weights[j].length), shapes[j]);
   });
   const d = layers[0].inputs;
-  const r = rng(o.seed);
-  const n = y.length;
-  const losses: number[] = [];
   const scalar = (v: number) => new Tensor("float32", Float32Array.of(v), []);
   const lr = scalar(o.learningRate);
   let t = 0;
   try {
-    for (let epoch = 1; epoch <= o.epochs; epoch++) {
-      const order = permutation(n, r);
-      let total = 0;
-      for (let start = 0; start < n; start += o.batchSize) {
-        const idx = order.subarray(start, Math.min(n, start + o.batchSize));
-        const b = idx.length;
-        const xb = new Float32Array(b * d);
-        const yb = new Float32Array(b * numClasses);
-        for (let i = 0; i < b; i++) {
-          xb.set(x.data.subarray(idx[i] * d, (idx[i] + 1) * d), i * d);
-          yb[i * numClasses + y[idx[i]]] = 1;
-        }
-        t++;
-        const out = await session.run({
-          ...state,
-          x: new Tensor("float32", xb, [b, d]),
-          y: new Tensor("float32", yb, [b, numClasses]),
-          scale: scalar(1 / b),
-          lr,
-          c1: scalar(1 / (1 - BETA1 ** t)),
-          c2: scalar(1 / (1 - BETA2 ** t)),
-        });
-        for (const p of names) for (const s of [p, `m_${p}`, `v_${p}`]) state[s] = out[`${s}_next`];
-        total += (out.loss.data as Float32Array)[0] * b;
-        o.onProgress?.({ epoch, epochs: o.epochs, rows: start + b, rowsPerEpoch: n, loss: total / (start + b) });
+    const losses = await epochLoop(y.length, o, async (idx) => {
+      const b = idx.length;
+      const xb = new Float32Array(b * d);
+      const yb = new Float32Array(b * numClasses);
+      for (let i = 0; i < b; i++) {
+        xb.set(x.data.subarray(idx[i] * d, (idx[i] + 1) * d), i * d);
+        yb[i * numClasses + y[idx[i]]] = 1;
       }
-      losses.push(total / n);
-    }
+      t++;
+      const out = await session.run({
+        ...state,
+        x: new Tensor("float32", xb, [b, d]),
+        y: new Tensor("float32", yb, [b, numClasses]),
+        scale: scalar(1 / b),
+        lr,
+        c1: scalar(1 / (1 - BETA1 ** t)),
+        c2: scalar(1 / (1 - BETA2 ** t)),
+      });
+      for (const p of names) for (const s of [p, `m_${p}`, `v_${p}`]) state[s] = out[`${s}_next`];
+      return (out.loss.data as Float32Array)[0];
+    });
+    setDenseWeights(net, names.map((p) => state[p].data as Float32Array));
+    return losses;
   } finally {
     await session.release();
   }
-  setDenseWeights(net, names.map((p) => state[p].data as Float32Array));
-  return losses;
 }

@@ -47,7 +47,7 @@ export const PRESETS: Record<string, { description: string; spec: TrainSpecInput
   },
   "fashion-cnn": {
     description: "Two-block CNN (32, 64 filters) on Fashion-MNIST",
-    spec: { dataset: "fashion-mnist", arch: { kind: "cnn", filters: [32, 64], dense: 128, dropout: 0 }, epochs: 8, batchSize: 64, split: { test: 0.2, pool: 1 / 6 } },
+    spec: { dataset: "fashion-mnist", arch: { kind: "cnn", filters: [32, 64], dense: 128, dropout: 0 }, epochs: 6, batchSize: 64, split: { test: 0.2, pool: 1 / 6 } },
   },
 };
 

@@ -1,34 +1,10 @@
 import { takeRows, type Batch } from "../core/batch.js";
-import { permutation, rng } from "../core/rng.js";
 import { tf } from "./tf.js";
 import { LOGITS_LAYER } from "./tfjs-model.js";
 import { canFitDense, fitDense } from "./onnx-train.js";
+import { epochLoop, type FitOptions } from "./epoch-loop.js";
 
-export interface TrainProgress {
-  epoch: number;
-  epochs: number;
-  /** Rows seen so far in this epoch. */
-  rows: number;
-  rowsPerEpoch: number;
-  loss: number;
-}
-
-export interface FitOptions {
-  epochs: number;
-  batchSize: number;
-  learningRate: number;
-  seed: number;
-  /** L2 penalty on every kernel (weight matrix), added to the loss. */
-  l2?: number;
-  onProgress?: (p: TrainProgress) => void;
-  /**
-   * Dense networks train with ONNX Runtime (see onnx-train.ts) unless this says "tfjs";
-   * HEIST_TRAIN_ENGINE sets the default.
-   */
-  engine?: "auto" | "tfjs";
-  /** Threads for the ONNX Runtime engine (default 2). */
-  threads?: number;
-}
+export type { FitOptions, TrainProgress } from "./epoch-loop.js";
 
 /**
  * Train a heist classifier (a network with a `logits` layer) by minimising softmax cross-entropy
@@ -45,37 +21,27 @@ async function fitWithTfjs(net: tf.LayersModel, x: Batch, y: Int32Array, numClas
   const vars = net.trainableWeights.map((w) => w.read() as tf.Variable);
   const kernels = vars.filter((v) => v.name.includes("kernel"));
   const optimizer = tf.train.adam(o.learningRate);
-  const r = rng(o.seed);
-  const n = y.length;
   const rowShape = x.shape.slice(1);
-  const losses: number[] = [];
   try {
-    for (let epoch = 1; epoch <= o.epochs; epoch++) {
-      const order = permutation(n, r);
-      let total = 0;
-      for (let start = 0; start < n; start += o.batchSize) {
-        const idx = order.subarray(start, Math.min(n, start + o.batchSize));
-        const xb = takeRows(x, idx);
-        const labels = new Int32Array(idx.length);
-        for (let i = 0; i < idx.length; i++) labels[i] = y[idx[i]];
-        const cost = tf.tidy(() => {
-          const xt = tf.tensor(xb.data, [idx.length, ...rowShape]);
-          const yt = tf.oneHot(tf.tensor1d(labels, "int32"), numClasses);
-          return optimizer.minimize(() => {
-            const logits = logitsNet.apply(xt, { training: true }) as tf.Tensor;
-            let loss = tf.losses.softmaxCrossEntropy(yt, logits) as tf.Scalar;
-            if (o.l2) for (const k of kernels) loss = tf.add(loss, tf.mul(o.l2, tf.sum(tf.square(k))));
-            return loss;
-          }, true, vars) as tf.Scalar;
-        });
-        total += (await cost.data())[0] * idx.length;
-        cost.dispose();
-        o.onProgress?.({ epoch, epochs: o.epochs, rows: Math.min(n, start + o.batchSize), rowsPerEpoch: n, loss: total / Math.min(n, start + o.batchSize) });
-      }
-      losses.push(total / n);
-    }
+    return await epochLoop(y.length, o, async (idx) => {
+      const xb = takeRows(x, idx);
+      const labels = new Int32Array(idx.length);
+      for (let i = 0; i < idx.length; i++) labels[i] = y[idx[i]];
+      const cost = tf.tidy(() => {
+        const xt = tf.tensor(xb.data, [idx.length, ...rowShape]);
+        const yt = tf.oneHot(tf.tensor1d(labels, "int32"), numClasses);
+        return optimizer.minimize(() => {
+          const logits = logitsNet.apply(xt, { training: true }) as tf.Tensor;
+          let loss = tf.losses.softmaxCrossEntropy(yt, logits) as tf.Scalar;
+          if (o.l2) for (const k of kernels) loss = tf.add(loss, tf.mul(o.l2, tf.sum(tf.square(k))));
+          return loss;
+        }, true, vars) as tf.Scalar;
+      });
+      const loss = (await cost.data())[0];
+      cost.dispose();
+      return loss;
+    });
   } finally {
     optimizer.dispose();
   }
-  return losses;
 }

@@ -1,0 +1,39 @@
+import type { Command } from "commander";
+import { resolve } from "node:path";
+import { z } from "zod";
+import { fail } from "../core/errors.js";
+import { writeFileAtomic } from "../core/fs.js";
+import { loadModel } from "../models/load.js";
+import { exportOnnx } from "../models/onnx-export.js";
+import type { TfjsModel } from "../models/tfjs-model.js";
+import { emit, parseFlags } from "./output.js";
+
+const ExportFlags = z.object({
+  model: z.string().min(1),
+  out: z.string().min(1),
+  output: z.enum(["probabilities", "logits"]).default("probabilities"),
+  json: z.boolean().optional(),
+});
+
+export function exportCommand(program: Command): void {
+  program
+    .command("export")
+    .description("export a heist dense model (softmax regression, MLP) as an ONNX file for any ONNX runtime")
+    .requiredOption("--model <uri>", "zoo://NAME, tfjs://DIR or a model directory")
+    .requiredOption("--out <file>", "the .onnx file to write")
+    .option("--output <head>", "which head the ONNX model answers with: probabilities or logits", "probabilities")
+    .option("--json", "print what was written as JSON")
+    .action(async (raw: Record<string, unknown>) => {
+      const f = parseFlags(ExportFlags, raw, "export");
+      const { model, manifest } = await loadModel(f.model);
+      try {
+        if (manifest.engine !== "tfjs") fail("unsupported", `${f.model} is a ${manifest.engine} model`, "a TensorFlow.js model directory");
+        const bytes = exportOnnx((model as TfjsModel).net, { output: f.output });
+        const out = resolve(f.out);
+        await writeFileAtomic(out, bytes);
+        emit(f.json, { out, bytes: bytes.length, output: f.output, inputShape: manifest.inputShape }, () => `wrote ${out} (${bytes.length} bytes; input [batch, ${manifest.inputShape.join(", ")}], output ${f.output})`);
+      } finally {
+        model.dispose();
+      }
+    });
+}

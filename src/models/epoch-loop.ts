@@ -1,0 +1,49 @@
+import { permutation, rng } from "../core/rng.js";
+
+export interface TrainProgress {
+  epoch: number;
+  epochs: number;
+  /** Rows seen so far in this epoch. */
+  rows: number;
+  rowsPerEpoch: number;
+  loss: number;
+}
+
+export interface FitOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  seed: number;
+  /** L2 penalty on every kernel (weight matrix), added to the loss. */
+  l2?: number;
+  onProgress?: (p: TrainProgress) => void;
+  /**
+   * Dense networks train with ONNX Runtime (see onnx-train.ts) unless this says "tfjs";
+   * HEIST_TRAIN_ENGINE sets the default.
+   */
+  engine?: "auto" | "tfjs";
+  /** Threads for the ONNX Runtime engine (default 2). */
+  threads?: number;
+}
+
+/**
+ * The seeded mini-batch loop both engines share: shuffles rows each epoch, calls `step` with each
+ * batch's row indices (it returns the batch's mean loss), reports progress, returns each epoch's mean loss.
+ */
+export async function epochLoop(n: number, o: FitOptions, step: (idx: Int32Array) => Promise<number>): Promise<number[]> {
+  const r = rng(o.seed);
+  const losses: number[] = [];
+  for (let epoch = 1; epoch <= o.epochs; epoch++) {
+    const order = permutation(n, r);
+    let total = 0;
+    for (let start = 0; start < n; start += o.batchSize) {
+      const idx = order.subarray(start, Math.min(n, start + o.batchSize));
+      total += (await step(idx)) * idx.length;
+      const rows = start + idx.length;
+      o.onProgress?.({ epoch, epochs: o.epochs, rows, rowsPerEpoch: n, loss: total / rows });
+    }
+    losses.push(total / n);
+  }
+  return losses;
+}
+
