@@ -3,6 +3,8 @@ import { isHeistError } from "../core/errors.js";
 import { dataCommand } from "./data.js";
 import { evalCommand } from "./eval.js";
 import { exportCommand } from "./export.js";
+import { serveCommand } from "./serve.js";
+import { adminCommand } from "./admin.js";
 import { modelsCommand } from "./models.js";
 import { trainCommand } from "./train.js";
 
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
   evalCommand(program);
   modelsCommand(program);
   exportCommand(program);
+  serveCommand(program);
+  adminCommand(program);
   dataCommand(program);
   return program;
 }

@@ -1,0 +1,55 @@
+import type { Command } from "commander";
+import { randomBytes } from "node:crypto";
+import { loadConfig, secret } from "../gateway/config.js";
+import { loadModels } from "../gateway/models.js";
+import { createGateway } from "../gateway/server.js";
+import { sqliteStore } from "../gateway/stores/sqlite.js";
+import { fail } from "../core/errors.js";
+import { emit, number } from "./output.js";
+
+export function serveCommand(program: Command): void {
+  program
+    .command("serve")
+    .description("serve models behind the protective gateway (Open Inference Protocol v2, keys, quotas, pricing, ledger)")
+    .option("--config <file>", "gateway config (YAML or JSON); without it, the zoo's small victims on an embedded SQLite file")
+    .option("--host <host>", "address to listen on (overrides the config)")
+    .option("--port <port>", "port to listen on (overrides the config; 0 picks a free one)")
+    .option("--json", "print where it listens as JSON (one line), then log JSON lines")
+    .action(async (f: { config?: string; host?: string; port?: string; json?: boolean }) => {
+      const config = loadConfig(f.config);
+      if (f.host) config.server.host = f.host;
+      if (f.port !== undefined) {
+        const p = number(f.port);
+        if (typeof p !== "number" || !Number.isInteger(p) || p < 0 || p > 65535) fail("bad-input", `--port ${f.port} is not a port number`, "0–65535");
+        config.server.port = p as number;
+      }
+      let generatedToken: string | undefined;
+      if (!secret(config.admin.token)) {
+        generatedToken = randomBytes(24).toString("base64url");
+        config.admin.token = generatedToken;
+      }
+      const store = sqliteStore(config.store.sqlite);
+      process.stderr.write(`loading ${config.models.length} model(s) (zoo models train on first use)…\n`);
+      const registry = await loadModels(config);
+      const app = createGateway({ config, store, registry, logger: f.json ? { level: "info", redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] } : false });
+      const address = await app.listen({ host: config.server.host, port: config.server.port });
+      emit(f.json, { url: address, models: [...registry.models.keys()], store: config.store.sqlite, adminToken: generatedToken ?? null }, () =>
+        [
+          `heist gateway on ${address}  (store: ${config.store.sqlite})`,
+          `models: ${[...registry.models.keys()].join(", ")}`,
+          generatedToken ? `admin token (set HEIST_ADMIN_TOKEN to choose one): ${generatedToken}` : "admin token: from the config",
+          `try: heist admin --url ${address} clients create --name me --plan free`,
+        ].join("\n"));
+      await new Promise<void>((resolve) => {
+        const stop = async () => {
+          process.stderr.write("draining in-flight requests…\n");
+          await app.close();
+          registry.dispose();
+          await store.close();
+          resolve();
+        };
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+    });
+}

@@ -1,0 +1,65 @@
+import { createHash } from "node:crypto";
+import { priceRows, windows } from "../gateway/pricing.js";
+import { mergeHeaders, type Answer, type Defense, type Query } from "../gateway/pipeline.js";
+import { Problem } from "../gateway/problem.js";
+import { fmtDollars } from "../gateway/money.js";
+import type { ChargeResult, Store, Usage } from "../gateway/stores/store.js";
+
+/**
+ * Daily quota, tiered per-row pricing, prepaid balance or monthly cap, and the ledger, in one place
+ * because they must be one atomic step: a cheap pre-check refuses what is already out of reach
+ * before the model runs, then the store checks again and charges and writes the ledger row in one
+ * transaction. Only served rows count and only served requests cost money.
+ */
+export function billing(deps: { store: Store }): Defense {
+  return async (q, next) => {
+    const { client, plan, key } = q;
+    if (!client || !plan || !key) return next();
+    refuseIfOut(q, await deps.store.usage(client.id, q.nowMs));
+    const answer = await next();
+    const r = await deps.store.charge({
+      requestId: q.id, clientId: client.id, keyId: key.id, model: q.model.name, rows: q.rows, plan, nowMs: q.nowMs, answerHash: answerHash(answer),
+    });
+    if (!r.ok) refuseIfOut(q, r, r.reason);
+    mergeHeaders(answer.headers, usageHeaders(q, r));
+    return answer;
+  };
+}
+
+function refuseIfOut(q: Query, u: Usage, reason?: "quota" | "balance" | "cap"): void {
+  const plan = q.plan!;
+  const cost = priceRows(plan.tiers, u.usedToday, q.rows);
+  const { secondsToMidnight } = windows(q.nowMs);
+  const headers = usageHeaders(q, u);
+  if (reason === "quota" || u.usedToday + q.rows > plan.dailyQuota) {
+    const left = Math.max(0, plan.dailyQuota - u.usedToday);
+    throw new Problem("quota-exceeded", `daily quota reached: ${left} of ${plan.dailyQuota} rows left today and this request has ${q.rows}; it resets at 00:00 UTC`, {
+      headers: { ...headers, "retry-after": String(secondsToMidnight) },
+    });
+  }
+  if (reason === "balance" || (plan.billing.kind === "prepaid" && cost > u.balance)) {
+    throw new Problem("balance-exhausted", `this request costs ${fmtDollars(cost)} but your balance is ${fmtDollars(u.balance)}; top up to continue`, { headers });
+  }
+  if (reason === "cap" || (plan.billing.kind === "cap" && u.monthSpend + cost > plan.billing.monthlyCap)) {
+    throw new Problem("spending-cap-reached", `this request costs ${fmtDollars(cost)} and would take this month's spend past your cap of ${fmtDollars(plan.billing.kind === "cap" ? plan.billing.monthlyCap : 0)}`, { headers });
+  }
+}
+
+function usageHeaders(q: Query, u: Usage & { cost?: number; ok?: boolean }): Record<string, string> {
+  const plan = q.plan!;
+  const remaining = Math.max(0, plan.dailyQuota - u.usedToday);
+  const { secondsToMidnight } = windows(q.nowMs);
+  const h: Record<string, string> = {
+    "heist-quota-limit": String(plan.dailyQuota),
+    "heist-quota-remaining": String(remaining),
+    "heist-balance": (u.balance / 1e6).toFixed(6),
+    "heist-month-spend": (u.monthSpend / 1e6).toFixed(6),
+    "ratelimit-policy": `"daily";q=${plan.dailyQuota};w=86400`,
+    ratelimit: `"daily";r=${remaining};t=${secondsToMidnight}`,
+  };
+  if (u.ok) h["heist-cost"] = ((u as ChargeResult).cost / 1e6).toFixed(6);
+  return h;
+}
+
+/** SHA-256 of what the client is sent: the ledger proves which answer was paid for. */
+export const answerHash = (a: Answer) => createHash("sha256").update(JSON.stringify(a.outputs)).digest("hex");

@@ -1,0 +1,50 @@
+import { argmaxRows, rowsOf, widthOf, type Batch } from "../core/batch.js";
+import type { OutputPolicy } from "../gateway/config.js";
+import type { Defense, OutputTensor } from "../gateway/pipeline.js";
+
+/**
+ * What a client may see of an answer — the first defence against extraction: a label alone leaks
+ * far less than a probability vector (Tramèr et al. 2016 show confidence values make equation-solving
+ * exact; label-only answers force many more queries). Policies: label, top-k (labels and scores),
+ * probabilities, logits, embedding; values optionally rounded to n decimals.
+ */
+export function outputPolicy(): Defense {
+  return async (q, next) => {
+    const answer = await next();
+    answer.outputs = shape(answer.raw, q.plan?.output ?? q.model.policy);
+    return answer;
+  };
+}
+
+const round = (v: number, decimals?: number) => (decimals === undefined ? v : Number(v.toFixed(decimals)));
+
+export function shape(raw: Batch, p: OutputPolicy): OutputTensor[] {
+  const n = rowsOf(raw);
+  const w = widthOf(raw);
+  if (p.kind === "label") {
+    return [{ name: "label", datatype: "INT64", shape: [n, 1], data: Array.from(argmaxRows(raw)) }];
+  }
+  if (p.kind === "top-k") {
+    const k = Math.min(p.k, w);
+    const labels: number[] = [];
+    const scores: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const row = raw.data.subarray(i * w, (i + 1) * w);
+      const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b).slice(0, k);
+      labels.push(...order);
+      scores.push(...order.map((j) => round(row[j], p.decimals)));
+    }
+    return [
+      { name: "labels", datatype: "INT64", shape: [n, k], data: labels },
+      { name: "scores", datatype: "FP32", shape: [n, k], data: scores },
+    ];
+  }
+  return [{ name: p.kind, datatype: "FP32", shape: [n, w], data: Array.from(raw.data, (v) => round(v, p.decimals)) }];
+}
+
+/** Which policies make sense for which model outputs (checked when the gateway starts). */
+export function policyFits(p: OutputPolicy, output: string): boolean {
+  if (output === "embedding") return p.kind === "embedding";
+  if (output === "leaf") return p.kind === "label" || p.kind === "probabilities";
+  return p.kind !== "embedding" && (p.kind !== "logits" || output === "logits");
+}

@@ -1,0 +1,142 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { fail, HeistError } from "../core/errors.js";
+import { dollars } from "./money.js";
+
+/** What a client may see of a model's answer. Narrower policies leak less (see defenses/output-policy.ts). */
+export const OutputPolicy = z.object({
+  kind: z.enum(["label", "top-k", "probabilities", "embedding", "logits"]).default("probabilities"),
+  /** For top-k. */
+  k: z.number().int().positive().default(1),
+  /** Round every returned value to this many decimals. */
+  decimals: z.number().int().min(0).max(8).optional(),
+});
+export type OutputPolicy = z.infer<typeof OutputPolicy>;
+
+export const Tier = z.object({
+  /** Rows per day up to which this price applies (the last tier has none: unbounded). */
+  upTo: z.number().int().positive().optional(),
+  /** Dollars per row. */
+  pricePerRow: dollars,
+});
+
+export const Plan = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "letters, digits, '.', '_' or '-'"),
+  /** Rows per UTC day; a batch of N rows counts N. */
+  dailyQuota: z.number().int().nonnegative(),
+  /** Token bucket: at most `capacity` rows at once, refilled at `refillPerSecond`. */
+  burst: z.object({ capacity: z.number().int().positive(), refillPerSecond: z.number().positive() }).optional(),
+  /** Price per row, rising with the day's use. */
+  tiers: z.array(Tier).min(1).default([{ pricePerRow: 0 }]),
+  billing: z.discriminatedUnion("kind", [
+    /** Spend from a balance topped up in advance; 402 when it runs out. */
+    z.object({ kind: z.literal("prepaid") }),
+    /** Post-paid with a monthly spending cap; 402 when the month's spend would pass it. */
+    z.object({ kind: z.literal("cap"), monthlyCap: dollars }),
+  ]).default({ kind: "prepaid" }),
+  /** Model names this plan may query; "*" for all. */
+  models: z.array(z.string()).default(["*"]),
+  /** Overrides the model's output policy for this plan. */
+  output: OutputPolicy.optional(),
+}).superRefine((p, ctx) => {
+  p.tiers.forEach((t, i) => {
+    const last = i === p.tiers.length - 1;
+    if (!last && t.upTo === undefined) ctx.addIssue({ code: "custom", path: ["tiers", i, "upTo"], message: "every tier but the last needs upTo" });
+    if (i > 0 && t.upTo !== undefined && t.upTo <= (p.tiers[i - 1].upTo ?? 0)) ctx.addIssue({ code: "custom", path: ["tiers", i, "upTo"], message: "tiers must rise" });
+  });
+});
+export type Plan = z.infer<typeof Plan>;
+
+export const ModelConfig = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "letters, digits, '.', '_' or '-'"),
+  /** zoo://NAME, tfjs://DIR, onnx://FILE or a path. */
+  source: z.string().optional(),
+  /** Proxy to a remote Open Inference Protocol v2 server instead. */
+  upstream: z.object({
+    url: z.string().url(),
+    model: z.string(),
+    timeoutMs: z.number().int().positive().default(5000),
+    /** Sent as a bearer token when the upstream is itself a gateway; `env:NAME` reads the environment. */
+    apiKey: z.string().optional(),
+  }).optional(),
+  output: OutputPolicy.default({ kind: "probabilities", k: 1 }),
+}).refine((m) => (m.source === undefined) !== (m.upstream === undefined), { message: "a model needs exactly one of source or upstream" });
+export type ModelConfig = z.infer<typeof ModelConfig>;
+
+export const GatewayConfig = z.object({
+  server: z.object({
+    host: z.string().default("127.0.0.1"),
+    port: z.number().int().min(0).max(65535).default(8080),
+    /** Rows per request. */
+    maxBatch: z.number().int().positive().default(256),
+    bodyLimitBytes: z.number().int().positive().default(8 * 1024 * 1024),
+    requestTimeoutMs: z.number().int().positive().default(30_000),
+  }).default({ host: "127.0.0.1", port: 8080, maxBatch: 256, bodyLimitBytes: 8 * 1024 * 1024, requestTimeoutMs: 30_000 }),
+  admin: z.object({
+    /** The admin API's bearer token; `env:NAME` reads it from the environment. */
+    token: z.string().min(1).default("env:HEIST_ADMIN_TOKEN"),
+    loopbackOnly: z.boolean().default(true),
+  }).default({ token: "env:HEIST_ADMIN_TOKEN", loopbackOnly: true }),
+  store: z.object({
+    sqlite: z.string().default(".heist/gateway.sqlite"),
+    /** What to do when the store cannot be reached: refuse with 503 (closed) or serve uncounted (open). */
+    failMode: z.enum(["closed", "open"]).default("closed"),
+  }).default({ sqlite: ".heist/gateway.sqlite", failMode: "closed" }),
+  models: z.array(ModelConfig).min(1),
+  plans: z.array(Plan).min(1),
+}).superRefine((c, ctx) => {
+  const dupes = (names: string[]) => names.filter((n, i) => names.indexOf(n) !== i);
+  for (const d of dupes(c.models.map((m) => m.name))) ctx.addIssue({ code: "custom", path: ["models"], message: `model "${d}" is defined twice` });
+  for (const d of dupes(c.plans.map((p) => p.name))) ctx.addIssue({ code: "custom", path: ["plans"], message: `plan "${d}" is defined twice` });
+});
+export type GatewayConfig = z.infer<typeof GatewayConfig>;
+export type GatewayConfigInput = z.input<typeof GatewayConfig>;
+
+/** The embedded defaults: the zoo's small victims, a free plan and a paid one, SQLite. */
+export const DEFAULT_CONFIG: GatewayConfigInput = {
+  models: [
+    { name: "digits-softmax", source: "zoo://digits-softmax" },
+    { name: "digits-mlp", source: "zoo://digits-mlp" },
+    { name: "breast-cancer-logistic", source: "zoo://breast-cancer-logistic" },
+    { name: "iris-tree", source: "zoo://iris-tree" },
+  ],
+  plans: [
+    { name: "free", dailyQuota: 1000, burst: { capacity: 50, refillPerSecond: 20 }, tiers: [{ pricePerRow: 0 }] },
+    {
+      name: "pro", dailyQuota: 100_000, burst: { capacity: 500, refillPerSecond: 200 },
+      tiers: [{ upTo: 1000, pricePerRow: 0.001 }, { upTo: 10_000, pricePerRow: 0.002 }, { pricePerRow: 0.005 }],
+    },
+  ],
+};
+
+export function parseConfig(raw: unknown, source = "config"): GatewayConfig {
+  const r = GatewayConfig.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    fail("bad-input", `${source}: ${i.path.map(String).join(".") || "(root)"}: ${i.message}`);
+  }
+  return r.data!;
+}
+
+export function loadConfig(path?: string): GatewayConfig {
+  if (!path) return parseConfig(DEFAULT_CONFIG, "embedded defaults");
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new HeistError("not-found", `cannot read config file ${path}`);
+  }
+  let raw: unknown;
+  try {
+    raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new HeistError("bad-input", `${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message.split("\n")[0]}`);
+  }
+  return parseConfig(raw, path);
+}
+
+/** Resolve `env:NAME` secrets. */
+export function secret(value: string): string | undefined {
+  return value.startsWith("env:") ? process.env[value.slice(4)] : value;
+}

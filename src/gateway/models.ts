@@ -1,0 +1,98 @@
+import { sizeOf, type Batch } from "../core/batch.js";
+import { fail } from "../core/errors.js";
+import { loadModel } from "../models/load.js";
+import type { Model } from "../models/model.js";
+import { policyFits } from "../defenses/output-policy.js";
+import { secret, type GatewayConfig, type ModelConfig } from "./config.js";
+import { InferResponse, ModelMetadata } from "./oip.js";
+import type { ServedModel } from "./pipeline.js";
+import { Problem } from "./problem.js";
+
+export interface ModelRegistry {
+  models: ReadonlyMap<string, ServedModel>;
+  metadata(name: string): ModelMetadata;
+  dispose(): void;
+}
+
+/** Load every configured model (local ones through loadModel, upstream ones by asking their server). */
+export async function loadModels(config: GatewayConfig): Promise<ModelRegistry> {
+  const models = new Map<string, ServedModel>();
+  const owned: Model[] = [];
+  for (const m of config.models) {
+    const served = m.upstream ? await upstreamModel(m) : await localModel(m, owned);
+    if (!policyFits(served.policy, served.output)) {
+      fail("bad-input", `model "${m.name}" answers with ${served.output} but its output policy is ${served.policy.kind}`);
+    }
+    for (const p of config.plans) {
+      if (p.output && (p.models.includes("*") || p.models.includes(m.name)) && !policyFits(p.output, served.output)) {
+        fail("bad-input", `plan "${p.name}" asks for ${p.output.kind} answers but model "${m.name}" gives ${served.output}`);
+      }
+    }
+    models.set(m.name, served);
+  }
+  return {
+    models,
+    metadata(name) {
+      const m = models.get(name);
+      if (!m) throw new Problem("unknown-model", `no model named "${name}" here`);
+      return {
+        name, versions: ["1"], platform: "heist",
+        inputs: [{ name: "input", datatype: "FP32", shape: [-1, ...m.inputShape] }],
+        outputs: [{ name: m.policy.kind, datatype: m.policy.kind === "label" ? "INT64" : "FP32", shape: [-1, m.policy.kind === "label" ? 1 : m.outputWidth] }],
+      };
+    },
+    dispose: () => owned.forEach((m) => m.dispose()),
+  };
+}
+
+async function localModel(m: ModelConfig, owned: Model[]): Promise<ServedModel> {
+  const { model } = await loadModel(m.source!, { output: m.output.kind === "logits" ? "logits" : undefined });
+  owned.push(model);
+  return { name: m.name, inputShape: model.inputShape, output: model.output, outputWidth: model.outputWidth, policy: m.output, predict: (x) => model.predict(x) };
+}
+
+/**
+ * A model served by another Open Inference Protocol v2 server (Triton, KServe, another heist). Its
+ * metadata is read at start-up; each query is forwarded with a timeout, and its failures become
+ * 502 (the upstream failed or answered nonsense) or 504 (it did not answer in time).
+ */
+async function upstreamModel(m: ModelConfig): Promise<ServedModel> {
+  const up = m.upstream!;
+  const base = `${up.url.replace(/\/$/, "")}/v2/models/${encodeURIComponent(up.model)}`;
+  const key = up.apiKey ? secret(up.apiKey) : undefined;
+  const auth: Record<string, string> = key ? { authorization: `Bearer ${key}` } : {};
+  let meta: ModelMetadata;
+  try {
+    const res = await fetch(base, { headers: auth, signal: AbortSignal.timeout(up.timeoutMs) });
+    meta = ModelMetadata.parse(await res.json());
+  } catch (e) {
+    return fail("network", `upstream model "${up.model}" at ${up.url} did not describe itself: ${(e as Error).message}`);
+  }
+  const inputShape = meta.inputs[0].shape.slice(1);
+  const outShape = meta.outputs[0].shape.slice(1);
+  if (inputShape.some((d) => d <= 0) || outShape.some((d) => d <= 0)) fail("unsupported", `upstream model "${up.model}" has dynamic feature dimensions`);
+  const outputName = meta.outputs[0].name;
+  const output = outputName.includes("emb") ? "embedding" : outputName === "logits" ? "logits" : "probabilities";
+  return {
+    name: m.name, inputShape, output, outputWidth: sizeOf(outShape), policy: m.output,
+    async predict(x: Batch): Promise<Batch> {
+      let res: Response;
+      try {
+        res = await fetch(`${base}/infer`, {
+          method: "POST",
+          headers: { "content-type": "application/json", ...auth },
+          body: JSON.stringify({ inputs: [{ name: meta.inputs[0].name, shape: [...x.shape], datatype: "FP32", data: Array.from(x.data) }] }),
+          signal: AbortSignal.timeout(up.timeoutMs),
+        });
+      } catch (e) {
+        const timedOut = (e as Error).name === "TimeoutError";
+        throw new Problem(timedOut ? "upstream-timeout" : "upstream-failed", timedOut ? `the model server behind "${m.name}" did not answer within ${up.timeoutMs} ms` : `the model server behind "${m.name}" could not be reached`);
+      }
+      if (!res.ok) throw new Problem("upstream-failed", `the model server behind "${m.name}" answered HTTP ${res.status}`);
+      const parsed = InferResponse.safeParse(await res.json().catch(() => undefined));
+      const out = parsed.success ? parsed.data.outputs[0] : undefined;
+      if (!out || out.data.length !== x.shape[0] * sizeOf(outShape)) throw new Problem("upstream-failed", `the model server behind "${m.name}" sent an answer that is not the tensor it promised`);
+      return { data: Float32Array.from(out.data), shape: [x.shape[0], ...outShape] };
+    },
+  };
+}

@@ -1,0 +1,93 @@
+import { z } from "zod";
+import { sizeOf, type Batch } from "../core/batch.js";
+import { Problem } from "./problem.js";
+
+/**
+ * Open Inference Protocol v2 (KServe / Triton / MLServer) request and response bodies, JSON
+ * tensors only. One schema gives the runtime check, the TypeScript type and the OpenAPI document.
+ */
+type Nested = number | Nested[];
+const Nested: z.ZodType<Nested> = z.lazy(() => z.union([z.number({ error: "not a finite number" }), z.array(Nested)], { error: "not a finite number or a list of them" }));
+
+export const InferInput = z.object({
+  name: z.string().min(1),
+  shape: z.array(z.number().int().nonnegative()).min(1),
+  datatype: z.string(),
+  data: z.array(Nested),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+});
+
+export const InferRequest = z.object({
+  id: z.string().max(200).optional(),
+  parameters: z.record(z.string(), z.unknown()).optional(),
+  inputs: z.array(InferInput).min(1),
+  outputs: z.array(z.object({ name: z.string(), parameters: z.record(z.string(), z.unknown()).optional() })).optional(),
+});
+export type InferRequest = z.infer<typeof InferRequest>;
+
+export const OutputTensor = z.object({
+  name: z.string(),
+  shape: z.array(z.number().int()),
+  datatype: z.enum(["FP32", "INT64"]),
+  data: z.array(z.number()),
+});
+
+export const InferResponse = z.object({
+  model_name: z.string(),
+  model_version: z.string().optional(),
+  id: z.string().optional(),
+  outputs: z.array(OutputTensor),
+});
+export type InferResponse = z.infer<typeof InferResponse>;
+
+export const TensorMetadata = z.object({ name: z.string(), datatype: z.string(), shape: z.array(z.number().int()) });
+export const ModelMetadata = z.object({
+  name: z.string(),
+  versions: z.array(z.string()).optional(),
+  platform: z.string(),
+  inputs: z.array(TensorMetadata),
+  outputs: z.array(TensorMetadata),
+});
+export type ModelMetadata = z.infer<typeof ModelMetadata>;
+
+function flatten(data: Nested[], out: number[]): void {
+  for (const v of data) {
+    if (Array.isArray(v)) flatten(v, out);
+    else out.push(v);
+  }
+}
+
+/**
+ * The request's single FP32 input as a batch of rows for a model taking rows of `inputShape`.
+ * Every way it can disagree with itself or with the model is a 400 naming what was expected.
+ */
+export function requestBatch(body: unknown, inputShape: readonly number[], maxBatch: number): Batch {
+  const r = InferRequest.safeParse(body);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new Problem("bad-request", `request body: ${i.path.map(String).join(".") || "(root)"}: ${i.message}`);
+  }
+  const req = r.data;
+  if (req.inputs.length !== 1) throw new Problem("invalid-tensor", `send exactly one input tensor, got ${req.inputs.length}`);
+  const input = req.inputs[0];
+  if (input.datatype !== "FP32") throw new Problem("invalid-tensor", `input "${input.name}" has datatype ${input.datatype}; this gateway accepts FP32`);
+  const values: number[] = [];
+  flatten(input.data, values);
+  const declared = sizeOf(input.shape);
+  if (values.length !== declared) {
+    throw new Problem("invalid-tensor", `input "${input.name}" has shape [${input.shape}] (${declared} values) but its data holds ${values.length}`);
+  }
+  const rows = input.shape[0];
+  const width = sizeOf(inputShape);
+  if (rows === 0) throw new Problem("invalid-tensor", "the batch is empty: the first dimension of the shape must be at least 1");
+  if (sizeOf(input.shape.slice(1)) !== width) {
+    throw new Problem("invalid-tensor", `each row has ${sizeOf(input.shape.slice(1))} features (shape [${input.shape.slice(1)}]); this model takes ${width} (shape [${inputShape}])`);
+  }
+  if (rows > maxBatch) throw new Problem("batch-too-large", `a batch of ${rows} rows is above this gateway's maximum of ${maxBatch}`);
+  const data = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) throw new Problem("invalid-tensor", `input "${input.name}" value ${i} is not a finite number`);
+    data[i] = values[i];
+  }
+  return { data, shape: [rows, ...inputShape] };
+}

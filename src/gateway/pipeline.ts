@@ -1,0 +1,76 @@
+import type { Batch } from "../core/batch.js";
+import type { OutputKind } from "../models/model.js";
+import type { OutputPolicy, Plan } from "./config.js";
+import type { ClientRecord, KeyRecord } from "./stores/store.js";
+
+/** A model as the gateway serves it: local or upstream, with its default output policy. */
+export interface ServedModel {
+  name: string;
+  inputShape: readonly number[];
+  output: OutputKind;
+  outputWidth: number;
+  policy: OutputPolicy;
+  predict(x: Batch): Promise<Batch>;
+}
+
+/** One inference request, as every defence sees it; framework-agnostic (no HTTP types). */
+export interface Query {
+  id: string;
+  model: ServedModel;
+  x: Batch;
+  rows: number;
+  /** The credential as presented (Authorization bearer or x-api-key), if any. */
+  apiKey?: string;
+  nowMs: number;
+  /** Filled in by the api-key defence. */
+  client?: ClientRecord;
+  key?: KeyRecord;
+  plan?: Plan;
+}
+
+/** A served tensor as Open Inference Protocol v2 describes it. */
+export interface OutputTensor {
+  name: string;
+  datatype: "FP32" | "INT64";
+  shape: number[];
+  data: number[];
+}
+
+export interface Answer {
+  /** What the model returned (inner defences may transform it; the client never sees it raw). */
+  raw: Batch;
+  kind: OutputKind;
+  /** What the client is sent, set by the output policy. */
+  outputs: OutputTensor[];
+  /** Response headers every defence may add to (cost, quota, balance, rate limits). */
+  headers: Record<string, string>;
+}
+
+/** One layer of the onion: work before `next()` guards, work after it shapes or accounts. */
+export type Defense = (q: Query, next: () => Promise<Answer>) => Promise<Answer>;
+
+/** Compose defences, outermost first, around the innermost handler that asks the model. */
+export function compose(defenses: readonly Defense[], inner: (q: Query) => Promise<Answer>): (q: Query) => Promise<Answer> {
+  return (q) => {
+    let last = -1;
+    const dispatch = (i: number): Promise<Answer> => {
+      if (i <= last) return Promise.reject(new Error("a defence called next() twice"));
+      last = i;
+      return i === defenses.length ? inner(q) : defenses[i](q, () => dispatch(i + 1));
+    };
+    return dispatch(0);
+  };
+}
+
+/** The innermost handler: run the model, answer with its raw output (the output policy shapes it). */
+export async function askModel(q: Query): Promise<Answer> {
+  const raw = await q.model.predict(q.x);
+  return { raw, kind: q.model.output, outputs: [], headers: {} };
+}
+
+/** Add headers; the IETF RateLimit fields are lists, so several limits' items are joined. */
+export function mergeHeaders(into: Record<string, string>, add: Record<string, string>): void {
+  for (const [k, v] of Object.entries(add)) {
+    into[k] = (k === "ratelimit" || k === "ratelimit-policy") && into[k] ? `${into[k]}, ${v}` : v;
+  }
+}

@@ -1,0 +1,105 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import { randomUUID } from "node:crypto";
+import { apiKey } from "../defenses/api-key.js";
+import { billing } from "../defenses/billing.js";
+import { outputPolicy } from "../defenses/output-policy.js";
+import { rateLimit } from "../defenses/rate-limit.js";
+import { adminRoutes } from "./admin-api.js";
+import type { GatewayConfig } from "./config.js";
+import type { ModelRegistry } from "./models.js";
+import { requestBatch, type InferResponse } from "./oip.js";
+import { askModel, compose, type Defense, type Query } from "./pipeline.js";
+import { Problem, toProblem } from "./problem.js";
+import type { Store } from "./stores/store.js";
+
+export interface GatewayDeps {
+  config: GatewayConfig;
+  store: Store;
+  registry: ModelRegistry;
+  /** Injectable clock (ms since epoch), for quota windows in tests. */
+  now?: () => number;
+  /** Extra defences, placed between billing and the output policy (later issues add theirs here). */
+  extraDefenses?: Defense[];
+  logger?: boolean | object;
+}
+
+/** The defence onion for a gateway: also what an in-process (local) oracle runs. */
+export function gatewayPipeline(d: GatewayDeps): (q: Query) => Promise<import("./pipeline.js").Answer> {
+  const plans = new Map(d.config.plans.map((p) => [p.name, p]));
+  return compose([apiKey({ store: d.store, plans }), rateLimit({ store: d.store }), billing({ store: d.store }), ...(d.extraDefenses ?? []), outputPolicy()], askModel);
+}
+
+const credential = (req: FastifyRequest): string | undefined => {
+  const auth = req.headers.authorization;
+  if (auth?.toLowerCase().startsWith("bearer ")) return auth.slice(7).trim();
+  const k = req.headers["x-api-key"];
+  return typeof k === "string" ? k : undefined;
+};
+
+function sendProblem(reply: FastifyReply, p: Problem, instance?: string): FastifyReply {
+  return reply.code(p.status).headers(p.headers).type("application/problem+json").send(p.body(instance));
+}
+
+/** Build the gateway's HTTP app (not listening yet). */
+export function createGateway(d: GatewayDeps): FastifyInstance {
+  const now = d.now ?? Date.now;
+  const app = Fastify({
+    logger: d.logger ?? false,
+    bodyLimit: d.config.server.bodyLimitBytes,
+    requestTimeout: d.config.server.requestTimeoutMs,
+    genReqId: () => randomUUID(),
+  });
+  const pipeline = gatewayPipeline(d);
+  app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415
+
+  app.setErrorHandler((err, req, reply) => {
+    const e = err as { code?: string; statusCode?: number; message: string };
+    let p: Problem;
+    if (err instanceof Problem) p = err;
+    else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") p = new Problem("body-too-large", `the request body is larger than ${d.config.server.bodyLimitBytes} bytes`);
+    else if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") p = new Problem("unsupported-media-type", "send the request as application/json");
+    else if (e.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || e.code === "FST_ERR_CTP_INVALID_JSON_BODY" || (e.statusCode === 400 && err instanceof SyntaxError)) {
+      p = new Problem("bad-request", "the request body is not valid JSON");
+    } else if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) p = new Problem("bad-request", e.message);
+    else {
+      req.log.error({ err }, "unexpected error");
+      p = toProblem(err);
+    }
+    return sendProblem(reply, p, req.url);
+  });
+  app.setNotFoundHandler((req, reply) => sendProblem(reply, new Problem("not-found", `nothing at ${req.method} ${req.url.split("?")[0]}`)));
+
+  app.get("/v2", async () => ({ name: "heist", version: "0.1.0", extensions: [] }));
+  app.get("/v2/health/live", async () => ({ live: true }));
+  app.get("/v2/health/ready", async () => ({ ready: true }));
+  app.get<{ Params: { name: string } }>("/v2/models/:name", async (req) => d.registry.metadata(req.params.name));
+  app.get<{ Params: { name: string } }>("/v2/models/:name/ready", async (req) => {
+    d.registry.metadata(req.params.name);
+    return { name: req.params.name, ready: true };
+  });
+
+  app.post<{ Params: { name: string } }>("/v2/models/:name/infer", async (req, reply) => {
+    const model = d.registry.models.get(req.params.name);
+    if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
+    const x = requestBatch(req.body, model.inputShape, d.config.server.maxBatch);
+    const id = String(req.id);
+    const answer = await pipeline({ id, model, x, rows: x.shape[0], apiKey: credential(req), nowMs: now() }).catch((e: unknown) => {
+      throw e instanceof Problem ? e : storeOrInternal(e, req);
+    });
+    const body: InferResponse = { model_name: model.name, model_version: "1", id: (req.body as { id?: string }).id ?? id, outputs: answer.outputs };
+    return reply.headers(answer.headers).send(body);
+  });
+
+  adminRoutes(app, d, now);
+  return app;
+}
+
+function storeOrInternal(e: unknown, req: FastifyRequest): Problem {
+  const msg = (e as Error)?.message ?? "";
+  if (/SQLITE_BUSY|SQLITE_IOERR|SQLITE_FULL|SQLITE_READONLY|ECONNREFUSED|database/i.test(msg)) {
+    req.log.error({ err: e }, "store unavailable");
+    return new Problem("store-unavailable", "the gateway cannot reach its accounting store; nothing was charged, try again shortly");
+  }
+  req.log.error({ err: e }, "unexpected error");
+  return toProblem(e);
+}

@@ -1,0 +1,151 @@
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { priceRows, windows } from "../pricing.js";
+import type { BurstResult, ChargeRequest, ChargeResult, ClientRecord, KeyRecord, LedgerRow, Store, Usage } from "./store.js";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, name TEXT NOT NULL, plan TEXT NOT NULL, balance INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keys (id TEXT PRIMARY KEY, client_id TEXT NOT NULL REFERENCES clients(id), hash TEXT NOT NULL, created_at TEXT NOT NULL, revoked_at TEXT, expires_at TEXT);
+CREATE TABLE IF NOT EXISTS usage (client_id TEXT NOT NULL, day TEXT NOT NULL, rows INTEGER NOT NULL, PRIMARY KEY (client_id, day));
+CREATE TABLE IF NOT EXISTS spend (client_id TEXT NOT NULL, month TEXT NOT NULL, micros INTEGER NOT NULL, PRIMARY KEY (client_id, month));
+CREATE TABLE IF NOT EXISTS buckets (client_id TEXT PRIMARY KEY, tokens REAL NOT NULL, updated_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, request_id TEXT NOT NULL UNIQUE, client_id TEXT NOT NULL,
+  key_id TEXT NOT NULL, model TEXT NOT NULL, rows INTEGER NOT NULL, price INTEGER NOT NULL, answer_hash TEXT NOT NULL, balance_after INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS topups (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, client_id TEXT NOT NULL, micros INTEGER NOT NULL, balance_after INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ledger_client ON ledger (client_id, id);
+`;
+
+type Row = Record<string, unknown>;
+const client = (r: Row): ClientRecord => ({ id: r.id as string, name: r.name as string, plan: r.plan as string, balance: r.balance as number, createdAt: r.created_at as string });
+const key = (r: Row): KeyRecord => ({
+  id: r.id as string, clientId: r.client_id as string, hash: r.hash as string, createdAt: r.created_at as string,
+  revokedAt: (r.revoked_at as string | null) ?? null, expiresAt: (r.expires_at as string | null) ?? null,
+});
+
+/**
+ * The embedded store: one SQLite file in WAL mode. better-sqlite3 is synchronous, so each check-and-
+ * charge runs as one IMMEDIATE transaction: atomic within the process and across processes that
+ * share the file.
+ */
+export function sqliteStore(path: string): Store {
+  if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma("journal_mode = WAL");
+  db.pragma("synchronous = NORMAL");
+  db.pragma("busy_timeout = 5000");
+  db.pragma("foreign_keys = ON");
+  db.exec(SCHEMA);
+
+  const q = {
+    getClient: db.prepare("SELECT * FROM clients WHERE id = ?"),
+    usage: db.prepare("SELECT rows FROM usage WHERE client_id = ? AND day = ?").pluck(),
+    spend: db.prepare("SELECT micros FROM spend WHERE client_id = ? AND month = ?").pluck(),
+    balance: db.prepare("SELECT balance FROM clients WHERE id = ?").pluck(),
+    addUsage: db.prepare("INSERT INTO usage (client_id, day, rows) VALUES (?, ?, ?) ON CONFLICT (client_id, day) DO UPDATE SET rows = rows + excluded.rows"),
+    addSpend: db.prepare("INSERT INTO spend (client_id, month, micros) VALUES (?, ?, ?) ON CONFLICT (client_id, month) DO UPDATE SET micros = micros + excluded.micros"),
+    debit: db.prepare("UPDATE clients SET balance = balance - ? WHERE id = ?"),
+    ledger: db.prepare("INSERT INTO ledger (at, request_id, client_id, key_id, model, rows, price, answer_hash, balance_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+    bucket: db.prepare("SELECT tokens, updated_ms FROM buckets WHERE client_id = ?"),
+    setBucket: db.prepare("INSERT INTO buckets (client_id, tokens, updated_ms) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms"),
+  };
+
+  const usageOf = (clientId: string, nowMs: number): Usage => {
+    const { day, month } = windows(nowMs);
+    return {
+      usedToday: (q.usage.get(clientId, day) as number | undefined) ?? 0,
+      balance: (q.balance.get(clientId) as number | undefined) ?? 0,
+      monthSpend: (q.spend.get(clientId, month) as number | undefined) ?? 0,
+    };
+  };
+
+  const charge = db.transaction((c: ChargeRequest): ChargeResult => {
+    const { day, month } = windows(c.nowMs);
+    const u = usageOf(c.clientId, c.nowMs);
+    const cost = priceRows(c.plan.tiers, u.usedToday, c.rows);
+    if (u.usedToday + c.rows > c.plan.dailyQuota) return { ok: false, reason: "quota", cost, ...u };
+    if (c.plan.billing.kind === "prepaid" && cost > u.balance) return { ok: false, reason: "balance", cost, ...u };
+    if (c.plan.billing.kind === "cap" && u.monthSpend + cost > c.plan.billing.monthlyCap) return { ok: false, reason: "cap", cost, ...u };
+    q.addUsage.run(c.clientId, day, c.rows);
+    q.addSpend.run(c.clientId, month, cost);
+    const balance = c.plan.billing.kind === "prepaid" ? u.balance - cost : u.balance;
+    if (c.plan.billing.kind === "prepaid" && cost > 0) q.debit.run(cost, c.clientId);
+    const info = q.ledger.run(new Date(c.nowMs).toISOString(), c.requestId, c.clientId, c.keyId, c.model, c.rows, cost, c.answerHash, balance);
+    return { ok: true, cost, ledgerId: Number(info.lastInsertRowid), usedToday: u.usedToday + c.rows, balance, monthSpend: u.monthSpend + cost };
+  });
+
+  const takeBurst = db.transaction((clientId: string, burst: { capacity: number; refillPerSecond: number }, rows: number, nowMs: number): BurstResult => {
+    const b = q.bucket.get(clientId) as { tokens: number; updated_ms: number } | undefined;
+    const elapsed = b ? Math.max(0, nowMs - b.updated_ms) / 1000 : 0;
+    const tokens = Math.min(burst.capacity, b ? b.tokens + elapsed * burst.refillPerSecond : burst.capacity);
+    if (rows > tokens) {
+      q.setBucket.run(clientId, tokens, nowMs);
+      const wait = rows > burst.capacity ? Infinity : (rows - tokens) / burst.refillPerSecond;
+      return { ok: false, remaining: Math.floor(tokens), retryAfterSeconds: Number.isFinite(wait) ? Math.max(1, Math.ceil(wait)) : 0 };
+    }
+    q.setBucket.run(clientId, tokens - rows, nowMs);
+    return { ok: true, remaining: Math.floor(tokens - rows), retryAfterSeconds: 0 };
+  });
+
+  const topUp = db.transaction((clientId: string, micros: number, nowMs: number): number => {
+    db.prepare("UPDATE clients SET balance = balance + ? WHERE id = ?").run(micros, clientId);
+    const balance = q.balance.get(clientId) as number;
+    db.prepare("INSERT INTO topups (at, client_id, micros, balance_after) VALUES (?, ?, ?, ?)").run(new Date(nowMs).toISOString(), clientId, micros, balance);
+    return balance;
+  });
+
+  return {
+    kind: "sqlite",
+    async createClient(c) {
+      db.prepare("INSERT INTO clients (id, name, plan, balance, created_at) VALUES (?, ?, ?, 0, ?)").run(c.id, c.name, c.plan, new Date(c.nowMs).toISOString());
+      return client(q.getClient.get(c.id) as Row);
+    },
+    async getClient(id) {
+      const r = q.getClient.get(id) as Row | undefined;
+      return r && client(r);
+    },
+    async listClients() {
+      return (db.prepare("SELECT * FROM clients ORDER BY created_at, id").all() as Row[]).map(client);
+    },
+    async setPlan(clientId, plan) {
+      db.prepare("UPDATE clients SET plan = ? WHERE id = ?").run(plan, clientId);
+    },
+    async topUp(clientId, micros, nowMs) {
+      return topUp(clientId, micros, nowMs);
+    },
+    async addKey(k) {
+      db.prepare("INSERT INTO keys (id, client_id, hash, created_at, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)").run(k.id, k.clientId, k.hash, k.createdAt, k.revokedAt, k.expiresAt);
+    },
+    async getKey(id) {
+      const r = db.prepare("SELECT * FROM keys WHERE id = ?").get(id) as Row | undefined;
+      return r && key(r);
+    },
+    async listKeys(clientId) {
+      return (db.prepare("SELECT * FROM keys WHERE client_id = ? ORDER BY created_at, id").all(clientId) as Row[]).map(key);
+    },
+    async revokeKey(id, nowMs) {
+      return db.prepare("UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").run(new Date(nowMs).toISOString(), id).changes > 0;
+    },
+    async usage(clientId, nowMs) {
+      return usageOf(clientId, nowMs);
+    },
+    async takeBurst(clientId, burst, rows, nowMs) {
+      return takeBurst.immediate(clientId, burst, rows, nowMs);
+    },
+    async charge(c) {
+      return charge.immediate(c);
+    },
+    async ledger(f = {}) {
+      const rows = (f.clientId
+        ? db.prepare("SELECT * FROM ledger WHERE client_id = ? ORDER BY id LIMIT ?").all(f.clientId, f.limit ?? -1)
+        : db.prepare("SELECT * FROM ledger ORDER BY id LIMIT ?").all(f.limit ?? -1)) as Row[];
+      return rows.map((r): LedgerRow => ({
+        id: r.id as number, at: r.at as string, requestId: r.request_id as string, clientId: r.client_id as string, keyId: r.key_id as string,
+        model: r.model as string, rows: r.rows as number, price: r.price as number, answerHash: r.answer_hash as string, balanceAfter: r.balance_after as number,
+      }));
+    },
+    async close() {
+      db.close();
+    },
+  };
+}

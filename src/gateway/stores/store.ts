@@ -1,0 +1,91 @@
+import type { Plan } from "../config.js";
+
+export interface ClientRecord {
+  id: string;
+  name: string;
+  plan: string;
+  /** Prepaid balance, micro-dollars. */
+  balance: number;
+  createdAt: string;
+}
+
+export interface KeyRecord {
+  id: string;
+  clientId: string;
+  /** SHA-256 of the whole key, hex. The key itself is never stored. */
+  hash: string;
+  createdAt: string;
+  revokedAt: string | null;
+  expiresAt: string | null;
+}
+
+export interface Usage {
+  /** Rows served today (UTC). */
+  usedToday: number;
+  balance: number;
+  /** Spent this month (UTC), micro-dollars. */
+  monthSpend: number;
+}
+
+/** One served request, charged and recorded atomically with the quota and balance checks. */
+export interface ChargeRequest {
+  requestId: string;
+  clientId: string;
+  keyId: string;
+  model: string;
+  rows: number;
+  plan: Plan;
+  nowMs: number;
+  /** SHA-256 of the answer as served. */
+  answerHash: string;
+}
+
+export type ChargeResult =
+  | ({ ok: true; cost: number; ledgerId: number } & Usage)
+  | ({ ok: false; reason: "quota" | "balance" | "cap"; cost: number } & Usage);
+
+export interface BurstResult {
+  ok: boolean;
+  /** Tokens left after this request (when ok) or now (when not). */
+  remaining: number;
+  retryAfterSeconds: number;
+}
+
+export interface LedgerRow {
+  id: number;
+  at: string;
+  requestId: string;
+  clientId: string;
+  keyId: string;
+  model: string;
+  rows: number;
+  /** Micro-dollars charged. */
+  price: number;
+  answerHash: string;
+  balanceAfter: number;
+}
+
+/**
+ * Everything the gateway keeps: clients, key hashes, counters, balances and the append-only ledger.
+ * Every method that checks a limit also takes what it checks, atomically, so concurrent requests
+ * (or replicas sharing the store) can never be admitted past a quota, a bucket or a balance.
+ */
+export interface Store {
+  readonly kind: string;
+  createClient(c: { id: string; name: string; plan: string; nowMs: number }): Promise<ClientRecord>;
+  getClient(id: string): Promise<ClientRecord | undefined>;
+  listClients(): Promise<ClientRecord[]>;
+  setPlan(clientId: string, plan: string): Promise<void>;
+  /** Add to a prepaid balance; returns the new balance. */
+  topUp(clientId: string, micros: number, nowMs: number): Promise<number>;
+  addKey(k: KeyRecord): Promise<void>;
+  getKey(id: string): Promise<KeyRecord | undefined>;
+  listKeys(clientId: string): Promise<KeyRecord[]>;
+  revokeKey(id: string, nowMs: number): Promise<boolean>;
+  usage(clientId: string, nowMs: number): Promise<Usage>;
+  /** Take `rows` tokens from the client's bucket, or none. */
+  takeBurst(clientId: string, burst: NonNullable<Plan["burst"]>, rows: number, nowMs: number): Promise<BurstResult>;
+  charge(c: ChargeRequest): Promise<ChargeResult>;
+  ledger(filter?: { clientId?: string; limit?: number }): Promise<LedgerRow[]>;
+  close(): Promise<void>;
+}
