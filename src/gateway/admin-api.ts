@@ -11,6 +11,7 @@ const NewClient = z.object({ name: z.string().min(1).max(200), plan: z.string().
 const SetPlan = z.object({ plan: z.string().min(1) });
 const TopUp = z.object({ dollars: dollars.refine((m) => m > 0, "must be more than 0") });
 const NewKey = z.object({ expiresInDays: z.number().positive().max(3650).optional() }).default({});
+export const AdminSchemas = { NewClient, SetPlan, TopUp, NewKey };
 const LedgerQuery = z.object({ client: z.string().optional(), limit: z.coerce.number().int().positive().max(100_000).default(1000) });
 
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {

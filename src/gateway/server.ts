@@ -10,6 +10,8 @@ import type { ModelRegistry } from "./models.js";
 import { requestBatch, type InferResponse } from "./oip.js";
 import { askModel, compose, type Defense, type Query } from "./pipeline.js";
 import { Problem, toProblem } from "./problem.js";
+import { gatewayMetrics, type GatewayMetrics } from "./metrics.js";
+import { openApiDocument } from "./openapi.js";
 import type { Store } from "./stores/store.js";
 
 export interface GatewayDeps {
@@ -49,7 +51,14 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     requestTimeout: d.config.server.requestTimeoutMs,
     genReqId: () => randomUUID(),
   });
+  const routes: string[] = [];
+  app.addHook("onRoute", (r) => {
+    for (const m of [r.method].flat()) if (m !== "HEAD") routes.push(`${m} ${r.url}`);
+  });
+  app.decorate("heistRoutes", routes);
   const pipeline = gatewayPipeline(d);
+  const metrics = gatewayMetrics();
+  const planOf = new WeakMap<FastifyRequest, string>();
   app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415
 
   app.setErrorHandler((err, req, reply) => {
@@ -65,6 +74,11 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
       req.log.error({ err }, "unexpected error");
       p = toProblem(err);
     }
+    if (req.method === "POST" && /\/infer$/.test(req.url.split("?")[0])) {
+      const model = (req.params as { name?: string }).name ?? "(unknown)";
+      metrics.requests.inc({ status: String(p.status), model: d.registry.models.has(model) ? model : "(unknown)", plan: planOf.get(req) ?? "" });
+      metrics.rejections.inc({ reason: p.type });
+    }
     return sendProblem(reply, p, req.url);
   });
   app.setNotFoundHandler((req, reply) => sendProblem(reply, new Problem("not-found", `nothing at ${req.method} ${req.url.split("?")[0]}`)));
@@ -79,27 +93,51 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
   });
 
   app.post<{ Params: { name: string } }>("/v2/models/:name/infer", async (req, reply) => {
+    const started = performance.now();
     const model = d.registry.models.get(req.params.name);
-    if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
-    const x = requestBatch(req.body, model.inputShape, d.config.server.maxBatch);
-    const id = String(req.id);
-    const answer = await pipeline({ id, model, x, rows: x.shape[0], apiKey: credential(req), nowMs: now() }).catch((e: unknown) => {
-      throw e instanceof Problem ? e : storeOrInternal(e, req);
-    });
-    const body: InferResponse = { model_name: model.name, model_version: "1", id: (req.body as { id?: string }).id ?? id, outputs: answer.outputs };
-    return reply.headers(answer.headers).send(body);
+    const q: Partial<Query> = {};
+    try {
+      if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
+      const x = requestBatch(req.body, model.inputShape, d.config.server.maxBatch);
+      Object.assign(q, { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), nowMs: now() });
+      const answer = await pipeline(q as Query).catch((e: unknown) => {
+        throw e instanceof Problem ? e : storeOrInternal(e, req, metrics);
+      });
+      const plan = q.plan?.name ?? "";
+      metrics.requests.inc({ status: "200", model: model.name, plan });
+      metrics.rows.inc({ model: model.name, plan }, q.rows ?? 0);
+      if (answer.headers["heist-cost"]) metrics.revenue.inc({ model: model.name, plan }, Number(answer.headers["heist-cost"]));
+      const body: InferResponse = { model_name: model.name, model_version: "1", id: (req.body as { id?: string }).id ?? String(req.id), outputs: answer.outputs };
+      return reply.headers(answer.headers).send(body);
+    } catch (e) {
+      if (q.plan) planOf.set(req, q.plan.name);
+      throw e;
+    } finally {
+      metrics.latency.observe({ model: model?.name ?? "(unknown)" }, (performance.now() - started) / 1000);
+    }
   });
+
+  app.get("/openapi.json", async () => openApiDocument());
+  app.get("/metrics", async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
   adminRoutes(app, d, now);
   return app;
 }
 
-function storeOrInternal(e: unknown, req: FastifyRequest): Problem {
+function storeOrInternal(e: unknown, req: FastifyRequest, metrics: GatewayMetrics): Problem {
   const msg = (e as Error)?.message ?? "";
   if (/SQLITE_BUSY|SQLITE_IOERR|SQLITE_FULL|SQLITE_READONLY|ECONNREFUSED|database/i.test(msg)) {
     req.log.error({ err: e }, "store unavailable");
+    metrics.storeFailures.inc({ mode: "closed" });
     return new Problem("store-unavailable", "the gateway cannot reach its accounting store; nothing was charged, try again shortly");
   }
   req.log.error({ err: e }, "unexpected error");
   return toProblem(e);
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** Every route registered, as "METHOD /path" (the OpenAPI test compares them). */
+    heistRoutes: string[];
+  }
 }

@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServer, type Server } from "node:http";
+import { Writable } from "node:stream";
+import type { AddressInfo } from "node:net";
+import { call, infer, startGateway, type Running } from "./gateway-helpers.js";
+import { openApiDocument } from "../src/gateway/openapi.js";
+import { parseConfig } from "../src/gateway/config.js";
+import { loadModels } from "../src/gateway/models.js";
+import { createGateway } from "../src/gateway/server.js";
+import { sqliteStore } from "../src/gateway/stores/sqlite.js";
+import { tempDir } from "./helpers.js";
+import { join } from "node:path";
+
+const models = [{ name: "iris", source: "zoo://iris-tree" }];
+const plans = [{ name: "paid", dailyQuota: 100, tiers: [{ pricePerRow: 0.25 }] }];
+let g: Running;
+beforeAll(async () => {
+  g = await startGateway({ models, plans });
+}, 60_000);
+afterAll(() => g.close());
+
+describe("observability", () => {
+  it("publishes an OpenAPI document whose paths are exactly the routes served", async () => {
+    const doc = (await call(g.url, "GET", "/openapi.json")).json;
+    expect(doc).toEqual(JSON.parse(JSON.stringify(openApiDocument())));
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>)
+      .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`));
+    const config = parseConfig({ models, plans, admin: { token: "t" }, store: { sqlite: join(tempDir(), "s.sqlite") } });
+    const app = createGateway({ config, store: sqliteStore(config.store.sqlite), registry: await loadModels(config) });
+    await app.ready();
+    expect([...documented].sort()).toEqual([...app.heistRoutes].sort());
+    await app.close();
+    const infer = doc.paths["/v2/models/{name}/infer"].post;
+    expect(infer.requestBody.content["application/json"].schema.properties.inputs.type).toBe("array");
+    expect(Object.keys(infer.responses)).toEqual(expect.arrayContaining(["200", "400", "401", "402", "403", "413", "415", "429"]));
+  });
+
+  it("counts requests, rejections by reason and revenue in Prometheus metrics", async () => {
+    const c = await g.client("paid", 10);
+    await infer(g, "iris", c.key, 4, 4);
+    await infer(g, "iris", undefined, 1, 4);
+    await infer(g, "iris", c.key, 1, 7);
+    const text = (await call(g.url, "GET", "/metrics")).text;
+    expect(text).toMatch(/heist_requests_total\{status="200",model="iris",plan="paid"\} 1/);
+    expect(text).toMatch(/heist_rejections_total\{reason="missing-api-key"\} 1/);
+    expect(text).toMatch(/heist_rejections_total\{reason="invalid-tensor"\} 1/);
+    expect(text).toMatch(/heist_revenue_dollars_total\{model="iris",plan="paid"\} 1/);
+    expect(text).toMatch(/heist_rows_served_total\{model="iris",plan="paid"\} 4/);
+    expect(text).toMatch(/heist_request_duration_seconds_count\{model="iris"\} 3/);
+  });
+
+  it("never writes an API key into its logs", async () => {
+    const lines: string[] = [];
+    const stream = new Writable({ write(chunk, _e, cb) { lines.push(String(chunk)); cb(); } });
+    const config = parseConfig({ models, plans, admin: { token: "t" }, store: { sqlite: join(tempDir(), "s.sqlite") } });
+    const store = sqliteStore(config.store.sqlite);
+    const registry = await loadModels(config);
+    const app = createGateway({ config, store, registry, logger: { level: "trace", stream, redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] } });
+    await app.listen({ host: "127.0.0.1", port: 0 });
+    const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    const c = await call(url, "POST", "/admin/clients", { name: "a", plan: "paid" }, { authorization: "Bearer t" });
+    const k = await call(url, "POST", `/admin/clients/${c.json.id}/keys`, {}, { authorization: "Bearer t" });
+    await infer({ url }, "iris", k.json.key, 1, 4);
+    await call(url, "POST", "/v2/models/iris/infer", { inputs: [] }, { "x-api-key": k.json.key });
+    await app.close();
+    await store.close();
+    expect(lines.length).toBeGreaterThan(3);
+    expect(lines.join("\n")).not.toContain(k.json.key.split("_")[2]);
+  });
+});
+
+describe("upstream models", () => {
+  let upstreamKey: string;
+  let slow: Server;
+  let slowUrl = "";
+  beforeAll(async () => {
+    upstreamKey = (await g.client("paid", 100)).key;
+    slow = createServer((req, res) => {
+      if (req.method === "GET") return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ name: "m", platform: "x", inputs: [{ name: "in", datatype: "FP32", shape: [-1, 4] }], outputs: [{ name: "probabilities", datatype: "FP32", shape: [-1, 3] }] }));
+      setTimeout(() => res.writeHead(200).end("{}"), 2000); // answers too late
+    });
+    await new Promise<void>((r) => slow.listen(0, "127.0.0.1", r));
+    slowUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+  });
+  afterAll(() => slow.close());
+
+  it("proxies to another heist gateway, and maps its failures to 502 and 504", async () => {
+    process.env.UPSTREAM_KEY = upstreamKey;
+    const front = await startGateway({
+      models: [
+        { name: "remote-iris", upstream: { url: g.url, model: "iris", apiKey: "env:UPSTREAM_KEY", timeoutMs: 2000 } },
+        { name: "slow", upstream: { url: slowUrl, model: "m", timeoutMs: 300 } },
+      ],
+      plans: [{ name: "free", dailyQuota: 100 }],
+    });
+    const c = await front.client("free");
+    const direct = await call(g.url, "POST", "/v2/models/iris/infer", { inputs: [{ name: "input", shape: [2, 4], datatype: "FP32", data: [0.1, 0.2, 0.3, 0.4, 0.9, 0.1, 0.9, 0.8] }] }, { authorization: `Bearer ${upstreamKey}` });
+    const proxied = await call(front.url, "POST", "/v2/models/remote-iris/infer", { inputs: [{ name: "input", shape: [2, 4], datatype: "FP32", data: [0.1, 0.2, 0.3, 0.4, 0.9, 0.1, 0.9, 0.8] }] }, { authorization: `Bearer ${c.key}` });
+    expect(proxied.status).toBe(200);
+    expect(proxied.json.outputs[0].data).toEqual(direct.json.outputs[0].data);
+    const timeout = await infer(front, "slow", c.key, 1, 4);
+    expect([timeout.status, timeout.json.type]).toEqual([504, "urn:heist:problem:upstream-timeout"]);
+    await g.admin("DELETE", `/admin/keys/${upstreamKey.split("_")[1]}`); // the upstream now refuses the front's key
+    const failed = await infer(front, "remote-iris", c.key, 1, 4);
+    expect([failed.status, failed.json.type]).toEqual([502, "urn:heist:problem:upstream-failed"]);
+    expect((await front.store.usage(c.id, front.clock.now)).usedToday).toBe(2); // failures cost nothing
+    await front.close();
+  });
+});
