@@ -22,10 +22,10 @@ export interface Running {
 }
 
 /** A gateway on a real socket over a real SQLite file, with an injectable clock. */
-export async function startGateway(cfg: Partial<GatewayConfigInput> & Pick<GatewayConfigInput, "models" | "plans">, o: { dbPath?: string } = {}): Promise<Running> {
+export async function startGateway(cfg: Partial<GatewayConfigInput> & Pick<GatewayConfigInput, "models" | "plans">, o: { dbPath?: string; failMode?: "closed" | "open" } = {}): Promise<Running> {
   process.env.HEIST_ZOO_DIR ??= tempDir("heist-zoo-");
   const dbPath = o.dbPath ?? join(tempDir(), "gateway.sqlite");
-  const config = parseConfig({ admin: { token: ADMIN }, ...cfg, store: { sqlite: dbPath } });
+  const config = parseConfig({ admin: { token: ADMIN }, ...cfg, store: { sqlite: dbPath, failMode: o.failMode ?? "closed" } });
   const store = sqliteStore(dbPath);
   const registry = await loadModels(config);
   const clock = { now: Date.parse("2026-03-10T12:00:00Z") };
@@ -47,7 +47,7 @@ export async function startGateway(cfg: Partial<GatewayConfigInput> & Pick<Gatew
     async close() {
       await app.close();
       registry.dispose();
-      await store.close();
+      await store.close().catch(() => undefined);
     },
   };
 }

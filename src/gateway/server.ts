@@ -10,7 +10,8 @@ import type { ModelRegistry } from "./models.js";
 import { requestBatch, type InferResponse } from "./oip.js";
 import { askModel, compose, type Defense, type Query } from "./pipeline.js";
 import { Problem, toProblem } from "./problem.js";
-import { gatewayMetrics, type GatewayMetrics } from "./metrics.js";
+import { gatewayMetrics } from "./metrics.js";
+import { guardedStore } from "./stores/guarded.js";
 import { openApiDocument } from "./openapi.js";
 import type { Store } from "./stores/store.js";
 
@@ -56,8 +57,10 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     for (const m of [r.method].flat()) if (m !== "HEAD") routes.push(`${m} ${r.url}`);
   });
   app.decorate("heistRoutes", routes);
-  const pipeline = gatewayPipeline(d);
   const metrics = gatewayMetrics();
+  const store = guardedStore(d.store, d.config.store.failMode, (mode) => metrics.storeFailures.inc({ mode }));
+  d = { ...d, store };
+  const pipeline = gatewayPipeline(d);
   const planOf = new WeakMap<FastifyRequest, string>();
   app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415
 
@@ -100,9 +103,7 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
       if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
       const x = requestBatch(req.body, model.inputShape, d.config.server.maxBatch);
       Object.assign(q, { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), nowMs: now() });
-      const answer = await pipeline(q as Query).catch((e: unknown) => {
-        throw e instanceof Problem ? e : storeOrInternal(e, req, metrics);
-      });
+      const answer = await pipeline(q as Query);
       const plan = q.plan?.name ?? "";
       metrics.requests.inc({ status: "200", model: model.name, plan });
       metrics.rows.inc({ model: model.name, plan }, q.rows ?? 0);
@@ -122,17 +123,6 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
 
   adminRoutes(app, d, now);
   return app;
-}
-
-function storeOrInternal(e: unknown, req: FastifyRequest, metrics: GatewayMetrics): Problem {
-  const msg = (e as Error)?.message ?? "";
-  if (/SQLITE_BUSY|SQLITE_IOERR|SQLITE_FULL|SQLITE_READONLY|ECONNREFUSED|database/i.test(msg)) {
-    req.log.error({ err: e }, "store unavailable");
-    metrics.storeFailures.inc({ mode: "closed" });
-    return new Problem("store-unavailable", "the gateway cannot reach its accounting store; nothing was charged, try again shortly");
-  }
-  req.log.error({ err: e }, "unexpected error");
-  return toProblem(e);
 }
 
 declare module "fastify" {
