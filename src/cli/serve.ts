@@ -3,9 +3,9 @@ import { randomBytes } from "node:crypto";
 import { loadConfig, secret } from "../gateway/config.js";
 import { loadModels } from "../gateway/models.js";
 import { createGateway } from "../gateway/server.js";
-import { sqliteStore } from "../gateway/stores/sqlite.js";
+import { openStore } from "../gateway/stores/open-store.js";
 import { fail } from "../core/errors.js";
-import { emit, number } from "./output.js";
+import { number } from "./output.js";
 
 export function serveCommand(program: Command): void {
   program
@@ -28,18 +28,20 @@ export function serveCommand(program: Command): void {
         generatedToken = randomBytes(24).toString("base64url");
         config.admin.token = generatedToken;
       }
-      const store = sqliteStore(config.store.sqlite);
+      const store = await openStore(config.store);
       process.stderr.write(`loading ${config.models.length} model(s) (zoo models train on first use)…\n`);
       const registry = await loadModels(config);
       const app = createGateway({ config, store, registry, logger: f.json ? { level: "info", redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] } : false });
       const address = await app.listen({ host: config.server.host, port: config.server.port });
-      emit(f.json, { url: address, models: [...registry.models.keys()], store: config.store.sqlite, adminToken: generatedToken ?? null }, () =>
-        [
-          `heist gateway on ${address}  (store: ${config.store.sqlite})`,
-          `models: ${[...registry.models.keys()].join(", ")}`,
-          generatedToken ? `admin token (set HEIST_ADMIN_TOKEN to choose one): ${generatedToken}` : "admin token: from the config",
-          `try: heist admin --url ${address} clients create --name me --plan free`,
-        ].join("\n"));
+      const where = store.kind === "sqlite" ? config.store.sqlite : "Redis + PostgreSQL";
+      const info = { url: address, models: [...registry.models.keys()], store: store.kind, adminToken: generatedToken ?? null };
+      // One JSON line (programs wait for it to know the gateway is up), or a few lines for people.
+      process.stdout.write(f.json ? JSON.stringify(info) + "\n" : [
+        `heist gateway on ${address}  (store: ${where})`,
+        `models: ${info.models.join(", ")}`,
+        generatedToken ? `admin token (set HEIST_ADMIN_TOKEN to choose one): ${generatedToken}` : "admin token: from the config",
+        `try: heist admin --url ${address} clients create --name me --plan free`,
+      ].join("\n") + "\n");
       await new Promise<void>((resolve) => {
         const stop = async () => {
           process.stderr.write("draining in-flight requests…\n");

@@ -80,9 +80,14 @@ export const GatewayConfig = z.object({
   }).default({ token: "env:HEIST_ADMIN_TOKEN", loopbackOnly: true }),
   store: z.object({
     sqlite: z.string().default(".heist/gateway.sqlite"),
+    /** Shared store for several replicas: Redis for the hot counters (set with `postgres`; then sqlite is not used). */
+    redis: z.string().url().optional(),
+    /** PostgreSQL for clients, keys and the ledger; `?schema=NAME` picks the schema (and the Redis key prefix). */
+    postgres: z.string().optional(),
     /** What to do when the store cannot be reached: refuse with 503 (closed) or serve uncounted (open). */
     failMode: z.enum(["closed", "open"]).default("closed"),
-  }).default({ sqlite: ".heist/gateway.sqlite", failMode: "closed" }),
+  }).refine((s) => (s.redis === undefined) === (s.postgres === undefined), { message: "set both store.redis and store.postgres, or neither", path: ["redis"] })
+    .default({ sqlite: ".heist/gateway.sqlite", failMode: "closed" }),
   models: z.array(ModelConfig).min(1),
   plans: z.array(Plan).min(1),
 }).superRefine((c, ctx) => {

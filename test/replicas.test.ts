@@ -1,0 +1,213 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { stringify } from "yaml";
+import { call, infer } from "./gateway-helpers.js";
+import { tempDir } from "./helpers.js";
+
+/**
+ * Two real `heist serve` processes sharing one Redis and one PostgreSQL: whichever replica a
+ * request lands on, one key never gets more than its quota or its balance. Needs the services and
+ * the build (npm run build); without the services it is skipped, unless HEIST_REQUIRE_SERVICES is
+ * set (CI), where it fails instead.
+ */
+const REDIS_URL = process.env.HEIST_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const POSTGRES_URL = process.env.HEIST_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+const ADMIN = `admin-${randomBytes(8).toString("hex")}`;
+const BIN = resolve("bin/heist.js");
+
+async function servicesDown(): Promise<string | undefined> {
+  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
+  r.on("error", () => {});
+  try {
+    await r.connect();
+    await r.ping();
+  } catch (e) {
+    return `Redis at ${REDIS_URL}: ${(e as Error).message}`;
+  } finally {
+    r.disconnect();
+  }
+  const c = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2000 });
+  c.on("error", () => {});
+  try {
+    await c.connect();
+    await c.query("SELECT 1");
+  } catch (e) {
+    return `PostgreSQL at ${POSTGRES_URL}: ${(e as Error).message}`;
+  } finally {
+    await c.end().catch(() => {});
+  }
+  return undefined;
+}
+
+const down = await servicesDown();
+if (down && process.env.HEIST_REQUIRE_SERVICES) throw new Error(`HEIST_REQUIRE_SERVICES is set but ${down}`);
+
+interface Replica {
+  url: string;
+  proc: ChildProcess;
+  log: () => string;
+}
+
+/**
+ * Start `heist serve --json` and read where it listens from the first JSON value on stdout that
+ * says so (the server's own log lines, one JSON object each, may come first; the value may span lines).
+ */
+function startReplica(config: string, cwd: string, zoo: string): Promise<Replica> {
+  const proc = spawn(process.execPath, [BIN, "serve", "--config", config, "--port", "0", "--json"], {
+    cwd, env: { ...process.env, HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN }, stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  const log = () => `stdout:\n${out.slice(0, 4000)}\nstderr:\n${err.slice(-4000)}`;
+  proc.stderr!.on("data", (d: Buffer) => (err += d.toString("utf8")));
+  return new Promise((ok, reject) => {
+    const fail = (e: Error) => {
+      proc.kill("SIGKILL"); // a replica that did not come up is not left behind
+      reject(e);
+    };
+    const timer = setTimeout(() => fail(new Error(`a replica did not start within 90 s\n${log()}`)), 90_000);
+    let found = false;
+    let start = 0; // first line of the JSON value being read
+    let next = 1; // lines [start, next) are tried next
+    proc.stdout!.on("data", (d: Buffer) => {
+      out += d.toString("utf8"); // keep reading, or the replica's log lines would fill the pipe
+      const lines = out.split("\n");
+      for (; !found && next < lines.length; next++) {
+        if (!lines[start].trimStart().startsWith("{")) {
+          start = next; // not JSON at all: skip the line
+          continue;
+        }
+        let value: unknown;
+        try {
+          value = JSON.parse(lines.slice(start, next).join("\n"));
+        } catch {
+          continue; // not a whole JSON value yet
+        }
+        start = next;
+        const url = (value as { url?: unknown } | null)?.url;
+        if (typeof url === "string") {
+          found = true;
+          clearTimeout(timer);
+          ok({ url, proc, log });
+        }
+      }
+    });
+    proc.on("exit", (code) => {
+      clearTimeout(timer);
+      if (!found) fail(new Error(`a replica exited (${code}) before listening\n${log()}`));
+    });
+  });
+}
+
+async function stop(r: Replica | undefined): Promise<void> {
+  if (!r || r.proc.exitCode !== null || r.proc.signalCode !== null) return;
+  const exited = new Promise<void>((res) => r.proc.once("exit", () => res()));
+  r.proc.kill("SIGTERM");
+  const t = setTimeout(() => r.proc.kill("SIGKILL"), 10_000);
+  await exited;
+  clearTimeout(t);
+}
+
+describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => {
+  const namespace = `heist_r_${randomBytes(6).toString("hex")}`;
+  const Q = 25;
+  let one: Replica | undefined;
+  let two: Replica | undefined;
+  let db: pg.Client;
+
+  beforeAll(async () => {
+    if (!existsSync(BIN) || !existsSync(resolve("dist/gateway/stores/open-store.js"))) throw new Error("build first: npm run build");
+    const dir = tempDir("heist-replicas-");
+    const zoo = tempDir("heist-zoo-");
+    const postgres = new URL(POSTGRES_URL);
+    postgres.searchParams.set("schema", namespace);
+    const config = join(dir, "gateway.yaml");
+    writeFileSync(config, stringify({
+      store: { redis: REDIS_URL, postgres: postgres.toString() },
+      models: [{ name: "iris-tree", source: "zoo://iris-tree" }],
+      plans: [
+        { name: "quota", dailyQuota: Q, tiers: [{ pricePerRow: 0 }] },
+        { name: "prepaid", dailyQuota: 1000, tiers: [{ pricePerRow: 0.001 }], billing: { kind: "prepaid" } },
+      ],
+    }));
+    one = await startReplica(config, dir, zoo); // the first trains the zoo model; the second finds it
+    two = await startReplica(config, dir, zoo);
+    db = new pg.Client({ connectionString: POSTGRES_URL });
+    await db.connect();
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all([stop(one), stop(two)]);
+    if (db) {
+      await db.query(`DROP SCHEMA IF EXISTS "${namespace}" CASCADE`);
+      await db.end();
+    }
+    const r = new Redis(REDIS_URL);
+    let cursor = "0";
+    do {
+      const [next, keys] = await r.scan(cursor, "MATCH", `${namespace}:*`, "COUNT", 1000);
+      if (keys.length) await r.del(...keys);
+      cursor = next;
+    } while (cursor !== "0");
+    await r.quit();
+  }, 30_000);
+
+  const admin = async (r: Replica, method: string, path: string, body?: unknown) => {
+    const res = await call(r.url, method, path, body, { authorization: `Bearer ${ADMIN}` });
+    expect(res.status, `${method} ${path}: ${res.text}`).toBeLessThan(300);
+    return res.json;
+  };
+  const newKey = async (plan: string) => {
+    const c = await admin(one!, "POST", "/admin/clients", { name: `replicas ${plan}`, plan });
+    const k = await admin(one!, "POST", `/admin/clients/${c.id}/keys`, {});
+    return { id: c.id as string, key: k.key as string };
+  };
+  const ledgerRows = async (clientId: string) =>
+    (await db.query(`SELECT count(*)::int AS n, COALESCE(sum(rows), 0)::int AS rows, COALESCE(sum(price), 0)::bigint AS price FROM "${namespace}".ledger WHERE client_id = $1`, [clientId])).rows[0];
+
+  it("serves exactly the quota of one key across both replicas, then 429", async () => {
+    const c = await newKey("quota");
+    expect((await admin(two!, "GET", `/admin/clients/${c.id}`)).plan).toBe("quota"); // created on one, known to the other
+    const results = await Promise.all(Array.from({ length: 64 }, (_, i) => infer(i % 2 ? two! : one!, "iris-tree", c.key, 1, 4)));
+    const served = results.filter((r) => r.status === 200);
+    const refused = results.filter((r) => r.status === 429);
+    expect(served).toHaveLength(Q);
+    expect(refused).toHaveLength(64 - Q);
+    expect(refused.every((r) => r.json.type === "urn:heist:problem:quota-exceeded")).toBe(true);
+    for (const r of [one!, two!]) expect((await infer(r, "iris-tree", c.key, 1, 4)).status).toBe(429); // one quota between them, not one each
+    expect(await ledgerRows(c.id)).toEqual({ n: Q, rows: Q, price: "0" });
+    expect((await admin(one!, "GET", `/admin/clients/${c.id}`)).usage.usedToday).toBe(Q);
+    expect(await admin(two!, "GET", `/admin/ledger?client=${c.id}`)).toHaveLength(Q);
+  }, 60_000);
+
+  it("answers 503 and charges nothing when the ledger cannot be written", async () => {
+    const c = await newKey("quota");
+    await db.query(`ALTER TABLE "${namespace}".ledger ADD CONSTRAINT refuse_all CHECK (rows < 0) NOT VALID`);
+    try {
+      const results = await Promise.all([one!, two!, one!, two!].map((r) => infer(r, "iris-tree", c.key, 5, 4)));
+      expect(results.map((r) => [r.status, r.json.type])).toEqual(Array(4).fill([503, "urn:heist:problem:store-unavailable"]));
+    } finally {
+      await db.query(`ALTER TABLE "${namespace}".ledger DROP CONSTRAINT refuse_all`);
+    }
+    expect((await admin(two!, "GET", `/admin/clients/${c.id}`)).usage.usedToday).toBe(0); // the Redis charge was given back
+    expect(await ledgerRows(c.id)).toEqual({ n: 0, rows: 0, price: "0" });
+    expect((await infer(one!, "iris-tree", c.key, Q, 4)).status).toBe(200); // the whole quota is still there
+  }, 60_000);
+
+  it("spends a prepaid balance topped up on one replica exactly once across both", async () => {
+    const c = await newKey("prepaid");
+    expect(await admin(two!, "POST", `/admin/clients/${c.id}/topup`, { dollars: 0.01 })).toEqual({ clientId: c.id, balance: 0.01 }); // 10 rows' worth
+    const results = await Promise.all(Array.from({ length: 40 }, (_, i) => infer(i % 2 ? one! : two!, "iris-tree", c.key, 1, 4)));
+    expect(results.filter((r) => r.status === 200)).toHaveLength(10);
+    const refused = results.filter((r) => r.status === 402);
+    expect(refused).toHaveLength(30);
+    expect(refused.every((r) => r.json.type === "urn:heist:problem:balance-exhausted")).toBe(true);
+    expect(await ledgerRows(c.id)).toEqual({ n: 10, rows: 10, price: "10000" });
+    expect((await admin(one!, "GET", `/admin/clients/${c.id}`)).balance).toBe(0);
+  }, 60_000);
+});
