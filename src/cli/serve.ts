@@ -14,8 +14,11 @@ export function serveCommand(program: Command): void {
     .option("--config <file>", "gateway config (YAML or JSON); without it, the zoo's small victims on an embedded SQLite file")
     .option("--host <host>", "address to listen on (overrides the config)")
     .option("--port <port>", "port to listen on (overrides the config; 0 picks a free one)")
-    .option("--json", "print where it listens as JSON (one line), then log JSON lines")
-    .action(async (f: { config?: string; host?: string; port?: string; json?: boolean }) => {
+    .option("--json", "print where it listens as one JSON line")
+    .option("--log-level <level>", "JSON request logs on stderr: trace, debug, info, warn, error or silent", "warn")
+    .action(async (f: { config?: string; host?: string; port?: string; json?: boolean; logLevel: string }) => {
+      const levels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
+      if (!levels.includes(f.logLevel)) fail("bad-input", `--log-level ${f.logLevel} is not a level`, levels.join(", "));
       const config = loadConfig(f.config);
       if (f.host) config.server.host = f.host;
       if (f.port !== undefined) {
@@ -31,7 +34,7 @@ export function serveCommand(program: Command): void {
       const store = await openStore(config.store);
       process.stderr.write(`loading ${config.models.length} model(s) (zoo models train on first use)…\n`);
       const registry = await loadModels(config);
-      const app = createGateway({ config, store, registry, logger: f.json ? { level: "info", redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] } : false });
+      const app = createGateway({ config, store, registry, logger: { level: f.logLevel, stream: process.stderr, redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] } });
       const address = await app.listen({ host: config.server.host, port: config.server.port });
       const where = store.kind === "sqlite" ? config.store.sqlite : "Redis + PostgreSQL";
       const info = { url: address, models: [...registry.models.keys()], store: store.kind, adminToken: generatedToken ?? null };

@@ -46,6 +46,7 @@ export function sqliteStore(path: string): Store {
     addSpend: db.prepare("INSERT INTO spend (client_id, month, micros) VALUES (?, ?, ?) ON CONFLICT (client_id, month) DO UPDATE SET micros = micros + excluded.micros"),
     debit: db.prepare("UPDATE clients SET balance = balance - ? WHERE id = ?"),
     ledger: db.prepare("INSERT INTO ledger (at, request_id, client_id, key_id, model, rows, price, answer_hash, balance_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+    getKey: db.prepare("SELECT * FROM keys WHERE id = ?"),
     bucket: db.prepare("SELECT tokens, updated_ms FROM buckets WHERE client_id = ?"),
     setBucket: db.prepare("INSERT INTO buckets (client_id, tokens, updated_ms) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms"),
   };
@@ -117,7 +118,7 @@ export function sqliteStore(path: string): Store {
       db.prepare("INSERT INTO keys (id, client_id, hash, created_at, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)").run(k.id, k.clientId, k.hash, k.createdAt, k.revokedAt, k.expiresAt);
     },
     async getKey(id) {
-      const r = db.prepare("SELECT * FROM keys WHERE id = ?").get(id) as Row | undefined;
+      const r = q.getKey.get(id) as Row | undefined;
       return r && key(r);
     },
     async listKeys(clientId) {
