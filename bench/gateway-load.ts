@@ -41,7 +41,7 @@ async function load(url: string, headers: Record<string, string> = {}) {
 }
 
 await ensureZooModel(MODEL);
-const bare = await start("npx", ["tsx", "bench/bare-server.ts", `zoo://${MODEL}`, "0"]);
+const bare = await start("node", ["--import", "tsx", "bench/bare-server.ts", `zoo://${MODEL}`, "0"]);
 const bareFigures = await load(bare);
 children.pop()!.kill("SIGTERM");
 
