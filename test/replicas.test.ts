@@ -210,4 +210,25 @@ describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => 
     expect(await ledgerRows(c.id)).toEqual({ n: 10, rows: 10, price: "10000" });
     expect((await admin(one!, "GET", `/admin/clients/${c.id}`)).balance).toBe(0);
   }, 60_000);
+
+  it("keeps no API key in clear in PostgreSQL or Redis", async () => {
+    const c = await newKey("quota");
+    expect((await infer(two!, "iris-tree", c.key, 1, 4)).status).toBe(200);
+    const secret = c.key.split("_")[2];
+    const tables = (await db.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1`, [namespace])).rows.map((r) => r.table_name as string);
+    expect(tables).toEqual(expect.arrayContaining(["clients", "keys", "ledger"]));
+    for (const t of tables) {
+      const dump = JSON.stringify((await db.query(`SELECT * FROM "${namespace}"."${t}"`)).rows);
+      expect(dump.includes(secret), `table ${t}`).toBe(false);
+    }
+    const r = new Redis(REDIS_URL);
+    const keys = await r.keys(`${namespace}:*`);
+    expect(keys.length).toBeGreaterThan(0);
+    for (const k of keys) {
+      const type = await r.type(k);
+      const value = type === "string" ? await r.get(k) : JSON.stringify(await r.hgetall(k));
+      expect(`${k} ${value}`.includes(secret)).toBe(false);
+    }
+    await r.quit();
+  }, 60_000);
 });
