@@ -1,3 +1,4 @@
+import type { Batch } from "../core/batch.js";
 import { permutation, rng } from "../core/rng.js";
 
 export interface TrainProgress {
@@ -47,3 +48,19 @@ export async function epochLoop(n: number, o: FitOptions, step: (idx: Int32Array
   return losses;
 }
 
+
+/** Class indices (hard labels) or a probability row per sample (soft labels, e.g. a victim's answers). */
+export type Targets = Int32Array | Batch;
+
+/** The targets of the rows `idx` as a dense [idx.length, numClasses] matrix (one-hot for hard labels). */
+export function targetRows(y: Targets, idx: Int32Array, numClasses: number): Float32Array {
+  const out = new Float32Array(idx.length * numClasses);
+  if (y instanceof Int32Array) {
+    for (let i = 0; i < idx.length; i++) out[i * numClasses + y[idx[i]]] = 1;
+  } else {
+    for (let i = 0; i < idx.length; i++) out.set(y.data.subarray(idx[i] * numClasses, (idx[i] + 1) * numClasses), i * numClasses);
+  }
+  return out;
+}
+
+export const targetCount = (y: Targets) => (y instanceof Int32Array ? y.length : y.shape[0]);

@@ -4,7 +4,7 @@ import { denseLayers, denseWeights, setDenseWeights, type DenseLayer } from "./d
 import { denseForward } from "./onnx-export.js";
 import { graphBuilder } from "./onnx-proto.js";
 import type { tf } from "./tf.js";
-import { epochLoop, type FitOptions } from "./epoch-loop.js";
+import { epochLoop, targetCount, targetRows, type FitOptions, type Targets } from "./epoch-loop.js";
 
 /**
  * Training dense networks (softmax regression, MLPs) with ONNX Runtime as the engine.
@@ -80,7 +80,7 @@ function trainStepGraph(layers: DenseLayer[], l2: number): Uint8Array {
 export const canFitDense = (net: tf.LayersModel) => denseLayers(net) !== undefined;
 
 /** Same contract as fitClassifier (train.ts), for dense networks. Returns the mean loss of each epoch. */
-export async function fitDense(net: tf.LayersModel, x: Batch, y: Int32Array, numClasses: number, o: FitOptions): Promise<number[]> {
+export async function fitDense(net: tf.LayersModel, x: Batch, y: Targets, numClasses: number, o: FitOptions): Promise<number[]> {
   const layers = denseLayers(net)!;
   const session = await InferenceSession.create(trainStepGraph(layers, o.l2 ?? 0), {
     intraOpNumThreads: o.threads ?? 2,
@@ -102,14 +102,11 @@ export async function fitDense(net: tf.LayersModel, x: Batch, y: Int32Array, num
   const lr = scalar(o.learningRate);
   let t = 0;
   try {
-    const losses = await epochLoop(y.length, o, async (idx) => {
+    const losses = await epochLoop(targetCount(y), o, async (idx) => {
       const b = idx.length;
       const xb = new Float32Array(b * d);
-      const yb = new Float32Array(b * numClasses);
-      for (let i = 0; i < b; i++) {
-        xb.set(x.data.subarray(idx[i] * d, (idx[i] + 1) * d), i * d);
-        yb[i * numClasses + y[idx[i]]] = 1;
-      }
+      const yb = targetRows(y, idx, numClasses);
+      for (let i = 0; i < b; i++) xb.set(x.data.subarray(idx[i] * d, (idx[i] + 1) * d), i * d);
       t++;
       const out = await session.run({
         ...state,

@@ -2,34 +2,33 @@ import { takeRows, type Batch } from "../core/batch.js";
 import { tf } from "./tf.js";
 import { LOGITS_LAYER } from "./tfjs-model.js";
 import { canFitDense, fitDense } from "./onnx-train.js";
-import { epochLoop, type FitOptions } from "./epoch-loop.js";
+import { epochLoop, targetCount, targetRows, type FitOptions, type Targets } from "./epoch-loop.js";
 
 export type { FitOptions, TrainProgress } from "./epoch-loop.js";
 
 /**
  * Train a heist classifier (a network with a `logits` layer) by minimising softmax cross-entropy
- * with Adam, on seeded mini-batches. Labels are class indices. Returns the mean loss of each epoch.
+ * against hard labels or soft targets (probability rows), with Adam on seeded mini-batches. Returns the mean loss of each epoch.
  */
-export async function fitClassifier(net: tf.LayersModel, x: Batch, y: Int32Array, numClasses: number, o: FitOptions): Promise<number[]> {
+export async function fitClassifier(net: tf.LayersModel, x: Batch, y: Targets, numClasses: number, o: FitOptions): Promise<number[]> {
   const engine = o.engine ?? (process.env.HEIST_TRAIN_ENGINE === "tfjs" ? "tfjs" : "auto");
   if (engine === "auto" && canFitDense(net)) return fitDense(net, x, y, numClasses, o);
   return fitWithTfjs(net, x, y, numClasses, o);
 }
 
-async function fitWithTfjs(net: tf.LayersModel, x: Batch, y: Int32Array, numClasses: number, o: FitOptions): Promise<number[]> {
+async function fitWithTfjs(net: tf.LayersModel, x: Batch, y: Targets, numClasses: number, o: FitOptions): Promise<number[]> {
   const logitsNet = tf.model({ inputs: net.inputs, outputs: net.getLayer(LOGITS_LAYER).output as tf.SymbolicTensor });
   const vars = net.trainableWeights.map((w) => w.read() as tf.Variable);
   const kernels = vars.filter((v) => v.name.includes("kernel"));
   const optimizer = tf.train.adam(o.learningRate);
   const rowShape = x.shape.slice(1);
   try {
-    return await epochLoop(y.length, o, async (idx) => {
+    return await epochLoop(targetCount(y), o, async (idx) => {
       const xb = takeRows(x, idx);
-      const labels = new Int32Array(idx.length);
-      for (let i = 0; i < idx.length; i++) labels[i] = y[idx[i]];
+      const targets = targetRows(y, idx, numClasses);
       const cost = tf.tidy(() => {
         const xt = tf.tensor(xb.data, [idx.length, ...rowShape]);
-        const yt = tf.oneHot(tf.tensor1d(labels, "int32"), numClasses);
+        const yt = tf.tensor2d(targets, [idx.length, numClasses]);
         return optimizer.minimize(() => {
           const logits = logitsNet.apply(xt, { training: true }) as tf.Tensor;
           let loss = tf.losses.softmaxCrossEntropy(yt, logits) as tf.Scalar;

@@ -1,0 +1,43 @@
+import type { z } from "zod";
+import type { Batch } from "../core/batch.js";
+import type { Architecture } from "../models/architecture.js";
+import type { Model } from "../models/model.js";
+import type { BudgetedOracle } from "../oracle/budget.js";
+import type { RecordedOracle } from "../oracle/transcript.js";
+
+export interface AttackProgress {
+  rows: number;
+  /** What the attack is doing, in a few words. */
+  phase: string;
+  /** Agreement with the victim on the attacker's own held-out answers, when it has some. */
+  estimatedFidelity?: number;
+}
+
+/** What every attack is given: the victim behind a budget and a transcript, and the attacker's own data. */
+export interface AttackContext {
+  /** Budgeted (rows, money, time) and recorded (cache + transcript). */
+  oracle: RecordedOracle;
+  budget: BudgetedOracle;
+  seed: number;
+  /** The attacker's own natural data, unlabeled (for pool-based attacks). */
+  pool?: Batch;
+  /** The attacker's own labeled data (for semi-supervised and upgrade attacks). */
+  labeled?: { x: Batch; y: Int32Array };
+  onProgress?: (p: AttackProgress) => void;
+}
+
+export interface AttackResult {
+  surrogate: Model;
+  architecture: Architecture;
+  /** Anything the attack measured on its own (e.g. solved equations, rounds). */
+  details: Record<string, number | string>;
+}
+
+export interface Attack<O extends z.ZodType = z.ZodType> {
+  name: string;
+  description: string;
+  /** Paper(s) it implements. */
+  cites: string;
+  options: O;
+  run(ctx: AttackContext, options: z.infer<O>): Promise<AttackResult>;
+}

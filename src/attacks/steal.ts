@@ -1,0 +1,64 @@
+import type { Batch } from "../core/batch.js";
+import { budgeted, type BudgetLimits, type Spend } from "../oracle/budget.js";
+import { OracleStopped, type Oracle, type StopReason } from "../oracle/oracle.js";
+import { recorded } from "../oracle/transcript.js";
+import type { Attack, AttackProgress, AttackResult } from "./attack.js";
+
+export interface StealOptions {
+  attack: Attack;
+  options?: unknown;
+  limits: BudgetLimits;
+  seed: number;
+  /** Keep the transcript here (and resume from it). */
+  dir?: string;
+  pool?: Batch;
+  labeled?: { x: Batch; y: Int32Array };
+  onProgress?: (p: AttackProgress & { spent: Spend }) => void;
+}
+
+export interface StealOutcome {
+  result: AttackResult;
+  spent: Spend;
+  /** Why the attack stopped asking, if the victim or the budget stopped it first. */
+  stopped?: { reason: StopReason; message: string };
+  /** Answers reused from an earlier run's transcript (paid for then, not now). */
+  reused: number;
+}
+
+/**
+ * Run one attack against one victim: the oracle is wrapped in a budget (what the victim charges)
+ * and, outside it, a cache and transcript (so a repeated or resumed question costs nothing).
+ */
+export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutcome> {
+  const budget = budgeted(victim, s.limits);
+  const oracle = recorded(budget, s.dir);
+  const reused = oracle.size;
+  const options = s.attack.options.parse(s.options ?? {});
+  let stopped: StealOutcome["stopped"];
+  // A stopped victim ends the querying, not the attack: the attack trains on what it has.
+  const guarded = {
+    ...oracle,
+    inputShape: oracle.inputShape,
+    entries: () => oracle.entries(),
+    get kind() {
+      return oracle.kind;
+    },
+    get size() {
+      return oracle.size;
+    },
+    async query(x: Batch) {
+      if (stopped) throw new OracleStopped(stopped.reason, stopped.message);
+      try {
+        return await oracle.query(x);
+      } catch (e) {
+        if (e instanceof OracleStopped) stopped = { reason: e.reason, message: e.message };
+        throw e;
+      }
+    },
+  };
+  const result = await s.attack.run({
+    oracle: guarded, budget, seed: s.seed, pool: s.pool, labeled: s.labeled,
+    onProgress: (p) => s.onProgress?.({ ...p, spent: budget.spent }),
+  }, options);
+  return { result, spent: { ...budget.spent }, stopped, reused };
+}

@@ -1,0 +1,111 @@
+import { concatRows, rowsOf, sliceRows, type Batch } from "../core/batch.js";
+import { OracleStopped, parseOutputs, type Oracle, type OracleAnswer } from "./oracle.js";
+
+export interface HttpOracleOptions {
+  url: string;
+  model: string;
+  key?: string;
+  /** Rows per request (the gateway's maxBatch or less). */
+  maxBatch?: number;
+  /** Requests in flight at once. */
+  concurrency?: number;
+  /** Retries of a failed or rate-limited request before giving up. */
+  retries?: number;
+  timeoutMs?: number;
+  /** Longest Retry-After worth waiting for; a longer one (a daily quota) stops the attack. */
+  maxWaitSeconds?: number;
+  /** Called on every refusal (429, 402, …) for the budget's count. */
+  onRefusal?: (status: number, type: string) => void;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * An Open Inference Protocol v2 client, as a thief would write one: batches up to the server's
+ * maximum, keeps a few requests in flight (fetch keeps connections alive), waits out short
+ * rate limits (honouring Retry-After), backs off on server errors, and stops cleanly — keeping what
+ * it has — on a spent quota (long Retry-After), 402, or a refused key.
+ */
+export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
+  const base = `${o.url.replace(/\/$/, "")}/v2/models/${encodeURIComponent(o.model)}`;
+  const headers: Record<string, string> = { "content-type": "application/json", ...(o.key ? { authorization: `Bearer ${o.key}` } : {}) };
+  const timeout = o.timeoutMs ?? 30_000;
+  let meta: { inputs: { name: string; shape: number[] }[] };
+  try {
+    const res = await fetch(base, { headers, signal: AbortSignal.timeout(timeout) });
+    if (res.status === 404) throw new OracleStopped("refused", `the server at ${o.url} has no model "${o.model}"`);
+    if (!res.ok) throw new OracleStopped("refused", `reading model "${o.model}" metadata answered HTTP ${res.status}`);
+    meta = (await res.json()) as typeof meta;
+  } catch (e) {
+    if (e instanceof OracleStopped) throw e;
+    throw new OracleStopped("unreachable", `cannot reach ${o.url}: ${(e as Error).cause ?? (e as Error).message}`);
+  }
+  const inputShape = meta.inputs?.[0]?.shape?.slice(1) ?? [];
+  if (inputShape.length === 0 || inputShape.some((d) => !(d > 0))) throw new OracleStopped("refused", `model "${o.model}" does not declare a fixed input shape`);
+  const inputName = meta.inputs[0].name;
+  const maxBatch = o.maxBatch ?? 256;
+  const retries = o.retries ?? 5;
+
+  async function one(x: Batch): Promise<OracleAnswer> {
+    const body = JSON.stringify({ inputs: [{ name: inputName, shape: [...x.shape], datatype: "FP32", data: Array.from(x.data) }] });
+    for (let attempt = 0; ; attempt++) {
+      let res: Response;
+      try {
+        res = await fetch(`${base}/infer`, { method: "POST", headers, body, signal: AbortSignal.timeout(timeout) });
+      } catch (e) {
+        if (attempt >= retries) throw new OracleStopped("unreachable", `cannot reach ${o.url}: ${(e as Error).cause ?? (e as Error).message}`);
+        await sleep(Math.min(10_000, 200 * 2 ** attempt));
+        continue;
+      }
+      if (res.ok) {
+        const answer = (await res.json()) as { outputs: { name: string; shape: number[]; data: number[] }[] };
+        const cost = Math.round(Number(res.headers.get("heist-cost") ?? 0) * 1e6);
+        return parseOutputs(answer.outputs, rowsOf(x), cost);
+      }
+      const problem = (await res.json().catch(() => ({}))) as { type?: string; detail?: string };
+      const type = problem.type?.split(":").pop() ?? String(res.status);
+      o.onRefusal?.(res.status, type);
+      const detail = problem.detail ?? `HTTP ${res.status}`;
+      if (res.status === 429) {
+        const wait = Number(res.headers.get("retry-after") ?? 1);
+        if (type === "quota-exceeded" || wait > (o.maxWaitSeconds ?? 60)) throw new OracleStopped("quota", `the victim stopped answering: ${detail}`);
+        if (attempt >= retries) throw new OracleStopped("quota", `still rate-limited after ${retries} retries: ${detail}`);
+        await sleep(wait * 1000);
+        continue;
+      }
+      if (res.status === 402) throw new OracleStopped("payment", `the victim wants payment: ${detail}`);
+      if (res.status >= 500 && attempt < retries) {
+        await sleep(Math.min(10_000, 200 * 2 ** attempt));
+        continue;
+      }
+      throw new OracleStopped(res.status >= 500 ? "unreachable" : "refused", `the victim refused (${res.status} ${type}): ${detail}`);
+    }
+  }
+
+  return {
+    inputShape,
+    async query(x: Batch): Promise<OracleAnswer> {
+      const chunks: Batch[] = [];
+      for (let s = 0; s < rowsOf(x); s += maxBatch) chunks.push(sliceRows(x, s, s + maxBatch));
+      const answers: OracleAnswer[] = new Array(chunks.length);
+      let next = 0;
+      const worker = async () => {
+        while (next < chunks.length) {
+          const i = next++;
+          answers[i] = await one(chunks[i]);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 4, chunks.length) }, worker));
+      return mergeAnswers(answers);
+    },
+  };
+}
+
+/** Answers to consecutive chunks of one query, as one answer. */
+export function mergeAnswers(parts: OracleAnswer[]): OracleAnswer {
+  if (parts.length === 1) return parts[0];
+  const first = parts[0];
+  const labels = first.labels ? Int32Array.from(parts.flatMap((p) => Array.from(p.labels!))) : undefined;
+  const values = first.values ? concatRows(parts.map((p) => p.values!)) : undefined;
+  return { kind: first.kind, labels, values, costMicros: parts.reduce((s, p) => s + p.costMicros, 0) };
+}

@@ -1,0 +1,41 @@
+import { randomUUID } from "node:crypto";
+import { rowsOf, type Batch } from "../core/batch.js";
+import type { OutputPolicy } from "../gateway/config.js";
+import type { Answer, Query, ServedModel } from "../gateway/pipeline.js";
+import { Problem } from "../gateway/problem.js";
+import { shape } from "../defenses/output-policy.js";
+import type { Model } from "../models/model.js";
+import { OracleStopped, parseOutputs, type Oracle } from "./oracle.js";
+
+/**
+ * A victim in the same process: the gateway's own defence pipeline, with no socket in between.
+ * Refusals become the same clean stops the HTTP oracle gives, so an attack cannot tell the two apart
+ * (the audit checks that both give identical results).
+ */
+export function localOracle(o: { pipeline: (q: Query) => Promise<Answer>; model: ServedModel; key: string; now?: () => number; onRefusal?: (status: number, type: string) => void }): Oracle {
+  return {
+    inputShape: o.model.inputShape,
+    async query(x: Batch) {
+      try {
+        const a = await o.pipeline({ id: randomUUID(), model: o.model, x, rows: rowsOf(x), apiKey: o.key, nowMs: (o.now ?? Date.now)() });
+        return parseOutputs(a.outputs, rowsOf(x), Math.round(Number(a.headers["heist-cost"] ?? 0) * 1e6));
+      } catch (e) {
+        if (!(e instanceof Problem)) throw e;
+        o.onRefusal?.(e.status, e.type);
+        if (e.status === 429) throw new OracleStopped("quota", `the victim stopped answering: ${e.message}`);
+        if (e.status === 402) throw new OracleStopped("payment", `the victim wants payment: ${e.message}`);
+        throw new OracleStopped(e.status >= 500 ? "unreachable" : "refused", `the victim refused (${e.status} ${e.type}): ${e.message}`);
+      }
+    },
+  };
+}
+
+/** A bare model behind an output policy, no gateway at all: for experiments and tests. */
+export function modelOracle(model: Model, policy: OutputPolicy = { kind: model.output === "leaf" ? "probabilities" : model.output, k: 1 }): Oracle {
+  return {
+    inputShape: model.inputShape,
+    async query(x: Batch) {
+      return parseOutputs(shape(await model.predict(x), policy), rowsOf(x), 0);
+    },
+  };
+}

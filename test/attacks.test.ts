@@ -1,0 +1,134 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadSplits } from "../src/data/registry.js";
+import { fidelityReport, parameterError } from "../src/audit/metrics.js";
+import { loadModel } from "../src/models/load.js";
+import { denseWeights } from "../src/models/dense-net.js";
+import type { TfjsModel } from "../src/models/tfjs-model.js";
+import { modelOracle } from "../src/oracle/local-oracle.js";
+import { httpOracle } from "../src/oracle/http-oracle.js";
+import { TRANSCRIPT_FILE } from "../src/oracle/transcript.js";
+import { equationSolving } from "../src/attacks/equation-solving.js";
+import { knockoff } from "../src/attacks/knockoff.js";
+import { steal } from "../src/attacks/steal.js";
+import { startGateway, type Running } from "./gateway-helpers.js";
+import { tempDir } from "./helpers.js";
+
+process.env.HEIST_ZOO_DIR ??= tempDir("heist-zoo-");
+
+/** The victim's weights with class 0's subtracted: the part of a softmax regression its answers determine. */
+function normalised(weights: Float32Array[], k: number): Float32Array {
+  const [W, b] = weights;
+  const d = W.length / k;
+  const out = new Float32Array((d + 1) * k);
+  for (let j = 0; j < d; j++) for (let i = 0; i < k; i++) out[j * k + i] = W[j * k + i] - W[j * k];
+  for (let i = 0; i < k; i++) out[d * k + i] = b[i] - b[0];
+  return out;
+}
+
+describe("equation-solving (Tramèr et al. 2016)", () => {
+  it("recovers digits softmax regression exactly from d+1 = 65 queries", async () => {
+    const victim = await loadModel("zoo://digits-softmax");
+    const out = await steal(modelOracle(victim.model), { attack: equationSolving, limits: { rows: 65 }, seed: 1 });
+    expect(out.spent.rows).toBe(65);
+    const { test } = loadSplits("digits", { seed: 0 });
+    const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 5000, seed: 3 });
+    expect(f).toEqual({ rTest: 1, rUnif: 1 });
+    const err = parameterError(
+      normalised(denseWeights((victim.model as TfjsModel).net), 10).filter((_, i) => i % 10 !== 0),
+      normalised(denseWeights((out.result.surrogate as TfjsModel).net), 10).filter((_, i) => i % 10 !== 0),
+    );
+    expect(err.maxRel).toBeLessThan(1e-3);
+    expect(err.meanRel).toBeLessThan(1e-4);
+  }, 60_000);
+
+  it("stops at a budget spent in the middle of its batch and says how many it got", async () => {
+    const victim = await loadModel("zoo://digits-softmax");
+    const dir = tempDir();
+    await expect(steal(modelOracle(victim.model), { attack: equationSolving, limits: { rows: 30 }, seed: 1, dir })).rejects.toThrow(/only 30 of the 65 queries needed were answered/);
+    expect(readFileSync(join(dir, TRANSCRIPT_FILE), "utf8").trim().split("\n")).toHaveLength(30); // what was paid for is kept
+  });
+
+  it("says what to do when the API answers with labels only", async () => {
+    const victim = await loadModel("zoo://digits-softmax");
+    await expect(steal(modelOracle(victim.model, { kind: "label", k: 1 }), { attack: equationSolving, limits: { rows: 65 }, seed: 1 }))
+      .rejects.toThrow(/needs probabilities or logits, but this API answers with label/);
+  });
+});
+
+describe("knockoff (learning-based)", () => {
+  it("distils a digits MLP from the attacker's own disjoint data, deterministically", async () => {
+    const victim = await loadModel("zoo://digits-mlp");
+    const { pool, test } = loadSplits("digits", { seed: 0 });
+    const run = () => steal(modelOracle(victim.model), { attack: knockoff, options: { pool: "natural", epochs: 40 }, limits: { rows: 400 }, seed: 2, pool: pool.x });
+    const a = await run();
+    expect(a.spent.rows).toBe(400);
+    const f = await fidelityReport(victim.model, a.result.surrogate, { test: test.x, uniformRows: 2000 });
+    expect(f.rTest).toBeGreaterThan(0.9);
+    const b = await run();
+    expect(Array.from((await b.result.surrogate.predict(test.x)).data)).toEqual(Array.from((await a.result.surrogate.predict(test.x)).data));
+  }, 60_000);
+
+  it("learns from labels alone when that is all the API gives", async () => {
+    const victim = await loadModel("zoo://breast-cancer-logistic");
+    const { test } = loadSplits("breast-cancer", { seed: 0 });
+    const out = await steal(modelOracle(victim.model, { kind: "label", k: 1 }), { attack: knockoff, options: { pool: "uniform", epochs: 60, arch: { kind: "softmax" } }, limits: { rows: 500 }, seed: 4 });
+    expect(out.result.details.targets).toBe("labels");
+    const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 2000 });
+    expect(f.rUnif).toBeGreaterThan(0.9);
+  }, 60_000);
+
+  it("keeps a transcript, never pays twice, and resumes from it", async () => {
+    const victim = await loadModel("zoo://digits-mlp");
+    const { pool } = loadSplits("digits", { seed: 0 });
+    const dir = tempDir();
+    const first = await steal(modelOracle(victim.model), { attack: knockoff, options: { pool: "natural", epochs: 2 }, limits: { rows: 150 }, seed: 5, pool: pool.x, dir });
+    expect(first.spent.rows).toBe(150);
+    expect(readFileSync(join(dir, TRANSCRIPT_FILE), "utf8").trim().split("\n")).toHaveLength(150);
+    // Same seed, bigger budget: the first 150 answers come from the transcript, only the rest is paid.
+    const second = await steal(modelOracle(victim.model), { attack: knockoff, options: { pool: "natural", epochs: 2 }, limits: { rows: 100 }, seed: 5, pool: pool.x, dir });
+    expect(second.reused).toBe(150);
+    expect(second.spent.rows).toBe(100);
+    expect(readFileSync(join(dir, TRANSCRIPT_FILE), "utf8").trim().split("\n")).toHaveLength(250);
+  }, 60_000);
+});
+
+describe("attacks over HTTP against heist serve", () => {
+  let g: Running;
+  beforeAll(async () => {
+    g = await startGateway({
+      models: [{ name: "digits", source: "zoo://digits-softmax" }, { name: "mlp", source: "zoo://digits-mlp" }],
+      plans: [{ name: "paid", dailyQuota: 300, tiers: [{ pricePerRow: 0.001 }] }],
+    });
+  }, 60_000);
+  afterAll(() => g.close());
+
+  it("equation-solving through the real gateway: 65 rows, 65 µ-paid rows, exact copy", async () => {
+    const c = await g.client("paid", 10);
+    const victim = await loadModel("zoo://digits-softmax");
+    const oracle = await httpOracle({ url: g.url, model: "digits", key: c.key });
+    const out = await steal(oracle, { attack: equationSolving, limits: { rows: 1000 }, seed: 1 });
+    expect(out.spent).toMatchObject({ rows: 65, micros: 65_000 });
+    const { test } = loadSplits("digits", { seed: 0 });
+    expect((await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 2000 })).rTest).toBe(1);
+  }, 60_000);
+
+  it("stops cleanly at the gateway's daily quota and trains on what it got", async () => {
+    const c = await g.client("paid", 10);
+    const dir = tempDir();
+    const oracle = await httpOracle({ url: g.url, model: "mlp", key: c.key, maxBatch: 64 });
+    const { pool } = loadSplits("digits", { seed: 0 });
+    const out = await steal(oracle, { attack: knockoff, options: { pool: "natural", epochs: 5, chunk: 100 }, limits: { rows: 1000 }, seed: 3, pool: pool.x, dir });
+    expect(out.stopped?.reason).toBe("quota");
+    expect(out.stopped?.message).toMatch(/daily quota reached/);
+    expect(out.spent.rows).toBe(300);
+    expect(out.result.details.answered).toBe(300);
+    expect(existsSync(join(dir, TRANSCRIPT_FILE))).toBe(true);
+  }, 60_000);
+
+  it("reports an unreachable victim and an unknown model clearly", async () => {
+    await expect(httpOracle({ url: "http://127.0.0.1:9", model: "x" })).rejects.toThrow(/cannot reach http:\/\/127\.0\.0\.1:9/);
+    await expect(httpOracle({ url: g.url, model: "nope" })).rejects.toThrow(/has no model "nope"/);
+  });
+});
