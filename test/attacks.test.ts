@@ -86,8 +86,8 @@ describe("knockoff (learning-based)", () => {
     const first = await steal(modelOracle(victim.model), { attack: knockoff, options: { pool: "natural", epochs: 2 }, limits: { rows: 150 }, seed: 5, pool: pool.x, dir });
     expect(first.spent.rows).toBe(150);
     expect(readFileSync(join(dir, TRANSCRIPT_FILE), "utf8").trim().split("\n")).toHaveLength(150);
-    // Same seed, bigger budget: the first 150 answers come from the transcript, only the rest is paid.
-    const second = await steal(modelOracle(victim.model), { attack: knockoff, options: { pool: "natural", epochs: 2 }, limits: { rows: 100 }, seed: 5, pool: pool.x, dir });
+    // Same seed, a budget of 250 for the whole run: the first 150 answers come from the transcript, only 100 are paid.
+    const second = await steal(modelOracle(victim.model), { attack: knockoff, options: { pool: "natural", epochs: 2 }, limits: { rows: 250 }, seed: 5, pool: pool.x, dir });
     expect(second.reused).toBe(150);
     expect(second.spent.rows).toBe(100);
     expect(readFileSync(join(dir, TRANSCRIPT_FILE), "utf8").trim().split("\n")).toHaveLength(250);

@@ -7,6 +7,7 @@ import type { Attack, AttackProgress, AttackResult } from "./attack.js";
 export interface StealOptions {
   attack: Attack;
   options?: unknown;
+  /** For the whole run, including rows already paid for in a resumed transcript. */
   limits: BudgetLimits;
   seed: number;
   /** Keep the transcript here (and resume from it). */
@@ -30,9 +31,12 @@ export interface StealOutcome {
  * and, outside it, a cache and transcript (so a repeated or resumed question costs nothing).
  */
 export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutcome> {
-  const budget = budgeted(victim, s.limits);
+  const limits = { ...s.limits };
+  const budget = budgeted(victim, limits);
   const oracle = recorded(budget, s.dir);
   const reused = oracle.size;
+  // The row budget covers the whole run: answers already in a resumed transcript count against it.
+  if (limits.rows !== undefined) limits.rows = Math.max(0, limits.rows - reused);
   const options = s.attack.options.parse(s.options ?? {});
   let stopped: StealOutcome["stopped"];
   // A stopped victim ends the querying, not the attack: the attack trains on what it has.

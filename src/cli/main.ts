@@ -5,6 +5,7 @@ import { evalCommand } from "./eval.js";
 import { exportCommand } from "./export.js";
 import { serveCommand } from "./serve.js";
 import { adminCommand } from "./admin.js";
+import { stealCommand } from "./steal.js";
 import { modelsCommand } from "./models.js";
 import { trainCommand } from "./train.js";
 
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   exportCommand(program);
   serveCommand(program);
   adminCommand(program);
+  stealCommand(program);
   dataCommand(program);
   return program;
 }

@@ -1,0 +1,126 @@
+import type { Command } from "commander";
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { fail } from "../core/errors.js";
+import { writeFileAtomic } from "../core/fs.js";
+import { sizeOf } from "../core/batch.js";
+import { loadSplits, DATASET_NAMES } from "../data/registry.js";
+import { accuracy, fidelityReport } from "../audit/metrics.js";
+import { ATTACKS, ATTACK_NAMES } from "../attacks/registry.js";
+import { steal } from "../attacks/steal.js";
+import { loadModel } from "../models/load.js";
+import { saveModel } from "../models/store.js";
+import { httpOracle } from "../oracle/http-oracle.js";
+import { MICROS } from "../gateway/money.js";
+import { emit, parseFlags, pct } from "./output.js";
+import { progress } from "./progress.js";
+
+const StealArgs = z.object({
+  target: z.string().url(),
+  model: z.string().min(1),
+  key: z.string().optional(),
+  attack: z.string().refine((a) => ATTACK_NAMES.includes(a), { message: `unknown attack; one of ${ATTACK_NAMES.join(", ")}` }),
+  budget: z.coerce.number().int().positive(),
+  maxSpend: z.coerce.number().positive().optional(),
+  pool: z.string().optional(),
+  eval: z.string().optional(),
+  victim: z.string().optional(),
+  seed: z.coerce.number().int().nonnegative().default(0),
+  options: z.string().default("{}"),
+  out: z.string().min(1),
+});
+type StealArgs = z.infer<typeof StealArgs>;
+const ARGS_FILE = "steal.json";
+
+export function stealCommand(program: Command): void {
+  program
+    .command("steal")
+    .description("extract a model through its prediction API (Open Inference Protocol v2)")
+    .option("--target <url>", "the API, e.g. http://127.0.0.1:8080")
+    .option("--model <name>", "the model's name on that API")
+    .option("--key <key>", "API key (default: $HEIST_API_KEY)")
+    .option("--attack <name>", `attack: ${ATTACK_NAMES.join(", ")}`)
+    .option("--budget <rows>", "most rows to ask (what the victim's quota and price count)")
+    .option("--max-spend <dollars>", "most money to spend")
+    .option("--pool <dataset>", `the attacker's own data (its pool split): ${DATASET_NAMES.join(", ")}`)
+    .option("--eval <dataset>", "measure the stolen model's accuracy on this dataset's test split")
+    .option("--victim <uri>", "a local copy of the victim (experiments only) to measure fidelity R_test / R_unif")
+    .option("--seed <n>", "seed for the attack's choices and the surrogate's training", "0")
+    .option("--options <json>", "attack options as JSON, e.g. '{\"epochs\": 50}'", "{}")
+    .option("--out <dir>", "where the transcript, result.json and the stolen model go")
+    .option("--resume <dir>", "continue a stopped run from its directory (same arguments, answers already paid for are reused)")
+    .option("--json", "print the result as JSON")
+    .action(async (raw: Record<string, string | boolean | undefined>) => {
+      let args: StealArgs;
+      if (raw.resume) {
+        const file = join(String(raw.resume), ARGS_FILE);
+        if (!existsSync(file)) fail("not-found", `${raw.resume} holds no ${ARGS_FILE}: not a steal run directory`);
+        args = StealArgs.parse({ ...JSON.parse(readFileSync(file, "utf8")), key: raw.key ?? process.env.HEIST_API_KEY });
+      } else {
+        args = parseFlags(StealArgs, { ...raw, key: raw.key ?? process.env.HEIST_API_KEY }, "steal");
+      }
+      const out = resolve(args.out);
+      let options: unknown;
+      try {
+        options = JSON.parse(args.options);
+      } catch {
+        fail("bad-input", `--options is not valid JSON: ${args.options}`);
+      }
+      const attack = ATTACKS[args.attack];
+      parseFlags(attack.options, options, `--options for ${attack.name}`);
+      await writeFileAtomic(join(out, ARGS_FILE), JSON.stringify({ ...args, key: undefined }, null, 2) + "\n");
+
+      let refusals = 0;
+      const oracle = await httpOracle({ url: args.target, model: args.model, key: args.key, onRefusal: () => refusals++ });
+      const width = sizeOf(oracle.inputShape);
+      const split = (name: string) => {
+        const s = loadSplits(name, { seed: 0 });
+        if (sizeOf(s.pool.featureShape) !== width) fail("bad-input", `${name} rows have shape [${s.pool.featureShape}] but the victim takes [${oracle.inputShape}]`);
+        return s;
+      };
+      const pool = args.pool ? split(args.pool).pool.x : undefined;
+      const bar = progress(`steal ${args.model} (${attack.name})`, args.budget);
+      const outcome = await steal(oracle, {
+        attack, options, seed: args.seed, dir: out, pool,
+        limits: { rows: args.budget, micros: args.maxSpend ? Math.round(args.maxSpend * MICROS) : undefined },
+        onProgress: (p) => bar.update(p.spent.rows, { spent: `$${(p.spent.micros / MICROS).toFixed(4)}`, phase: p.phase, ...(p.estimatedFidelity !== undefined ? { fidelity: p.estimatedFidelity } : {}) }),
+      });
+      bar.stop();
+      const { surrogate, architecture, details } = outcome.result;
+      const measured: Record<string, number> = {};
+      if (args.eval) {
+        const { test } = split(args.eval);
+        measured.accuracy = accuracy(await surrogate.predict(test.x), test.y);
+        if (args.victim) {
+          const victim = await loadModel(args.victim);
+          const f = await fidelityReport(victim.model, surrogate, { test: test.x, seed: args.seed });
+          measured.fidelityTest = f.rTest;
+          measured.fidelityUniform = f.rUnif;
+          measured.victimAccuracy = accuracy(await victim.model.predict(test.x), test.y);
+          victim.model.dispose();
+        }
+      }
+      const result = {
+        target: args.target, model: args.model, attack: attack.name, seed: args.seed,
+        rows: outcome.spent.rows, reusedRows: outcome.reused, requests: outcome.spent.requests,
+        dollars: outcome.spent.micros / MICROS, seconds: outcome.spent.seconds, refusals,
+        stopped: outcome.stopped ?? null, details, ...measured,
+        surrogate: join(out, "model"),
+      };
+      await saveModel(join(out, "model"), surrogate, {
+        engine: "tfjs", architecture, dataset: args.pool ?? null, preprocessing: { kind: "identity" }, split: null,
+        classes: null, seed: args.seed, inputShape: [...oracle.inputShape], output: "probabilities", outputWidth: surrogate.outputWidth,
+        metrics: { rows: outcome.spent.rows, ...measured }, createdAt: new Date().toISOString(),
+      });
+      await writeFileAtomic(join(out, "result.json"), JSON.stringify(result, null, 2) + "\n");
+      surrogate.dispose();
+      emit(raw.json as boolean | undefined, result, () => [
+        `stole ${args.model} with ${attack.name}: ${result.rows} rows asked (${result.reusedRows} reused), $${result.dollars.toFixed(4)}, ${result.seconds.toFixed(1)} s, ${refusals} refusals`,
+        outcome.stopped ? `the victim stopped answering: ${outcome.stopped.message}` : "",
+        measured.accuracy !== undefined ? `accuracy ${pct(measured.accuracy)} on ${args.eval}` : "",
+        measured.fidelityTest !== undefined ? `fidelity ${pct(measured.fidelityTest)} on test rows, ${pct(measured.fidelityUniform)} on uniform inputs (victim accuracy ${pct(measured.victimAccuracy)})` : "",
+        `model and transcript in ${out}`,
+      ].filter(Boolean).join("\n"));
+    });
+}
