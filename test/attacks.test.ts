@@ -12,6 +12,8 @@ import { TRANSCRIPT_FILE } from "../src/oracle/transcript.js";
 import { equationSolving } from "../src/attacks/equation-solving.js";
 import { knockoff } from "../src/attacks/knockoff.js";
 import { steal } from "../src/attacks/steal.js";
+import { pathFinding } from "../src/attacks/path-finding.js";
+import type { TreeModel } from "../src/models/tree.js";
 import { startGateway, type Running } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
 
@@ -94,12 +96,30 @@ describe("knockoff (learning-based)", () => {
   }, 60_000);
 });
 
+describe("path-finding (Tramèr et al. 2016)", () => {
+  it.each([["iris-tree", "iris"], ["breast-cancer-tree", "breast-cancer"]])("copies %s exactly from its leaf ids", async (zoo, dataset) => {
+    const victim = await loadModel(`zoo://${zoo}`);
+    const out = await steal(modelOracle(victim.model, { kind: "leaf", k: 1 }), { attack: pathFinding, limits: { rows: 200_000 }, seed: 3 });
+    const { test } = loadSplits(dataset, { seed: 0 });
+    const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 20_000, seed: 1 });
+    expect(f.rTest).toBe(1);
+    expect(f.rUnif).toBeGreaterThan(0.999);
+    expect(out.result.details.leaves).toBe((victim.model as TreeModel).leafCount);
+    expect(out.spent.rows).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("needs leaf ids and says so", async () => {
+    const victim = await loadModel("zoo://iris-tree");
+    await expect(steal(modelOracle(victim.model, { kind: "label", k: 1 }), { attack: pathFinding, limits: { rows: 1000 }, seed: 3 })).rejects.toThrow(/path-finding needs leaf ids, but this API answers with label/);
+  });
+});
+
 describe("attacks over HTTP against heist serve", () => {
   let g: Running;
   beforeAll(async () => {
     g = await startGateway({
-      models: [{ name: "digits", source: "zoo://digits-softmax" }, { name: "mlp", source: "zoo://digits-mlp" }],
-      plans: [{ name: "paid", dailyQuota: 300, tiers: [{ pricePerRow: 0.001 }] }],
+      models: [{ name: "digits", source: "zoo://digits-softmax" }, { name: "mlp", source: "zoo://digits-mlp" }, { name: "iris", source: "zoo://iris-tree", output: { kind: "leaf" as const } }],
+      plans: [{ name: "paid", dailyQuota: 300, tiers: [{ pricePerRow: 0.001 }] }, { name: "big", dailyQuota: 100_000 }],
     });
   }, 60_000);
   afterAll(() => g.close());
@@ -125,6 +145,15 @@ describe("attacks over HTTP against heist serve", () => {
     expect(out.spent.rows).toBe(300);
     expect(out.result.details.answered).toBe(300);
     expect(existsSync(join(dir, TRANSCRIPT_FILE))).toBe(true);
+  }, 60_000);
+
+  it("path-finding through the real gateway's leaf answers", async () => {
+    const c = await g.client("big");
+    const victim = await loadModel("zoo://iris-tree");
+    const out = await steal(await httpOracle({ url: g.url, model: "iris", key: c.key }), { attack: pathFinding, limits: { rows: 50_000 }, seed: 3 });
+    const { test } = loadSplits("iris", { seed: 0 });
+    expect((await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 5000 })).rTest).toBe(1);
+    expect((await g.store.usage(c.id, g.clock.now)).usedToday).toBe(out.spent.rows);
   }, 60_000);
 
   it("reports an unreachable victim and an unknown model clearly", async () => {

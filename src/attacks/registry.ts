@@ -1,10 +1,12 @@
 import type { Attack } from "./attack.js";
 import { equationSolving } from "./equation-solving.js";
 import { knockoff } from "./knockoff.js";
+import { pathFinding } from "./path-finding.js";
 
 /** Every attack `heist steal --attack` knows, by name. */
 export const ATTACKS: Record<string, Attack> = {
   [equationSolving.name]: equationSolving as unknown as Attack,
   [knockoff.name]: knockoff as unknown as Attack,
+  [pathFinding.name]: pathFinding as unknown as Attack,
 };
 export const ATTACK_NAMES = Object.keys(ATTACKS);

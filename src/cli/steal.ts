@@ -109,7 +109,7 @@ export function stealCommand(program: Command): void {
         surrogate: join(out, "model"),
       };
       await saveModel(join(out, "model"), surrogate, {
-        engine: "tfjs", architecture, dataset: args.pool ?? null, preprocessing: { kind: "identity" }, split: null,
+        engine: architecture.kind === "tree" ? "tree" : "tfjs", architecture, dataset: args.pool ?? null, preprocessing: { kind: "identity" }, split: null,
         classes: null, seed: args.seed, inputShape: [...oracle.inputShape], output: "probabilities", outputWidth: surrogate.outputWidth,
         metrics: { rows: outcome.spent.rows, ...measured }, createdAt: new Date().toISOString(),
       });

@@ -11,18 +11,19 @@ import type { Defense, OutputTensor } from "../gateway/pipeline.js";
 export function outputPolicy(): Defense {
   return async (q, next) => {
     const answer = await next();
-    answer.outputs = shape(answer.raw, q.plan?.output ?? q.model.policy);
+    answer.outputs = shape(answer.raw, q.plan?.output ?? q.model.policy, answer.leaves);
     return answer;
   };
 }
 
 const round = (v: number, decimals?: number) => (decimals === undefined ? v : Number(v.toFixed(decimals)));
 
-export function shape(raw: Batch, p: OutputPolicy): OutputTensor[] {
+export function shape(raw: Batch, p: OutputPolicy, leaves?: Int32Array): OutputTensor[] {
   const n = rowsOf(raw);
   const w = widthOf(raw);
-  if (p.kind === "label") {
-    return [{ name: "label", datatype: "INT64", shape: [n, 1], data: Array.from(argmaxRows(raw)) }];
+  if (p.kind === "label" || p.kind === "leaf") {
+    const label: OutputTensor = { name: "label", datatype: "INT64", shape: [n, 1], data: Array.from(argmaxRows(raw)) };
+    return p.kind === "leaf" && leaves ? [label, { name: "leaf", datatype: "INT64", shape: [n, 1], data: Array.from(leaves) }] : [label];
   }
   if (p.kind === "top-k") {
     const k = Math.min(p.k, w);
@@ -43,8 +44,8 @@ export function shape(raw: Batch, p: OutputPolicy): OutputTensor[] {
 }
 
 /** Which policies make sense for which model outputs (checked when the gateway starts). */
-export function policyFits(p: OutputPolicy, output: string): boolean {
+export function policyFits(p: OutputPolicy, output: string, isTree = false): boolean {
   if (output === "embedding") return p.kind === "embedding";
-  if (output === "leaf") return p.kind === "label" || p.kind === "probabilities";
+  if (p.kind === "leaf") return isTree;
   return p.kind !== "embedding" && (p.kind !== "logits" || output === "logits");
 }

@@ -6,7 +6,8 @@ import { dollars } from "./money.js";
 
 /** What a client may see of a model's answer. Narrower policies leak less (see defenses/output-policy.ts). */
 export const OutputPolicy = z.object({
-  kind: z.enum(["label", "top-k", "probabilities", "embedding", "logits"]).default("probabilities"),
+  /** `leaf`: the label and the id of the decision-tree leaf that decided it (as BigML answers). */
+  kind: z.enum(["label", "top-k", "probabilities", "embedding", "logits", "leaf"]).default("probabilities"),
   /** For top-k. */
   k: z.number().int().positive().default(1),
   /** Round every returned value to this many decimals. */

@@ -2,6 +2,7 @@ import { sizeOf, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { loadModel } from "../models/load.js";
 import type { Model } from "../models/model.js";
+import type { TreeModel } from "../models/tree.js";
 import { policyFits } from "../defenses/output-policy.js";
 import { secret, type GatewayConfig, type ModelConfig } from "./config.js";
 import { InferResponse, ModelMetadata } from "./oip.js";
@@ -20,11 +21,12 @@ export async function loadModels(config: GatewayConfig): Promise<ModelRegistry> 
   const owned: Model[] = [];
   for (const m of config.models) {
     const served = m.upstream ? await upstreamModel(m) : await localModel(m, owned);
-    if (!policyFits(served.policy, served.output)) {
+    const isTree = served.leafIds !== undefined;
+    if (!policyFits(served.policy, served.output, isTree)) {
       fail("bad-input", `model "${m.name}" answers with ${served.output} but its output policy is ${served.policy.kind}`);
     }
     for (const p of config.plans) {
-      if (p.output && (p.models.includes("*") || p.models.includes(m.name)) && !policyFits(p.output, served.output)) {
+      if (p.output && (p.models.includes("*") || p.models.includes(m.name)) && !policyFits(p.output, served.output, isTree)) {
         fail("bad-input", `plan "${p.name}" asks for ${p.output.kind} answers but model "${m.name}" gives ${served.output}`);
       }
     }
@@ -38,7 +40,9 @@ export async function loadModels(config: GatewayConfig): Promise<ModelRegistry> 
       return {
         name, versions: ["1"], platform: "heist",
         inputs: [{ name: "input", datatype: "FP32", shape: [-1, ...m.inputShape] }],
-        outputs: [{ name: m.policy.kind, datatype: m.policy.kind === "label" ? "INT64" : "FP32", shape: [-1, m.policy.kind === "label" ? 1 : m.outputWidth] }],
+        outputs: m.policy.kind === "label" || m.policy.kind === "leaf"
+          ? [{ name: "label", datatype: "INT64", shape: [-1, 1] }, ...(m.policy.kind === "leaf" ? [{ name: "leaf", datatype: "INT64", shape: [-1, 1] }] : [])]
+          : [{ name: m.policy.kind, datatype: "FP32", shape: [-1, m.outputWidth] }],
       };
     },
     dispose: () => owned.forEach((m) => m.dispose()),
@@ -48,7 +52,12 @@ export async function loadModels(config: GatewayConfig): Promise<ModelRegistry> 
 async function localModel(m: ModelConfig, owned: Model[]): Promise<ServedModel> {
   const { model } = await loadModel(m.source!, { output: m.output.kind === "logits" ? "logits" : undefined });
   owned.push(model);
-  return { name: m.name, inputShape: model.inputShape, output: model.output, outputWidth: model.outputWidth, policy: m.output, predict: (x) => model.predict(x) };
+  const tree = model as Partial<TreeModel>;
+  return {
+    name: m.name, inputShape: model.inputShape, output: model.output, outputWidth: model.outputWidth, policy: m.output,
+    predict: (x) => model.predict(x),
+    ...(tree.leafIds ? { leafIds: async (x: Batch) => tree.leafIds!(x) } : {}),
+  };
 }
 
 /**

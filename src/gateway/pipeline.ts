@@ -11,6 +11,8 @@ export interface ServedModel {
   outputWidth: number;
   policy: OutputPolicy;
   predict(x: Batch): Promise<Batch>;
+  /** Decision trees: the leaf each row reaches. */
+  leafIds?(x: Batch): Promise<Int32Array>;
 }
 
 /** One inference request, as every defence sees it; framework-agnostic (no HTTP types). */
@@ -39,6 +41,8 @@ export interface OutputTensor {
 export interface Answer {
   /** What the model returned (inner defences may transform it; the client never sees it raw). */
   raw: Batch;
+  /** Leaf ids, when the model is a tree and the policy reveals them. */
+  leaves?: Int32Array;
   kind: OutputKind;
   /** What the client is sent, set by the output policy. */
   outputs: OutputTensor[];
@@ -65,7 +69,8 @@ export function compose(defenses: readonly Defense[], inner: (q: Query) => Promi
 /** The innermost handler: run the model, answer with its raw output (the output policy shapes it). */
 export async function askModel(q: Query): Promise<Answer> {
   const raw = await q.model.predict(q.x);
-  return { raw, kind: q.model.output, outputs: [], headers: {} };
+  const leaves = (q.plan?.output ?? q.model.policy).kind === "leaf" ? await q.model.leafIds?.(q.x) : undefined;
+  return { raw, leaves, kind: q.model.output, outputs: [], headers: {} };
 }
 
 /** Add headers; the IETF RateLimit fields are lists, so several limits' items are joined. */

@@ -106,6 +106,7 @@ export function mergeAnswers(parts: OracleAnswer[]): OracleAnswer {
   if (parts.length === 1) return parts[0];
   const first = parts[0];
   const labels = first.labels ? Int32Array.from(parts.flatMap((p) => Array.from(p.labels!))) : undefined;
+  const leaves = first.leaves ? Int32Array.from(parts.flatMap((p) => Array.from(p.leaves!))) : undefined;
   const values = first.values ? concatRows(parts.map((p) => p.values!)) : undefined;
-  return { kind: first.kind, labels, values, costMicros: parts.reduce((s, p) => s + p.costMicros, 0) };
+  return { kind: first.kind, labels, leaves, values, costMicros: parts.reduce((s, p) => s + p.costMicros, 0) };
 }

@@ -5,6 +5,7 @@ import type { Answer, Query, ServedModel } from "../gateway/pipeline.js";
 import { Problem } from "../gateway/problem.js";
 import { shape } from "../defenses/output-policy.js";
 import type { Model } from "../models/model.js";
+import type { TreeModel } from "../models/tree.js";
 import { OracleStopped, parseOutputs, type Oracle } from "./oracle.js";
 
 /**
@@ -35,7 +36,8 @@ export function modelOracle(model: Model, policy: OutputPolicy = { kind: model.o
   return {
     inputShape: model.inputShape,
     async query(x: Batch) {
-      return parseOutputs(shape(await model.predict(x), policy), rowsOf(x), 0);
+      const leaves = policy.kind === "leaf" ? (model as Partial<TreeModel>).leafIds?.(x) : undefined;
+      return parseOutputs(shape(await model.predict(x), policy, leaves), rowsOf(x), 0);
     },
   };
 }

@@ -2,12 +2,14 @@ import type { Batch } from "../core/batch.js";
 import { HeistError, type ErrorCode } from "../core/errors.js";
 
 /** What an answer carries, as the thief receives it. */
-export type AnswerKind = "probabilities" | "logits" | "embedding" | "label" | "top-k";
+export type AnswerKind = "probabilities" | "logits" | "embedding" | "label" | "top-k" | "leaf";
 
 export interface OracleAnswer {
   kind: AnswerKind;
   /** Top-1 class per row (all classifier answers). */
   labels?: Int32Array;
+  /** Decision-tree leaf per row, when the API reveals it. */
+  leaves?: Int32Array;
   /** Score vectors [n, w]: probabilities, logits, embeddings, or top-k scores. */
   values?: Batch;
   /** Money charged for this answer, micro-dollars (from the gateway's cost header). */
@@ -51,6 +53,8 @@ export function parseOutputs(outputs: { name: string; shape: number[]; data: num
     });
   };
   const label = byName.get("label");
+  const leaf = byName.get("leaf");
+  if (label && leaf) return { kind: "leaf", labels: labelsOf(label.data, 1), leaves: labelsOf(leaf.data, 1), costMicros };
   if (label) return { kind: "label", labels: labelsOf(label.data, 1), costMicros };
   const labels = byName.get("labels");
   const scores = byName.get("scores");

@@ -10,6 +10,7 @@ export const TRANSCRIPT_FILE = "transcript.jsonl";
 interface Entry {
   x: Float32Array;
   label?: number;
+  leaf?: number;
   values?: Float32Array;
 }
 
@@ -42,14 +43,14 @@ export function recorded(inner: Oracle, dir?: string): RecordedOracle {
     const lines = readFileSync(file, "utf8").split("\n");
     lines.forEach((line, i) => {
       if (!line.trim()) return;
-      let e: { k: AnswerKind; x: string; l?: number; v?: string };
+      let e: { k: AnswerKind; x: string; l?: number; f?: number; v?: string };
       try {
         e = JSON.parse(line);
       } catch {
         if (i === lines.length - 1 || lines.slice(i + 1).every((l) => !l.trim())) return; // a line cut by a crash: drop it
         return fail("bad-file", `${file} line ${i + 1} is not valid JSON`);
       }
-      const entry: Entry = { x: f32(e.x), label: e.l, values: e.v ? f32(e.v) : undefined };
+      const entry: Entry = { x: f32(e.x), label: e.l, leaf: e.f, values: e.v ? f32(e.v) : undefined };
       if (entry.x.length !== width) fail("bad-file", `${file} line ${i + 1} has ${entry.x.length} features`, `${width}`);
       kind = e.k;
       const key = rowKey(entry.x);
@@ -94,11 +95,12 @@ export function recorded(inner: Oracle, dir?: string): RecordedOracle {
           const entry: Entry = {
             x: fresh.data.slice(j * w, (j + 1) * w),
             label: a.labels?.[j],
+            leaf: a.leaves?.[j],
             values: a.values ? a.values.data.slice(j * vw, (j + 1) * vw) : undefined,
           };
           cache.set(keys[missing[j]], entry);
           order.push(entry);
-          lines.push(JSON.stringify({ k: a.kind, x: b64(entry.x), l: entry.label, v: entry.values ? b64(entry.values) : undefined }));
+          lines.push(JSON.stringify({ k: a.kind, x: b64(entry.x), l: entry.label, f: entry.leaf, v: entry.values ? b64(entry.values) : undefined }));
         }
         if (file && lines.length) appendFileSync(file, lines.join("\n") + "\n");
       }
@@ -127,7 +129,8 @@ function concat(parts: Float32Array[]): Float32Array {
 function assemble(entries: Entry[], kind: AnswerKind, costMicros: number): OracleAnswer {
   const n = entries.length;
   const labels = entries[0]?.label !== undefined ? Int32Array.from(entries, (e) => e.label!) : undefined;
+  const leaves = entries[0]?.leaf !== undefined ? Int32Array.from(entries, (e) => e.leaf!) : undefined;
   const vw = entries[0]?.values?.length ?? 0;
   const values = vw ? { data: concat(entries.map((e) => e.values!)), shape: [n, vw] } : undefined;
-  return { kind, labels, values, costMicros };
+  return { kind, labels, leaves, values, costMicros };
 }
