@@ -13,6 +13,8 @@ import { equationSolving } from "../src/attacks/equation-solving.js";
 import { knockoff } from "../src/attacks/knockoff.js";
 import { steal } from "../src/attacks/steal.js";
 import { pathFinding } from "../src/attacks/path-finding.js";
+import { jacobian } from "../src/attacks/jacobian.js";
+import { active } from "../src/attacks/active.js";
 import type { TreeModel } from "../src/models/tree.js";
 import { startGateway, type Running } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
@@ -93,6 +95,31 @@ describe("knockoff (learning-based)", () => {
     expect(second.reused).toBe(150);
     expect(second.spent.rows).toBe(100);
     expect(readFileSync(join(dir, TRANSCRIPT_FILE), "utf8").trim().split("\n")).toHaveLength(250);
+  }, 60_000);
+});
+
+describe("jacobian augmentation (Papernot et al. 2017) and active learning (Pal et al. 2020)", () => {
+  it("jacobian grows a 50-point seed set to the budget and learns the victim", async () => {
+    const victim = await loadModel("zoo://digits-mlp");
+    const { pool, test } = loadSplits("digits", { seed: 0 });
+    const out = await steal(modelOracle(victim.model, { kind: "label", k: 1 }), { attack: jacobian, options: { seedSize: 50, rounds: 3, epochs: 40 }, limits: { rows: 400 }, seed: 6, pool: pool.x });
+    expect(out.spent.rows).toBeLessThanOrEqual(400); // augmented points that repeat a known one are not paid again
+    expect(out.spent.rows).toBeGreaterThan(350);
+    expect(out.result.details.rounds).toBe(3);
+    expect((await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 1000 })).rTest).toBeGreaterThan(0.6);
+  }, 60_000);
+
+  it.each(["entropy", "margin", "k-center"])("active learning by %s spends the budget in rounds, deterministically", async (strategy) => {
+    const victim = await loadModel("zoo://digits-mlp");
+    const { pool, test } = loadSplits("digits", { seed: 0 });
+    const run = () => steal(modelOracle(victim.model), { attack: active, options: { strategy, rounds: 4, epochs: 30 }, limits: { rows: 300 }, seed: 7, pool: pool.x });
+    const out = await run();
+    expect(out.spent.rows).toBe(300);
+    expect(out.result.details.rounds).toBe(4);
+    const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 1000 });
+    expect(f.rTest).toBeGreaterThan(0.88);
+    const again = await run();
+    expect(Array.from((await again.result.surrogate.predict(test.x)).data)).toEqual(Array.from((await out.result.surrogate.predict(test.x)).data));
   }, 60_000);
 });
 

@@ -2,11 +2,15 @@ import type { Attack } from "./attack.js";
 import { equationSolving } from "./equation-solving.js";
 import { knockoff } from "./knockoff.js";
 import { pathFinding } from "./path-finding.js";
+import { jacobian } from "./jacobian.js";
+import { active } from "./active.js";
 
 /** Every attack `heist steal --attack` knows, by name. */
 export const ATTACKS: Record<string, Attack> = {
   [equationSolving.name]: equationSolving as unknown as Attack,
   [knockoff.name]: knockoff as unknown as Attack,
   [pathFinding.name]: pathFinding as unknown as Attack,
+  [jacobian.name]: jacobian as unknown as Attack,
+  [active.name]: active as unknown as Attack,
 };
 export const ATTACK_NAMES = Object.keys(ATTACKS);
