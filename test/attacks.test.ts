@@ -43,7 +43,8 @@ describe("equation-solving (Tramèr et al. 2016)", () => {
       normalised(denseWeights((victim.model as TfjsModel).net), 10).filter((_, i) => i % 10 !== 0),
       normalised(denseWeights((out.result.surrogate as TfjsModel).net), 10).filter((_, i) => i % 10 !== 0),
     );
-    expect(err.maxRel).toBeLessThan(1e-3);
+    // The victim's own float32 softmax is accurate to ~5e-6: the copy is as exact as its answers allow.
+    expect(err.normRel).toBeLessThan(2e-5);
     expect(err.meanRel).toBeLessThan(1e-4);
   }, 60_000);
 

@@ -21,7 +21,12 @@ import { buildClassifier } from "../models/zoo.js";
 import type { Attack } from "./attack.js";
 
 const Options = z.object({
-  /** Extra queries beyond d + 1 (least squares over more equations). */
+  /**
+   * `axes`: the centre and one step along each axis — the best-conditioned design, so float32
+   * answers give parameters to ~1e-6; `random`: uniform points in the box (as in the paper).
+   */
+  design: z.enum(["axes", "random"]).default("random"),
+  /** Extra random queries beyond d + 1 (least squares over more equations). */
   extra: z.number().int().nonnegative().default(0),
   /** Queries are uniform in [center − spread/2, center + spread/2]^d (the victim's input space is [0, 1]). */
   center: z.number().default(0.5),
@@ -69,6 +74,10 @@ export const equationSolving: Attack<typeof Options> = {
     for (let attempt = 0; ; attempt++) {
       const data = new Float32Array(need * d);
       for (let i = 0; i < data.length; i++) data[i] = o.center + spread * (r.next() - 0.5);
+      if (o.design === "axes") {
+        // Row 0: the centre; row j: the centre moved half the spread along axis j.
+        for (let i = 0; i <= d; i++) for (let j = 0; j < d; j++) data[i * d + j] = o.center + (i === j + 1 ? spread / 2 : 0);
+      }
       const x: Batch = { data, shape: [need, ...shape] };
       ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `asking ${need} points` });
       const a = await ctx.oracle.query(x);

@@ -200,6 +200,8 @@ export interface ParameterError {
   maxRel: number;
   /** mean_i rel_i */
   meanRel: number;
+  /** ‖true − est‖₂ / ‖true‖₂: the error relative to the parameters' scale (not blown up by near-zero entries). */
+  normRel: number;
 }
 
 /**
@@ -212,13 +214,15 @@ export function parameterError(truth: Float32Array, est: Float32Array): Paramete
     fail("bad-input", `parameterError: true parameters of shape ${fmt([truth.length])} and estimates of shape ${fmt([est.length])} differ`);
   }
   if (truth.length === 0) fail("bad-input", "parameterError: no parameters to compare");
-  let maxAbs = 0, maxRel = 0, sumRel = 0;
+  let maxAbs = 0, maxRel = 0, sumRel = 0, diff2 = 0, norm2 = 0;
   for (let i = 0; i < truth.length; i++) {
     const abs = Math.abs(truth[i] - est[i]);
+    diff2 += abs * abs;
+    norm2 += truth[i] * truth[i];
     const rel = abs / Math.max(Math.abs(truth[i]), 1e-8);
     maxAbs = Math.max(maxAbs, abs); // Math.max lets a NaN estimate show through
     maxRel = Math.max(maxRel, rel);
     sumRel += rel;
   }
-  return { maxAbs, maxRel, meanRel: sumRel / truth.length };
+  return { maxAbs, maxRel, meanRel: sumRel / truth.length, normRel: Math.sqrt(diff2) / Math.max(Math.sqrt(norm2), 1e-8) };
 }
