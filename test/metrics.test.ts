@@ -104,9 +104,11 @@ describe("parameterError", () => {
     expect(e.maxAbs).toBeCloseTo(0.25, 6);
     expect(e.maxRel).toBeCloseTo(0.5, 6);
     expect(e.meanRel).toBeCloseTo((0.1 + 0 + 0.5) / 3, 6);
+    // ‖(−0.2, 0, 0.25)‖ / ‖(2, −4, 0.5)‖ (float32 inputs: 2.2 is not exact)
+    expect(e.normRel).toBeCloseTo(Math.sqrt(0.04 + 0.0625) / Math.sqrt(4 + 16 + 0.25), 6);
     const z = parameterError(Float32Array.from([0]), Float32Array.from([1e-9]));
     expect(z.maxRel).toBeCloseTo(1e-9 / 1e-8, 3);
-    expect(parameterError(Float32Array.from([1, 2]), Float32Array.from([1, 2]))).toEqual({ maxAbs: 0, maxRel: 0, meanRel: 0 });
+    expect(parameterError(Float32Array.from([1, 2]), Float32Array.from([1, 2]))).toEqual({ maxAbs: 0, maxRel: 0, meanRel: 0, normRel: 0 });
   });
 
   it("rejects different lengths", () => {
