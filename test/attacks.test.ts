@@ -15,6 +15,10 @@ import { steal } from "../src/attacks/steal.js";
 import { pathFinding } from "../src/attacks/path-finding.js";
 import { jacobian } from "../src/attacks/jacobian.js";
 import { active } from "../src/attacks/active.js";
+import { upgrade } from "../src/attacks/upgrade.js";
+import { trainModel } from "../src/models/trainer.js";
+import { accuracy } from "../src/audit/metrics.js";
+import { sliceRows } from "../src/core/batch.js";
 import type { TreeModel } from "../src/models/tree.js";
 import { startGateway, type Running } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
@@ -121,6 +125,20 @@ describe("jacobian augmentation (Papernot et al. 2017) and active learning (Pal 
     expect(f.rTest).toBeGreaterThan(0.88);
     const again = await run();
     expect(Array.from((await again.result.surrogate.predict(test.x)).data)).toEqual(Array.from((await out.result.surrogate.predict(test.x)).data));
+  }, 60_000);
+});
+
+describe("upgrade", () => {
+  it("beats a weak victim with its soft labels plus 300 labeled examples of the attacker's own", async () => {
+    const weak = await trainModel({ dataset: "digits", arch: { kind: "softmax" }, epochs: 1, batchSize: 64, learningRate: 0.005, seed: 0 });
+    const { pool, test } = loadSplits("digits", { seed: 0 });
+    const labeled = { x: sliceRows(pool.x, 0, 300), y: pool.y.slice(0, 300) };
+    const out = await steal(modelOracle(weak.model), { attack: upgrade, options: { arch: { kind: "mlp", hidden: [64] }, epochs: 60 }, limits: { rows: 539 }, seed: 1, pool: pool.x, labeled });
+    const victimAccuracy = accuracy(await weak.model.predict(test.x), test.y);
+    const stolenAccuracy = accuracy(await out.result.surrogate.predict(test.x), test.y);
+    expect(victimAccuracy).toBeLessThan(0.9);
+    expect(stolenAccuracy).toBeGreaterThan(victimAccuracy + 0.03);
+    await expect(steal(modelOracle(weak.model), { attack: upgrade, limits: { rows: 10 }, seed: 1, pool: pool.x })).rejects.toThrow(/needs the attacker's own labeled examples/);
   }, 60_000);
 });
 

@@ -4,6 +4,7 @@ import { knockoff } from "./knockoff.js";
 import { pathFinding } from "./path-finding.js";
 import { jacobian } from "./jacobian.js";
 import { active } from "./active.js";
+import { upgrade } from "./upgrade.js";
 
 /** Every attack `heist steal --attack` knows, by name. */
 export const ATTACKS: Record<string, Attack> = {
@@ -12,5 +13,6 @@ export const ATTACKS: Record<string, Attack> = {
   [pathFinding.name]: pathFinding as unknown as Attack,
   [jacobian.name]: jacobian as unknown as Attack,
   [active.name]: active as unknown as Attack,
+  [upgrade.name]: upgrade as unknown as Attack,
 };
 export const ATTACK_NAMES = Object.keys(ATTACKS);

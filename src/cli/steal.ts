@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
-import { sizeOf } from "../core/batch.js";
+import { sizeOf, sliceRows } from "../core/batch.js";
 import { loadSplits, DATASET_NAMES } from "../data/registry.js";
 import { accuracy, fidelityReport } from "../audit/metrics.js";
 import { ATTACKS, ATTACK_NAMES } from "../attacks/registry.js";
@@ -24,6 +24,7 @@ const StealArgs = z.object({
   budget: z.coerce.number().int().positive(),
   maxSpend: z.coerce.number().positive().optional(),
   pool: z.string().optional(),
+  labeled: z.coerce.number().int().positive().optional(),
   eval: z.string().optional(),
   victim: z.string().optional(),
   seed: z.coerce.number().int().nonnegative().default(0),
@@ -44,6 +45,7 @@ export function stealCommand(program: Command): void {
     .option("--budget <rows>", "most rows to ask (what the victim's quota and price count)")
     .option("--max-spend <dollars>", "most money to spend")
     .option("--pool <dataset>", `the attacker's own data (its pool split): ${DATASET_NAMES.join(", ")}`)
+    .option("--labeled <n>", "the attacker also knows the true labels of n rows of its pool (upgrade attack)")
     .option("--eval <dataset>", "measure the stolen model's accuracy on this dataset's test split")
     .option("--victim <uri>", "a local copy of the victim (experiments only) to measure fidelity R_test / R_unif")
     .option("--seed <n>", "seed for the attack's choices and the surrogate's training", "0")
@@ -79,10 +81,13 @@ export function stealCommand(program: Command): void {
         if (sizeOf(s.pool.featureShape) !== width) fail("bad-input", `${name} rows have shape [${s.pool.featureShape}] but the victim takes [${oracle.inputShape}]`);
         return s;
       };
-      const pool = args.pool ? split(args.pool).pool.x : undefined;
+      const poolSplit = args.pool ? split(args.pool).pool : undefined;
+      const pool = poolSplit?.x;
+      if (args.labeled && !poolSplit) fail("bad-input", "--labeled takes its rows from the pool", "--pool DATASET");
+      const labeled = args.labeled && poolSplit ? { x: sliceRows(poolSplit.x, 0, args.labeled), y: poolSplit.y.slice(0, args.labeled) } : undefined;
       const bar = progress(`steal ${args.model} (${attack.name})`, args.budget);
       const outcome = await steal(oracle, {
-        attack, options, seed: args.seed, dir: out, pool,
+        attack, options, seed: args.seed, dir: out, pool, labeled,
         limits: { rows: args.budget, micros: args.maxSpend ? Math.round(args.maxSpend * MICROS) : undefined },
         onProgress: (p) => bar.update(p.spent.rows, { spent: `$${(p.spent.micros / MICROS).toFixed(4)}`, phase: p.phase, ...(p.estimatedFidelity !== undefined ? { fidelity: p.estimatedFidelity } : {}) }),
       });
