@@ -8,6 +8,7 @@ import pg from "pg";
 import { stringify } from "yaml";
 import { call, infer } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
+import { POSTGRES_URL, REDIS_URL, requireServices } from "./services.js";
 
 /**
  * Two real `heist serve` processes sharing one Redis and one PostgreSQL: whichever replica a
@@ -15,37 +16,9 @@ import { tempDir } from "./helpers.js";
  * the build (npm run build); without the services it is skipped, unless HEIST_REQUIRE_SERVICES is
  * set (CI), where it fails instead.
  */
-const REDIS_URL = process.env.HEIST_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
-const POSTGRES_URL = process.env.HEIST_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 const ADMIN = `admin-${randomBytes(8).toString("hex")}`;
 const BIN = resolve("bin/heist.js");
-
-async function servicesDown(): Promise<string | undefined> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
-  r.on("error", () => {});
-  try {
-    await r.connect();
-    await r.ping();
-  } catch (e) {
-    return `Redis at ${REDIS_URL}: ${(e as Error).message}`;
-  } finally {
-    r.disconnect();
-  }
-  const c = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2000 });
-  c.on("error", () => {});
-  try {
-    await c.connect();
-    await c.query("SELECT 1");
-  } catch (e) {
-    return `PostgreSQL at ${POSTGRES_URL}: ${(e as Error).message}`;
-  } finally {
-    await c.end().catch(() => {});
-  }
-  return undefined;
-}
-
-const down = await servicesDown();
-if (down && process.env.HEIST_REQUIRE_SERVICES) throw new Error(`HEIST_REQUIRE_SERVICES is set but ${down}`);
+const down = await requireServices();
 
 interface Replica {
   url: string;

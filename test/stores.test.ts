@@ -8,41 +8,14 @@ import { redisPostgresStore, StoreUnavailable } from "../src/gateway/stores/redi
 import { sqliteStore } from "../src/gateway/stores/sqlite.js";
 import type { Store } from "../src/gateway/stores/store.js";
 import { tempDir } from "./helpers.js";
+import { POSTGRES_URL, REDIS_URL, requireServices } from "./services.js";
 
 /**
  * One conformance suite for every Store: the embedded SQLite file and the Redis + PostgreSQL store
  * that replicas share. The second half needs the services; without them it is skipped, unless
  * HEIST_REQUIRE_SERVICES is set (CI), where it fails instead.
  */
-const REDIS_URL = process.env.HEIST_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
-const POSTGRES_URL = process.env.HEIST_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
-
-async function servicesDown(): Promise<string | undefined> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
-  r.on("error", () => {});
-  try {
-    await r.connect();
-    await r.ping();
-  } catch (e) {
-    return `Redis at ${REDIS_URL}: ${(e as Error).message}`;
-  } finally {
-    r.disconnect();
-  }
-  const c = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 2000 });
-  c.on("error", () => {});
-  try {
-    await c.connect();
-    await c.query("SELECT 1");
-  } catch (e) {
-    return `PostgreSQL at ${POSTGRES_URL}: ${(e as Error).message}`;
-  } finally {
-    await c.end().catch(() => {});
-  }
-  return undefined;
-}
-
-const down = await servicesDown();
-if (down && process.env.HEIST_REQUIRE_SERVICES) throw new Error(`HEIST_REQUIRE_SERVICES is set but ${down}`);
+const down = await requireServices();
 
 /** Drop what a namespace left in PostgreSQL and Redis. */
 async function dropNamespace(ns: string): Promise<void> {
