@@ -79,6 +79,17 @@ describe("keys", () => {
     expect((await infer(g, "iris-tree", rotated.body.key, 1, 4)).status).toBe(403);
   });
 
+  it("expire when their time is up", async () => {
+    const c = await g.admin("POST", "/admin/clients", { name: "temp", plan: "small" });
+    const k = await g.admin("POST", `/admin/clients/${c.body.id}/keys`, { expiresInDays: 1 });
+    expect((await infer(g, "iris-tree", k.body.key, 1, 4)).status).toBe(200);
+    const start = g.clock.now;
+    g.clock.now += 86_400_000;
+    const r = await infer(g, "iris-tree", k.body.key, 1, 4);
+    g.clock.now = start;
+    expect([r.status, r.json.type]).toEqual([403, "urn:heist:problem:key-expired"]);
+  });
+
   it("are stored only as hashes", async () => {
     const c = await g.client("small");
     await infer(g, "iris-tree", c.key, 1, 4);
