@@ -49,6 +49,13 @@ export const PRESETS: Record<string, { description: string; spec: TrainSpecInput
     description: "Two-block CNN (32, 64 filters) on Fashion-MNIST",
     spec: { dataset: "fashion-mnist", arch: { kind: "cnn", filters: [32, 64], dense: 128, dropout: 0 }, epochs: 6, batchSize: 64, split: { test: 0.2, pool: 1 / 6 } },
   },
+  "fashion-encoder": {
+    description: "SimCLR CNN encoder (32, 64 filters, 1024-wide embedding) on Fashion-MNIST, self-supervised",
+    spec: {
+      dataset: "fashion-mnist", arch: { kind: "encoder", filters: [32, 64], width: 1024, projection: 64, temperature: 0.1 },
+      epochs: 4, batchSize: 256, learningRate: 2e-3, split: { test: 0.2, pool: 1 / 6 },
+    },
+  },
 };
 
 export const PRESET_NAMES = Object.keys(PRESETS);

@@ -1,5 +1,4 @@
 import { sliceRows } from "../core/batch.js";
-import { fail } from "../core/errors.js";
 import { loadSplits } from "../data/registry.js";
 import { accuracy } from "../audit/metrics.js";
 import type { Manifest } from "./manifest.js";
@@ -10,11 +9,19 @@ import { tfjsModel } from "./tfjs-model.js";
 import { fitClassifier, type TrainProgress } from "./train.js";
 import { trainTree, treeModel } from "./tree.js";
 import { buildClassifier } from "./zoo.js";
+import { buildEncoder, encoderProbes, trainEncoder, type EncoderProbes } from "./encoder.js";
 
 export type TrainedManifest = Omit<Manifest, "files" | "format" | "version">;
 
+export interface TrainModelOptions {
+  /** Encoders: fit the linear probes on a seeded subset of at most this many training rows (default: all). */
+  probeRows?: number;
+}
+
 /** Train one model from a spec on its dataset's victim-train split and measure it on the test split. */
-export async function trainModel(input: TrainSpecInput, onProgress?: (p: TrainProgress) => void): Promise<{ model: Model; manifest: TrainedManifest }> {
+export async function trainModel(
+  input: TrainSpecInput, onProgress?: (p: TrainProgress) => void, options: TrainModelOptions = {},
+): Promise<{ model: Model; manifest: TrainedManifest }> {
   const spec = TrainSpec.parse(input);
   const splits = loadSplits(spec.dataset, { seed: spec.seed, ...spec.split });
   const { train, test } = splits;
@@ -29,7 +36,39 @@ export async function trainModel(input: TrainSpecInput, onProgress?: (p: TrainPr
     onProgress?.({ epoch: 1, epochs: 1, rows: train.y.length, rowsPerEpoch: train.y.length, loss: NaN });
     engine = "tree";
   } else if (arch.kind === "encoder") {
-    return fail("unsupported", "self-supervised encoders are trained with the fashion-encoder preset (not yet available)");
+    // Self-supervised: the victim-train images without their labels. There is no class output to
+    // score, so the encoder is judged by linear probes (labels used only there), against raw pixels
+    // and against an untrained encoder of the same architecture and seed.
+    await tfReady();
+    const net = buildEncoder(arch, train.featureShape, spec.seed);
+    const losses = await trainEncoder(net, train.x, {
+      epochs: spec.epochs, batchSize: spec.batchSize, learningRate: spec.learningRate, seed: spec.seed,
+      temperature: arch.temperature, projection: arch.projection, onProgress,
+    });
+    const trainSeconds = (performance.now() - started) / 1000;
+    const encoder = tfjsModel(net, "embedding");
+    const untrained = tfjsModel(buildEncoder(arch, train.featureShape, spec.seed), "embedding");
+    let probes: EncoderProbes;
+    try {
+      probes = await encoderProbes(encoder, untrained, train, test, { probeRows: options.probeRows, seed: spec.seed });
+    } finally {
+      untrained.dispose();
+    }
+    return {
+      model: encoder,
+      manifest: {
+        engine: "tfjs", architecture: arch, dataset: spec.dataset, preprocessing: train.preprocessing, split: spec.split,
+        classes: [...train.classes], seed: spec.seed, inputShape: [...train.featureShape],
+        output: encoder.output, outputWidth: encoder.outputWidth,
+        metrics: {
+          ...probes,
+          // What a classifier's testAccuracy means for an encoder: its linear probe's test accuracy.
+          testAccuracy: probes.linearProbeAccuracy,
+          finalLoss: losses[losses.length - 1], trainRows: train.y.length, testRows: test.y.length, trainSeconds, epochs: spec.epochs,
+        },
+        createdAt: new Date().toISOString(),
+      },
+    };
   } else {
     await tfReady();
     const net = buildClassifier(arch, train.featureShape, classes, spec.seed);
