@@ -28,4 +28,6 @@ for (const name of names) {
   console.error(name, JSON.stringify(manifest.metrics));
 }
 const args = process.argv.slice(2);
-await record("accuracy", `npm run bench:accuracy${args.length ? ` -- ${args.join(" ")}` : ""}`, figures);
+// A run over named presets gets a file of its own, so it does not overwrite the full run's.
+const name = args.length === 1 ? `accuracy-${args[0]}` : "accuracy";
+await record(name, `npm run bench:accuracy${args.length ? ` -- ${args.join(" ")}` : ""}`, figures);
