@@ -623,7 +623,9 @@ async function onnxEngine(net: tf.LayersModel, head: tf.LayersModel, plan: OnnxP
   params.push(...layerParams(first, "head0"), ...layerParams(second, "head1"));
   const session = await InferenceSession.create(
     stepGraph(plan, params, o.temperature, o.headBatchNorm ?? true, o.gradients ?? false),
-    { intraOpNumThreads: o.threads ?? 2, interOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 3, extra: { session: { intra_op: { allow_spinning: "0" } } }, ...(process.env.HEIST_ORT_PROFILE ? { enableProfiling: true, profileFilePrefix: process.env.HEIST_ORT_PROFILE } : {}) },
+    // Idle worker threads sleep instead of spinning: on a busy two-core machine spinning made two
+    // threads slower than one.
+    { intraOpNumThreads: o.threads ?? 2, interOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 3, extra: { session: { intra_op: { allow_spinning: "0" } } } },
   );
   const state: Record<string, Tensor> = {};
   for (const p of params) {
