@@ -95,3 +95,6 @@ export const inferBody = (rows: number, width: number, value = 0.5) => ({
 
 export const infer = (g: { url: string }, model: string, key: string | undefined, rows: number, width: number) =>
   call(g.url, "POST", `/v2/models/${model}/infer`, inferBody(rows, width), key ? { authorization: `Bearer ${key}` } : {});
+
+/** The secret part of `hk_<id>_<secret>` (the secret itself may contain "_"). */
+export const secretOf = (key: string) => key.slice("hk_".length + 12 + 1);

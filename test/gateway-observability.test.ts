@@ -2,14 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createServer, type Server } from "node:http";
 import { Writable } from "node:stream";
 import type { AddressInfo } from "node:net";
-import { call, infer, startGateway, type Running } from "./gateway-helpers.js";
+import { call, infer, secretOf, startGateway, type Running } from "./gateway-helpers.js";
 import { openApiDocument } from "../src/gateway/openapi.js";
 import { parseConfig } from "../src/gateway/config.js";
 import { loadModels } from "../src/gateway/models.js";
 import { createGateway } from "../src/gateway/server.js";
 import { sqliteStore } from "../src/gateway/stores/sqlite.js";
 import { tempDir } from "./helpers.js";
+import { startHeist, stopHeist, type HeistProcess } from "./spawn-heist.js";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { stringify } from "yaml";
 
 const models = [{ name: "iris", source: "zoo://iris-tree" }];
 const plans = [{ name: "paid", dailyQuota: 100, tiers: [{ pricePerRow: 0.25 }] }];
@@ -65,45 +68,68 @@ describe("observability", () => {
     await app.close();
     await store.close();
     expect(lines.length).toBeGreaterThan(3);
-    expect(lines.join("\n")).not.toContain(k.json.key.split("_")[2]);
+    expect(lines.join("\n")).not.toContain(secretOf(k.json.key));
   });
 });
 
 describe("upstream models", () => {
+  // The upstream is another heist, in a process of its own, as an operator would run one.
+  const token = "upstream-admin-token";
+  let upstream: HeistProcess | undefined;
   let upstreamKey: string;
+  let upstreamClient: string;
   let slow: Server;
   let slowUrl = "";
   beforeAll(async () => {
-    upstreamKey = (await g.client("paid", 100)).key;
+    const dir = tempDir("heist-upstream-");
+    const config = join(dir, "upstream.yaml");
+    writeFileSync(config, stringify({ store: { sqlite: join(dir, "upstream.sqlite") }, models, plans }));
+    upstream = await startHeist(config, dir, { HEIST_ZOO_DIR: process.env.HEIST_ZOO_DIR!, HEIST_ADMIN_TOKEN: token });
+    const auth = { authorization: `Bearer ${token}` };
+    const c = await call(upstream.url, "POST", "/admin/clients", { name: "the front gateway", plan: "paid" }, auth);
+    upstreamClient = c.json.id;
+    await call(upstream.url, "POST", `/admin/clients/${c.json.id}/topup`, { dollars: 100 }, auth);
+    upstreamKey = (await call(upstream.url, "POST", `/admin/clients/${c.json.id}/keys`, {}, auth)).json.key;
     slow = createServer((req, res) => {
       if (req.method === "GET") return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ name: "m", platform: "x", inputs: [{ name: "in", datatype: "FP32", shape: [-1, 4] }], outputs: [{ name: "probabilities", datatype: "FP32", shape: [-1, 3] }] }));
       setTimeout(() => res.writeHead(200).end("{}"), 2000); // answers too late
     });
     await new Promise<void>((r) => slow.listen(0, "127.0.0.1", r));
     slowUrl = `http://127.0.0.1:${(slow.address() as AddressInfo).port}`;
+  }, 120_000);
+  afterAll(async () => {
+    slow.close();
+    await stopHeist(upstream);
   });
-  afterAll(() => slow.close());
 
-  it("proxies to another heist gateway, and maps its failures to 502 and 504", async () => {
+  it("proxies to another heist process, and maps its failures to 502 and 504", async () => {
     process.env.UPSTREAM_KEY = upstreamKey;
     const front = await startGateway({
       models: [
-        { name: "remote-iris", upstream: { url: g.url, model: "iris", apiKey: "env:UPSTREAM_KEY", timeoutMs: 2000 } },
+        { name: "remote-iris", upstream: { url: upstream!.url, model: "iris", apiKey: "env:UPSTREAM_KEY", timeoutMs: 5000 } },
         { name: "slow", upstream: { url: slowUrl, model: "m", timeoutMs: 300 } },
       ],
       plans: [{ name: "free", dailyQuota: 100 }],
     });
     const c = await front.client("free");
-    const direct = await call(g.url, "POST", "/v2/models/iris/infer", { inputs: [{ name: "input", shape: [2, 4], datatype: "FP32", data: [0.1, 0.2, 0.3, 0.4, 0.9, 0.1, 0.9, 0.8] }] }, { authorization: `Bearer ${upstreamKey}` });
-    const proxied = await call(front.url, "POST", "/v2/models/remote-iris/infer", { inputs: [{ name: "input", shape: [2, 4], datatype: "FP32", data: [0.1, 0.2, 0.3, 0.4, 0.9, 0.1, 0.9, 0.8] }] }, { authorization: `Bearer ${c.key}` });
-    expect(proxied.status).toBe(200);
+    const body = { inputs: [{ name: "input", shape: [2, 4], datatype: "FP32", data: [0.1, 0.2, 0.3, 0.4, 0.9, 0.1, 0.9, 0.8] }] };
+    const direct = await call(upstream!.url, "POST", "/v2/models/iris/infer", body, { authorization: `Bearer ${upstreamKey}` });
+    const proxied = await call(front.url, "POST", "/v2/models/remote-iris/infer", body, { authorization: `Bearer ${c.key}` });
+    expect(proxied.status, proxied.text).toBe(200);
     expect(proxied.json.outputs[0].data).toEqual(direct.json.outputs[0].data);
+    const ledger = (await call(upstream!.url, "GET", `/admin/ledger?client=${upstreamClient}`, undefined, { authorization: `Bearer ${token}` })).json;
+    expect(ledger.map((r: { rows: number }) => r.rows)).toEqual([2, 2]); // the upstream billed the front for both calls
     const timeout = await infer(front, "slow", c.key, 1, 4);
     expect([timeout.status, timeout.json.type]).toEqual([504, "urn:heist:problem:upstream-timeout"]);
-    await g.admin("DELETE", `/admin/keys/${upstreamKey.split("_")[1]}`); // the upstream now refuses the front's key
-    const failed = await infer(front, "remote-iris", c.key, 1, 4);
-    expect([failed.status, failed.json.type]).toEqual([502, "urn:heist:problem:upstream-failed"]);
+    const auth = { authorization: `Bearer ${token}` };
+    expect((await call(upstream!.url, "DELETE", `/admin/keys/${upstreamKey.split("_")[1]}`, undefined, auth)).status).toBe(200); // the upstream now refuses the front's key
+    const refused = await infer(front, "remote-iris", c.key, 1, 4);
+    expect([refused.status, refused.json.type]).toEqual([502, "urn:heist:problem:upstream-failed"]);
+    await stopHeist(upstream, "SIGKILL"); // the upstream process dies
+    const gone = await infer(front, "remote-iris", c.key, 1, 4);
+    expect([gone.status, gone.json.type]).toEqual([502, "urn:heist:problem:upstream-failed"]);
+    expect(gone.json.detail).toMatch(/could not be reached/);
     expect((await front.store.usage(c.id, front.clock.now)).usedToday).toBe(2); // failures cost nothing
     await front.close();
-  });
+  }, 60_000);
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { call, infer, inferBody, startGateway, type Running } from "./gateway-helpers.js";
+import { call, infer, inferBody, secretOf, startGateway, type Running } from "./gateway-helpers.js";
 
 const models = [
   { name: "iris-tree", source: "zoo://iris-tree" },
@@ -93,7 +93,7 @@ describe("keys", () => {
   it("are stored only as hashes", async () => {
     const c = await g.client("small");
     await infer(g, "iris-tree", c.key, 1, 4);
-    const secret = c.key.split("_")[2];
+    const secret = secretOf(c.key);
     for (const file of [g.dbPath, `${g.dbPath}-wal`]) {
       let bytes = "";
       try {

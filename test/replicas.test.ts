@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { stringify } from "yaml";
-import { call, infer } from "./gateway-helpers.js";
+import { call, infer, secretOf } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
+import { startHeist, stopHeist as stop, type HeistProcess as Replica } from "./spawn-heist.js";
 import { POSTGRES_URL, REDIS_URL, requireServices } from "./services.js";
 
 /**
@@ -17,74 +17,7 @@ import { POSTGRES_URL, REDIS_URL, requireServices } from "./services.js";
  * set (CI), where it fails instead.
  */
 const ADMIN = `admin-${randomBytes(8).toString("hex")}`;
-const BIN = resolve("bin/heist.js");
 const down = await requireServices();
-
-interface Replica {
-  url: string;
-  proc: ChildProcess;
-  log: () => string;
-}
-
-/**
- * Start `heist serve --json` and read where it listens from the first JSON value on stdout that
- * says so (the server's own log lines, one JSON object each, may come first; the value may span lines).
- */
-function startReplica(config: string, cwd: string, zoo: string): Promise<Replica> {
-  const proc = spawn(process.execPath, [BIN, "serve", "--config", config, "--port", "0", "--json"], {
-    cwd, env: { ...process.env, HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN }, stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  const log = () => `stdout:\n${out.slice(0, 4000)}\nstderr:\n${err.slice(-4000)}`;
-  proc.stderr!.on("data", (d: Buffer) => (err += d.toString("utf8")));
-  return new Promise((ok, reject) => {
-    const fail = (e: Error) => {
-      proc.kill("SIGKILL"); // a replica that did not come up is not left behind
-      reject(e);
-    };
-    const timer = setTimeout(() => fail(new Error(`a replica did not start within 90 s\n${log()}`)), 90_000);
-    let found = false;
-    let start = 0; // first line of the JSON value being read
-    let next = 1; // lines [start, next) are tried next
-    proc.stdout!.on("data", (d: Buffer) => {
-      out += d.toString("utf8"); // keep reading, or the replica's log lines would fill the pipe
-      const lines = out.split("\n");
-      for (; !found && next < lines.length; next++) {
-        if (!lines[start].trimStart().startsWith("{")) {
-          start = next; // not JSON at all: skip the line
-          continue;
-        }
-        let value: unknown;
-        try {
-          value = JSON.parse(lines.slice(start, next).join("\n"));
-        } catch {
-          continue; // not a whole JSON value yet
-        }
-        start = next;
-        const url = (value as { url?: unknown } | null)?.url;
-        if (typeof url === "string") {
-          found = true;
-          clearTimeout(timer);
-          ok({ url, proc, log });
-        }
-      }
-    });
-    proc.on("exit", (code) => {
-      clearTimeout(timer);
-      if (!found) fail(new Error(`a replica exited (${code}) before listening\n${log()}`));
-    });
-  });
-}
-
-async function stop(r: Replica | undefined): Promise<void> {
-  if (!r || r.proc.exitCode !== null || r.proc.signalCode !== null) return;
-  const exited = new Promise<void>((res) => r.proc.once("exit", () => res()));
-  r.proc.kill("SIGTERM");
-  const t = setTimeout(() => r.proc.kill("SIGKILL"), 10_000);
-  await exited;
-  clearTimeout(t);
-}
 
 describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => {
   const namespace = `heist_r_${randomBytes(6).toString("hex")}`;
@@ -94,7 +27,6 @@ describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => 
   let db: pg.Client;
 
   beforeAll(async () => {
-    if (!existsSync(BIN) || !existsSync(resolve("dist/gateway/stores/open-store.js"))) throw new Error("build first: npm run build");
     const dir = tempDir("heist-replicas-");
     const zoo = tempDir("heist-zoo-");
     const postgres = new URL(POSTGRES_URL);
@@ -108,8 +40,8 @@ describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => 
         { name: "prepaid", dailyQuota: 1000, tiers: [{ pricePerRow: 0.001 }], billing: { kind: "prepaid" } },
       ],
     }));
-    one = await startReplica(config, dir, zoo); // the first trains the zoo model; the second finds it
-    two = await startReplica(config, dir, zoo);
+    one = await startHeist(config, dir, { HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN }); // the first trains the zoo model; the second finds it
+    two = await startHeist(config, dir, { HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN });
     db = new pg.Client({ connectionString: POSTGRES_URL });
     await db.connect();
   }, 180_000);
@@ -187,7 +119,7 @@ describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => 
   it("keeps no API key in clear in PostgreSQL or Redis", async () => {
     const c = await newKey("quota");
     expect((await infer(two!, "iris-tree", c.key, 1, 4)).status).toBe(200);
-    const secret = c.key.split("_")[2];
+    const secret = secretOf(c.key);
     const tables = (await db.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1`, [namespace])).rows.map((r) => r.table_name as string);
     expect(tables).toEqual(expect.arrayContaining(["clients", "keys", "ledger"]));
     for (const t of tables) {
