@@ -7,6 +7,8 @@ import pg from "pg";
 import { stringify } from "yaml";
 import { call, infer, secretOf } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
+import { loadSplits } from "../src/data/registry.js";
+import { rng } from "../src/core/rng.js";
 import { startHeist, stopHeist as stop, type HeistProcess as Replica } from "./spawn-heist.js";
 import { POSTGRES_URL, REDIS_URL, requireServices } from "./services.js";
 
@@ -34,8 +36,9 @@ describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => 
     const config = join(dir, "gateway.yaml");
     writeFileSync(config, stringify({
       store: { redis: REDIS_URL, postgres: postgres.toString() },
-      models: [{ name: "iris-tree", source: "zoo://iris-tree" }],
+      models: [{ name: "iris-tree", source: "zoo://iris-tree" }, { name: "digits", source: "zoo://digits-mlp" }],
       plans: [
+        { name: "watched", dailyQuota: 100_000, defenses: [{ kind: "prada", action: "block" }] },
         { name: "quota", dailyQuota: Q, tiers: [{ pricePerRow: 0 }] },
         { name: "prepaid", dailyQuota: 1000, tiers: [{ pricePerRow: 0.001 }], billing: { kind: "prepaid" } },
       ],
@@ -116,6 +119,21 @@ describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => 
     expect((await admin(one!, "GET", `/admin/clients/${c.id}`)).balance).toBe(0);
   }, 60_000);
 
+  it("shares PRADA's state and its alarm between the replicas", async () => {
+    const c = await newKey("watched");
+    const { test } = loadSplits("digits");
+    const seeds = Array.from(test.x.data.subarray(0, 40 * 64));
+    const r = rng(9);
+    const kids = () => Array.from({ length: 40 * 64 }, (_, i) => Math.min(1, Math.max(0, seeds[i] + (r.next() < 0.5 ? -0.1 : 0.1))));
+    const ask = (to: Replica, x: number[]) => call(to.url, "POST", "/v2/models/digits/infer", { inputs: [{ name: "input", shape: [40, 64], datatype: "FP32", data: x }] }, { authorization: `Bearer ${c.key}` });
+    // 120 queries, no more than 40 on one replica in a row: neither has 100 distances of its own.
+    for (const [to, x] of [[one!, seeds], [two!, kids()], [one!, kids()]] as const) expect((await ask(to, x)).status).toBe(200);
+    const alarms = await admin(two!, "GET", `/admin/alarms?client=${c.id}`);
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0].evidence.distances).toBeGreaterThan(100);
+    for (const to of [one!, two!]) expect((await ask(to, seeds)).json.type).toBe("urn:heist:problem:abnormal-usage-detected");
+  }, 60_000);
+
   it("keeps no API key in clear in PostgreSQL or Redis", async () => {
     const c = await newKey("quota");
     expect((await infer(two!, "iris-tree", c.key, 1, 4)).status).toBe(200);
@@ -131,7 +149,7 @@ describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => 
     expect(keys.length).toBeGreaterThan(0);
     for (const k of keys) {
       const type = await r.type(k);
-      const value = type === "string" ? await r.get(k) : JSON.stringify(await r.hgetall(k));
+      const value = type === "string" ? await r.get(k) : type === "list" ? JSON.stringify(await r.lrange(k, 0, -1)) : JSON.stringify(await r.hgetall(k));
       expect(`${k} ${value}`.includes(secret)).toBe(false);
     }
     await r.quit();

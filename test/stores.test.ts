@@ -203,6 +203,35 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     expect(ledger.reduce((s, r) => s + r.price, 0)).toBe(spent);
     expect(await store.usage(cl.id, T)).toEqual({ usedToday: Q, balance: 1_000_000 - spent, monthSpend: spent });
   });
+
+  it("keeps the defences' streams in one order under concurrent appends, per client and stream", async () => {
+    const a = await newClient();
+    const b = await newClient();
+    await Promise.all(Array.from({ length: 50 }, (_, i) => store.appendEvents(a.id, "prada:m", [`${i}.0`, `${i}.1`, `${i}.2`])));
+    await store.appendEvents(b.id, "prada:m", ["other client"]);
+    await store.appendEvents(a.id, "dawn:m", ["other stream"]);
+    const all = await store.readEvents(a.id, "prada:m", 0);
+    expect(all).toHaveLength(150);
+    for (let i = 0; i < 50; i++) {
+      const at = all.indexOf(`${i}.0`);
+      expect(all.slice(at, at + 3)).toEqual([`${i}.0`, `${i}.1`, `${i}.2`]); // one append's entries stay together
+    }
+    expect(await store.readEvents(a.id, "prada:m", 147)).toEqual(all.slice(147));
+    expect(await store.readEvents(a.id, "prada:m", 150)).toEqual([]);
+    expect(await store.readEvents(b.id, "prada:m", 0)).toEqual(["other client"]);
+    expect(await store.readEvents(a.id, "dawn:m", 0)).toEqual(["other stream"]);
+  });
+
+  it("records alarms with their evidence and lists them per client", async () => {
+    const a = await newClient();
+    const first = await store.addAlarm({ clientId: a.id, detector: "prada", action: "block", evidence: { w: 0.91, delta: 0.95, model: "m" }, nowMs: T });
+    expect(first).toEqual({ id: first.id, at: "2026-03-10T12:00:00.000Z", clientId: a.id, detector: "prada", action: "block", evidence: { w: 0.91, delta: 0.95, model: "m" } });
+    const second = await store.addAlarm({ clientId: a.id, detector: "coverage", action: "price:10", evidence: { buckets: 3 }, nowMs: T + 1000 });
+    expect(await store.alarms({ clientId: a.id })).toEqual([first, second]);
+    expect(await store.alarms({ clientId: a.id, limit: 1 })).toEqual([first]);
+    expect(await store.alarms({ clientId: "c_nobody" })).toEqual([]);
+    expect((await store.alarms()).length).toBeGreaterThanOrEqual(2);
+  });
 });
 
 describe.skipIf(!!down)("redis+postgres store: failures, replays and lost counters", () => {
@@ -231,7 +260,7 @@ describe.skipIf(!!down)("redis+postgres store: failures, replays and lost counte
   it("takes its namespace from the postgres URL's schema parameter", async () => {
     expect(a.kind).toBe("redis+postgres");
     const r = await db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", [namespace]);
-    expect(r.rows.map((x) => x.table_name)).toEqual(["clients", "keys", "ledger", "topups"]);
+    expect(r.rows.map((x) => x.table_name)).toEqual(["alarms", "clients", "keys", "ledger", "topups"]);
     const cl = await newClient();
     expect((await b.getClient(cl.id))?.id).toBe(cl.id); // and a second store on the same namespace sees the same data
   });

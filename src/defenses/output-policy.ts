@@ -18,6 +18,19 @@ export function outputPolicy(): Defense {
 
 const round = (v: number, decimals?: number) => (decimals === undefined ? v : Number(v.toFixed(decimals)));
 
+/**
+ * Round a row, keeping its top-1 class on top: when rounding ties the winner with an earlier class
+ * (which a client's argmax would pick), the winner gets one more unit of the last decimal.
+ */
+export function roundRow(row: ArrayLike<number>, decimals?: number): number[] {
+  const out = Array.from(row, (v) => round(v, decimals));
+  if (decimals === undefined) return out;
+  let top = 0;
+  for (let j = 1; j < row.length; j++) if (row[j] > row[top]) top = j;
+  if (out.some((v, j) => v >= out[top] && j < top)) out[top] = round(out[top] + 10 ** -decimals, decimals);
+  return out;
+}
+
 export function shape(raw: Batch, p: OutputPolicy, leaves?: Int32Array): OutputTensor[] {
   const n = rowsOf(raw);
   const w = widthOf(raw);
@@ -40,7 +53,9 @@ export function shape(raw: Batch, p: OutputPolicy, leaves?: Int32Array): OutputT
       { name: "scores", datatype: "FP32", shape: [n, k], data: scores },
     ];
   }
-  return [{ name: p.kind, datatype: "FP32", shape: [n, w], data: Array.from(raw.data, (v) => round(v, p.decimals)) }];
+  const data: number[] = [];
+  for (let i = 0; i < n; i++) data.push(...roundRow(raw.data.subarray(i * w, (i + 1) * w), p.decimals));
+  return [{ name: p.kind, datatype: "FP32", shape: [n, w], data }];
 }
 
 /** Which policies make sense for which model outputs (checked when the gateway starts). */

@@ -105,6 +105,10 @@ export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => num
       await d.store.revokeKey(k.id, now());
       return { keyId: k.id, revoked: true };
     });
+    admin.get("/admin/alarms", async (req) => {
+      const f = parse(LedgerQuery, req.query);
+      return d.store.alarms({ clientId: f.client, limit: f.limit });
+    });
     admin.get("/admin/ledger", async (req) => {
       const f = parse(LedgerQuery, req.query);
       return (await d.store.ledger({ clientId: f.client, limit: f.limit })).map((r) => ({ ...r, price: r.price / 1e6, balanceAfter: r.balanceAfter / 1e6 }));

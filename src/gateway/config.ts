@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { fail, HeistError } from "../core/errors.js";
+import { DefenseConfig } from "../defenses/catalog.js";
 import { dollars } from "./money.js";
 
 /** What a client may see of a model's answer. Narrower policies leak less (see defenses/output-policy.ts). */
@@ -40,6 +41,8 @@ export const Plan = z.object({
   models: z.array(z.string()).default(["*"]),
   /** Overrides the model's output policy for this plan. */
   output: OutputPolicy.optional(),
+  /** Defences for this plan's clients, on top of each model's (an entry replaces the model's of the same kind). */
+  defenses: z.array(DefenseConfig).default([]),
 }).superRefine((p, ctx) => {
   p.tiers.forEach((t, i) => {
     const last = i === p.tiers.length - 1;
@@ -62,6 +65,8 @@ export const ModelConfig = z.object({
     apiKey: z.string().optional(),
   }).optional(),
   output: OutputPolicy.default({ kind: "probabilities", k: 1 }),
+  /** Defences for every client of this model (see defenses/catalog.ts). */
+  defenses: z.array(DefenseConfig).default([]),
 }).refine((m) => (m.source === undefined) !== (m.upstream === undefined), { message: "a model needs exactly one of source or upstream" });
 export type ModelConfig = z.infer<typeof ModelConfig>;
 
@@ -91,6 +96,12 @@ export const GatewayConfig = z.object({
     .default({ sqlite: ".heist/gateway.sqlite", failMode: "closed" }),
   models: z.array(ModelConfig).min(1),
   plans: z.array(Plan).min(1),
+  /**
+   * Keys the answer-perturbing defences' randomness (the same input from the same client is
+   * perturbed the same way); replicas must share it. `env:NAME` reads the environment; unset, each
+   * process draws its own.
+   */
+  defenseSecret: z.string().default("env:HEIST_DEFENSE_SECRET"),
 }).superRefine((c, ctx) => {
   const dupes = (names: string[]) => names.filter((n, i) => names.indexOf(n) !== i);
   for (const d of dupes(c.models.map((m) => m.name))) ctx.addIssue({ code: "custom", path: ["models"], message: `model "${d}" is defined twice` });

@@ -9,6 +9,7 @@ export function gatewayMetrics() {
     requests: new Counter({ name: "heist_requests_total", help: "Inference requests by HTTP status, model and plan", labelNames: ["status", "model", "plan"], registers: [registry] }),
     rows: new Counter({ name: "heist_rows_served_total", help: "Rows served (what quotas count)", labelNames: ["model", "plan"], registers: [registry] }),
     rejections: new Counter({ name: "heist_rejections_total", help: "Refused inference requests by reason (problem type)", labelNames: ["reason"], registers: [registry] }),
+    alarms: new Counter({ name: "heist_alarms_total", help: "Extraction alarms raised, by detector and action", labelNames: ["detector", "action"], registers: [registry] }),
     revenue: new Counter({ name: "heist_revenue_dollars_total", help: "Money charged for served rows", labelNames: ["model", "plan"], registers: [registry] }),
     storeFailures: new Counter({ name: "heist_store_failures_total", help: "Requests that met an unreachable store, by fail mode", labelNames: ["mode"], registers: [registry] }),
     latency: new Histogram({

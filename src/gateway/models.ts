@@ -4,6 +4,7 @@ import { loadModel } from "../models/load.js";
 import type { Model } from "../models/model.js";
 import type { TreeModel } from "../models/tree.js";
 import { policyFits } from "../defenses/output-policy.js";
+import { defenseFits, defensesFor } from "../defenses/catalog.js";
 import { secret, type GatewayConfig, type ModelConfig } from "./config.js";
 import { InferResponse, ModelMetadata } from "./oip.js";
 import type { ServedModel } from "./pipeline.js";
@@ -24,6 +25,12 @@ export async function loadModels(config: GatewayConfig): Promise<ModelRegistry> 
     const isTree = served.leafIds !== undefined;
     if (!policyFits(served.policy, served.output, isTree)) {
       fail("bad-input", `model "${m.name}" answers with ${served.output} but its output policy is ${served.policy.kind}`);
+    }
+    for (const p of [undefined, ...config.plans.filter((p) => p.models.includes("*") || p.models.includes(m.name))]) {
+      for (const def of defensesFor(config, m.name, p?.name)) {
+        const why = defenseFits(def, served.output);
+        if (why) fail("bad-input", `model "${m.name}"${p ? ` under plan "${p.name}"` : ""}: ${why}`);
+      }
     }
     for (const p of config.plans) {
       if (p.output && (p.models.includes("*") || p.models.includes(m.name)) && !policyFits(p.output, served.output, isTree)) {

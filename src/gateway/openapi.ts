@@ -56,6 +56,7 @@ export function openApiDocument(): Record<string, unknown> {
       "/admin/clients/{id}/keys": { post: { ...admin, summary: "issue an API key (shown once)", parameters: [id], requestBody: { content: json(AdminSchemas.NewKey) }, responses: { 201: anyOk } } },
       "/admin/keys/{id}/rotate": { post: { ...admin, summary: "rotate a key: new one issued, old one revoked", parameters: [id], responses: { 201: anyOk } } },
       "/admin/keys/{id}": { delete: { ...admin, summary: "revoke a key", parameters: [id], responses: { 200: anyOk } } },
+      "/admin/alarms": { get: { ...admin, summary: "alarms raised by the detectors, with their evidence", parameters: [{ name: "client", in: "query", schema: { type: "string" } }, { name: "limit", in: "query", schema: { type: "integer" } }], responses: { 200: anyOk } } },
       "/admin/ledger": { get: { ...admin, summary: "the ledger", parameters: [{ name: "client", in: "query", schema: { type: "string" } }, { name: "limit", in: "query", schema: { type: "integer" } }], responses: { 200: anyOk } } },
     },
   };

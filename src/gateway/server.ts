@@ -4,8 +4,9 @@ import { apiKey } from "../defenses/api-key.js";
 import { billing } from "../defenses/billing.js";
 import { outputPolicy } from "../defenses/output-policy.js";
 import { rateLimit } from "../defenses/rate-limit.js";
+import { defenseSlots } from "../defenses/catalog.js";
 import { adminRoutes } from "./admin-api.js";
-import type { GatewayConfig } from "./config.js";
+import { secret, type GatewayConfig } from "./config.js";
 import type { ModelRegistry } from "./models.js";
 import { requestBatch, type InferResponse } from "./oip.js";
 import { askModel, compose, type Defense, type Query } from "./pipeline.js";
@@ -13,7 +14,7 @@ import { Problem, toProblem } from "./problem.js";
 import { gatewayMetrics } from "./metrics.js";
 import { guardedStore } from "./stores/guarded.js";
 import { openApiDocument } from "./openapi.js";
-import type { Store } from "./stores/store.js";
+import type { AlarmRecord, Store } from "./stores/store.js";
 
 export interface GatewayDeps {
   config: GatewayConfig;
@@ -24,12 +25,22 @@ export interface GatewayDeps {
   /** Extra defences, placed between billing and the output policy (later issues add theirs here). */
   extraDefenses?: Defense[];
   logger?: boolean | object;
+  /** Called when a detector raises an alarm (metrics count them). */
+  onAlarm?: (a: AlarmRecord) => void;
 }
 
-/** The defence onion for a gateway: also what an in-process (local) oracle runs. */
+/**
+ * The defence onion for a gateway: also what an in-process (local) oracle runs. Outermost first:
+ * who is asking, how fast, then the detectors (before billing, so a blocked query costs nothing),
+ * billing and the ledger, then the output policy, and innermost the perturbations of the raw answer.
+ */
 export function gatewayPipeline(d: GatewayDeps): (q: Query) => Promise<import("./pipeline.js").Answer> {
   const plans = new Map(d.config.plans.map((p) => [p.name, p]));
-  return compose([apiKey({ store: d.store, plans }), rateLimit({ store: d.store }), billing({ store: d.store }), ...(d.extraDefenses ?? []), outputPolicy()], askModel);
+  const slots = defenseSlots(d.config, { store: d.store, secret: secret(d.config.defenseSecret), onAlarm: d.onAlarm });
+  return compose([
+    apiKey({ store: d.store, plans }), rateLimit({ store: d.store }), slots.detection, billing({ store: d.store }),
+    ...(d.extraDefenses ?? []), outputPolicy(), slots.hardening,
+  ], askModel);
 }
 
 const credential = (req: FastifyRequest): string | undefined => {
@@ -59,7 +70,12 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
   app.decorate("heistRoutes", routes);
   const metrics = gatewayMetrics();
   const store = guardedStore(d.store, d.config.store.failMode, (mode) => metrics.storeFailures.inc({ mode }));
-  d = { ...d, store };
+  const notify = d.onAlarm;
+  d = { ...d, store, onAlarm: (a) => {
+    metrics.alarms.inc({ detector: a.detector, action: a.action.split(":")[0] });
+    app.log.warn({ alarm: a }, "extraction alarm");
+    notify?.(a);
+  } };
   const pipeline = gatewayPipeline(d);
   const planOf = new WeakMap<FastifyRequest, string>();
   app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415

@@ -66,6 +66,7 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
       const type = problem.type?.split(":").pop() ?? String(res.status);
       o.onRefusal?.(res.status, type);
       const detail = problem.detail ?? `HTTP ${res.status}`;
+      if (type === "abnormal-usage-detected") throw new OracleStopped("detected", `the victim detected the attack: ${detail}`);
       if (res.status === 429) {
         const wait = Number(res.headers.get("retry-after") ?? 1);
         if (type === "quota-exceeded" || wait > (o.maxWaitSeconds ?? 60)) throw new OracleStopped("quota", `the victim stopped answering: ${detail}`);

@@ -23,6 +23,7 @@ export function localOracle(o: { pipeline: (q: Query) => Promise<Answer>; model:
       } catch (e) {
         if (!(e instanceof Problem)) throw e;
         o.onRefusal?.(e.status, e.type);
+        if (e.type === "abnormal-usage-detected") throw new OracleStopped("detected", `the victim detected the attack: ${e.message}`);
         if (e.status === 429) throw new OracleStopped("quota", `the victim stopped answering: ${e.message}`);
         if (e.status === 402) throw new OracleStopped("payment", `the victim wants payment: ${e.message}`);
         throw new OracleStopped(e.status >= 500 ? "unreachable" : "refused", `the victim refused (${e.status} ${e.type}): ${e.message}`);

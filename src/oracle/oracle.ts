@@ -27,9 +27,10 @@ export interface Oracle {
 
 /**
  * Why the victim stopped answering: the attack ends cleanly, keeps what it has, and says what to
- * change. `budget` is our own limit; the others are the gateway's refusals.
+ * change. `budget` is our own limit; the others are the gateway's refusals (`detected`: a detector
+ * flagged the queries as an extraction and the gateway stopped answering them).
  */
-export type StopReason = "budget" | "quota" | "payment" | "refused" | "unreachable";
+export type StopReason = "budget" | "quota" | "payment" | "detected" | "refused" | "unreachable";
 
 export class OracleStopped extends HeistError {
   readonly reason: StopReason;

@@ -52,6 +52,11 @@ export function guardedStore(store: Store, mode: "closed" | "open", onFailure: (
     listKeys: (id) => guard(() => store.listKeys(id)),
     revokeKey: (id, now) => guard(() => store.revokeKey(id, now)),
     ledger: (f) => guard(() => store.ledger(f)),
+    // Fail-open serves without the defences' state (a detector then sees nothing new); closed refuses.
+    appendEvents: (id, s, e) => guard(() => store.appendEvents(id, s, e).then(() => true), () => false).then(() => undefined),
+    readEvents: (id, s, from) => guard(() => store.readEvents(id, s, from), () => []),
+    addAlarm: (a) => guard(() => store.addAlarm(a)),
+    alarms: (f) => guard(() => store.alarms(f), () => []),
     close: () => store.close(),
   };
 }

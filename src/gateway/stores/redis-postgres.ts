@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import pg from "pg";
 import { windows } from "../pricing.js";
-import type { BurstResult, ChargeRequest, ChargeResult, ClientRecord, KeyRecord, LedgerRow, Store, Usage } from "./store.js";
+import type { AlarmRecord, BurstResult, ChargeRequest, ChargeResult, ClientRecord, KeyRecord, LedgerRow, Store, Usage } from "./store.js";
 
 /**
  * The shared store for several gateway replicas.
@@ -162,6 +162,9 @@ CREATE TABLE IF NOT EXISTS ${s}.ledger (id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ
   price BIGINT NOT NULL, debit BIGINT NOT NULL, answer_hash TEXT NOT NULL, balance_after BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS ledger_client ON ${s}.ledger (client_id, id);
 CREATE INDEX IF NOT EXISTS ledger_client_at ON ${s}.ledger (client_id, at);
+CREATE TABLE IF NOT EXISTS ${s}.alarms (id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL, client_id TEXT NOT NULL, detector TEXT NOT NULL,
+  action TEXT NOT NULL, evidence JSONB NOT NULL);
+CREATE INDEX IF NOT EXISTS alarms_client ON ${s}.alarms (client_id, id);
 `;
 
 type Row = Record<string, unknown>;
@@ -173,6 +176,10 @@ const key = (r: Row): KeyRecord => ({
 const ledgerRow = (r: Row): LedgerRow => ({
   id: Number(r.id), at: (r.at as Date).toISOString(), requestId: r.request_id as string, clientId: r.client_id as string, keyId: r.key_id as string,
   model: r.model as string, rows: Number(r.rows), price: Number(r.price), answerHash: r.answer_hash as string, balanceAfter: Number(r.balance_after),
+});
+
+const alarm = (r: Row): AlarmRecord => ({
+  id: Number(r.id), at: (r.at as Date).toISOString(), clientId: r.client_id as string, detector: r.detector as string, action: r.action as string, evidence: r.evidence as Record<string, unknown>,
 });
 
 /** The UTC day and month around nowMs, and how long their counters should live (a bit beyond the window). */
@@ -228,7 +235,7 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
 
   const k = (clientId: string) => {
     const base = `${ns}:{${clientId}}`; // one hash slot per client, should the Redis be a cluster
-    return { bal: `${base}:bal`, use: (day: string) => `${base}:use:${day}`, spend: (month: string) => `${base}:spend:${month}`, bucket: `${base}:bucket` };
+    return { bal: `${base}:bal`, events: (stream: string) => `${base}:events:${stream}`, use: (day: string) => `${base}:use:${day}`, spend: (month: string) => `${base}:spend:${month}`, bucket: `${base}:bucket` };
   };
 
   /** Rebuild a client's missing counters for the window around nowMs from the ledger; only-if-absent. */
@@ -396,6 +403,23 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
         ? await pool.query(`SELECT * FROM ${t("ledger")} WHERE client_id = $1 ORDER BY id LIMIT $2`, [f.clientId, limit])
         : await pool.query(`SELECT * FROM ${t("ledger")} ORDER BY id LIMIT $1`, [limit]);
       return r.rows.map(ledgerRow);
+    }),
+    // The defences' streams live in Redis (RPUSH is atomic, so replicas append in one order); alarms, the record, in PostgreSQL.
+    appendEvents: guard("recording a defence's state", async (clientId, stream, entries) => {
+      if (entries.length) await redis.rpush(k(clientId).events(stream), ...entries);
+    }),
+    readEvents: guard("reading a defence's state", async (clientId, stream, from) => redis.lrange(k(clientId).events(stream), from, -1)),
+    addAlarm: guard("recording an alarm", async (a) => {
+      const r = await pool.query(`INSERT INTO ${t("alarms")} (at, client_id, detector, action, evidence) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
+        [new Date(a.nowMs), a.clientId, a.detector, a.action, JSON.stringify(a.evidence)]);
+      return alarm(r.rows[0]);
+    }),
+    alarms: guard("reading alarms", async (f = {}) => {
+      const limit = f.limit ?? null;
+      const r = f.clientId
+        ? await pool.query(`SELECT * FROM ${t("alarms")} WHERE client_id = $1 ORDER BY id LIMIT $2`, [f.clientId, limit])
+        : await pool.query(`SELECT * FROM ${t("alarms")} ORDER BY id LIMIT $1`, [limit]);
+      return r.rows.map(alarm);
     }),
     async close() {
       await redis.quit().catch(() => redis.disconnect());

@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { priceRows, windows } from "../pricing.js";
-import type { BurstResult, ChargeRequest, ChargeResult, ClientRecord, KeyRecord, LedgerRow, Store, Usage } from "./store.js";
+import type { AlarmRecord, BurstResult, ChargeRequest, ChargeResult, ClientRecord, KeyRecord, LedgerRow, Store, Usage } from "./store.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, name TEXT NOT NULL, plan TEXT NOT NULL, balance INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
@@ -14,10 +14,16 @@ CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT
   key_id TEXT NOT NULL, model TEXT NOT NULL, rows INTEGER NOT NULL, price INTEGER NOT NULL, answer_hash TEXT NOT NULL, balance_after INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS topups (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, client_id TEXT NOT NULL, micros INTEGER NOT NULL, balance_after INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS ledger_client ON ledger (client_id, id);
+CREATE TABLE IF NOT EXISTS events (client_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (client_id, stream, seq));
+CREATE TABLE IF NOT EXISTS alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, client_id TEXT NOT NULL, detector TEXT NOT NULL, action TEXT NOT NULL, evidence TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS alarms_client ON alarms (client_id, id);
 `;
 
 type Row = Record<string, unknown>;
 const client = (r: Row): ClientRecord => ({ id: r.id as string, name: r.name as string, plan: r.plan as string, balance: r.balance as number, createdAt: r.created_at as string });
+const alarm = (r: Row): AlarmRecord => ({
+  id: r.id as number, at: r.at as string, clientId: r.client_id as string, detector: r.detector as string, action: r.action as string, evidence: JSON.parse(r.evidence as string),
+});
 const key = (r: Row): KeyRecord => ({
   id: r.id as string, clientId: r.client_id as string, hash: r.hash as string, createdAt: r.created_at as string,
   revokedAt: (r.revoked_at as string | null) ?? null, expiresAt: (r.expires_at as string | null) ?? null,
@@ -95,6 +101,12 @@ export function sqliteStore(path: string): Store {
     return balance;
   });
 
+  const appendEvents = db.transaction((clientId: string, stream: string, entries: string[]) => {
+    let seq = (db.prepare("SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE client_id = ? AND stream = ?").pluck().get(clientId, stream) as number);
+    const insert = db.prepare("INSERT INTO events (client_id, stream, seq, entry) VALUES (?, ?, ?, ?)");
+    for (const e of entries) insert.run(clientId, stream, seq++, e);
+  });
+
   return {
     kind: "sqlite",
     async createClient(c) {
@@ -144,6 +156,23 @@ export function sqliteStore(path: string): Store {
         id: r.id as number, at: r.at as string, requestId: r.request_id as string, clientId: r.client_id as string, keyId: r.key_id as string,
         model: r.model as string, rows: r.rows as number, price: r.price as number, answerHash: r.answer_hash as string, balanceAfter: r.balance_after as number,
       }));
+    },
+    async appendEvents(clientId, stream, entries) {
+      appendEvents.immediate(clientId, stream, entries);
+    },
+    async readEvents(clientId, stream, from) {
+      return db.prepare("SELECT entry FROM events WHERE client_id = ? AND stream = ? AND seq >= ? ORDER BY seq").pluck().all(clientId, stream, from) as string[];
+    },
+    async addAlarm(a) {
+      const info = db.prepare("INSERT INTO alarms (at, client_id, detector, action, evidence) VALUES (?, ?, ?, ?, ?)")
+        .run(new Date(a.nowMs).toISOString(), a.clientId, a.detector, a.action, JSON.stringify(a.evidence));
+      return alarm(db.prepare("SELECT * FROM alarms WHERE id = ?").get(info.lastInsertRowid) as Row);
+    },
+    async alarms(f = {}) {
+      const rows = (f.clientId
+        ? db.prepare("SELECT * FROM alarms WHERE client_id = ? ORDER BY id LIMIT ?").all(f.clientId, f.limit ?? -1)
+        : db.prepare("SELECT * FROM alarms ORDER BY id LIMIT ?").all(f.limit ?? -1)) as Row[];
+      return rows.map(alarm);
     },
     async close() {
       db.close();

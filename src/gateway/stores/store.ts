@@ -65,6 +65,19 @@ export interface LedgerRow {
   balanceAfter: number;
 }
 
+/** A detector's verdict on one client, with what it saw. */
+export interface AlarmRecord {
+  id: number;
+  at: string;
+  clientId: string;
+  /** The detector that raised it (e.g. "prada"). */
+  detector: string;
+  /** What the gateway does about it from now on: log, price, degrade or block. */
+  action: string;
+  /** The statistic and the threshold it crossed, for a person to judge. */
+  evidence: Record<string, unknown>;
+}
+
 /**
  * Everything the gateway keeps: clients, key hashes, counters, balances and the append-only ledger.
  * Every method that checks a limit also takes what it checks, atomically, so concurrent requests
@@ -87,5 +100,15 @@ export interface Store {
   takeBurst(clientId: string, burst: NonNullable<Plan["burst"]>, rows: number, nowMs: number): Promise<BurstResult>;
   charge(c: ChargeRequest): Promise<ChargeResult>;
   ledger(filter?: { clientId?: string; limit?: number }): Promise<LedgerRow[]>;
+  /**
+   * Per-client state of the defences, as append-only streams of small strings (a detector's
+   * decisions, a watermark's marked queries). Each replica replays what it has not seen yet, so
+   * the state survives a restart and is shared between replicas.
+   */
+  appendEvents(clientId: string, stream: string, entries: string[]): Promise<void>;
+  /** Entries of a stream from index `from` (0-based) on, in the order they were appended. */
+  readEvents(clientId: string, stream: string, from: number): Promise<string[]>;
+  addAlarm(a: Omit<AlarmRecord, "id" | "at"> & { nowMs: number }): Promise<AlarmRecord>;
+  alarms(filter?: { clientId?: string; limit?: number }): Promise<AlarmRecord[]>;
   close(): Promise<void>;
 }

@@ -1,0 +1,97 @@
+/**
+ * The Shapiro–Wilk test of normality, W and its p-value, for 3 ≤ n ≤ 5000:
+ * Shapiro & Wilk, "An analysis of variance test for normality (complete samples)", Biometrika 1965;
+ * coefficients and p-values by Royston's approximations, "Approximating the Shapiro-Wilk W-test for
+ * non-normality", Statistics and Computing 1992, and "Remark AS R94", Applied Statistics 1995.
+ * PRADA (defenses/prada.ts) raises its alarm on W.
+ */
+
+/** Standard normal upper tail, through erfc (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7). */
+export function normalUpperTail(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  const t = 1 / (1 + 0.5 * x);
+  const erfc = t * Math.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return z >= 0 ? erfc / 2 : 1 - erfc / 2;
+}
+
+/** Inverse of the standard normal CDF (Acklam's rational approximation, then one Newton–Halley step). */
+export function normalQuantile(p: number): number {
+  if (!(p > 0 && p < 1)) throw new RangeError(`normalQuantile needs 0 < p < 1, got ${p}`);
+  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
+  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
+  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
+  const low = 0.02425;
+  let x: number;
+  if (p < low || p > 1 - low) {
+    const q = Math.sqrt(-2 * Math.log(p < low ? p : 1 - p));
+    x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+    if (p > 1 - low) x = -x;
+  } else {
+    const q = p - 0.5;
+    const r = q * q;
+    x = ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+  }
+  const e = 1 - normalUpperTail(x) - p;
+  const u = e * Math.sqrt(2 * Math.PI) * Math.exp((x * x) / 2);
+  return x - u / (1 + (x * u) / 2);
+}
+
+const poly = (c: number[], x: number) => c.reduceRight((acc, ci) => acc * x + ci, 0);
+
+/** W (near 1 for a normal sample, smaller the less normal) and the p-value of normality. */
+export function shapiroWilk(sample: ArrayLike<number>): { w: number; p: number; n: number } {
+  const n = sample.length;
+  if (n < 3 || n > 5000) throw new RangeError(`the Shapiro–Wilk test needs 3 to 5000 values, got ${n}`);
+  const x = Float64Array.from(sample).sort();
+  const range = x[n - 1] - x[0];
+  if (!(range > 0)) return { w: 1, p: 1, n }; // a constant sample: nothing to test (callers treat it as no evidence)
+
+  // Coefficients a_i (antisymmetric: a_i = −a_{n+1−i}); only the upper half is needed.
+  const half = Math.floor(n / 2);
+  const a = new Float64Array(half); // a[j] pairs x[n−1−j] (positive) with x[j]
+  if (n === 3) a[0] = Math.SQRT1_2;
+  else {
+    const m = Array.from({ length: half }, (_, j) => -normalQuantile((j + 1 - 0.375) / (n + 0.25))); // m for the top ranks, positive
+    const summ2 = 2 * m.reduce((s, v) => s + v * v, 0);
+    const ssumm2 = Math.sqrt(summ2);
+    const u = 1 / Math.sqrt(n);
+    a[0] = m[0] / ssumm2 + poly([0, 0.221157, -0.147981, -2.07119, 4.434685, -2.706056], u);
+    let fac: number;
+    let first: number;
+    if (n > 5) {
+      a[1] = m[1] / ssumm2 + poly([0, 0.042981, -0.293762, -1.752461, 5.682633, -3.582633], u);
+      fac = Math.sqrt((summ2 - 2 * m[0] ** 2 - 2 * m[1] ** 2) / (1 - 2 * a[0] ** 2 - 2 * a[1] ** 2));
+      first = 2;
+    } else {
+      fac = Math.sqrt((summ2 - 2 * m[0] ** 2) / (1 - 2 * a[0] ** 2));
+      first = 1;
+    }
+    for (let j = first; j < half; j++) a[j] = m[j] / fac;
+  }
+
+  // Centre and scale by the range first for numerical stability (W does not change).
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += x[i] / n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += ((x[i] - mean) / range) ** 2;
+  let num = 0;
+  for (let j = 0; j < half; j++) num += (a[j] * (x[n - 1 - j] - x[j])) / range;
+  const w = Math.min(1, (num * num) / ss);
+
+  let p: number;
+  if (n === 3) p = Math.max(0, Math.min(1, (6 / Math.PI) * (Math.asin(Math.sqrt(w)) - Math.asin(Math.sqrt(0.75)))));
+  else if (n <= 11) {
+    const gamma = poly([-2.273, 0.459], n);
+    const mu = poly([0.544, -0.39978, 0.025054, -6.714e-4], n);
+    const sigma = Math.exp(poly([1.3822, -0.77857, 0.062767, -0.0020322], n));
+    const y = -Math.log(gamma - Math.log1p(-w));
+    p = normalUpperTail((y - mu) / sigma);
+  } else {
+    const ln = Math.log(n);
+    const mu = poly([-1.5861, -0.31082, -0.083751, 0.0038915], ln);
+    const sigma = Math.exp(poly([-0.4803, -0.082676, 0.0030302], ln));
+    p = normalUpperTail((Math.log1p(-w) - mu) / sigma);
+  }
+  return { w, p, n };
+}

@@ -1,0 +1,78 @@
+import { z } from "zod";
+import type { GatewayConfig } from "../gateway/config.js";
+import { compose, type Answer, type Defense, type Query } from "../gateway/pipeline.js";
+import type { AlarmRecord, Store } from "../gateway/stores/store.js";
+import { enforceAlarms } from "./alarms.js";
+import { defenseKey } from "./keyed-rng.js";
+import { misinformation, MisinformationOptions } from "./misinformation.js";
+import { noise, NoiseOptions } from "./noise.js";
+import { prada, PradaOptions } from "./prada.js";
+import { predictionPoisoning, PoisoningOptions } from "./prediction-poisoning.js";
+import { reverseSigmoid, ReverseSigmoidOptions } from "./reverse-sigmoid.js";
+
+/** Every configurable defence, by `kind`: a model's and a plan's `defenses` lists hold these. */
+export const DefenseConfig = z.discriminatedUnion("kind", [ReverseSigmoidOptions, NoiseOptions, PoisoningOptions, MisinformationOptions, PradaOptions]);
+export type DefenseConfig = z.infer<typeof DefenseConfig>;
+
+/** Detectors watch queries and raise alarms (they sit before billing, so a blocked query costs nothing). */
+const DETECTORS = new Set<DefenseConfig["kind"]>(["prada"]);
+/** What each answer-perturbing defence can perturb. */
+const PERTURBS: Partial<Record<DefenseConfig["kind"], string[]>> = {
+  "reverse-sigmoid": ["probabilities"], noise: ["probabilities", "embedding"], mad: ["probabilities"], misinformation: ["probabilities"],
+};
+
+/** The defences for one model under one plan: the model's, then the plan's (a plan's entry replaces the model's of the same kind). */
+export function defensesFor(config: GatewayConfig, model: string, plan?: string): DefenseConfig[] {
+  const fromModel = config.models.find((m) => m.name === model)?.defenses ?? [];
+  const fromPlan = config.plans.find((p) => p.name === plan)?.defenses ?? [];
+  return [...fromModel.filter((d) => !fromPlan.some((p) => p.kind === d.kind)), ...fromPlan];
+}
+
+/** A configuration error, or undefined: can this model's output take this defence? */
+export function defenseFits(d: DefenseConfig, output: string): string | undefined {
+  const ok = PERTURBS[d.kind];
+  if (ok && !ok.includes(output)) return `the ${d.kind} defence perturbs ${ok.join(" or ")}, not ${output}`;
+  if (d.kind === "prada" && output === "embedding") return "PRADA needs a predicted class; this model answers embeddings";
+  return undefined;
+}
+
+export interface DefenseSlots {
+  /** Between the rate limit and billing: alarm enforcement and detectors. */
+  detection: Defense;
+  /** Between the output policy and the model: answer perturbations. */
+  hardening: Defense;
+}
+
+/**
+ * The configured defences as two slots of the gateway's onion. Each slot looks up the stack for the
+ * query's model and plan (built once per pair, so per-client state lives as long as the gateway).
+ */
+export function defenseSlots(config: GatewayConfig, deps: { store: Store; secret?: string; onAlarm?: (a: AlarmRecord) => void }): DefenseSlots {
+  const { key } = defenseKey(deps.secret);
+  const build = (d: DefenseConfig): Defense => {
+    switch (d.kind) {
+      case "reverse-sigmoid": return reverseSigmoid(d);
+      case "noise": return noise(d, key);
+      case "mad": return predictionPoisoning(d, key);
+      case "misinformation": return misinformation(d);
+      case "prada": return prada(d, deps);
+    }
+  };
+  const stacks = new Map<string, { detection: Defense[]; hardening: Defense[] }>();
+  const stackOf = (q: Query) => {
+    const id = `${q.model.name}\u0000${q.plan?.name ?? ""}`;
+    let s = stacks.get(id);
+    if (!s) {
+      const list = defensesFor(config, q.model.name, q.plan?.name);
+      const detectors = list.filter((d) => DETECTORS.has(d.kind)).map(build);
+      s = { detection: detectors.length ? [enforceAlarms(deps.store), ...detectors] : [], hardening: list.filter((d) => !DETECTORS.has(d.kind)).map(build) };
+      stacks.set(id, s);
+    }
+    return s;
+  };
+  const slot = (pick: (s: { detection: Defense[]; hardening: Defense[] }) => Defense[]): Defense => (q, next) => {
+    const layers = pick(stackOf(q));
+    return layers.length ? compose(layers, (): Promise<Answer> => next())(q) : next();
+  };
+  return { detection: slot((s) => s.detection), hardening: slot((s) => s.hardening) };
+}

@@ -1,0 +1,204 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rng } from "../src/core/rng.js";
+import { loadSplits } from "../src/data/registry.js";
+import { steal } from "../src/attacks/steal.js";
+import { jacobian } from "../src/attacks/jacobian.js";
+import { httpOracle } from "../src/oracle/http-oracle.js";
+import { argmax } from "../src/defenses/probabilities.js";
+import { reverseSigmoidRow } from "../src/defenses/reverse-sigmoid.js";
+import { madRow } from "../src/defenses/prediction-poisoning.js";
+import { misinformationRow } from "../src/defenses/misinformation.js";
+import { roundRow } from "../src/defenses/output-policy.js";
+import { newPradaState, observe } from "../src/defenses/prada.js";
+import { DefenseConfig, defenseFits } from "../src/defenses/catalog.js";
+import { parseConfig } from "../src/gateway/config.js";
+import { call, startGateway, type Running } from "./gateway-helpers.js";
+import { tempDir } from "./helpers.js";
+import { join } from "node:path";
+
+process.env.HEIST_ZOO_DIR ??= tempDir("heist-zoo-");
+
+/** Random probability rows of every confidence, from near-uniform to near-one-hot, with ties. */
+function rows(n: number, k: number, seed: number): Float64Array[] {
+  const r = rng(seed);
+  return Array.from({ length: n }, (_, i) => {
+    const t = 0.2 + (i % 10);
+    const v = Float64Array.from({ length: k }, () => Math.exp(t * r.normal()));
+    if (i % 7 === 0) v[(i + 1) % k] = v[i % k]; // a tie for the top (or elsewhere)
+    const s = v.reduce((a, b) => a + b, 0);
+    return v.map((x) => x / s);
+  });
+}
+const sum = (v: ArrayLike<number>) => Array.from(v).reduce((a, b) => a + b, 0);
+const l1 = (a: ArrayLike<number>, b: ArrayLike<number>) => Array.from(a).reduce((s, v, j) => s + Math.abs(v - b[j]), 0);
+
+describe("output hardening contracts", () => {
+  const data = rows(2000, 10, 1);
+
+  it("reverse sigmoid perturbs every row but never its top-1 label", () => {
+    let moved = 0;
+    for (const y of data) {
+      const out = reverseSigmoidRow(y, { beta: 0.7, gamma: 0.4 });
+      expect(argmax(out)).toBe(argmax(y));
+      expect(sum(out)).toBeCloseTo(1, 9);
+      expect(Math.min(...out)).toBeGreaterThanOrEqual(0);
+      moved += l1(out, y);
+    }
+    expect(moved / data.length).toBeGreaterThan(0.1);
+  });
+
+  it("rounding never changes the top-1 label, even where it makes a tie", () => {
+    for (const decimals of [0, 1, 2]) {
+      for (const y of data) expect(argmax(roundRow(y, decimals))).toBe(argmax(y));
+    }
+    expect(roundRow([0.47, 0.49, 0.04], 1)).toEqual([0.5, 0.6, 0]); // 0.5 and 0.5 would have told the client "class 0"
+  });
+
+  it("MAD stays within its L1 budget, keeps the label, and turns the thief's gradient", () => {
+    const r = rng(2);
+    for (const epsilon of [0.1, 0.5, 1.5]) {
+      let turned = 0;
+      for (const y of data.slice(0, 500)) {
+        const p = rows(1, 10, r.int(1e9))[0]; // the defender's surrogate prediction
+        const out = madRow(y, p, { epsilon, keepLabel: true });
+        expect(l1(out, y)).toBeLessThanOrEqual(epsilon + 1e-9);
+        expect(argmax(out)).toBe(argmax(y));
+        expect(sum(out)).toBeCloseTo(1, 9);
+        const cos = (a: ArrayLike<number>) => {
+          const u = Array.from(a, (v, j) => v - p[j]);
+          const b = Array.from(y, (v, j) => v - p[j]);
+          return u.reduce((s, v, j) => s + v * b[j], 0) / (Math.hypot(...u) * Math.hypot(...b));
+        };
+        if (cos(out) < 0.999) turned++;
+      }
+      expect(turned).toBeGreaterThan(250);
+    }
+    const free = madRow([0.6, 0.3, 0.1], [0.2, 0.3, 0.5], { epsilon: 2, keepLabel: false });
+    expect(free.filter((v) => v === 1)).toHaveLength(1); // with the whole budget it answers a vertex
+  });
+
+  it("adaptive misinformation leaves confident rows alone and misleads on uncertain ones", () => {
+    const confident = [0.97, 0.01, 0.01, 0.01];
+    expect(l1(misinformationRow(confident, { tau: 0.5, nu: 100 }), confident)).toBeLessThan(1e-12);
+    const unsure = [0.3, 0.25, 0.25, 0.2];
+    const out = misinformationRow(unsure, { tau: 0.5, nu: 100 });
+    expect(argmax(out)).toBe(3); // the class the model believed least
+    expect(sum(out)).toBeCloseTo(1, 12);
+  });
+});
+
+describe("PRADA's statistic", () => {
+  it("stays above δ on natural test images in order and falls below it on Jacobian-style queries", () => {
+    const { test } = loadSplits("digits");
+    const d = test.x.shape[1];
+    const o = { minQueries: 100, window: 5000 };
+    const benign = newPradaState();
+    let minW = 1;
+    for (let i = 0; i < test.x.shape[0]; i++) minW = Math.min(minW, observe(benign, test.x.data.slice(i * d, (i + 1) * d), test.y[i], o) ?? 1);
+    expect(minW).toBeGreaterThan(0.95);
+    // Seeds plus ±λ steps on every feature (Papernot et al.'s augmentation, with a random sign in place of the gradient's).
+    const r = rng(4);
+    const thief = newPradaState();
+    let seeds = Array.from({ length: 40 }, (_, i) => ({ x: test.x.data.slice(i * d, (i + 1) * d), c: test.y[i] }));
+    let w = 1;
+    for (const s of seeds) observe(thief, s.x, s.c, o);
+    for (let round = 0; round < 3; round++) {
+      const kids = seeds.map((s) => ({ x: s.x.map((v) => Math.min(1, Math.max(0, v + (r.next() < 0.5 ? -0.1 : 0.1)))), c: s.c }));
+      for (const k of kids) w = observe(thief, k.x, k.c, o) ?? w;
+      seeds = seeds.concat(kids);
+    }
+    expect(w).toBeLessThan(0.95);
+  });
+});
+
+describe("defences in the gateway", () => {
+  let g: Running;
+  const dbPath = join(tempDir(), "gateway.sqlite");
+  const cfg = {
+    models: [{ name: "digits", source: "zoo://digits-mlp" }],
+    plans: [
+      { name: "plain", dailyQuota: 100_000 },
+      { name: "hardened", dailyQuota: 100_000, defenses: [{ kind: "reverse-sigmoid" as const }, { kind: "noise" as const, sigma: 0.02 }] },
+      { name: "watched", dailyQuota: 100_000, tiers: [{ pricePerRow: 0.001 }], defenses: [{ kind: "prada" as const, action: "block" as const }] },
+    ],
+  };
+  beforeAll(async () => {
+    g = await startGateway(cfg, { dbPath });
+  }, 120_000);
+  afterAll(() => g?.close());
+
+  const ask = (key: string, x: number[], n: number) =>
+    call(g.url, "POST", "/v2/models/digits/infer", { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: x }] }, { authorization: `Bearer ${key}` });
+
+  it("hardens answers per plan: same labels, other values, the same answer when asked again", async () => {
+    const { test } = loadSplits("digits");
+    const x = Array.from(test.x.data.subarray(0, 32 * 64));
+    const plain = await ask((await g.client("plain")).key, x, 32);
+    const key = (await g.client("hardened")).key;
+    const hardened = await ask(key, x, 32);
+    const again = await ask(key, x, 32);
+    const other = await ask((await g.client("hardened")).key, x, 32);
+    const byRow = (r: typeof plain) => Array.from({ length: 32 }, (_, i) => r.json.outputs[0].data.slice(i * 10, (i + 1) * 10) as number[]);
+    expect(byRow(hardened).map(argmax)).toEqual(byRow(plain).map(argmax));
+    expect(byRow(hardened).reduce((s, row, i) => s + l1(row, byRow(plain)[i]), 0) / 32).toBeGreaterThan(0.05);
+    expect(again.json.outputs).toEqual(hardened.json.outputs); // keyed noise: averaging repeats gains nothing
+    expect(other.json.outputs).not.toEqual(hardened.json.outputs); // another client, other noise
+  }, 60_000);
+
+  it("PRADA lets a benign user through, stops a Jacobian thief, and charges nothing for the refusal", async () => {
+    const { test, pool } = loadSplits("digits");
+    const honest = await g.client("watched", 10);
+    for (let s = 0; s < test.x.shape[0]; s += 16) {
+      const n = Math.min(16, test.x.shape[0] - s);
+      const r = await ask(honest.key, Array.from(test.x.data.subarray(s * 64, (s + n) * 64)), n);
+      expect(r.status, r.text).toBe(200);
+    }
+    const thief = await g.client("watched", 10);
+    const out = await steal(await httpOracle({ url: g.url, model: "digits", key: thief.key }), {
+      attack: jacobian, options: { seedSize: 50, rounds: 4, epochs: 5 }, limits: { rows: 2000 }, seed: 5, pool: pool.x,
+    });
+    expect(out.stopped?.reason).toBe("detected");
+    expect(out.spent.rows).toBeLessThan(1000);
+    const alarms = (await g.admin("GET", "/admin/alarms")).body;
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0]).toMatchObject({ clientId: thief.id, detector: "prada", action: "block", evidence: { model: "digits", delta: 0.95 } });
+    expect(alarms[0].evidence.w).toBeLessThan(0.95);
+    const refused = await ask(thief.key, new Array(64).fill(0.5), 1);
+    expect([refused.status, refused.json.type]).toEqual([429, "urn:heist:problem:abnormal-usage-detected"]);
+    const ledger = (await g.admin("GET", `/admin/ledger?client=${thief.id}`)).body as { rows: number }[];
+    expect(ledger.reduce((a, r) => a + r.rows, 0)).toBe(out.spent.rows); // the refusals cost nothing
+    expect((await call(g.url, "GET", "/metrics")).text).toMatch(/heist_alarms_total\{detector="prada",action="block"\} 1/);
+  }, 120_000);
+
+  it("keeps detection state and alarms across a restart", async () => {
+    const { test } = loadSplits("digits");
+    const c = await g.client("watched", 10);
+    const seeds = Array.from(test.x.data.subarray(0, 40 * 64));
+    const r = rng(9);
+    const kids = (n: number) => Array.from({ length: n * 64 }, (_, i) => Math.min(1, Math.max(0, seeds[i % seeds.length] + (r.next() < 0.5 ? -0.1 : 0.1))));
+    expect((await ask(c.key, seeds, 40)).status).toBe(200);
+    expect((await ask(c.key, kids(40), 40)).status).toBe(200);
+    const before = (await g.admin("GET", `/admin/alarms?client=${c.id}`)).body;
+    expect(before).toHaveLength(0); // 80 queries: fewer than the 100 distances PRADA waits for
+    await g.close();
+    g = await startGateway(cfg, { dbPath }); // a new process's worth of memory over the same store
+    const after = await ask(c.key, kids(40), 40); // only 40 here: an alarm now means the first 80 were replayed
+    expect(after.status).toBe(200);
+    const alarms = (await g.admin("GET", `/admin/alarms?client=${c.id}`)).body;
+    expect(alarms).toHaveLength(1);
+    expect(alarms[0].evidence.distances).toBeGreaterThan(100);
+    expect((await ask(c.key, seeds.slice(0, 64), 1)).status).toBe(429);
+    const thief = (await g.admin("GET", "/admin/alarms")).body.find((a: { clientId: string }) => a.clientId !== c.id);
+    expect(thief).toBeDefined(); // the earlier thief's alarm survived too
+  }, 120_000);
+
+  it("refuses a defence it does not know or that does not fit the model's answers", () => {
+    const base = { models: [{ name: "m", source: "zoo://digits-mlp" }], admin: { token: "t" } };
+    expect(() => parseConfig({ ...base, plans: [{ name: "p", dailyQuota: 1, defenses: [{ kind: "magic" }] }] })).toThrow(/plans\.0\.defenses\.0\.kind/);
+    expect(() => parseConfig({ ...base, plans: [{ name: "p", dailyQuota: 1, defenses: [{ kind: "prada", delta: 2 }] }] })).toThrow(/delta/);
+    const mad = DefenseConfig.parse({ kind: "mad" });
+    expect(defenseFits(mad, "embedding")).toMatch(/perturbs probabilities, not embedding/);
+    expect(defenseFits(DefenseConfig.parse({ kind: "prada" }), "embedding")).toMatch(/predicted class/);
+    expect(defenseFits(DefenseConfig.parse({ kind: "noise" }), "embedding")).toBeUndefined();
+  });
+});
