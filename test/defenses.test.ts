@@ -12,6 +12,7 @@ import { roundRow } from "../src/defenses/output-policy.js";
 import { newPradaState, observe } from "../src/defenses/prada.js";
 import { DefenseConfig, defenseFits } from "../src/defenses/catalog.js";
 import { parseConfig } from "../src/gateway/config.js";
+import { proveWork } from "../src/defenses/proof-of-work.js";
 import { call, startGateway, type Running } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
 import { join } from "node:path";
@@ -120,6 +121,7 @@ describe("defences in the gateway", () => {
       { name: "plain", dailyQuota: 100_000 },
       { name: "hardened", dailyQuota: 100_000, defenses: [{ kind: "reverse-sigmoid" as const }, { kind: "noise" as const, sigma: 0.02 }] },
       { name: "watched", dailyQuota: 100_000, tiers: [{ pricePerRow: 0.001 }], defenses: [{ kind: "prada" as const, action: "block" as const }] },
+      { name: "work", dailyQuota: 100_000, tiers: [{ pricePerRow: 0.001 }], defenses: [{ kind: "pow" as const, baseBits: 4, bitsPerDoubling: 3, calibrate: "digits", warmupRows: 32 }] },
     ],
   };
   beforeAll(async () => {
@@ -192,13 +194,59 @@ describe("defences in the gateway", () => {
     expect(thief).toBeDefined(); // the earlier thief's alarm survived too
   }, 120_000);
 
+  it("asks for proof of work, accepts each solution once, and charges nothing for a 428", async () => {
+    const c = await g.client("work", 10);
+    const { test } = loadSplits("digits");
+    const x = Array.from(test.x.data.subarray(0, 16 * 64));
+    const send = (proof?: string, key = c.key, n = 8) => call(g.url, "POST", "/v2/models/digits/infer", { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: x.slice(0, n * 64) }] },
+      { authorization: `Bearer ${key}`, ...(proof ? { "heist-pow-solution": proof } : {}) });
+    const first = await send();
+    expect([first.status, first.json.type]).toEqual([428, "urn:heist:problem:proof-of-work-required"]);
+    const token = first.headers["heist-pow-challenge"] as string;
+    expect(first.json.bits).toBe(4 + 3); // the base for 8 rows: 4 + log2(8)
+    const proof = proveWork(token);
+    expect((await send(`${token}:not-a-solution`)).json.detail).toMatch(/does not solve/);
+    expect((await send(proof, (await g.client("work", 10)).key)).json.detail).toMatch(/another client/);
+    expect((await send(proof, c.key, 16)).json.detail).toMatch(/covers 8 rows/);
+    const ok = await send(proof);
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.headers["heist-pow-challenge"]).toBeDefined(); // the next one comes with the answer
+    const replay = await send(proof);
+    expect([replay.status, replay.json.detail]).toEqual([428, expect.stringMatching(/already used/)]);
+    g.clock.now += 10 * 60_000;
+    const stale = await send(proveWork(ok.headers["heist-pow-challenge"] as string));
+    expect(stale.json.detail).toMatch(/expired/);
+    const ledger = (await g.admin("GET", `/admin/ledger?client=${c.id}`)).body as { rows: number }[];
+    expect(ledger.map((r) => r.rows)).toEqual([8]); // one answer, one charge: the 428s cost nothing
+  }, 60_000);
+
+  it("calibrates the work: a benign user pays the base, a noise thief pays exponentially more, and heist's oracle pays it", async () => {
+    const { test } = loadSplits("digits");
+    const bitsOf = async (rows: (i: number) => number[]) => {
+      const c = await g.client("work", 10);
+      const bits: number[] = [];
+      const oracle = await httpOracle({ url: g.url, model: "digits", key: c.key, maxBatch: 16, onProofOfWork: (b) => bits.push(b) });
+      const r = rng(3);
+      for (let i = 0; i < 8; i++) {
+        const a = await oracle.query({ data: Float32Array.from(rows(i).map((v) => (Number.isNaN(v) ? r.next() : v))), shape: [16, 64] });
+        expect(a.labels).toHaveLength(16);
+      }
+      return bits;
+    };
+    const honest = await bitsOf((i) => Array.from(test.x.data.subarray(i * 16 * 64, (i + 1) * 16 * 64)));
+    const thief = await bitsOf(() => new Array(16 * 64).fill(NaN)); // uniform noise
+    expect(honest).toHaveLength(8); // one challenge per request: the first from a 428, the rest from the answers
+    expect(Math.max(...honest)).toBeLessThanOrEqual(4 + 4 + 3); // base + log2(16), and at most one doubling of the test set's entropy
+    expect(thief.at(-1)).toBeGreaterThanOrEqual(honest.at(-1)! + 4); // at least 16× the honest user's work per row
+  }, 60_000);
+
   it("refuses a defence it does not know or that does not fit the model's answers", () => {
     const base = { models: [{ name: "m", source: "zoo://digits-mlp" }], admin: { token: "t" } };
     expect(() => parseConfig({ ...base, plans: [{ name: "p", dailyQuota: 1, defenses: [{ kind: "magic" }] }] })).toThrow(/plans\.0\.defenses\.0\.kind/);
     expect(() => parseConfig({ ...base, plans: [{ name: "p", dailyQuota: 1, defenses: [{ kind: "prada", delta: 2 }] }] })).toThrow(/delta/);
     const mad = DefenseConfig.parse({ kind: "mad" });
     expect(defenseFits(mad, "embedding")).toMatch(/perturbs probabilities, not embedding/);
-    expect(defenseFits(DefenseConfig.parse({ kind: "prada" }), "embedding")).toMatch(/predicted class/);
+    expect(defenseFits(DefenseConfig.parse({ kind: "prada" }), "embedding")).toMatch(/needs class probabilities/);
     expect(defenseFits(DefenseConfig.parse({ kind: "noise" }), "embedding")).toBeUndefined();
   });
 });

@@ -7,15 +7,16 @@ import { defenseKey } from "./keyed-rng.js";
 import { misinformation, MisinformationOptions } from "./misinformation.js";
 import { noise, NoiseOptions } from "./noise.js";
 import { prada, PradaOptions } from "./prada.js";
+import { proofOfWork, ProofOfWorkOptions } from "./proof-of-work.js";
 import { predictionPoisoning, PoisoningOptions } from "./prediction-poisoning.js";
 import { reverseSigmoid, ReverseSigmoidOptions } from "./reverse-sigmoid.js";
 
 /** Every configurable defence, by `kind`: a model's and a plan's `defenses` lists hold these. */
-export const DefenseConfig = z.discriminatedUnion("kind", [ReverseSigmoidOptions, NoiseOptions, PoisoningOptions, MisinformationOptions, PradaOptions]);
+export const DefenseConfig = z.discriminatedUnion("kind", [ReverseSigmoidOptions, NoiseOptions, PoisoningOptions, MisinformationOptions, PradaOptions, ProofOfWorkOptions]);
 export type DefenseConfig = z.infer<typeof DefenseConfig>;
 
-/** Detectors watch queries and raise alarms (they sit before billing, so a blocked query costs nothing). */
-const DETECTORS = new Set<DefenseConfig["kind"]>(["prada"]);
+/** Detectors and gates watch queries, raise alarms or ask for work (before billing, so a refused query costs nothing). */
+const DETECTORS = new Set<DefenseConfig["kind"]>(["prada", "pow"]);
 /** What each answer-perturbing defence can perturb. */
 const PERTURBS: Partial<Record<DefenseConfig["kind"], string[]>> = {
   "reverse-sigmoid": ["probabilities"], noise: ["probabilities", "embedding"], mad: ["probabilities"], misinformation: ["probabilities"],
@@ -32,7 +33,7 @@ export function defensesFor(config: GatewayConfig, model: string, plan?: string)
 export function defenseFits(d: DefenseConfig, output: string): string | undefined {
   const ok = PERTURBS[d.kind];
   if (ok && !ok.includes(output)) return `the ${d.kind} defence perturbs ${ok.join(" or ")}, not ${output}`;
-  if (d.kind === "prada" && output === "embedding") return "PRADA needs a predicted class; this model answers embeddings";
+  if ((d.kind === "prada" || d.kind === "pow") && output === "embedding") return `${d.kind === "pow" ? "calibrated proof-of-work" : "PRADA"} needs class probabilities; this model answers embeddings`;
   return undefined;
 }
 
@@ -56,6 +57,7 @@ export function defenseSlots(config: GatewayConfig, deps: { store: Store; secret
       case "mad": return predictionPoisoning(d, key);
       case "misinformation": return misinformation(d);
       case "prada": return prada(d, deps);
+      case "pow": return proofOfWork(d, { store: deps.store, key });
     }
   };
   const stacks = new Map<string, { detection: Defense[]; hardening: Defense[] }>();

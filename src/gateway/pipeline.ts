@@ -23,6 +23,8 @@ export interface Query {
   rows: number;
   /** The credential as presented (Authorization bearer or x-api-key), if any. */
   apiKey?: string;
+  /** A solved proof-of-work challenge, as presented ("challenge:nonce"), if any. */
+  proof?: string;
   nowMs: number;
   /** Filled in by the api-key defence. */
   client?: ClientRecord;

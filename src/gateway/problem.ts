@@ -16,6 +16,7 @@ export const PROBLEMS = {
   "quota-exceeded": 429,
   "rate-limited": 429,
   "abnormal-usage-detected": 429,
+  "proof-of-work-required": 428,
   "balance-exhausted": 402,
   "spending-cap-reached": 402,
   "bad-request": 400,

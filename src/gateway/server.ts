@@ -5,6 +5,7 @@ import { billing } from "../defenses/billing.js";
 import { outputPolicy } from "../defenses/output-policy.js";
 import { rateLimit } from "../defenses/rate-limit.js";
 import { defenseSlots } from "../defenses/catalog.js";
+import { SOLUTION_HEADER } from "../defenses/proof-of-work.js";
 import { adminRoutes } from "./admin-api.js";
 import { secret, type GatewayConfig } from "./config.js";
 import type { ModelRegistry } from "./models.js";
@@ -42,6 +43,11 @@ export function gatewayPipeline(d: GatewayDeps): (q: Query) => Promise<import(".
     ...(d.extraDefenses ?? []), outputPolicy(), slots.hardening,
   ], askModel);
 }
+
+const header = (req: FastifyRequest, name: string): string | undefined => {
+  const v = req.headers[name];
+  return typeof v === "string" ? v : undefined;
+};
 
 const credential = (req: FastifyRequest): string | undefined => {
   const auth = req.headers.authorization;
@@ -118,7 +124,7 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     try {
       if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
       const x = requestBatch(req.body, model.inputShape, d.config.server.maxBatch);
-      Object.assign(q, { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), nowMs: now() });
+      Object.assign(q, { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), proof: header(req, SOLUTION_HEADER), nowMs: now() });
       const answer = await pipeline(q as Query);
       const plan = q.plan?.name ?? "";
       metrics.requests.inc({ status: "200", model: model.name, plan });

@@ -1,4 +1,5 @@
 import { concatRows, rowsOf, sliceRows, type Batch } from "../core/batch.js";
+import { CHALLENGE_HEADER, proveWork, SOLUTION_HEADER } from "../defenses/proof-of-work.js";
 import { OracleStopped, parseOutputs, type Oracle, type OracleAnswer } from "./oracle.js";
 
 export interface HttpOracleOptions {
@@ -16,6 +17,8 @@ export interface HttpOracleOptions {
   maxWaitSeconds?: number;
   /** Called on every refusal (429, 402, …) for the budget's count. */
   onRefusal?: (status: number, type: string) => void;
+  /** Called after each proof-of-work challenge solved, with its bits and the seconds it took. */
+  onProofOfWork?: (bits: number, seconds: number) => void;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -24,7 +27,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * An Open Inference Protocol v2 client, as a thief would write one: batches up to the server's
  * maximum, keeps a few requests in flight (fetch keeps connections alive), waits out short
  * rate limits (honouring Retry-After), backs off on server errors, and stops cleanly — keeping what
- * it has — on a spent quota (long Retry-After), 402, or a refused key.
+ * it has — on a spent quota (long Retry-After), 402, or a refused key. A gateway that asks for
+ * proof of work (428) gets it: the challenge is solved and the request sent again; the challenge
+ * that comes with each answer is kept and solved for the next request.
  */
 export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
   const base = `${o.url.replace(/\/$/, "")}/v2/models/${encodeURIComponent(o.model)}`;
@@ -46,24 +51,35 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
   const maxBatch = o.maxBatch ?? 256;
   const retries = o.retries ?? 5;
 
+  const challenges: string[] = []; // handed out with answers, not yet used
+  const solve = (token: string) => proveWork(token, o.onProofOfWork);
+
   async function one(x: Batch): Promise<OracleAnswer> {
     const body = JSON.stringify({ inputs: [{ name: inputName, shape: [...x.shape], datatype: "FP32", data: Array.from(x.data) }] });
-    for (let attempt = 0; ; attempt++) {
+    let proof = challenges.length ? solve(challenges.shift()!) : undefined;
+    for (let attempt = 0, proofs = 0; ; attempt++) {
       let res: Response;
       try {
-        res = await fetch(`${base}/infer`, { method: "POST", headers, body, signal: AbortSignal.timeout(timeout) });
+        res = await fetch(`${base}/infer`, { method: "POST", headers: proof ? { ...headers, [SOLUTION_HEADER]: proof } : headers, body, signal: AbortSignal.timeout(timeout) });
       } catch (e) {
         if (attempt >= retries) throw new OracleStopped("unreachable", `cannot reach ${o.url}: ${(e as Error).cause ?? (e as Error).message}`);
         await sleep(Math.min(10_000, 200 * 2 ** attempt));
         continue;
       }
+      const challenge = res.headers.get(CHALLENGE_HEADER);
       if (res.ok) {
+        if (challenge) challenges.push(challenge);
         const answer = (await res.json()) as { outputs: { name: string; shape: number[]; data: number[] }[] };
         const cost = Math.round(Number(res.headers.get("heist-cost") ?? 0) * 1e6);
         return parseOutputs(answer.outputs, rowsOf(x), cost);
       }
       const problem = (await res.json().catch(() => ({}))) as { type?: string; detail?: string };
       const type = problem.type?.split(":").pop() ?? String(res.status);
+      if (res.status === 428 && challenge && proofs++ < 5) {
+        proof = solve(challenge);
+        attempt--; // asked for work, not refused
+        continue;
+      }
       o.onRefusal?.(res.status, type);
       const detail = problem.detail ?? `HTTP ${res.status}`;
       if (type === "abnormal-usage-detected") throw new OracleStopped("detected", `the victim detected the attack: ${detail}`);

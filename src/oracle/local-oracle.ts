@@ -6,6 +6,7 @@ import { Problem } from "../gateway/problem.js";
 import { shape } from "../defenses/output-policy.js";
 import type { Model } from "../models/model.js";
 import type { TreeModel } from "../models/tree.js";
+import { CHALLENGE_HEADER, proveWork } from "../defenses/proof-of-work.js";
 import { OracleStopped, parseOutputs, type Oracle } from "./oracle.js";
 
 /**
@@ -13,23 +14,41 @@ import { OracleStopped, parseOutputs, type Oracle } from "./oracle.js";
  * Refusals become the same clean stops the HTTP oracle gives, so an attack cannot tell the two apart
  * (the audit checks that both give identical results).
  */
-export function localOracle(o: { pipeline: (q: Query) => Promise<Answer>; model: ServedModel; key: string; now?: () => number; onRefusal?: (status: number, type: string) => void }): Oracle {
+export function localOracle(o: {
+  pipeline: (q: Query) => Promise<Answer>; model: ServedModel; key: string; now?: () => number;
+  onRefusal?: (status: number, type: string) => void; onProofOfWork?: (bits: number, seconds: number) => void;
+}): Oracle {
+  const challenges: string[] = [];
+  const solve = (token: string) => proveWork(token, o.onProofOfWork);
   return {
     inputShape: o.model.inputShape,
     async query(x: Batch) {
-      try {
-        const a = await o.pipeline({ id: randomUUID(), model: o.model, x, rows: rowsOf(x), apiKey: o.key, nowMs: (o.now ?? Date.now)() });
-        return parseOutputs(a.outputs, rowsOf(x), Math.round(Number(a.headers["heist-cost"] ?? 0) * 1e6));
-      } catch (e) {
-        if (!(e instanceof Problem)) throw e;
-        o.onRefusal?.(e.status, e.type);
-        if (e.type === "abnormal-usage-detected") throw new OracleStopped("detected", `the victim detected the attack: ${e.message}`);
-        if (e.status === 429) throw new OracleStopped("quota", `the victim stopped answering: ${e.message}`);
-        if (e.status === 402) throw new OracleStopped("payment", `the victim wants payment: ${e.message}`);
-        throw new OracleStopped(e.status >= 500 ? "unreachable" : "refused", `the victim refused (${e.status} ${e.type}): ${e.message}`);
+      let proof = challenges.length ? solve(challenges.shift()!) : undefined;
+      for (let proofs = 0; ; proofs++) {
+        try {
+          const a = await o.pipeline({ id: randomUUID(), model: o.model, x, rows: rowsOf(x), apiKey: o.key, proof, nowMs: (o.now ?? Date.now)() });
+          if (a.headers[CHALLENGE_HEADER]) challenges.push(a.headers[CHALLENGE_HEADER]);
+          return parseOutputs(a.outputs, rowsOf(x), Math.round(Number(a.headers["heist-cost"] ?? 0) * 1e6));
+        } catch (e) {
+          if (e instanceof Problem && e.status === 428 && e.headers[CHALLENGE_HEADER] && proofs < 5) {
+            proof = solve(e.headers[CHALLENGE_HEADER]);
+            continue;
+          }
+          throw stopped(e, o.onRefusal);
+        }
       }
     },
   };
+}
+
+/** A gateway refusal as the clean stop an attack understands (anything else is a bug: rethrown). */
+function stopped(e: unknown, onRefusal?: (status: number, type: string) => void): unknown {
+  if (!(e instanceof Problem)) return e;
+  onRefusal?.(e.status, e.type);
+  if (e.type === "abnormal-usage-detected") return new OracleStopped("detected", `the victim detected the attack: ${e.message}`);
+  if (e.status === 429) return new OracleStopped("quota", `the victim stopped answering: ${e.message}`);
+  if (e.status === 402) return new OracleStopped("payment", `the victim wants payment: ${e.message}`);
+  return new OracleStopped(e.status >= 500 ? "unreachable" : "refused", `the victim refused (${e.status} ${e.type}): ${e.message}`);
 }
 
 /** A bare model behind an output policy, no gateway at all: for experiments and tests. */

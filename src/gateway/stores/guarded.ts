@@ -56,6 +56,7 @@ export function guardedStore(store: Store, mode: "closed" | "open", onFailure: (
     appendEvents: (id, s, e) => guard(() => store.appendEvents(id, s, e).then(() => true), () => false).then(() => undefined),
     readEvents: (id, s, from) => guard(() => store.readEvents(id, s, from), () => []),
     addAlarm: (a) => guard(() => store.addAlarm(a)),
+    claimOnce: (id, exp) => guard(() => store.claimOnce(id, exp)),
     alarms: (f) => guard(() => store.alarms(f), () => []),
     close: () => store.close(),
   };

@@ -414,6 +414,7 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
         [new Date(a.nowMs), a.clientId, a.detector, a.action, JSON.stringify(a.evidence)]);
       return alarm(r.rows[0]);
     }),
+    claimOnce: guard("claiming a single-use token", async (id, ttlMs) => (await redis.set(`${ns}:claim:${id}`, "1", "PX", Math.max(1, Math.ceil(ttlMs)), "NX")) === "OK"),
     alarms: guard("reading alarms", async (f = {}) => {
       const limit = f.limit ?? null;
       const r = f.clientId

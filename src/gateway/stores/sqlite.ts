@@ -17,6 +17,7 @@ CREATE INDEX IF NOT EXISTS ledger_client ON ledger (client_id, id);
 CREATE TABLE IF NOT EXISTS events (client_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (client_id, stream, seq));
 CREATE TABLE IF NOT EXISTS alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, client_id TEXT NOT NULL, detector TEXT NOT NULL, action TEXT NOT NULL, evidence TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS alarms_client ON alarms (client_id, id);
+CREATE TABLE IF NOT EXISTS claims (id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL);
 `;
 
 type Row = Record<string, unknown>;
@@ -101,6 +102,7 @@ export function sqliteStore(path: string): Store {
     return balance;
   });
 
+  let claims = 0;
   const appendEvents = db.transaction((clientId: string, stream: string, entries: string[]) => {
     let seq = (db.prepare("SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE client_id = ? AND stream = ?").pluck().get(clientId, stream) as number);
     const insert = db.prepare("INSERT INTO events (client_id, stream, seq, entry) VALUES (?, ?, ?, ?)");
@@ -167,6 +169,10 @@ export function sqliteStore(path: string): Store {
       const info = db.prepare("INSERT INTO alarms (at, client_id, detector, action, evidence) VALUES (?, ?, ?, ?, ?)")
         .run(new Date(a.nowMs).toISOString(), a.clientId, a.detector, a.action, JSON.stringify(a.evidence));
       return alarm(db.prepare("SELECT * FROM alarms WHERE id = ?").get(info.lastInsertRowid) as Row);
+    },
+    async claimOnce(id, ttlMs) {
+      if (++claims % 1000 === 0) db.prepare("DELETE FROM claims WHERE expires_ms < ?").run(Date.now()); // now and then, forget claims past their time
+      return db.prepare("INSERT OR IGNORE INTO claims (id, expires_ms) VALUES (?, ?)").run(id, Date.now() + ttlMs).changes === 1;
     },
     async alarms(f = {}) {
       const rows = (f.clientId

@@ -109,6 +109,8 @@ export interface Store {
   /** Entries of a stream from index `from` (0-based) on, in the order they were appended. */
   readEvents(clientId: string, stream: string, from: number): Promise<string[]>;
   addAlarm(a: Omit<AlarmRecord, "id" | "at"> & { nowMs: number }): Promise<AlarmRecord>;
+  /** True the first time an id is claimed, false for `ttlMs` after that: single-use tokens. */
+  claimOnce(id: string, ttlMs: number): Promise<boolean>;
   alarms(filter?: { clientId?: string; limit?: number }): Promise<AlarmRecord[]>;
   close(): Promise<void>;
 }
