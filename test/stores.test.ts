@@ -222,6 +222,14 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     expect(await store.readEvents(a.id, "dawn:m", 0)).toEqual(["other stream"]);
   });
 
+  it("lets exactly one of many concurrent claims of a token win", async () => {
+    const id = `t_${randomBytes(6).toString("hex")}`;
+    const wins = await Promise.all(Array.from({ length: 40 }, () => store.claimOnce(id, 60_000)));
+    expect(wins.filter(Boolean)).toHaveLength(1);
+    expect(await store.claimOnce(id, 60_000)).toBe(false);
+    expect(await store.claimOnce(`${id}x`, 60_000)).toBe(true);
+  });
+
   it("records alarms with their evidence and lists them per client", async () => {
     const a = await newClient();
     const first = await store.addAlarm({ clientId: a.id, detector: "prada", action: "block", evidence: { w: 0.91, delta: 0.95, model: "m" }, nowMs: T });
