@@ -13,6 +13,9 @@ import { newPradaState, observe } from "../src/defenses/prada.js";
 import { DefenseConfig, defenseFits } from "../src/defenses/catalog.js";
 import { parseConfig } from "../src/gateway/config.js";
 import { proveWork } from "../src/defenses/proof-of-work.js";
+import { coverageSigma } from "../src/defenses/coverage.js";
+import { trainModel } from "../src/models/trainer.js";
+import { saveModel } from "../src/models/store.js";
 import { call, startGateway, type Running } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
 import { join } from "node:path";
@@ -249,4 +252,52 @@ describe("defences in the gateway", () => {
     expect(defenseFits(DefenseConfig.parse({ kind: "prada" }), "embedding")).toMatch(/needs class probabilities/);
     expect(defenseFits(DefenseConfig.parse({ kind: "noise" }), "embedding")).toBeUndefined();
   });
+});
+
+describe("B4B coverage on an encoder API", () => {
+  let g: Running;
+  beforeAll(async () => {
+    const { model, manifest } = await trainModel({ dataset: "digits", arch: { kind: "encoder", filters: [4, 8], width: 16, projection: 8, temperature: 0.5 }, epochs: 1, batchSize: 128, seed: 3 });
+    const dir = join(tempDir(), "encoder");
+    await saveModel(dir, model, manifest);
+    model.dispose();
+    g = await startGateway({
+      models: [{ name: "enc", source: `tfjs://${dir}`, output: { kind: "embedding" } }],
+      plans: [
+        { name: "open", dailyQuota: 100_000 },
+        { name: "b4b", dailyQuota: 100_000, defenses: [{ kind: "coverage", bits: 8, alpha: 0.05, lambda: 20, alarmAt: 0.1, action: "block" }] },
+      ],
+    });
+  }, 120_000);
+  afterAll(() => g?.close());
+
+  const embed = async (key: string, x: Float32Array, n: number) => {
+    const r = await call(g.url, "POST", "/v2/models/enc/infer", { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: Array.from(x) }] }, { authorization: `Bearer ${key}` });
+    return { status: r.status, type: r.json?.type, coverage: Number(r.headers["heist-coverage"]), rows: r.status === 200 ? Array.from({ length: n }, (_, i) => (r.json.outputs[0].data as number[]).slice(i * 16, (i + 1) * 16)) : [] };
+  };
+  const cosine = (a: number[], b: number[]) => a.reduce((s, v, j) => s + v * b[j], 0) / (Math.hypot(...a) * Math.hypot(...b));
+
+  it("keeps a narrow user's geometry, scrambles it between users, and noises and stops a user who covers the space", async () => {
+    const { test } = loadSplits("digits");
+    const zeros = test.x.data.filter((_, i) => test.y[Math.floor(i / 64)] === 0).slice(0, 20 * 64); // one class: a narrow task
+    const plain = await embed((await g.client("open")).key, zeros, 20);
+    const narrow = await g.client("b4b");
+    const mine = await embed(narrow.key, zeros, 20);
+    expect(mine.coverage).toBeLessThan(0.05);
+    for (let i = 1; i < 20; i++) expect(cosine(mine.rows[0], mine.rows[i])).toBeCloseTo(cosine(plain.rows[0], plain.rows[i]), 1); // the user's own angles survive
+    const other = await embed((await g.client("b4b")).key, zeros, 20);
+    expect(Math.abs(cosine(mine.rows[0], other.rows[0]))).toBeLessThan(0.9); // but another account's answers do not line up with these
+
+    const thief = await g.client("b4b"); // asks about every kind of digit there is
+    const { train } = loadSplits("digits");
+    let last = { status: 200, coverage: 0, type: undefined as string | undefined };
+    for (let i = 0; (i + 1) * 64 <= train.x.shape[0] && last.status === 200; i++) last = await embed(thief.key, train.x.data.subarray(i * 64 * 64, (i + 1) * 64 * 64), 64);
+    if (last.status === 200) last = await embed(thief.key, zeros.subarray(0, 64), 1); // the alarm came with the last answer
+    expect(last).toMatchObject({ status: 429, type: "urn:heist:problem:abnormal-usage-detected" });
+    const alarm = (await g.admin("GET", `/admin/alarms?client=${thief.id}`)).body[0];
+    expect(alarm).toMatchObject({ detector: "coverage", action: "block", evidence: { model: "enc", of: 256, alarmAt: 0.1 } });
+    expect(alarm.evidence.coverage).toBeGreaterThanOrEqual(0.1);
+    const o = { alpha: 0.05, lambda: 20 };
+    expect(coverageSigma(alarm.evidence.coverage, o)).toBeGreaterThan(5 * coverageSigma(mine.coverage, o)); // the thief's answers were far noisier
+  }, 120_000);
 });

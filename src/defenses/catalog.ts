@@ -6,20 +6,23 @@ import { enforceAlarms } from "./alarms.js";
 import { defenseKey } from "./keyed-rng.js";
 import { misinformation, MisinformationOptions } from "./misinformation.js";
 import { noise, NoiseOptions } from "./noise.js";
+import { coverage, CoverageOptions } from "./coverage.js";
 import { prada, PradaOptions } from "./prada.js";
 import { proofOfWork, ProofOfWorkOptions } from "./proof-of-work.js";
 import { predictionPoisoning, PoisoningOptions } from "./prediction-poisoning.js";
 import { reverseSigmoid, ReverseSigmoidOptions } from "./reverse-sigmoid.js";
 
 /** Every configurable defence, by `kind`: a model's and a plan's `defenses` lists hold these. */
-export const DefenseConfig = z.discriminatedUnion("kind", [ReverseSigmoidOptions, NoiseOptions, PoisoningOptions, MisinformationOptions, PradaOptions, ProofOfWorkOptions]);
+export const DefenseConfig = z.discriminatedUnion("kind", [ReverseSigmoidOptions, NoiseOptions, PoisoningOptions, MisinformationOptions, PradaOptions, ProofOfWorkOptions, CoverageOptions]);
 export type DefenseConfig = z.infer<typeof DefenseConfig>;
 
 /** Detectors and gates watch queries, raise alarms or ask for work (before billing, so a refused query costs nothing). */
 const DETECTORS = new Set<DefenseConfig["kind"]>(["prada", "pow"]);
+/** Defences that raise alarms: where one is configured, the alarms' actions are enforced. */
+const ALARMING = new Set<DefenseConfig["kind"]>(["prada", "coverage"]);
 /** What each answer-perturbing defence can perturb. */
 const PERTURBS: Partial<Record<DefenseConfig["kind"], string[]>> = {
-  "reverse-sigmoid": ["probabilities"], noise: ["probabilities", "embedding"], mad: ["probabilities"], misinformation: ["probabilities"],
+  "reverse-sigmoid": ["probabilities"], noise: ["probabilities", "embedding"], mad: ["probabilities"], misinformation: ["probabilities"], coverage: ["embedding"],
 };
 
 /** The defences for one model under one plan: the model's, then the plan's (a plan's entry replaces the model's of the same kind). */
@@ -34,6 +37,7 @@ export function defenseFits(d: DefenseConfig, output: string): string | undefine
   const ok = PERTURBS[d.kind];
   if (ok && !ok.includes(output)) return `the ${d.kind} defence perturbs ${ok.join(" or ")}, not ${output}`;
   if ((d.kind === "prada" || d.kind === "pow") && output === "embedding") return `${d.kind === "pow" ? "calibrated proof-of-work" : "PRADA"} needs class probabilities; this model answers embeddings`;
+  if (d.kind === "coverage" && d.action === "degrade") return "the degrade action answers labels, and an encoder has none: use price or block";
   return undefined;
 }
 
@@ -58,6 +62,7 @@ export function defenseSlots(config: GatewayConfig, deps: { store: Store; secret
       case "misinformation": return misinformation(d);
       case "prada": return prada(d, deps);
       case "pow": return proofOfWork(d, { store: deps.store, key });
+      case "coverage": return coverage(d, { ...deps, key });
     }
   };
   const stacks = new Map<string, { detection: Defense[]; hardening: Defense[] }>();
@@ -67,7 +72,7 @@ export function defenseSlots(config: GatewayConfig, deps: { store: Store; secret
     if (!s) {
       const list = defensesFor(config, q.model.name, q.plan?.name);
       const detectors = list.filter((d) => DETECTORS.has(d.kind)).map(build);
-      s = { detection: detectors.length ? [enforceAlarms(deps.store), ...detectors] : [], hardening: list.filter((d) => !DETECTORS.has(d.kind)).map(build) };
+      s = { detection: list.some((d) => ALARMING.has(d.kind)) ? [enforceAlarms(deps.store), ...detectors] : detectors, hardening: list.filter((d) => !DETECTORS.has(d.kind)).map(build) };
       stacks.set(id, s);
     }
     return s;
