@@ -9,7 +9,7 @@ import { loadModels } from "../src/gateway/models.js";
 import { createGateway } from "../src/gateway/server.js";
 import { sqliteStore } from "../src/gateway/stores/sqlite.js";
 import { tempDir } from "./helpers.js";
-import { startHeist, stopHeist, type HeistProcess } from "./spawn-heist.js";
+import { startHeist, stopHeist, type HeistProcess } from "../src/audit/serve-process.js";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";

@@ -9,7 +9,7 @@ import { call, infer, secretOf } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
 import { loadSplits } from "../src/data/registry.js";
 import { rng } from "../src/core/rng.js";
-import { startHeist, stopHeist as stop, type HeistProcess as Replica } from "./spawn-heist.js";
+import { startHeist, stopHeist as stop, type HeistProcess as Replica } from "../src/audit/serve-process.js";
 import { POSTGRES_URL, REDIS_URL, requireServices } from "./services.js";
 
 /**

@@ -15,7 +15,7 @@
 import { z } from "zod";
 import type { Defense } from "../gateway/pipeline.js";
 import { keyedRng } from "./keyed-rng.js";
-import { argmax } from "./probabilities.js";
+import { argmax, leads } from "./probabilities.js";
 
 export const PoisoningOptions = z.object({
   kind: z.literal("mad"),
@@ -48,11 +48,13 @@ export function madRow(y: ArrayLike<number>, p: ArrayLike<number>, o: Pick<Poiso
   let t = l1 > 0 ? Math.min(1, o.epsilon / l1) : 0;
   if (o.keepLabel) {
     const label = argmax(y);
-    if (argmax(mix(t)) !== label) {
+    // With a clear lead, keep one (float32 and a client's argmax must still see it); else keep the top.
+    const keeps = leads(y, label) ? (v: Float64Array) => leads(v, label) : (v: Float64Array) => argmax(Float32Array.from(v)) === label;
+    if (!keeps(mix(t))) {
       let [lo, hi] = [0, t]; // lo keeps the label
       for (let i = 0; i < 40; i++) {
         const mid = (lo + hi) / 2;
-        if (argmax(mix(mid)) === label) lo = mid;
+        if (keeps(mix(mid))) lo = mid;
         else hi = mid;
       }
       t = lo;

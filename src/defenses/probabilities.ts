@@ -16,12 +16,26 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
+/** Clear lead of the kept top-1 class: enough to survive float32 and a client's first-index argmax. */
+export const LABEL_MARGIN = 1e-4;
+
+/** Whether `v`'s top class is `label`, ahead of every other by LABEL_MARGIN. */
+export function leads(v: ArrayLike<number>, label: number): boolean {
+  for (let j = 0; j < v.length; j++) if (j !== label && v[j] > v[label] - LABEL_MARGIN) return false;
+  return true;
+}
+
 /**
  * Make `perturbed` answer the same top-1 class as `original`: if another class came out on top,
- * swap the two values (the vector stays a distribution, the honest user's label is kept).
+ * swap the two values; if it is still tied, give the label a small clear lead (the vector stays a
+ * distribution, the honest user's label is kept).
  */
 export function keepLabel(original: ArrayLike<number>, perturbed: Float32Array | Float64Array): void {
   const want = argmax(original);
   const got = argmax(perturbed);
-  if (got !== want && perturbed[got] > perturbed[want]) [perturbed[got], perturbed[want]] = [perturbed[want], perturbed[got]];
+  if (got !== want) [perturbed[got], perturbed[want]] = [perturbed[want], perturbed[got]];
+  if (!leads(perturbed, want)) {
+    perturbed[want] += 2 * LABEL_MARGIN;
+    renormalise(perturbed);
+  }
 }

@@ -7,7 +7,12 @@ import { dollars } from "./money.js";
 import { Problem } from "./problem.js";
 import type { GatewayDeps } from "./server.js";
 
-const NewClient = z.object({ name: z.string().min(1).max(200), plan: z.string().min(1) });
+const NewClient = z.object({
+  name: z.string().min(1).max(200),
+  plan: z.string().min(1),
+  /** Chosen by the caller (an import from another system, a repeatable audit); else random. */
+  id: z.string().regex(/^c_[a-z0-9_-]{1,40}$/, "c_ then up to 40 lower-case letters, digits, '_' or '-'").optional(),
+});
 const SetPlan = z.object({ plan: z.string().min(1) });
 const TopUp = z.object({ dollars: dollars.refine((m) => m > 0, "must be more than 0") });
 const NewKey = z.object({ expiresInDays: z.number().positive().max(3650).optional() }).default({});
@@ -70,7 +75,9 @@ export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => num
     admin.post("/admin/clients", async (req, reply) => {
       const b = parse(NewClient, req.body);
       needPlan(b.plan);
-      const c = await d.store.createClient({ id: `c_${randomBytes(6).toString("hex")}`, name: b.name, plan: b.plan, nowMs: now() });
+      const id = b.id ?? `c_${randomBytes(6).toString("hex")}`;
+      if (b.id && (await d.store.getClient(b.id))) throw new Problem("conflict", `a client "${b.id}" already exists`);
+      const c = await d.store.createClient({ id, name: b.name, plan: b.plan, nowMs: now() });
       return reply.code(201).send({ ...c, balance: 0 });
     });
     admin.get("/admin/clients", async () => Promise.all((await d.store.listClients()).map((c) => view(c.id))));

@@ -12,6 +12,7 @@ export const PROBLEMS = {
   "model-not-in-plan": 403,
   "admin-forbidden": 403,
   "unknown-model": 404,
+  "conflict": 409,
   "not-found": 404,
   "quota-exceeded": 429,
   "rate-limited": 429,

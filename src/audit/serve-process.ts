@@ -1,22 +1,23 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 
-/** A `heist serve` running in a process of its own, as an operator would start it. */
+/** A `heist serve` running in a process of its own, as an operator would start it (audits and tests use it). */
 export interface HeistProcess {
   url: string;
   proc: ChildProcess;
   log: () => string;
 }
 
-const BIN = resolve("bin/heist.js");
+const BIN = fileURLToPath(new URL("../../bin/heist.js", import.meta.url)); // from src/audit or dist/audit
+const BUILT = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 
 /**
  * Start `heist serve --json` and read where it listens from the first JSON value on stdout that
  * says so (the server's own log lines, one JSON object each, may come first; the value may span lines).
  */
 export function startHeist(config: string, cwd: string, env: Record<string, string>): Promise<HeistProcess> {
-  if (!existsSync(BIN) || !existsSync(resolve("dist/cli/main.js"))) throw new Error("build first: npm run build");
+  if (!existsSync(BIN) || !existsSync(BUILT)) throw new Error("build first: npm run build");
   const proc = spawn(process.execPath, [BIN, "serve", "--config", config, "--port", "0", "--json"], {
     cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
   });

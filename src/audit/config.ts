@@ -1,0 +1,104 @@
+import { readFileSync } from "node:fs";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { ATTACK_NAMES } from "../attacks/registry.js";
+import { fail, HeistError } from "../core/errors.js";
+import { DefenseConfig } from "../defenses/catalog.js";
+import { OutputPolicy, Tier } from "../gateway/config.js";
+
+const Name = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "letters, digits, '.', '_' or '-'");
+
+/**
+ * An audit: every attack against every defence stack, for each victim, budget and seed. Each stack
+ * becomes one plan of a real gateway; each cell a fresh client of that plan.
+ */
+export const AuditConfig = z.object({
+  name: Name.default("audit"),
+  victims: z.array(z.object({
+    name: Name,
+    /** zoo://NAME, tfjs://DIR or onnx://FILE, as the gateway serves it. */
+    source: z.string(),
+    /** The heist dataset it was trained on: its test split judges fidelity and honest utility, its pool feeds the thief. */
+    dataset: z.string(),
+  })).min(1),
+  stacks: z.array(z.object({
+    name: Name,
+    description: z.string().default(""),
+    output: OutputPolicy.optional(),
+    defenses: z.array(DefenseConfig).default([]),
+    tiers: z.array(Tier).min(1).default([{ pricePerRow: 0.001 }]),
+    burst: z.object({ capacity: z.number().int().positive(), refillPerSecond: z.number().positive() }).optional(),
+    dailyQuota: z.number().int().positive().default(10_000_000),
+  })).min(1),
+  attacks: z.array(z.object({
+    /** How the report names it (e.g. "knockoff-uniform"). */
+    name: Name,
+    attack: z.enum(ATTACK_NAMES as [string, ...string[]]),
+    options: z.record(z.string(), z.unknown()).default({}),
+  })).min(1),
+  /** Rows each thief may ask for. */
+  budgets: z.array(z.number().int().positive()).min(1),
+  seeds: z.array(z.number().int()).default([1]),
+  /** Rows of the test split an honest user asks (default: all of them). */
+  honestRows: z.number().int().positive().optional(),
+  /** Over HTTP to a `heist serve` process, or through the same pipeline in-process (same answers, faster). */
+  transport: z.enum(["http", "local"]).default("http"),
+  /** Worker processes running cells side by side. */
+  workers: z.number().int().min(1).max(64).default(1),
+}).superRefine((c, ctx) => {
+  for (const [what, names] of [["victim", c.victims.map((v) => v.name)], ["stack", c.stacks.map((s) => s.name)], ["attack", c.attacks.map((a) => a.name)]] as const) {
+    const dupe = names.find((n, i) => names.indexOf(n) !== i);
+    if (dupe) ctx.addIssue({ code: "custom", path: [`${what}s`], message: `${what} "${dupe}" is defined twice` });
+  }
+});
+export type AuditConfig = z.infer<typeof AuditConfig>;
+export type AuditConfigInput = z.input<typeof AuditConfig>;
+
+export function parseAuditConfig(raw: unknown, source = "audit config"): AuditConfig {
+  const r = AuditConfig.safeParse(raw);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    fail("bad-input", `${source}: ${i.path.map(String).join(".") || "(root)"}: ${i.message}`);
+  }
+  return r.data!;
+}
+
+export function loadAuditConfig(path: string): AuditConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new HeistError("not-found", `cannot read audit config ${path}`);
+  }
+  let raw: unknown;
+  try {
+    raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new HeistError("bad-input", `${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message.split("\n")[0]}`);
+  }
+  return parseAuditConfig(raw, path);
+}
+
+/** `heist demo`: the zoo's digits MLP behind the main defences, against the main attacks, small enough for 2 cores. */
+export const DEMO_CONFIG: AuditConfigInput = {
+  name: "demo",
+  victims: [{ name: "digits-mlp", source: "zoo://digits-mlp", dataset: "digits" }],
+  stacks: [
+    { name: "none", description: "probabilities, $0.001 a row, no defence" },
+    { name: "label-only", description: "the top-1 label only", output: { kind: "label", k: 1 } },
+    { name: "reverse-sigmoid", description: "reverse-sigmoid perturbation (Lee et al. 2019)", defenses: [{ kind: "reverse-sigmoid" }] },
+    { name: "mad", description: "prediction poisoning, MAD (Orekondy et al. 2020)", defenses: [{ kind: "mad", epsilon: 1 }] },
+    { name: "prada", description: "PRADA detection, blocks on alarm (Juuti et al. 2019)", defenses: [{ kind: "prada", action: "block" }] },
+    { name: "pow", description: "calibrated proof-of-work (Dziedzic et al. 2022)", defenses: [{ kind: "pow", calibrate: "digits", baseBits: 6 }] },
+  ],
+  attacks: [
+    { name: "knockoff-natural", attack: "knockoff", options: { pool: "natural" } },
+    { name: "knockoff-uniform", attack: "knockoff", options: { pool: "uniform" } },
+    { name: "jacobian", attack: "jacobian", options: {} },
+    { name: "active-margin", attack: "active", options: { strategy: "margin" } },
+  ],
+  budgets: [100, 250, 500],
+  seeds: [1],
+  transport: "http",
+  workers: 2,
+};

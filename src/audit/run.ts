@@ -1,0 +1,151 @@
+import { fork } from "node:child_process";
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { writeFileAtomic } from "../core/fs.js";
+import { loadSplits } from "../data/registry.js";
+import { accuracy } from "./metrics.js";
+import { judge, runCell, runHonest } from "./cell.js";
+import type { AuditConfig } from "./config.js";
+import { AuditRecord, AuditResults, cellId, type CellKey, type CellResult, type HonestResult } from "./results.js";
+import { connectTarget, startTarget, type TargetAddress } from "./target.js";
+
+/** A unit of audit work: one thief's cell, or one honest user's run against a stack. */
+export type Job = { kind: "cell"; cell: CellKey } | { kind: "honest"; victim: string; stack: string };
+
+export const jobId = (j: Job) => (j.kind === "cell" ? cellId(j.cell) : `honest/${j.victim}/${j.stack}`);
+const recordId = (r: AuditRecord) => (r.kind === "cell" ? cellId(r) : `honest/${r.victim}/${r.stack}`);
+
+/** Every job of the matrix: victims × stacks × (honest, attacks × budgets × seeds). */
+export function jobs(a: AuditConfig): Job[] {
+  const out: Job[] = [];
+  for (const v of a.victims) {
+    for (const s of a.stacks) {
+      out.push({ kind: "honest", victim: v.name, stack: s.name });
+      for (const at of a.attacks) for (const budget of a.budgets) for (const seed of a.seeds) out.push({ kind: "cell", cell: { victim: v.name, stack: s.name, attack: at.name, budget, seed } });
+    }
+  }
+  return out;
+}
+
+export const RECORDS_FILE = "results.jsonl";
+export const RESULTS_FILE = "results.json";
+
+/** Records already in a (killed) audit's directory; a torn last line is ignored (that job runs again). */
+export function readRecords(dir: string): AuditRecord[] {
+  const path = join(dir, RECORDS_FILE);
+  if (!existsSync(path)) return [];
+  const out: AuditRecord[] = [];
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      out.push(AuditRecord.parse(JSON.parse(line)));
+    } catch {
+      // a line cut short by a kill: its job is not done
+    }
+  }
+  return out;
+}
+
+/** Run one job against a connected target (in the audit's process or a worker's). */
+export async function runJob(a: AuditConfig, t: Awaited<ReturnType<typeof connectTarget>>, j: ReturnType<typeof judge>, job: Job): Promise<AuditRecord> {
+  return job.kind === "cell" ? runCell(a, t, j, job.cell) : runHonest(a, t, j, job.victim, job.stack);
+}
+
+export interface AuditProgress {
+  done: number;
+  total: number;
+  last?: AuditRecord;
+}
+
+/**
+ * Run an audit into `dir`: start the gateway, run every job not already recorded there (in
+ * `workers` processes), append each record to results.jsonl as it arrives (so a killed audit
+ * resumes where it stopped), and write results.json at the end.
+ */
+export async function runAudit(a: AuditConfig, dir: string, o: { onProgress?: (p: AuditProgress) => void } = {}): Promise<AuditResults> {
+  mkdirSync(dir, { recursive: true });
+  const startedAt = new Date().toISOString();
+  const all = jobs(a);
+  const kept = readRecords(dir);
+  // Drop a torn last line before appending after it (rewritten whole, atomically).
+  if (existsSync(join(dir, RECORDS_FILE))) await writeFileAtomic(join(dir, RECORDS_FILE), kept.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  const done = new Map(kept.map((r) => [recordId(r), r]));
+  const todo = all.filter((job) => !done.has(jobId(job)));
+  const record = (r: AuditRecord) => {
+    appendFileSync(join(dir, RECORDS_FILE), `${JSON.stringify(r)}\n`);
+    done.set(recordId(r), r);
+    o.onProgress?.({ done: all.length - todo.length + ++finished, total: all.length, last: r });
+  };
+  let finished = 0;
+  o.onProgress?.({ done: all.length - todo.length, total: all.length });
+
+  if (todo.length) {
+    const { address, stop } = await startTarget(a, dir);
+    try {
+      if (a.workers > 1 && todo.length > 1) await inWorkers(a, address, todo, record);
+      else {
+        const target = await connectTarget(a, address);
+        const j = judge(a);
+        try {
+          for (const job of todo) record(await runJob(a, target, j, job));
+        } finally {
+          j.dispose();
+          await target.close();
+        }
+      }
+    } finally {
+      await stop();
+    }
+  }
+
+  const records = all.map((job) => done.get(jobId(job))!);
+  const results: AuditResults = {
+    version: 1, name: a.name, startedAt, finishedAt: new Date().toISOString(), transport: a.transport,
+    victims: await Promise.all(a.victims.map(async (v) => {
+      const j = judge(a);
+      try {
+        const { model, splits } = await j.victim(v.name);
+        return { name: v.name, source: v.source, dataset: v.dataset, testAccuracy: accuracy(await model.predict(splits.test.x), splits.test.y), testRows: loadSplits(v.dataset).test.y.length };
+      } finally {
+        j.dispose();
+      }
+    })),
+    stacks: a.stacks.map((s) => ({ name: s.name, description: s.description })),
+    cells: records.filter((r): r is CellResult => r.kind === "cell"),
+    honest: records.filter((r): r is HonestResult => r.kind === "honest"),
+  };
+  await writeFileAtomic(join(dir, RESULTS_FILE), `${JSON.stringify(AuditResults.parse(results), null, 2)}\n`);
+  return results;
+}
+
+/** Message a worker process answers: a record, or the error that stopped its job. */
+type WorkerReply = { id: string; record?: AuditRecord; error?: string };
+
+/** Spread jobs over worker processes (dist/audit/worker.js), each connected to the same gateway. */
+async function inWorkers(a: AuditConfig, address: TargetAddress, todo: Job[], record: (r: AuditRecord) => void): Promise<void> {
+  const script = fileURLToPath(new URL("../../dist/audit/worker.js", import.meta.url));
+  if (!existsSync(script)) throw new Error("worker processes need the build: npm run build");
+  const queue = [...todo];
+  const n = Math.min(a.workers, queue.length);
+  let failure: Error | undefined;
+  await Promise.all(Array.from({ length: n }, () => new Promise<void>((resolve) => {
+    const child = fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+    const next = () => {
+      const job = failure ? undefined : queue.shift();
+      if (!job) return child.send({ stop: true });
+      child.send({ config: a, address, job });
+    };
+    child.on("message", (m: WorkerReply) => {
+      if (m.error) failure ??= new Error(`audit job ${m.id} failed: ${m.error}`);
+      else if (m.record) record(m.record);
+      next();
+    });
+    child.on("exit", (code) => {
+      if (code !== 0) failure ??= new Error(`an audit worker exited with code ${code}`);
+      resolve();
+    });
+    next();
+  })));
+  if (failure) throw failure;
+}

@@ -1,0 +1,114 @@
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { parseConfig, type GatewayConfigInput } from "../gateway/config.js";
+import { newKey } from "../gateway/keys.js";
+import { loadModels } from "../gateway/models.js";
+import { gatewayPipeline } from "../gateway/server.js";
+import { sqliteStore } from "../gateway/stores/sqlite.js";
+import { httpOracle } from "../oracle/http-oracle.js";
+import { localOracle } from "../oracle/local-oracle.js";
+import type { Oracle } from "../oracle/oracle.js";
+import type { AuditConfig } from "./config.js";
+import { startHeist, stopHeist } from "./serve-process.js";
+
+/** The defended API an audit attacks, however it is reached; every cell gets a client of its own. */
+export interface Target {
+  /** A client of the stack's plan; `id` (derived from the job) makes keyed defences answer alike on every transport. */
+  newClient(stack: string, id: string): Promise<{ id: string; key: string }>;
+  oracle(victim: string, key: string, hooks: { onRefusal?: () => void; onProofOfWork?: (bits: number, seconds: number) => void }): Promise<Oracle>;
+  /** When a detector first raised an alarm on the client (ISO time), if one did. */
+  firstAlarm(clientId: string): Promise<string | undefined>;
+  /** The client's ledger: when each served request was charged, and for how many rows. */
+  ledger(clientId: string): Promise<{ at: string; rows: number }[]>;
+  close(): Promise<void>;
+}
+
+/** Where a running audit's gateway is, so worker processes can reach the same one. */
+export type TargetAddress = { transport: "http"; url: string; adminToken: string } | { transport: "local"; dbPath: string };
+
+/** The gateway an audit puts in front of its victims: one plan per defence stack, post-paid, a fixed defence secret. */
+export function auditGateway(a: AuditConfig, dbPath: string): GatewayConfigInput {
+  return {
+    models: a.victims.map((v) => ({ name: v.name, source: v.source })),
+    plans: a.stacks.map((s) => ({
+      name: s.name, dailyQuota: s.dailyQuota, tiers: s.tiers, burst: s.burst, output: s.output, defenses: s.defenses,
+      billing: { kind: "cap" as const, monthlyCap: 1e9 },
+    })),
+    store: { sqlite: dbPath },
+    admin: { token: "env:HEIST_ADMIN_TOKEN" },
+    // The same keyed perturbations over HTTP and in-process, so both transports give the same answers.
+    defenseSecret: `heist-audit:${a.name}`,
+  };
+}
+
+/** Start the audit's gateway as a `heist serve` process (http) or note its store (local). */
+export async function startTarget(a: AuditConfig, dir: string): Promise<{ address: TargetAddress; stop: () => Promise<void> }> {
+  const dbPath = join(dir, "gateway.sqlite");
+  if (a.transport === "local") return { address: { transport: "local", dbPath }, stop: async () => {} };
+  const config = join(dir, "gateway.yaml");
+  writeFileSync(config, stringify(auditGateway(a, dbPath)));
+  const adminToken = randomBytes(24).toString("base64url");
+  const server = await startHeist(config, dir, { HEIST_ADMIN_TOKEN: adminToken });
+  return { address: { transport: "http", url: server.url, adminToken }, stop: () => stopHeist(server) };
+}
+
+/** Connect to a started target (in the audit's process or a worker's). */
+export async function connectTarget(a: AuditConfig, address: TargetAddress): Promise<Target> {
+  return address.transport === "http" ? httpTarget(address.url, address.adminToken) : localTarget(a, address.dbPath);
+}
+
+function httpTarget(url: string, adminToken: string): Target {
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${url}${path}`, {
+      method, headers: { authorization: `Bearer ${adminToken}`, ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined,
+    });
+    if (!res.ok) throw new Error(`the audit's gateway refused ${method} ${path}: ${res.status} ${await res.text()}`);
+    return res.json() as Promise<any>;
+  };
+  return {
+    async newClient(stack, wanted) {
+      let c: { id: string } | undefined;
+      for (let n = 0; !c; n++) { // a resumed audit may have made this client already: then another one
+        const res = await fetch(`${url}/admin/clients`, {
+          method: "POST", headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+          body: JSON.stringify({ name: `audit ${stack}`, plan: stack, id: n ? `${wanted}-${n}` : wanted }),
+        });
+        if (res.ok) c = (await res.json()) as { id: string };
+        else if (res.status !== 409) throw new Error(`the audit's gateway refused to create a client: ${res.status} ${await res.text()}`);
+      }
+      const k = await admin("POST", `/admin/clients/${c.id}/keys`, {});
+      return { id: c.id, key: k.key };
+    },
+    oracle: (victim, key, hooks) => httpOracle({ url, model: victim, key, onRefusal: hooks.onRefusal, onProofOfWork: hooks.onProofOfWork }),
+    firstAlarm: async (id) => (await admin("GET", `/admin/alarms?client=${id}&limit=1`))[0]?.at,
+    ledger: async (id) => (await admin("GET", `/admin/ledger?client=${id}&limit=100000`)).map((r: { at: string; rows: number }) => ({ at: r.at, rows: r.rows })),
+    close: async () => {},
+  };
+}
+
+async function localTarget(a: AuditConfig, dbPath: string): Promise<Target> {
+  process.env.HEIST_ADMIN_TOKEN ??= "unused";
+  const config = parseConfig(auditGateway(a, dbPath), "audit gateway");
+  const store = sqliteStore(dbPath);
+  const registry = await loadModels(config);
+  const pipeline = gatewayPipeline({ config, store, registry });
+  return {
+    async newClient(stack, wanted) {
+      let id = wanted;
+      for (let n = 1; await store.getClient(id); n++) id = `${wanted}-${n}`;
+      await store.createClient({ id, name: `audit ${stack}`, plan: stack, nowMs: Date.now() });
+      const k = newKey();
+      await store.addKey({ id: k.id, clientId: id, hash: k.hash, createdAt: new Date().toISOString(), revokedAt: null, expiresAt: null });
+      return { id, key: k.key };
+    },
+    oracle: async (victim, key, hooks) => localOracle({ pipeline, model: registry.models.get(victim)!, key, onRefusal: hooks.onRefusal, onProofOfWork: hooks.onProofOfWork }),
+    firstAlarm: async (id) => (await store.alarms({ clientId: id, limit: 1 }))[0]?.at,
+    ledger: async (id) => (await store.ledger({ clientId: id })).map((r) => ({ at: r.at, rows: r.rows })),
+    async close() {
+      registry.dispose();
+      await store.close();
+    },
+  };
+}

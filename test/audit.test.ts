@@ -1,0 +1,87 @@
+import { describe, expect, it } from "vitest";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseAuditConfig, type AuditConfigInput } from "../src/audit/config.js";
+import { AuditResults } from "../src/audit/results.js";
+import { jobs, readRecords, RECORDS_FILE, runAudit } from "../src/audit/run.js";
+import { tempDir } from "./helpers.js";
+
+process.env.HEIST_ZOO_DIR ??= tempDir("heist-zoo-");
+
+const tiny: AuditConfigInput = {
+  name: "tiny",
+  victims: [{ name: "digits", source: "zoo://digits-mlp", dataset: "digits" }],
+  stacks: [
+    { name: "none" },
+    { name: "label-only", output: { kind: "label", k: 1 } },
+    { name: "noise", defenses: [{ kind: "noise", sigma: 0.05 }] },
+    { name: "prada", defenses: [{ kind: "prada", action: "block" }] },
+  ],
+  attacks: [
+    { name: "knockoff-natural", attack: "knockoff", options: { pool: "natural", epochs: 10 } },
+    { name: "jacobian", attack: "jacobian", options: { epochs: 5 } },
+    { name: "equation-solving", attack: "equation-solving" },
+  ],
+  budgets: [100, 300],
+  honestRows: 96,
+};
+
+const strip = (r: AuditResults) => ({
+  cells: r.cells.map(({ seconds: _s, powSeconds: _p, ...c }) => c),
+  honest: r.honest.map(({ seconds: _s, powSeconds: _p, ...h }) => h),
+});
+
+describe("heist audit", () => {
+  let overHttp: AuditResults;
+
+  it("runs a tiny matrix end to end through a real heist serve, in two worker processes", async () => {
+    const dir = tempDir("audit-http-");
+    overHttp = await runAudit(parseAuditConfig({ ...tiny, transport: "http", workers: 2 }), dir);
+    expect(AuditResults.parse(JSON.parse(readFileSync(join(dir, "results.json"), "utf8")))).toEqual(overHttp);
+    expect(overHttp.cells).toHaveLength(4 * 3 * 2);
+    expect(overHttp.honest).toHaveLength(4);
+    const cell = (stack: string, attack: string, budget: number) => overHttp.cells.find((c) => c.stack === stack && c.attack === attack && c.budget === budget)!;
+
+    // More queries steal more; the answers cost what the plan charges ($0.001 a row).
+    expect(cell("none", "knockoff-natural", 300).fidelity).toBeGreaterThan(cell("none", "knockoff-natural", 100).fidelity);
+    expect(cell("none", "knockoff-natural", 300)).toMatchObject({ rows: 300, dollars: 0.3, detected: false, stopped: null });
+    // PRADA stops the Jacobian thief part-way, and says when; the natural-data thief walks past it.
+    expect(cell("prada", "jacobian", 300)).toMatchObject({ detected: true, stopped: "detected" });
+    expect(cell("prada", "jacobian", 300).detectedAtRows).toBeLessThan(300);
+    expect(cell("prada", "knockoff-natural", 300).detected).toBe(false);
+    // Equation-solving cannot work from labels: recorded as an error, not a crash.
+    expect(cell("label-only", "equation-solving", 100).error).toMatch(/probabilit/);
+    expect(cell("label-only", "equation-solving", 100).fidelity).toBe(0);
+    // The honest user: the victim's own accuracy through every stack, never flagged.
+    for (const h of overHttp.honest) expect(h).toMatchObject({ rows: 96, refused: false, flagged: false });
+    expect(overHttp.honest.find((h) => h.stack === "none")!.utility).toBeGreaterThan(0.9);
+    expect(overHttp.victims[0].testAccuracy).toBeGreaterThan(0.9);
+  }, 300_000);
+
+  it("gives the same results in-process as over HTTP", async () => {
+    const local = await runAudit(parseAuditConfig({ ...tiny, transport: "local", workers: 1 }), tempDir("audit-local-"));
+    expect(strip(local)).toEqual(strip(overHttp));
+  }, 300_000);
+
+  it("resumes a killed audit: runs only what is missing, and a torn last line runs again", async () => {
+    const a = parseAuditConfig({ ...tiny, transport: "local", stacks: tiny.stacks!.slice(0, 1), budgets: [100] });
+    const dir = tempDir("audit-resume-");
+    await runAudit(a, dir);
+    const lines = readFileSync(join(dir, RECORDS_FILE), "utf8").trim().split("\n");
+    expect(lines).toHaveLength(jobs(a).length);
+    // As if killed: two records made it, the third was being written.
+    writeFileSync(join(dir, RECORDS_FILE), `${lines[0]}\n${lines[1]}\n`);
+    appendFileSync(join(dir, RECORDS_FILE), lines[2].slice(0, 40));
+    expect(readRecords(dir)).toHaveLength(2);
+    const seen: number[] = [];
+    const again = await runAudit(a, dir, { onProgress: (p) => seen.push(p.done) });
+    expect(seen[0]).toBe(2); // it started from the two it had
+    expect(again.cells.length + again.honest.length).toBe(jobs(a).length);
+    expect(readRecords(dir)).toHaveLength(jobs(a).length);
+  }, 300_000);
+
+  it("refuses a config that names an attack it does not know, or a stack twice", () => {
+    expect(() => parseAuditConfig({ ...tiny, attacks: [{ name: "x", attack: "telepathy" }] })).toThrow(/attacks\.0\.attack/);
+    expect(() => parseAuditConfig({ ...tiny, stacks: [{ name: "a" }, { name: "a" }] })).toThrow(/stack "a" is defined twice/);
+  });
+});
