@@ -8,6 +8,7 @@ import { adminCommand } from "./admin.js";
 import { stealCommand } from "./steal.js";
 import { modelsCommand } from "./models.js";
 import { trainCommand } from "./train.js";
+import { verifyCommand } from "./verify.js";
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   serveCommand(program);
   adminCommand(program);
   stealCommand(program);
+  verifyCommand(program);
   dataCommand(program);
   return program;
 }

@@ -11,9 +11,10 @@ import { prada, PradaOptions } from "./prada.js";
 import { proofOfWork, ProofOfWorkOptions } from "./proof-of-work.js";
 import { predictionPoisoning, PoisoningOptions } from "./prediction-poisoning.js";
 import { reverseSigmoid, ReverseSigmoidOptions } from "./reverse-sigmoid.js";
+import { watermark, WatermarkOptions } from "./watermark.js";
 
 /** Every configurable defence, by `kind`: a model's and a plan's `defenses` lists hold these. */
-export const DefenseConfig = z.discriminatedUnion("kind", [ReverseSigmoidOptions, NoiseOptions, PoisoningOptions, MisinformationOptions, PradaOptions, ProofOfWorkOptions, CoverageOptions]);
+export const DefenseConfig = z.discriminatedUnion("kind", [ReverseSigmoidOptions, NoiseOptions, PoisoningOptions, MisinformationOptions, PradaOptions, ProofOfWorkOptions, CoverageOptions, WatermarkOptions]);
 export type DefenseConfig = z.infer<typeof DefenseConfig>;
 
 /** Detectors and gates watch queries, raise alarms or ask for work (before billing, so a refused query costs nothing). */
@@ -23,6 +24,7 @@ const ALARMING = new Set<DefenseConfig["kind"]>(["prada", "coverage"]);
 /** What each answer-perturbing defence can perturb. */
 const PERTURBS: Partial<Record<DefenseConfig["kind"], string[]>> = {
   "reverse-sigmoid": ["probabilities"], noise: ["probabilities", "embedding"], mad: ["probabilities"], misinformation: ["probabilities"], coverage: ["embedding"],
+  watermark: ["probabilities", "logits"],
 };
 
 /** The defences for one model under one plan: the model's, then the plan's (a plan's entry replaces the model's of the same kind). */
@@ -63,6 +65,7 @@ export function defenseSlots(config: GatewayConfig, deps: { store: Store; secret
       case "prada": return prada(d, deps);
       case "pow": return proofOfWork(d, { store: deps.store, key });
       case "coverage": return coverage(d, { ...deps, key });
+      case "watermark": return watermark(d, key, deps);
     }
   };
   const stacks = new Map<string, { detection: Defense[]; hardening: Defense[] }>();

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from "fastify";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { secret } from "./config.js";
+import { readWatermarks } from "../defenses/watermark.js";
 import { newKey } from "./keys.js";
 import { dollars } from "./money.js";
 import { Problem } from "./problem.js";
@@ -111,6 +112,13 @@ export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => num
       if (!k) throw new Problem("not-found", `no key "${req.params.id}"`);
       await d.store.revokeKey(k.id, now());
       return { keyId: k.id, revoked: true };
+    });
+    admin.get<{ Params: { id: string }; Querystring: { model?: string } }>("/admin/clients/:id/watermarks", async (req) => {
+      await needClient(req.params.id);
+      const models = d.config.models.map((m) => m.name).filter((m) => !req.query.model || m === req.query.model);
+      if (req.query.model && models.length === 0) throw new Problem("not-found", `no model "${req.query.model}"`);
+      const sets = await Promise.all(models.map(async (model) => ({ model, marks: (await readWatermarks(d.store, req.params.id, model)).map((m) => ({ input: Array.from(m.input), label: m.label, original: m.original, classes: m.classes })) })));
+      return { clientId: req.params.id, watermarks: sets.filter((s) => s.marks.length > 0) };
     });
     admin.get("/admin/alarms", async (req) => {
       const f = parse(LedgerQuery, req.query);

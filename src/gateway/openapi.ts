@@ -54,6 +54,7 @@ export function openApiDocument(): Record<string, unknown> {
       "/admin/clients/{id}/plan": { put: { ...admin, summary: "change plan", parameters: [id], requestBody: { content: json(AdminSchemas.SetPlan) }, responses: { 200: anyOk } } },
       "/admin/clients/{id}/topup": { post: { ...admin, summary: "top up a prepaid balance", parameters: [id], requestBody: { content: json(AdminSchemas.TopUp) }, responses: { 200: anyOk } } },
       "/admin/clients/{id}/keys": { post: { ...admin, summary: "issue an API key (shown once)", parameters: [id], requestBody: { content: json(AdminSchemas.NewKey) }, responses: { 201: anyOk } } },
+      "/admin/clients/{id}/watermarks": { get: { ...admin, summary: "the client's DAWN watermark sets: each marked input, the class served and the model's own", parameters: [id, { name: "model", in: "query", schema: { type: "string" } }], responses: { 200: anyOk, 404: problem("no such client or model") } } },
       "/admin/keys/{id}/rotate": { post: { ...admin, summary: "rotate a key: new one issued, old one revoked", parameters: [id], responses: { 201: anyOk } } },
       "/admin/keys/{id}": { delete: { ...admin, summary: "revoke a key", parameters: [id], responses: { 200: anyOk } } },
       "/admin/alarms": { get: { ...admin, summary: "alarms raised by the detectors, with their evidence", parameters: [{ name: "client", in: "query", schema: { type: "string" } }, { name: "limit", in: "query", schema: { type: "integer" } }], responses: { 200: anyOk } } },

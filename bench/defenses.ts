@@ -1,0 +1,101 @@
+/**
+ * What each defence costs the honest user and the thief, measured with the audit engine through a
+ * real `heist serve` over HTTP (Fashion-MNIST MLP victim, attacker pool = the 10k images it never saw).
+ * Run: npm run bench:defenses [-- part ...]   parts: matrix, prada, pow (default: all)
+ *   matrix — honest utility against thief fidelity, every output defence × every learning-based attack, 1k and 5k queries
+ *   prada  — queries until PRADA's alarm for each attack (action: log, so the thief runs on), and false alarms on benign replay
+ *   pow    — the thief's and the honest user's slowdown under calibrated proof-of-work
+ * Each part writes bench/results/defenses-PART.json, and its audit directory under .heist/bench/.
+ */
+import { parseAuditConfig, type AuditConfigInput } from "../src/audit/config.js";
+import type { AuditResults } from "../src/audit/results.js";
+import { runAudit } from "../src/audit/run.js";
+import { record } from "./record.js";
+
+const victims = [{ name: "fashion-mlp", source: "zoo://fashion-mlp", dataset: "fashion-mnist" }];
+const ATTACKS = [
+  { name: "knockoff-natural", attack: "knockoff", options: { pool: "natural" } },
+  { name: "knockoff-uniform", attack: "knockoff", options: { pool: "uniform" } },
+  { name: "jacobian", attack: "jacobian", options: {} },
+  { name: "active-margin", attack: "active", options: { strategy: "margin" } },
+  { name: "active-entropy", attack: "active", options: { strategy: "entropy" } },
+  { name: "active-kcenter", attack: "active", options: { strategy: "k-center" } },
+];
+
+async function audit(part: string, c: Omit<AuditConfigInput, "victims" | "name">): Promise<AuditResults> {
+  let last = 0;
+  return runAudit(parseAuditConfig({ name: `defenses-${part}`, victims, workers: 2, transport: "http", ...c }), `.heist/bench/defenses-${part}`, {
+    onProgress: (p) => {
+      if (Date.now() - last > 20_000 || p.done === p.total) {
+        last = Date.now();
+        console.error(`${part}: ${p.done}/${p.total}`);
+      }
+    },
+  });
+}
+
+const round = (x: number, d = 4) => Number(x.toFixed(d));
+
+const parts: Record<string, () => Promise<void>> = {
+  async matrix() {
+    const r = await audit("matrix", {
+      stacks: [
+        { name: "none", description: "probabilities" },
+        { name: "label-only", output: { kind: "label", k: 1 } },
+        { name: "top-1-rounded", description: "top-1 score, 1 decimal", output: { kind: "top-k", k: 1, decimals: 1 } },
+        { name: "round-2", description: "probabilities rounded to 2 decimals", output: { kind: "probabilities", k: 1, decimals: 2 } },
+        { name: "reverse-sigmoid", defenses: [{ kind: "reverse-sigmoid" }] },
+        { name: "noise", defenses: [{ kind: "noise", sigma: 0.1 }] },
+        { name: "mad", defenses: [{ kind: "mad", epsilon: 1 }] },
+        { name: "misinformation", defenses: [{ kind: "misinformation" }] },
+      ],
+      attacks: ATTACKS.slice(0, 4),
+      budgets: [1000, 5000],
+      honestRows: 2000,
+    });
+    await record("defenses-matrix", `npm run bench:defenses -- matrix`, {
+      victim: "zoo://fashion-mlp", victimTestAccuracy: r.victims[0].testAccuracy,
+      honestUtility: Object.fromEntries(r.honest.map((h) => [h.stack, round(h.utility)])),
+      thiefFidelity: Object.fromEntries(r.stacks.map((s) => [s.name, Object.fromEntries(r.cells.filter((c) => c.stack === s.name).map((c) => [`${c.attack}@${c.budget}`, c.error ? `error: ${c.error}` : round(c.fidelity)]))])),
+    });
+  },
+  async prada() {
+    const r = await audit("prada", {
+      stacks: [{ name: "prada", defenses: [{ kind: "prada", action: "log" }] }],
+      attacks: ATTACKS,
+      budgets: [5000],
+    });
+    await record("defenses-prada", `npm run bench:defenses -- prada`, {
+      victim: "zoo://fashion-mlp", delta: 0.95,
+      queriesUntilDetection: Object.fromEntries(r.cells.map((c) => [c.attack, c.detected ? c.detectedAtRows : `not detected in ${c.rows}`])),
+      benignReplay: r.honest.map((h) => ({ rows: h.rows, falseAlarm: h.flagged })),
+    });
+  },
+  async pow() {
+    const r = await audit("pow", {
+      stacks: [
+        { name: "none" },
+        { name: "pow", defenses: [{ kind: "pow", calibrate: "fashion-mnist", baseBits: 8, bitsPerDoubling: 3 }] },
+      ],
+      attacks: [ATTACKS[0], ATTACKS[1], ATTACKS[3]],
+      budgets: [2000],
+      honestRows: 2000,
+      workers: 1, // timings: one thing at a time
+    });
+    const secs = (stack: string, attack?: string) => (attack ? r.cells.find((c) => c.stack === stack && c.attack === attack)! : r.honest.find((h) => h.stack === stack)!).seconds;
+    await record("defenses-pow", `npm run bench:defenses -- pow`, {
+      victim: "zoo://fashion-mlp", rows: 2000,
+      slowdown: {
+        honest: round(secs("pow") / secs("none"), 2),
+        ...Object.fromEntries([ATTACKS[0], ATTACKS[1], ATTACKS[3]].map((a) => [a.name, round(secs("pow", a.name) / secs("none", a.name), 2)])),
+      },
+      seconds: { honest: { none: round(secs("none"), 2), pow: round(secs("pow"), 2) }, ...Object.fromEntries(r.cells.map((c) => [`${c.stack}/${c.attack}`, round(c.seconds, 2)])) },
+      powSeconds: Object.fromEntries([...r.cells.map((c) => [`${c.stack}/${c.attack}`, round(c.powSeconds, 2)]), ...r.honest.map((h) => [`${h.stack}/honest`, round(h.powSeconds, 2)])]),
+    });
+  },
+};
+
+for (const name of process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(parts)) {
+  if (!parts[name]) throw new Error(`unknown part "${name}"; parts: ${Object.keys(parts).join(", ")}`);
+  await parts[name]();
+}

@@ -1,0 +1,272 @@
+/**
+ * Ownership tests: is a suspect model a copy of ours? Two kinds of evidence, each turned into a
+ * p-value under a null hypothesis an independent model satisfies.
+ *
+ * - Watermark (DAWN, defenses/watermark.ts): each client's marked queries were answered with a wrong
+ *   class that a keyed HMAC chose uniformly among the k − 1 classes other than the victim's answer.
+ *   A model built without those answers knows nothing of the key, so wherever it disagrees with the
+ *   victim on a marked input, its label equals the marked one with probability exactly 1/(k − 1),
+ *   independently from input to input. Given D such disagreements, the number of reproduced marks is
+ *   then Binomial(D, 1/(k − 1)) — conditioning on D makes the test exact whatever the suspect's
+ *   accuracy (a model that errs often gets no advantage from it). With several clients (and models)
+ *   tested, the smallest p-value is multiplied by the number of tests (Bonferroni) before a claim.
+ * - Dataset inference (Maini, Yaghini & Papernot, "Dataset Inference: Ownership Resolution in
+ *   Machine Learning", ICLR 2021): a model that learnt from the victim — directly or through its
+ *   answers — is more confident on the victim's private training rows than on unseen rows of the
+ *   same distribution; an independent model (one that saw neither) is equally confident on both. The
+ *   paper measures distances to the decision boundary and combines them with a learnt regressor; here
+ *   the score is simpler: the suspect's probability margin on the true class, p_y − max_{j≠y} p_j
+ *   (or ±1 for a correct or wrong label when only labels are answered), and a one-sided Welch t-test
+ *   of private > public.
+ */
+import { rowsOf, type Batch } from "../core/batch.js";
+
+/** ln Γ(x) for x > 0 (Lanczos, g = 7, nine coefficients; relative error about 1e-15). */
+export function logGamma(x: number): number {
+  if (x < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * x))) - logGamma(1 - x);
+  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
+    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  const z = x - 1;
+  let s = c[0];
+  for (let i = 1; i < 9; i++) s += c[i] / (z + i);
+  const t = z + 7.5;
+  return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(s);
+}
+
+const logChoose = (n: number, k: number) => logGamma(n + 1) - logGamma(k + 1) - logGamma(n - k + 1);
+
+/** P(X ≥ x) for X ~ Binomial(n, p), summed in log space so tiny tails stay exact. */
+export function binomialUpperTail(x: number, n: number, p: number): number {
+  if (x <= 0) return 1;
+  if (x > n) return 0;
+  if (p <= 0) return 0;
+  if (p >= 1) return 1;
+  const lp = Math.log(p);
+  const lq = Math.log1p(-p);
+  const terms: number[] = [];
+  for (let j = x; j <= n; j++) terms.push(logChoose(n, j) + j * lp + (n - j) * lq);
+  const top = Math.max(...terms);
+  return Math.min(1, Math.exp(top) * terms.reduce((s, t) => s + Math.exp(t - top), 0));
+}
+
+/** Continued fraction of the incomplete beta function (modified Lentz). */
+function betaFraction(a: number, b: number, x: number): number {
+  const tiny = 1e-300;
+  let c = 1;
+  let d = 1 - ((a + b) * x) / (a + 1);
+  if (Math.abs(d) < tiny) d = tiny;
+  d = 1 / d;
+  let f = d;
+  for (let m = 1; m <= 1000; m++) {
+    const m2 = 2 * m;
+    let num = (m * (b - m) * x) / ((a + m2 - 1) * (a + m2));
+    d = 1 + num * d;
+    c = 1 + num / c;
+    if (Math.abs(d) < tiny) d = tiny;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    f *= d * c;
+    num = (-(a + m) * (a + b + m) * x) / ((a + m2) * (a + m2 + 1));
+    d = 1 + num * d;
+    c = 1 + num / c;
+    if (Math.abs(d) < tiny) d = tiny;
+    if (Math.abs(c) < tiny) c = tiny;
+    d = 1 / d;
+    const step = d * c;
+    f *= step;
+    if (Math.abs(step - 1) < 1e-15) break;
+  }
+  return f;
+}
+
+/** The regularised incomplete beta function I_x(a, b). */
+export function incompleteBeta(x: number, a: number, b: number): number {
+  if (x <= 0) return 0;
+  if (x >= 1) return 1;
+  const front = Math.exp(logGamma(a + b) - logGamma(a) - logGamma(b) + a * Math.log(x) + b * Math.log1p(-x));
+  // The fraction converges fast below the mean; above it, use the symmetry I_x(a, b) = 1 − I_{1−x}(b, a).
+  return x < (a + 1) / (a + b + 2) ? (front * betaFraction(a, b, x)) / a : 1 - (front * betaFraction(b, a, 1 - x)) / b;
+}
+
+/** P(T > t) for Student's t with `df` degrees of freedom. */
+export function studentUpperTail(t: number, df: number): number {
+  if (!Number.isFinite(t)) return t > 0 ? 0 : 1;
+  const half = 0.5 * incompleteBeta(df / (df + t * t), df / 2, 0.5);
+  return t >= 0 ? half : 1 - half;
+}
+
+export interface TTest {
+  t: number;
+  df: number;
+  /** One-sided: P(T ≥ t) under equal means. */
+  p: number;
+  meanA: number;
+  meanB: number;
+}
+
+/** Welch's two-sample t-test, one-sided: is the mean of `a` larger than the mean of `b`? */
+export function welchTTest(a: ArrayLike<number>, b: ArrayLike<number>): TTest {
+  const stats = (v: ArrayLike<number>) => {
+    let m = 0;
+    for (let i = 0; i < v.length; i++) m += v[i];
+    m /= v.length;
+    let ss = 0;
+    for (let i = 0; i < v.length; i++) ss += (v[i] - m) ** 2;
+    return { n: v.length, mean: m, var: ss / (v.length - 1) };
+  };
+  if (a.length < 2 || b.length < 2) throw new RangeError("a t-test needs at least two values on each side");
+  const A = stats(a);
+  const B = stats(b);
+  const va = A.var / A.n;
+  const vb = B.var / B.n;
+  const se = Math.sqrt(va + vb);
+  if (se === 0) {
+    const t = A.mean > B.mean ? Infinity : A.mean < B.mean ? -Infinity : 0;
+    return { t, df: A.n + B.n - 2, p: t > 0 ? 0 : t < 0 ? 1 : 0.5, meanA: A.mean, meanB: B.mean };
+  }
+  const t = (A.mean - B.mean) / se;
+  const df = (va + vb) ** 2 / (va ** 2 / (A.n - 1) + vb ** 2 / (B.n - 1));
+  return { t, df, p: studentUpperTail(t, df), meanA: A.mean, meanB: B.mean };
+}
+
+/** One stored watermark: what the victim would have answered, and the class the client got instead. */
+export interface MarkLabels {
+  label: number;
+  original: number;
+  classes: number;
+}
+
+export interface WatermarkEvidence {
+  /** Marked inputs asked of the suspect. */
+  marks: number;
+  /** Of those, where the suspect's label differs from the victim's true answer. */
+  disagreements: number;
+  /** Where the suspect answers the marked (wrong) class. */
+  matches: number;
+  /** Under the null, the chance a disagreement lands on the marked class: 1/(k − 1). */
+  chance: number;
+  /** Matches an independent model would be expected to have: disagreements × chance. */
+  expected: number;
+  /** P(matches ≥ observed) under Binomial(disagreements, chance). */
+  p: number;
+}
+
+/** The DAWN verification for one client's watermark set against the suspect's labels on its inputs. */
+export function watermarkTest(marks: readonly MarkLabels[], suspect: ArrayLike<number>): WatermarkEvidence {
+  if (suspect.length !== marks.length) throw new RangeError(`${marks.length} marks but ${suspect.length} suspect labels`);
+  let disagreements = 0;
+  let matches = 0;
+  let chance = 0;
+  for (let i = 0; i < marks.length; i++) {
+    const m = marks[i];
+    // Mixed class counts (should not happen for one model) take the largest chance: conservative.
+    chance = Math.max(chance, m.classes > 2 ? 1 / (m.classes - 1) : 1);
+    if (suspect[i] !== m.original) disagreements++;
+    if (suspect[i] === m.label) matches++;
+  }
+  if (marks.length === 0) chance = 1;
+  return { marks: marks.length, disagreements, matches, chance, expected: disagreements * chance, p: binomialUpperTail(matches, disagreements, chance) };
+}
+
+export interface Candidate {
+  p: number;
+}
+
+/**
+ * Which candidate (client, model) the evidence points to: the smallest p-value, multiplied by the
+ * number of candidates tested (Bonferroni), claimed only below alpha.
+ */
+export function bestClaim<T extends Candidate>(candidates: readonly T[], alpha: number): { best?: T & { pAdjusted: number }; claim: boolean; tests: number } {
+  const tests = candidates.length;
+  if (tests === 0) return { claim: false, tests };
+  const best = candidates.reduce((a, b) => (b.p < a.p ? b : a));
+  const pAdjusted = Math.min(1, best.p * tests);
+  return { best: { ...best, pAdjusted }, claim: pAdjusted < alpha, tests };
+}
+
+/**
+ * Per row, the margin of the true class: p_y − max_{j≠y} p_j for probability rows (logits are
+ * turned into probabilities first), in [−1, 1].
+ */
+export function trueClassMargins(values: Batch, y: Int32Array, kind: "probabilities" | "logits" = "probabilities"): Float64Array {
+  const n = rowsOf(values);
+  const w = values.shape[1];
+  const out = new Float64Array(n);
+  const row = new Float64Array(w);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < w; j++) row[j] = values.data[i * w + j];
+    if (kind === "logits") {
+      const top = Math.max(...row);
+      let s = 0;
+      for (let j = 0; j < w; j++) s += (row[j] = Math.exp(row[j] - top));
+      for (let j = 0; j < w; j++) row[j] /= s;
+    }
+    let other = -Infinity;
+    for (let j = 0; j < w; j++) if (j !== y[i] && row[j] > other) other = row[j];
+    out[i] = row[y[i]] - other;
+  }
+  return out;
+}
+
+/** Label-only answers: +1 where the label is right, −1 where it is wrong. */
+export const labelMargins = (labels: ArrayLike<number>, y: Int32Array): Float64Array => Float64Array.from(y, (c, i) => (labels[i] === c ? 1 : -1));
+
+export interface DatasetInferenceEvidence extends TTest {
+  /** Rows of the victim's private training data and of public (held-out) data scored. */
+  privateRows: number;
+  publicRows: number;
+}
+
+/** Dataset inference: do the suspect's margins on the private rows exceed those on public rows? */
+export function datasetInference(privateMargins: ArrayLike<number>, publicMargins: ArrayLike<number>): DatasetInferenceEvidence {
+  return { ...welchTTest(privateMargins, publicMargins), privateRows: privateMargins.length, publicRows: publicMargins.length };
+}
+
+/** One client's watermark set for one model, as the verification reads it. */
+export interface WatermarkSet {
+  clientId: string;
+  clientName?: string;
+  model: string;
+  marks: readonly (MarkLabels & { input: Float32Array })[];
+}
+
+/** What is known of a suspect: the shape of its inputs and its top-1 labels. */
+export interface Suspect {
+  inputShape: readonly number[];
+  labels(x: Batch): Promise<Int32Array>;
+}
+
+export interface WatermarkReport {
+  method: "watermark";
+  alpha: number;
+  /** (client, model) pairs tested: the Bonferroni factor. */
+  tests: number;
+  claim: boolean;
+  /** The most likely source, whether or not it passes alpha. */
+  best?: { clientId: string; clientName?: string; model: string; p: number; pAdjusted: number };
+  results: ({ clientId: string; clientName?: string; model: string } & WatermarkEvidence)[];
+  /** Sets not tested, and why (e.g. their inputs do not fit the suspect). */
+  skipped: { clientId: string; model: string; reason: string }[];
+}
+
+/** Ask the suspect about every watermark set that fits it and name the client it was most likely stolen through. */
+export async function verifyWatermarks(sets: readonly WatermarkSet[], suspect: Suspect, alpha: number): Promise<WatermarkReport> {
+  const width = suspect.inputShape.reduce((a, b) => a * b, 1);
+  const results: WatermarkReport["results"] = [];
+  const skipped: WatermarkReport["skipped"] = [];
+  for (const s of sets) {
+    if (s.marks.length === 0) continue;
+    const w = s.marks[0].input.length;
+    if (w !== width || s.marks.some((m) => m.input.length !== w)) {
+      skipped.push({ clientId: s.clientId, model: s.model, reason: `its inputs have ${w} features but the suspect takes ${width}` });
+      continue;
+    }
+    const data = new Float32Array(s.marks.length * w);
+    s.marks.forEach((m, i) => data.set(m.input, i * w));
+    const labels = await suspect.labels({ data, shape: [s.marks.length, ...suspect.inputShape] });
+    results.push({ clientId: s.clientId, ...(s.clientName !== undefined ? { clientName: s.clientName } : {}), model: s.model, ...watermarkTest(s.marks, labels) });
+  }
+  const verdict = bestClaim(results, alpha);
+  const best = verdict.best && { clientId: verdict.best.clientId, clientName: verdict.best.clientName, model: verdict.best.model, p: verdict.best.p, pAdjusted: verdict.best.pAdjusted };
+  return { method: "watermark", alpha, tests: verdict.tests, claim: verdict.claim, best, results, skipped };
+}
