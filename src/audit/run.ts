@@ -1,6 +1,6 @@
 import { fork } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic } from "../core/fs.js";
 import { loadSplits } from "../data/registry.js";
@@ -63,7 +63,8 @@ export interface AuditProgress {
  * `workers` processes), append each record to results.jsonl as it arrives (so a killed audit
  * resumes where it stopped), and write results.json at the end.
  */
-export async function runAudit(a: AuditConfig, dir: string, o: { onProgress?: (p: AuditProgress) => void } = {}): Promise<AuditResults> {
+export async function runAudit(a: AuditConfig, where: string, o: { onProgress?: (p: AuditProgress) => void } = {}): Promise<AuditResults> {
+  const dir = resolve(where); // the gateway process runs there
   mkdirSync(dir, { recursive: true });
   const startedAt = new Date().toISOString();
   const all = jobs(a);

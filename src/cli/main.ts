@@ -7,8 +7,10 @@ import { serveCommand } from "./serve.js";
 import { adminCommand } from "./admin.js";
 import { stealCommand } from "./steal.js";
 import { modelsCommand } from "./models.js";
+import { reportCommand } from "./report.js";
 import { trainCommand } from "./train.js";
 import { verifyCommand } from "./verify.js";
+import { auditCommand } from "./audit.js";
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -25,7 +27,9 @@ export function buildProgram(): Command {
   adminCommand(program);
   stealCommand(program);
   verifyCommand(program);
+  auditCommand(program);
   dataCommand(program);
+  reportCommand(program);
   return program;
 }
 

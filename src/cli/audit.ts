@@ -1,0 +1,76 @@
+import type { Command } from "commander";
+import { join, resolve } from "node:path";
+import { z } from "zod";
+import { DEMO_CONFIG, loadAuditConfig, parseAuditConfig, type AuditConfig } from "../audit/config.js";
+import type { AuditResults, CellResult } from "../audit/results.js";
+import { RESULTS_FILE, runAudit } from "../audit/run.js";
+import { writeReport } from "../audit/report.js";
+import { loadModel } from "../models/load.js";
+import { emit, parseFlags, pct, table } from "./output.js";
+import { progress } from "./progress.js";
+
+const AuditArgs = z.object({
+  config: z.string().min(1).optional(),
+  out: z.string().min(1).optional(),
+  transport: z.enum(["http", "local"]).optional(),
+  workers: z.coerce.number().int().min(1).max(64).optional(),
+  json: z.boolean().optional(),
+});
+
+/** The cheapest cell that reached `target` fidelity against each stack, if any did. */
+export function cheapest(results: AuditResults, stack: string, target: number): CellResult | undefined {
+  return results.cells
+    .filter((c) => c.stack === stack && !c.error && c.fidelity >= target)
+    .sort((a, b) => a.dollars - b.dollars || a.rows - b.rows)[0];
+}
+
+async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string): Promise<void> {
+  const config = { ...a, ...(args.transport ? { transport: args.transport } : {}), ...(args.workers ? { workers: args.workers } : {}) };
+  const dir = resolve(args.out ?? join(".heist", "audits", config.name));
+  const quiet = !!args.json;
+  for (const v of config.victims) {
+    if (!quiet) process.stderr.write(`${what}: preparing victim ${v.name} (${v.source}; a zoo model trains on first use)\n`);
+    (await loadModel(v.source)).model.dispose();
+  }
+  let bar: ReturnType<typeof progress> | undefined;
+  const results = await runAudit(config, dir, {
+    onProgress: (p) => {
+      bar ??= progress(`${what} (${p.total} runs)`, p.total, { quiet });
+      bar.update(p.done, p.last ? { last: p.last.kind === "cell" ? `${p.last.stack} × ${p.last.attack} @ ${p.last.budget}: ${pct(p.last.fidelity)}` : `honest × ${p.last.stack}` } : {});
+    },
+  });
+  bar?.stop();
+  const report = await writeReport(results, dir);
+  const verdicts = results.stacks.map((s) => {
+    const win = cheapest(results, s.name, 0.95);
+    const honest = results.honest.filter((h) => h.stack === s.name);
+    return { stack: s.name, cheapest95: win ? { attack: win.attack, victim: win.victim, rows: win.rows, dollars: win.dollars } : null, honestUtility: honest.map((h) => h.utility), honestDollars: honest.map((h) => h.dollars) };
+  });
+  emit(args.json, { dir, results: join(dir, RESULTS_FILE), report: report.html, verdicts }, () => [
+    table([
+      ["stack", "cheapest to 95% fidelity", "honest utility"],
+      ...verdicts.map((v) => [v.stack, v.cheapest95 ? `${v.cheapest95.attack}: ${v.cheapest95.rows} rows, $${v.cheapest95.dollars.toFixed(3)}` : "not reached", v.honestUtility.map(pct).join(", ")]),
+    ]),
+    `report: ${report.html}`,
+  ].join("\n"));
+}
+
+export function auditCommand(program: Command): void {
+  program
+    .command("audit")
+    .description("run every attack against every defence stack through a real gateway; write results and a report")
+    .requiredOption("--config <file>", "audit config (YAML or JSON): victims, stacks, attacks, budgets, seeds")
+    .option("--out <dir>", "where results.jsonl, results.json and the report go (default .heist/audits/NAME); an audit killed there resumes")
+    .option("--transport <t>", "http (a real heist serve) or local (the same pipeline in-process)")
+    .option("--workers <n>", "worker processes running cells side by side")
+    .option("--json", "print the outcome as JSON")
+    .action(async (o) => run(loadAuditConfig(parseFlags(AuditArgs, o, "heist audit").config!), parseFlags(AuditArgs, o, "heist audit"), "audit"));
+
+  program
+    .command("demo")
+    .description("the main job on embedded defaults: train the demo victim, serve it behind each defence, steal it every way, report")
+    .option("--out <dir>", "where the results and the report go", join(".heist", "demo"))
+    .option("--workers <n>", "worker processes", "2")
+    .option("--json", "print the outcome as JSON")
+    .action(async (o) => run(parseAuditConfig(DEMO_CONFIG, "demo"), parseFlags(AuditArgs, o, "heist demo"), "demo"));
+}
