@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { stringify } from "yaml";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAuditConfig, type AuditConfigInput } from "../src/audit/config.js";
 import { AuditResults } from "../src/audit/results.js";
@@ -84,4 +87,22 @@ describe("heist audit", () => {
     expect(() => parseAuditConfig({ ...tiny, attacks: [{ name: "x", attack: "telepathy" }] })).toThrow(/attacks\.0\.attack/);
     expect(() => parseAuditConfig({ ...tiny, stacks: [{ name: "a" }, { name: "a" }] })).toThrow(/stack "a" is defined twice/);
   });
+
+  it("runs from the CLI: heist audit --config … --json, and a clear message for a bad config", async () => {
+    const dir = tempDir("audit-cli-");
+    const config = join(dir, "audit.yaml");
+    writeFileSync(config, stringify({ ...tiny, stacks: tiny.stacks!.slice(0, 2), attacks: tiny.attacks!.slice(0, 1), budgets: [100], transport: "local" }));
+    const run = promisify(execFile);
+    const env = { ...process.env, HEIST_ZOO_DIR: process.env.HEIST_ZOO_DIR };
+    const { stdout } = await run("node", ["bin/heist.js", "audit", "--config", config, "--out", join(dir, "out"), "--json"], { env });
+    const out = JSON.parse(stdout);
+    expect(out.verdicts.map((v: { stack: string }) => v.stack)).toEqual(["none", "label-only"]);
+    expect(existsSync(out.report)).toBe(true);
+    const results = AuditResults.parse(JSON.parse(readFileSync(out.results, "utf8")));
+    expect(results.cells).toHaveLength(2);
+    writeFileSync(config, stringify({ ...tiny, budgets: [0] }));
+    const bad = await run("node", ["bin/heist.js", "audit", "--config", config], { env }).catch((e) => e);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/budgets\.0: .*(positive|>0|too small)/i);
+  }, 120_000);
 });
