@@ -8,6 +8,8 @@ import { parseAuditConfig, type AuditConfigInput } from "../src/audit/config.js"
 import { AuditResults } from "../src/audit/results.js";
 import { jobs, readRecords, RECORDS_FILE, runAudit } from "../src/audit/run.js";
 import { tempDir } from "./helpers.js";
+import { spawn, type ChildProcess } from "node:child_process";
+import { REDIS_URL, requireServices } from "./services.js";
 
 process.env.HEIST_ZOO_DIR ??= tempDir("heist-zoo-");
 
@@ -34,6 +36,8 @@ const strip = (r: AuditResults) => ({
   honest: r.honest.map(({ seconds: _s, powSeconds: _p, ...h }) => h),
 });
 
+const down = await requireServices();
+
 describe("heist audit", () => {
   let overHttp: AuditResults;
 
@@ -59,6 +63,27 @@ describe("heist audit", () => {
     for (const h of overHttp.honest) expect(h).toMatchObject({ rows: 96, refused: false, flagged: false });
     expect(overHttp.honest.find((h) => h.stack === "none")!.utility).toBeGreaterThan(0.9);
     expect(overHttp.victims[0].testAccuracy).toBeGreaterThan(0.9);
+  }, 300_000);
+
+  it.skipIf(!!down)("spreads the jobs over two heist worker processes through a BullMQ queue on Redis", async () => {
+    const workers: { proc: ChildProcess; log: string }[] = [];
+    for (let i = 0; i < 2; i++) {
+      const proc = spawn(process.execPath, ["bin/heist.js", "worker", "--redis", REDIS_URL], { env: { ...process.env }, stdio: ["ignore", "ignore", "pipe"] });
+      const w = { proc, log: "" };
+      proc.stderr!.on("data", (d: Buffer) => (w.log += d.toString()));
+      workers.push(w);
+    }
+    try {
+      await Promise.all(workers.map((w) => new Promise<void>((ok) => {
+        const check = () => (w.log.includes("waiting for audit jobs") ? ok() : setTimeout(check, 50));
+        check();
+      })));
+      const queued = await runAudit(parseAuditConfig({ ...tiny, transport: "http" }), tempDir("audit-queue-"), { queue: REDIS_URL });
+      expect(strip(queued)).toEqual(strip(overHttp)); // the same answers, whoever ran them
+      for (const w of workers) expect(w.log).toMatch(/: digits\/\S+ in \d/); // both took jobs
+    } finally {
+      for (const w of workers) w.proc.kill("SIGTERM");
+    }
   }, 300_000);
 
   it("gives the same results in-process as over HTTP", async () => {

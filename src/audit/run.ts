@@ -2,8 +2,11 @@ import { fork } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
+import { runOnQueue } from "./queue.js";
 import { loadSplits } from "../data/registry.js";
+import { loadModel } from "../models/load.js";
 import { accuracy } from "./metrics.js";
 import { judge, runCell, runHonest } from "./cell.js";
 import type { AuditConfig } from "./config.js";
@@ -63,7 +66,15 @@ export interface AuditProgress {
  * `workers` processes), append each record to results.jsonl as it arrives (so a killed audit
  * resumes where it stopped), and write results.json at the end.
  */
-export async function runAudit(a: AuditConfig, where: string, o: { onProgress?: (p: AuditProgress) => void } = {}): Promise<AuditResults> {
+export interface RunOptions {
+  onProgress?: (p: AuditProgress) => void;
+  onPrepare?: (victim: string, source: string) => void;
+  /** A Redis URL: put the jobs on a BullMQ queue for `heist worker` processes instead of forking workers. */
+  queue?: string;
+}
+
+export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}): Promise<AuditResults> {
+  if (o.queue && a.transport !== "http") fail("bad-input", "queued audits run over HTTP: workers elsewhere cannot share an in-process pipeline", "transport: http");
   const dir = resolve(where); // the gateway process runs there
   mkdirSync(dir, { recursive: true });
   const startedAt = new Date().toISOString();
@@ -82,9 +93,15 @@ export async function runAudit(a: AuditConfig, where: string, o: { onProgress?: 
   o.onProgress?.({ done: all.length - todo.length, total: all.length });
 
   if (todo.length) {
+    for (const v of a.victims) {
+      // Train zoo victims here, once, before a gateway and workers all want them.
+      o.onPrepare?.(v.name, v.source);
+      (await loadModel(v.source)).model.dispose();
+    }
     const { address, stop } = await startTarget(a, dir);
     try {
-      if (a.workers > 1 && todo.length > 1) await inWorkers(a, address, todo, record);
+      if (o.queue) await runOnQueue(o.queue, a, address, todo, record);
+      else if (a.workers > 1 && todo.length > 1) await inWorkers(a, address, todo, record);
       else {
         const target = await connectTarget(a, address);
         const j = judge(a);

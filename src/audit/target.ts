@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { zooDir } from "../models/load.js";
 import { stringify } from "yaml";
 import { parseConfig, type GatewayConfigInput } from "../gateway/config.js";
 import { newKey } from "../gateway/keys.js";
@@ -50,7 +51,8 @@ export async function startTarget(a: AuditConfig, dir: string): Promise<{ addres
   const config = join(dir, "gateway.yaml");
   writeFileSync(config, stringify(auditGateway(a, dbPath)));
   const adminToken = randomBytes(24).toString("base64url");
-  const server = await startHeist(config, dir, { HEIST_ADMIN_TOKEN: adminToken });
+  // It runs in the audit's directory: give it our zoo (absolute), where the victims are already prepared.
+  const server = await startHeist(config, dir, { HEIST_ADMIN_TOKEN: adminToken, HEIST_ZOO_DIR: zooDir() });
   return { address: { transport: "http", url: server.url, adminToken }, stop: () => stopHeist(server) };
 }
 

@@ -4,8 +4,8 @@ import { z } from "zod";
 import { DEMO_CONFIG, loadAuditConfig, parseAuditConfig, type AuditConfig } from "../audit/config.js";
 import type { AuditResults, CellResult } from "../audit/results.js";
 import { RESULTS_FILE, runAudit } from "../audit/run.js";
+import { startQueueWorker } from "../audit/queue.js";
 import { writeReport } from "../audit/report.js";
-import { loadModel } from "../models/load.js";
 import { emit, parseFlags, pct, table } from "./output.js";
 import { progress } from "./progress.js";
 
@@ -14,6 +14,7 @@ const AuditArgs = z.object({
   out: z.string().min(1).optional(),
   transport: z.enum(["http", "local"]).optional(),
   workers: z.coerce.number().int().min(1).max(64).optional(),
+  queue: z.string().url().optional(),
   json: z.boolean().optional(),
 });
 
@@ -28,12 +29,12 @@ async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string
   const config = { ...a, ...(args.transport ? { transport: args.transport } : {}), ...(args.workers ? { workers: args.workers } : {}) };
   const dir = resolve(args.out ?? join(".heist", "audits", config.name));
   const quiet = !!args.json;
-  for (const v of config.victims) {
-    if (!quiet) process.stderr.write(`${what}: preparing victim ${v.name} (${v.source}; a zoo model trains on first use)\n`);
-    (await loadModel(v.source)).model.dispose();
-  }
   let bar: ReturnType<typeof progress> | undefined;
   const results = await runAudit(config, dir, {
+    queue: args.queue,
+    onPrepare: (name, source) => {
+      if (!quiet) process.stderr.write(`${what}: preparing victim ${name} (${source}; a zoo model trains on first use)\n`);
+    },
     onProgress: (p) => {
       bar ??= progress(`${what} (${p.total} runs)`, p.total, { quiet });
       bar.update(p.done, p.last ? { last: p.last.kind === "cell" ? `${p.last.stack} × ${p.last.attack} @ ${p.last.budget}: ${pct(p.last.fidelity)}` : `honest × ${p.last.stack}` } : {});
@@ -63,6 +64,7 @@ export function auditCommand(program: Command): void {
     .option("--out <dir>", "where results.jsonl, results.json and the report go (default .heist/audits/NAME); an audit killed there resumes")
     .option("--transport <t>", "http (a real heist serve) or local (the same pipeline in-process)")
     .option("--workers <n>", "worker processes running cells side by side")
+    .option("--queue <redis-url>", "put the jobs on a BullMQ queue in this Redis for `heist worker` processes (any machine) instead")
     .option("--json", "print the outcome as JSON")
     .action(async (o) => run(loadAuditConfig(parseFlags(AuditArgs, o, "heist audit").config!), parseFlags(AuditArgs, o, "heist audit"), "audit"));
 
@@ -73,4 +75,20 @@ export function auditCommand(program: Command): void {
     .option("--workers <n>", "worker processes", "2")
     .option("--json", "print the outcome as JSON")
     .action(async (o) => run(parseAuditConfig(DEMO_CONFIG, "demo"), parseFlags(AuditArgs, o, "heist demo"), "demo"));
+
+  program
+    .command("worker")
+    .description("run queued audit jobs (heist audit --queue) until stopped (SIGINT/SIGTERM)")
+    .requiredOption("--redis <url>", "the Redis holding the queue")
+    .option("--concurrency <n>", "jobs at once", "1")
+    .action(async (o) => {
+      const args = parseFlags(z.object({ redis: z.string().url(), concurrency: z.coerce.number().int().min(1).max(64) }), o, "heist worker");
+      const worker = startQueueWorker(args.redis, { concurrency: args.concurrency, onJob: (id, ms) => process.stderr.write(`worker ${process.pid}: ${id} in ${(ms / 1000).toFixed(1)} s\n`) });
+      process.stderr.write(`worker ${process.pid}: waiting for audit jobs on ${args.redis}\n`);
+      await new Promise<void>((done) => {
+        const stop = () => void worker.close().then(done);
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+      });
+    });
 }
