@@ -1,8 +1,7 @@
-import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { ATTACK_NAMES } from "../attacks/registry.js";
-import { fail, HeistError } from "../core/errors.js";
+import { readConfigFile } from "../core/config-file.js";
+import { fail } from "../core/errors.js";
 import { DefenseConfig } from "../defenses/catalog.js";
 import { OutputPolicy, Tier } from "../gateway/config.js";
 
@@ -64,19 +63,7 @@ export function parseAuditConfig(raw: unknown, source = "audit config"): AuditCo
 }
 
 export function loadAuditConfig(path: string): AuditConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    throw new HeistError("not-found", `cannot read audit config ${path}`);
-  }
-  let raw: unknown;
-  try {
-    raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
-  } catch (e) {
-    throw new HeistError("bad-input", `${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message.split("\n")[0]}`);
-  }
-  return parseAuditConfig(raw, path);
+  return parseAuditConfig(readConfigFile(path, "audit config"), path);
 }
 
 /** `heist demo`: the zoo's digits MLP behind the main defences, against the main attacks, small enough for 2 cores. */

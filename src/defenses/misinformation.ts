@@ -11,6 +11,7 @@
  */
 import { z } from "zod";
 import type { Defense } from "../gateway/pipeline.js";
+import { mapRows } from "./probabilities.js";
 
 export const MisinformationOptions = z.object({
   kind: z.literal("misinformation"),
@@ -32,11 +33,7 @@ export function misinformationRow(y: ArrayLike<number>, o: Pick<MisinformationOp
 export function misinformation(o: MisinformationOptions): Defense {
   return async (_q, next) => {
     const answer = await next();
-    const { data, shape } = answer.raw;
-    const w = shape[1];
-    const out = new Float32Array(data.length);
-    for (let i = 0; i < shape[0]; i++) out.set(misinformationRow(data.subarray(i * w, (i + 1) * w), o), i * w);
-    answer.raw = { data: out, shape };
+    answer.raw = mapRows(answer.raw, (row) => misinformationRow(row, o));
     return answer;
   };
 }

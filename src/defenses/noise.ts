@@ -9,7 +9,7 @@
 import { z } from "zod";
 import type { Defense } from "../gateway/pipeline.js";
 import { keyedRng, rowBytes } from "./keyed-rng.js";
-import { keepLabel, renormalise } from "./probabilities.js";
+import { keepLabel, mapRows, renormalise } from "./probabilities.js";
 
 export const NoiseOptions = z.object({
   kind: z.literal("noise"),
@@ -22,13 +22,11 @@ export type NoiseOptions = z.infer<typeof NoiseOptions>;
 export function noise(o: NoiseOptions, key: Buffer): Defense {
   return async (q, next) => {
     const answer = await next();
-    const { data, shape } = answer.raw;
-    const w = shape[1];
-    const inWidth = q.x.data.length / shape[0];
-    const out = Float32Array.from(data);
-    for (let i = 0; i < shape[0]; i++) {
+    const inWidth = q.x.data.length / answer.raw.shape[0];
+    answer.raw = mapRows(answer.raw, (original, i) => {
       const r = keyedRng(key, q.client?.id ?? "", q.model.name, rowBytes(q.x.data, i, inWidth));
-      const row = out.subarray(i * w, (i + 1) * w);
+      const row = Float32Array.from(original);
+      const w = row.length;
       if (answer.kind === "embedding") {
         let ss = 0;
         for (let j = 0; j < w; j++) ss += row[j] * row[j];
@@ -37,10 +35,10 @@ export function noise(o: NoiseOptions, key: Buffer): Defense {
       } else {
         for (let j = 0; j < w; j++) row[j] += o.sigma * r.normal();
         renormalise(row);
-        if (o.keepLabel) keepLabel(data.subarray(i * w, (i + 1) * w), row);
+        if (o.keepLabel) keepLabel(original, row);
       }
-    }
-    answer.raw = { data: out, shape };
+      return row;
+    });
     return answer;
   };
 }

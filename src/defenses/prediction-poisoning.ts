@@ -15,7 +15,7 @@
 import { z } from "zod";
 import type { Defense } from "../gateway/pipeline.js";
 import { keyedRng } from "./keyed-rng.js";
-import { argmax, leads } from "./probabilities.js";
+import { argmax, leads, mapRows } from "./probabilities.js";
 
 export const PoisoningOptions = z.object({
   kind: z.literal("mad"),
@@ -67,8 +67,7 @@ export function predictionPoisoning(o: PoisoningOptions, key: Buffer): Defense {
   const surrogates = new Map<string, Float64Array>(); // per model: a k × (d + 1) random linear map
   return async (q, next) => {
     const answer = await next();
-    const { data, shape } = answer.raw;
-    const [n, k] = shape;
+    const [n, k] = answer.raw.shape;
     const d = q.x.data.length / n;
     let W = surrogates.get(q.model.name);
     if (!W) {
@@ -76,9 +75,8 @@ export function predictionPoisoning(o: PoisoningOptions, key: Buffer): Defense {
       W = Float64Array.from({ length: k * (d + 1) }, () => r.normal() / Math.sqrt(d));
       surrogates.set(q.model.name, W);
     }
-    const out = new Float32Array(data.length);
     const logits = new Float64Array(k);
-    for (let i = 0; i < n; i++) {
+    answer.raw = mapRows(answer.raw, (y, i) => {
       const x = q.x.data.subarray(i * d, (i + 1) * d);
       let max = -Infinity;
       for (let c = 0; c < k; c++) {
@@ -89,10 +87,8 @@ export function predictionPoisoning(o: PoisoningOptions, key: Buffer): Defense {
       }
       let z = 0;
       for (let c = 0; c < k; c++) z += (logits[c] = Math.exp(logits[c] - max));
-      const p = logits.map((v) => v / z);
-      out.set(madRow(data.subarray(i * k, (i + 1) * k), p, o), i * k);
-    }
-    answer.raw = { data: out, shape };
+      return madRow(y, logits.map((v) => v / z), o);
+    });
     return answer;
   };
 }

@@ -1,3 +1,5 @@
+import type { Batch } from "../core/batch.js";
+
 /** Small operations on one probability row that several output-hardening defences share. */
 
 /** Clip negatives to 0 and scale to sum 1 (a row of zeros becomes uniform). */
@@ -38,4 +40,12 @@ export function keepLabel(original: ArrayLike<number>, perturbed: Float32Array |
     perturbed[want] += 2 * LABEL_MARGIN;
     renormalise(perturbed);
   }
+}
+
+/** A batch with `f` applied to each row (f returns the new row, of the same width). */
+export function mapRows(b: Batch, f: (row: Float32Array, i: number) => ArrayLike<number>): Batch {
+  const w = b.shape[1];
+  const out = new Float32Array(b.data.length);
+  for (let i = 0; i < b.shape[0]; i++) out.set(f(b.data.subarray(i * w, (i + 1) * w), i), i * w);
+  return { data: out, shape: b.shape };
 }

@@ -9,7 +9,7 @@
  */
 import { z } from "zod";
 import type { Defense } from "../gateway/pipeline.js";
-import { keepLabel, renormalise } from "./probabilities.js";
+import { keepLabel, mapRows, renormalise } from "./probabilities.js";
 
 export const ReverseSigmoidOptions = z.object({
   kind: z.literal("reverse-sigmoid"),
@@ -37,11 +37,7 @@ export function reverseSigmoidRow(y: ArrayLike<number>, o: Pick<ReverseSigmoidOp
 export function reverseSigmoid(o: ReverseSigmoidOptions): Defense {
   return async (_q, next) => {
     const answer = await next();
-    const { data, shape } = answer.raw;
-    const w = shape[1];
-    const out = new Float32Array(data.length);
-    for (let i = 0; i < shape[0]; i++) out.set(reverseSigmoidRow(data.subarray(i * w, (i + 1) * w), o), i * w);
-    answer.raw = { data: out, shape };
+    answer.raw = mapRows(answer.raw, (row) => reverseSigmoidRow(row, o));
     return answer;
   };
 }

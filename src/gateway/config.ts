@@ -1,7 +1,6 @@
-import { readFileSync } from "node:fs";
-import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { fail, HeistError } from "../core/errors.js";
+import { readConfigFile } from "../core/config-file.js";
+import { fail } from "../core/errors.js";
 import { DefenseConfig } from "../defenses/catalog.js";
 import { dollars } from "./money.js";
 
@@ -138,19 +137,7 @@ export function parseConfig(raw: unknown, source = "config"): GatewayConfig {
 
 export function loadConfig(path?: string): GatewayConfig {
   if (!path) return parseConfig(DEFAULT_CONFIG, "embedded defaults");
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    throw new HeistError("not-found", `cannot read config file ${path}`);
-  }
-  let raw: unknown;
-  try {
-    raw = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
-  } catch (e) {
-    throw new HeistError("bad-input", `${path} is not valid ${path.endsWith(".json") ? "JSON" : "YAML"}: ${(e as Error).message.split("\n")[0]}`);
-  }
-  return parseConfig(raw, path);
+  return parseConfig(readConfigFile(path), path);
 }
 
 /** Resolve `env:NAME` secrets. */
