@@ -10,6 +10,11 @@
 import { parseAuditConfig, type AuditConfigInput } from "../src/audit/config.js";
 import type { AuditResults } from "../src/audit/results.js";
 import { runAudit } from "../src/audit/run.js";
+import { argmaxRows, takeRows, type Batch } from "../src/core/batch.js";
+import { permutation, rng } from "../src/core/rng.js";
+import { loadSplits } from "../src/data/registry.js";
+import { newPradaState, observe } from "../src/defenses/prada.js";
+import { loadModel } from "../src/models/load.js";
 import { record } from "./record.js";
 
 const victims = [{ name: "fashion-mlp", source: "zoo://fashion-mlp", dataset: "fashion-mnist" }];
@@ -65,10 +70,28 @@ const parts: Record<string, () => Promise<void>> = {
       attacks: ATTACKS,
       budgets: [5000],
     });
+    // PRADA's statistic on natural streams, offline: where the benign and natural-data streams sit against δ.
+    const { model } = await loadModel("zoo://fashion-mlp");
+    const splits = loadSplits("fashion-mnist");
+    const minW = async (x: Batch, shuffled: boolean) => {
+      const n = Math.min(2000, x.shape[0]);
+      const order = shuffled ? permutation(x.shape[0], rng(1)).subarray(0, n) : Int32Array.from({ length: n }, (_, i) => i);
+      const rows = takeRows(x, order);
+      const c = argmaxRows(await model.predict(rows));
+      const d = rows.data.length / n;
+      const s = newPradaState();
+      let w = 1;
+      for (let i = 0; i < n; i++) w = Math.min(w, observe(s, rows.data.slice(i * d, (i + 1) * d), c[i], { minQueries: 100, window: 5000 }) ?? 1);
+      return round(w);
+    };
     await record("defenses-prada", `npm run bench:defenses -- prada`, {
       victim: "zoo://fashion-mlp", delta: 0.95,
       queriesUntilDetection: Object.fromEntries(r.cells.map((c) => [c.attack, c.detected ? c.detectedAtRows : `not detected in ${c.rows}`])),
       benignReplay: r.honest.map((h) => ({ rows: h.rows, falseAlarm: h.flagged })),
+      minimumW2000: {
+        testInOrder: await minW(splits.test.x, false), testShuffled: await minW(splits.test.x, true),
+        poolInOrder: await minW(splits.pool.x, false), poolShuffled: await minW(splits.pool.x, true),
+      },
     });
   },
   async pow() {

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { createWriteStream, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { zooDir } from "../models/load.js";
 import { stringify } from "yaml";
@@ -53,6 +53,7 @@ export async function startTarget(a: AuditConfig, dir: string): Promise<{ addres
   const adminToken = randomBytes(24).toString("base64url");
   // It runs in the audit's directory: give it our zoo (absolute), where the victims are already prepared.
   const server = await startHeist(config, dir, { HEIST_ADMIN_TOKEN: adminToken, HEIST_ZOO_DIR: zooDir() });
+  server.proc.stderr!.pipe(createWriteStream(join(dir, "gateway.log"), { flags: "a" })); // its own log, should it fail mid-audit
   return { address: { transport: "http", url: server.url, adminToken }, stop: () => stopHeist(server) };
 }
 
