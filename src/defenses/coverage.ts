@@ -40,6 +40,16 @@ export type CoverageOptions = z.infer<typeof CoverageOptions>;
 /** The noise scale (relative to the row's RMS) at a coverage fraction. */
 export const coverageSigma = (coverage: number, o: Pick<CoverageOptions, "alpha" | "lambda">) => o.alpha * (Math.exp(o.lambda * coverage) - 1);
 
+/** The LSH buckets a client's answers from one model have touched, replayed read-only (the dashboard's view); pass it back to read only what is new. */
+export interface CoverageTrack { seen: number; buckets: Set<number> }
+export async function readCoverageTrack(store: Store, clientId: string, model: string, t: CoverageTrack = { seen: 0, buckets: new Set() }): Promise<CoverageTrack> {
+  for (const e of await store.readEvents(clientId, `coverage:${model}`, t.seen)) {
+    t.buckets.add(Number(e));
+    t.seen++;
+  }
+  return t;
+}
+
 export function coverage(o: CoverageOptions, deps: { store: Store; key: Buffer; onAlarm?: (a: AlarmRecord) => void }): Defense {
   const planes = new Map<string, Float32Array>(); // per model: bits × width
   const covered = new Map<string, { seen: number; buckets: Set<number> }>();

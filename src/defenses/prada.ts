@@ -88,6 +88,20 @@ export function observe(s: State, x: Float32Array, c: number, o: Pick<PradaOptio
   return pradaStatistic(s.distances, o);
 }
 
+/** What the operator dashboard reads of a client's PRADA stream: the distances and the growing set's size (read-only). */
+export interface PradaTrack { seen: number; distances: number[]; members: number }
+
+/** Replay a client's PRADA stream for one model without deciding anything; pass the track back to read only what is new. */
+export async function readPradaTrack(store: Store, clientId: string, model: string, t: PradaTrack = { seen: 0, distances: [], members: 0 }): Promise<PradaTrack> {
+  for (const e of await store.readEvents(clientId, `prada:${model}`, t.seen)) {
+    const { d, x } = JSON.parse(e) as Decision;
+    if (d !== undefined) t.distances.push(d);
+    if (x !== undefined) t.members++;
+    t.seen++;
+  }
+  return t;
+}
+
 /** W over the most recent distances, once there are enough of them. */
 export function pradaStatistic(distances: number[], o: Pick<PradaOptions, "minQueries" | "window">): number | undefined {
   if (distances.length < o.minQueries) return undefined;

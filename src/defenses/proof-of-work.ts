@@ -21,6 +21,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { loadSplits } from "../data/registry.js";
+import type { Batch } from "../core/batch.js";
 import type { Answer, Defense, Query } from "../gateway/pipeline.js";
 import { mergeHeaders } from "../gateway/pipeline.js";
 import { Problem } from "../gateway/problem.js";
@@ -105,6 +106,32 @@ function entropySum(a: Answer): number {
   return h;
 }
 
+/** The benign mean answer entropy, bits per row: given, or measured on the calibration dataset's test split. */
+export async function benignEntropy(o: ProofOfWorkOptions, model: { predict(x: Batch): Promise<Batch> }): Promise<number> {
+  if (o.benignEntropy !== undefined) return o.benignEntropy;
+  const { test } = loadSplits(o.calibrate!);
+  const p = await model.predict(test.x);
+  return Math.max(1e-3, entropySum({ raw: p, kind: "probabilities", outputs: [], headers: {} }) / p.shape[0]);
+}
+
+/** The bits asked for a batch of `rows` rows, of a client already answered `total.rows` rows that carried `total.entropy` bits. */
+export function powBits(o: ProofOfWorkOptions, total: { rows: number; entropy: number }, benign: number, rows: number): number {
+  const ratio = total.rows >= o.warmupRows ? total.entropy / total.rows / benign : 1;
+  return Math.min(o.maxBits, Math.ceil(o.baseBits + o.bitsPerDoubling * Math.max(0, Math.log2(ratio)) + Math.log2(rows)));
+}
+
+/** A client's proof-of-work stream for one model, read-only (the dashboard's view): rows and entropy, cumulative after each answer. */
+export interface PowTrack { seen: number; rows: number[]; entropy: number[] }
+export async function readPowTrack(store: Store, clientId: string, model: string, t: PowTrack = { seen: 0, rows: [], entropy: [] }): Promise<PowTrack> {
+  for (const e of await store.readEvents(clientId, `pow:${model}`, t.seen)) {
+    const [rows, h] = e.split(",").map(Number);
+    t.rows.push((t.rows.at(-1) ?? 0) + rows);
+    t.entropy.push((t.entropy.at(-1) ?? 0) + h);
+    t.seen++;
+  }
+  return t;
+}
+
 export function proofOfWork(o: ProofOfWorkOptions, deps: { store: Store; key: Buffer }): Defense {
   const sign = (body: string) => createHmac("sha256", deps.key).update(body).digest("base64url");
   const issue = (c: Omit<Challenge, "id">) => {
@@ -127,15 +154,7 @@ export function proofOfWork(o: ProofOfWorkOptions, deps: { store: Store; key: Bu
   const totals = new Map<string, { seen: number; rows: number; entropy: number }>();
   let benign: number | undefined = o.benignEntropy;
 
-  const calibrate = async (q: Query): Promise<number> => {
-    if (benign === undefined) {
-      const { test } = loadSplits(o.calibrate!);
-      const p = await q.model.predict(test.x);
-      const h = entropySum({ raw: p, kind: "probabilities", outputs: [], headers: {} });
-      benign = Math.max(1e-3, h / p.shape[0]);
-    }
-    return benign;
-  };
+  const calibrate = async (q: Query): Promise<number> => (benign ??= await benignEntropy(o, q.model));
 
   const requiredBits = async (q: Query): Promise<number> => {
     const stream = `pow:${q.model.name}`;
@@ -148,9 +167,7 @@ export function proofOfWork(o: ProofOfWorkOptions, deps: { store: Store; key: Bu
       t.entropy += h;
       t.seen++;
     }
-    const ratio = t.rows >= o.warmupRows ? t.entropy / t.rows / (await calibrate(q)) : 1;
-    const extra = o.bitsPerDoubling * Math.max(0, Math.log2(ratio));
-    return Math.min(o.maxBits, Math.ceil(o.baseBits + extra + Math.log2(q.rows)));
+    return powBits(o, t, t.rows >= o.warmupRows ? await calibrate(q) : 1, q.rows);
   };
 
   return async (q, next) => {

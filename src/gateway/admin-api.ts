@@ -3,7 +3,9 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { secret } from "./config.js";
 import { readWatermarks } from "../defenses/watermark.js";
+import { insightRoutes } from "./insights.js";
 import { newKey } from "./keys.js";
+import type { GatewayMetrics } from "./metrics.js";
 import { dollars } from "./money.js";
 import { Problem } from "./problem.js";
 import type { GatewayDeps } from "./server.js";
@@ -29,14 +31,14 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
   return r.data as z.infer<T>;
 }
 
-const isLoopback = (addr?: string) => !!addr && (addr === "::1" || addr.startsWith("127.") || addr.startsWith("::ffff:127."));
+export const isLoopback = (addr?: string) => !!addr && (addr === "::1" || addr.startsWith("127.") || addr.startsWith("::ffff:127."));
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
 /**
  * The operator's API, under /admin, behind its own bearer token (never an API key), optionally
  * reachable from loopback only. API keys are returned once, when created or rotated.
  */
-export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => number): void {
+export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => number, metrics?: GatewayMetrics): void {
   const token = secret(d.config.admin.token);
   const expected = token ? digest(token) : undefined;
 
@@ -128,5 +130,6 @@ export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => num
       const f = parse(LedgerQuery, req.query);
       return (await d.store.ledger({ clientId: f.client, limit: f.limit })).map((r) => ({ ...r, price: r.price / 1e6, balanceAfter: r.balanceAfter / 1e6 }));
     });
+    if (metrics) insightRoutes(admin, d, metrics); // what the dashboard reads: overview, risk, a client's timeline
   });
 }

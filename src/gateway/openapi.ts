@@ -7,6 +7,7 @@ const Problem = z.object({ type: z.string(), title: z.string(), status: z.number
 const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: z.toJSONSchema(Problem) } } });
 const ok = (schema: z.ZodType, description = "OK") => ({ description, content: json(schema) });
 const anyOk = { description: "OK", content: { "application/json": { schema: {} } } };
+const html = { description: "HTML", content: { "text/html": { schema: { type: "string" } } } };
 const admin = { security: [{ adminToken: [] }], tags: ["admin"] };
 
 /**
@@ -58,6 +59,12 @@ export function openApiDocument(): Record<string, unknown> {
       "/admin/keys/{id}/rotate": { post: { ...admin, summary: "rotate a key: new one issued, old one revoked", parameters: [id], responses: { 201: anyOk } } },
       "/admin/keys/{id}": { delete: { ...admin, summary: "revoke a key", parameters: [id], responses: { 200: anyOk } } },
       "/admin/alarms": { get: { ...admin, summary: "alarms raised by the detectors, with their evidence", parameters: [{ name: "client", in: "query", schema: { type: "string" } }, { name: "limit", in: "query", schema: { type: "integer" } }], responses: { 200: anyOk } } },
+      "/admin/overview": { get: { ...admin, summary: "the dashboard's overview: traffic totals and their recent history, rejections by reason, latest alarms, plans, models", responses: { 200: anyOk } } },
+      "/admin/risk": { get: { ...admin, summary: "each client's extraction risk (0–1: how close its nearest detector is to an alarm) and detector statistics", responses: { 200: anyOk } } },
+      "/admin/clients/{id}/timeline": { get: { ...admin, summary: "one client over time: ledger buckets, PRADA W, proof-of-work bits, watermark marks, coverage, alarms", parameters: [id, { name: "limit", in: "query", schema: { type: "integer" } }], responses: { 200: anyOk, 404: problem("no such client") } } },
+      "/dashboard": { get: { summary: "the operator dashboard (asks for the admin token)", tags: ["dashboard"], responses: { 200: html } } },
+      "/dashboard/": { get: { summary: "the operator dashboard", tags: ["dashboard"], responses: { 200: html } } },
+      "/dashboard/{file}": { get: { summary: "the dashboard's scripts and styles", tags: ["dashboard"], parameters: [{ name: "file", in: "path", required: true, schema: { type: "string" } }], responses: { 200: { description: "the file" }, 404: problem("no such file") } } },
       "/admin/ledger": { get: { ...admin, summary: "the ledger", parameters: [{ name: "client", in: "query", schema: { type: "string" } }, { name: "limit", in: "query", schema: { type: "integer" } }], responses: { 200: anyOk } } },
     },
   };

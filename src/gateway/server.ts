@@ -7,6 +7,7 @@ import { rateLimit } from "../defenses/rate-limit.js";
 import { defenseSlots } from "../defenses/catalog.js";
 import { SOLUTION_HEADER } from "../defenses/proof-of-work.js";
 import { adminRoutes } from "./admin-api.js";
+import { dashboardRoutes } from "./dashboard.js";
 import { secret, type GatewayConfig } from "./config.js";
 import type { ModelRegistry } from "./models.js";
 import { requestBatch, type InferResponse } from "./oip.js";
@@ -143,7 +144,8 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
   app.get("/openapi.json", async () => openApiDocument());
   app.get("/metrics", async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
 
-  adminRoutes(app, d, now);
+  adminRoutes(app, d, now, metrics);
+  dashboardRoutes(app, d.config);
   return app;
 }
 
