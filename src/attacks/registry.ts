@@ -5,6 +5,7 @@ import { pathFinding } from "./path-finding.js";
 import { jacobian } from "./jacobian.js";
 import { active } from "./active.js";
 import { upgrade } from "./upgrade.js";
+import { semiSupervised } from "./semi-supervised.js";
 
 /** Every attack `heist steal --attack` knows, by name. */
 export const ATTACKS: Record<string, Attack> = {
@@ -14,5 +15,6 @@ export const ATTACKS: Record<string, Attack> = {
   [jacobian.name]: jacobian as unknown as Attack,
   [active.name]: active as unknown as Attack,
   [upgrade.name]: upgrade as unknown as Attack,
+  [semiSupervised.name]: semiSupervised as unknown as Attack,
 };
 export const ATTACK_NAMES = Object.keys(ATTACKS);
