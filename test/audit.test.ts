@@ -108,6 +108,26 @@ describe("heist audit", () => {
     expect(readRecords(dir)).toHaveLength(jobs(a).length);
   }, 300_000);
 
+  it("starts its gateway again when it dies mid-audit, and loses no job", async () => {
+    const a = parseAuditConfig({ ...tiny, transport: "http", stacks: tiny.stacks!.slice(0, 2), budgets: [100] });
+    let pid = 0;
+    let killed = false;
+    const restarts: string[] = [];
+    const r = await runAudit(a, tempDir("audit-restart-"), {
+      onGateway: (p) => (pid = p),
+      onRestart: (why) => restarts.push(why),
+      onProgress: (p) => {
+        if (p.done === 2 && !killed) {
+          killed = true;
+          process.kill(pid, "SIGKILL");
+        }
+      },
+    });
+    expect(restarts).toHaveLength(1);
+    expect(r.cells.length + r.honest.length).toBe(jobs(a).length);
+    expect(strip(r).cells).toEqual(strip(overHttp).cells.filter((c) => c.budget === 100 && ["none", "label-only"].includes(c.stack)));
+  }, 300_000);
+
   it("refuses a config that names an attack it does not know, or a stack twice", () => {
     expect(() => parseAuditConfig({ ...tiny, attacks: [{ name: "x", attack: "telepathy" }] })).toThrow(/attacks\.0\.attack/);
     expect(() => parseAuditConfig({ ...tiny, stacks: [{ name: "a" }, { name: "a" }] })).toThrow(/stack "a" is defined twice/);

@@ -71,6 +71,10 @@ export interface RunOptions {
   onPrepare?: (victim: string, source: string) => void;
   /** A Redis URL: put the jobs on a BullMQ queue for `heist worker` processes instead of forking workers. */
   queue?: string;
+  /** The audit's gateway died and is being started again (with why its last job failed). */
+  onRestart?: (why: string) => void;
+  /** The audit's gateway process started (http transport): its process id. */
+  onGateway?: (pid: number) => void;
 }
 
 export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}): Promise<AuditResults> {
@@ -98,22 +102,32 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
       o.onPrepare?.(v.name, v.source);
       (await loadModel(v.source)).model.dispose();
     }
-    const { address, stop } = await startTarget(a, dir);
-    try {
-      if (o.queue) await runOnQueue(o.queue, a, address, todo, record);
-      else if (a.workers > 1 && todo.length > 1) await inWorkers(a, address, todo, record);
-      else {
-        const target = await connectTarget(a, address);
-        const j = judge(a);
-        try {
-          for (const job of todo) record(await runJob(a, target, j, job));
-        } finally {
-          j.dispose();
-          await target.close();
+    // A gateway that dies mid-audit (killed, out of memory) is started again, up to twice; the jobs
+    // it took down with it run again (their records were never written).
+    for (let restarts = 0; ; restarts++) {
+      const left = all.filter((job) => !done.has(jobId(job)));
+      if (left.length === 0) break;
+      const { address, stop, died, pid } = await startTarget(a, dir);
+      if (pid) o.onGateway?.(pid);
+      try {
+        if (o.queue) await runOnQueue(o.queue, a, address, left, record);
+        else if (a.workers > 1 && left.length > 1) await inWorkers(a, address, left, record);
+        else {
+          const target = await connectTarget(a, address);
+          const j = judge(a);
+          try {
+            for (const job of left) record(await runJob(a, target, j, job));
+          } finally {
+            j.dispose();
+            await target.close();
+          }
         }
+      } catch (e) {
+        if (restarts >= 2 || !(await died())) throw e;
+        o.onRestart?.((e as Error).message.split("\n")[0]);
+      } finally {
+        await stop();
       }
-    } finally {
-      await stop();
     }
   }
 

@@ -45,16 +45,28 @@ export function auditGateway(a: AuditConfig, dbPath: string): GatewayConfigInput
 }
 
 /** Start the audit's gateway as a `heist serve` process (http) or note its store (local). */
-export async function startTarget(a: AuditConfig, dir: string): Promise<{ address: TargetAddress; stop: () => Promise<void> }> {
+export async function startTarget(a: AuditConfig, dir: string): Promise<{ address: TargetAddress; stop: () => Promise<void>; died: () => Promise<boolean>; pid?: number }> {
   const dbPath = join(dir, "gateway.sqlite");
-  if (a.transport === "local") return { address: { transport: "local", dbPath }, stop: async () => {} };
+  if (a.transport === "local") return { address: { transport: "local", dbPath }, stop: async () => {}, died: async () => false };
   const config = join(dir, "gateway.yaml");
   writeFileSync(config, stringify(auditGateway(a, dbPath)));
   const adminToken = randomBytes(24).toString("base64url");
   // It runs in the audit's directory: give it our zoo (absolute), where the victims are already prepared.
   const server = await startHeist(config, dir, { HEIST_ADMIN_TOKEN: adminToken, HEIST_ZOO_DIR: zooDir() });
   server.proc.stderr!.pipe(createWriteStream(join(dir, "gateway.log"), { flags: "a" })); // its own log, should it fail mid-audit
-  return { address: { transport: "http", url: server.url, adminToken }, stop: () => stopHeist(server) };
+  return {
+    address: { transport: "http", url: server.url, adminToken }, stop: () => stopHeist(server),
+    pid: server.proc.pid,
+    // Whether the process has died (or dies within 2 s: a kill's exit may not have been seen yet).
+    died: () => new Promise<boolean>((res) => {
+      if (server.proc.exitCode !== null || server.proc.signalCode !== null) return res(true);
+      const t = setTimeout(() => res(false), 2000);
+      server.proc.once("exit", () => {
+        clearTimeout(t);
+        res(true);
+      });
+    }),
+  };
 }
 
 /** Connect to a started target (in the audit's process or a worker's). */
