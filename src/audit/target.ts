@@ -57,10 +57,10 @@ export async function startTarget(a: AuditConfig, dir: string): Promise<{ addres
   return {
     address: { transport: "http", url: server.url, adminToken }, stop: () => stopHeist(server),
     pid: server.proc.pid,
-    // Whether the process has died (or dies within 2 s: a kill's exit may not have been seen yet).
+    // Whether the process has died (or dies within 15 s: a kill's exit may not have been seen yet, a SIGTERM drains first).
     died: () => new Promise<boolean>((res) => {
       if (server.proc.exitCode !== null || server.proc.signalCode !== null) return res(true);
-      const t = setTimeout(() => res(false), 2000);
+      const t = setTimeout(() => res(false), 15_000);
       server.proc.once("exit", () => {
         clearTimeout(t);
         res(true);
