@@ -2,37 +2,50 @@
  * What each attack gets, for how many queries, against zoo victims served by `heist serve` over
  * HTTP (one gateway process, a plan with no limits). Seeded. Run: npm run bench:steal [-- part ...]
  * Parts: equation (digits softmax), trees (iris, breast cancer), fashion (every learning-based
- * strategy against the Fashion-MNIST MLP at 1k, 5k and 20k queries).
+ * strategy against the Fashion-MNIST MLP at 1k, 5k and 20k queries), encoder (encoder stealing
+ * against the fashion-encoder served with embedding answers: mean cosine and linear-probe retention
+ * for each loss at 1k, 3k and 6k queries; ENCODER_QUERIES, ENCODER_LOSSES and ENCODER_EPOCHS narrow it).
+ * Not in the default run: relu (functionally-equivalent extraction of ReLU networks from logits).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { concatRows, rowsOf, type Batch } from "../src/core/batch.js";
+import { concatRows, rowsOf, sliceRows, type Batch } from "../src/core/batch.js";
 import { loadSplits } from "../src/data/registry.js";
-import { fidelityReport, parameterError, accuracy } from "../src/audit/metrics.js";
+import { fidelityReport, parameterError, accuracy, agreement, linearProbeAccuracy, meanCosine } from "../src/audit/metrics.js";
+import { sample } from "../src/data/split.js";
+import { fitLogistic } from "../src/models/logistic.js";
+import { buildEncoder, type EncoderArchitecture } from "../src/models/encoder.js";
 import { ensureZooModel, loadModel } from "../src/models/load.js";
 import { denseWeights } from "../src/models/dense-net.js";
-import type { TfjsModel } from "../src/models/tfjs-model.js";
+import { tfjsModel, type TfjsModel } from "../src/models/tfjs-model.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
 import { steal } from "../src/attacks/steal.js";
 import { ATTACKS } from "../src/attacks/registry.js";
+import { encoderStealing } from "../src/attacks/encoder-stealing.js";
 import { record } from "./record.js";
 
-const parts = process.argv.slice(2).length ? process.argv.slice(2) : ["equation", "trees", "fashion"];
+const ALL_PARTS = ["equation", "trees", "fashion", "encoder"];
+const parts = process.argv.slice(2).length ? process.argv.slice(2) : ALL_PARTS;
 const dir = mkdtempSync(join(tmpdir(), "heist-steal-"));
-const victims = { digits: "digits-softmax", iris: "iris-tree", "breast-cancer": "breast-cancer-tree", fashion: "fashion-mlp" };
-for (const v of Object.values(victims)) await ensureZooModel(v);
+// The victims each part attacks (only those are trained, if missing, and served).
+const served: Record<string, { name: string; source: string; output?: { kind: string } }[]> = {
+  equation: [{ name: "digits", source: "zoo://digits-softmax" }],
+  trees: [{ name: "iris", source: "zoo://iris-tree", output: { kind: "leaf" } }, { name: "breast-cancer", source: "zoo://breast-cancer-tree", output: { kind: "leaf" } }],
+  fashion: [{ name: "fashion", source: "zoo://fashion-mlp" }],
+  encoder: [{ name: "fashion-encoder", source: "zoo://fashion-encoder", output: { kind: "embedding" } }],
+  "trees-labels": [{ name: "iris-labels", source: "zoo://iris-tree", output: { kind: "label" } }, { name: "breast-cancer-labels", source: "zoo://breast-cancer-tree", output: { kind: "label" } }],
+  semi: [{ name: "fashion", source: "zoo://fashion-mlp" }, { name: "fashion-labels", source: "zoo://fashion-mlp", output: { kind: "label" } }],
+  relu: [{ name: "digits-mlp-logits", source: "zoo://digits-mlp", output: { kind: "logits" } }],
+};
+const models = parts.flatMap((p) => served[p] ?? []);
+for (const m of models) await ensureZooModel(m.source.slice("zoo://".length));
 writeFileSync(join(dir, "heist.yaml"), JSON.stringify({
   store: { sqlite: join(dir, "gw.sqlite") },
   server: { maxBatch: 512 },
-  models: [
-    { name: "digits", source: "zoo://digits-softmax" },
-    { name: "iris", source: "zoo://iris-tree", output: { kind: "leaf" } },
-    { name: "breast-cancer", source: "zoo://breast-cancer-tree", output: { kind: "leaf" } },
-    { name: "fashion", source: "zoo://fashion-mlp" },
-  ],
+  models,
   plans: [{ name: "bench", dailyQuota: 10_000_000 }],
 }));
 const token = "bench";
@@ -43,7 +56,16 @@ for await (const line of createInterface({ input: server.stdout! })) if (line.st
 const admin = (m: string, p: string, b?: unknown) => fetch(`${url}${p}`, { method: m, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: b === undefined ? undefined : JSON.stringify(b) }).then((r) => r.json());
 const client = await admin("POST", "/admin/clients", { name: "thief", plan: "bench" });
 const key = (await admin("POST", `/admin/clients/${client.id}/keys`, {})).key as string;
-const oracle = (model: string) => httpOracle({ url, model, key, maxBatch: 512 });
+// Reading a model's metadata is not retried by the client: a keep-alive socket the server closed
+// while a long training ran fails it once ("other side closed"), so ask again.
+const oracle = async (model: string, tries = 3): Promise<Awaited<ReturnType<typeof httpOracle>>> => {
+  try {
+    return await httpOracle({ url, model, key, maxBatch: 512 });
+  } catch (e) {
+    if (tries <= 1) throw e;
+    return oracle(model, tries - 1);
+  }
+};
 const figures: Record<string, unknown> = {};
 const log = (...a: unknown[]) => console.error(new Date().toISOString().slice(11, 19), ...a);
 
@@ -114,6 +136,158 @@ if (parts.includes("fashion")) {
   figures.fashionMlp = { victimAccuracy: accuracy(await victim.model.predict(test.x), test.y), pool: "10k Fashion-MNIST training images the victim never saw, plus their mirror images", surrogate, table };
 }
 
+if (parts.includes("encoder")) {
+  // The thief's images are the 10k pool images the victim never trained on; the victim's test split
+  // measures the copy. The linear probe is fitted on the VICTIM's embeddings of victim-train images
+  // (what a downstream user of the API built) and then fed the stolen encoder's embeddings.
+  const victim = await loadModel("zoo://fashion-encoder");
+  const { train, pool, test } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 6 });
+  const probeRows = 10_000;
+  const fit = sample(train, probeRows, 0);
+  const classes = train.classes.length;
+  const width = victim.model.outputWidth;
+  const victimTest = await victim.model.predict(test.x);
+  const probe = fitLogistic(await victim.model.predict(fit.x), fit.y, classes);
+  const victimProbe = accuracy(probe.predict(victimTest), test.y);
+  // Every embedding shares a large common direction: the cosine "centred" on the victim's mean test
+  // embedding says how much of what tells images apart was copied.
+  const centre = victimTest.data.reduce((m, v, i) => (m[i % width] += v / test.y.length, m), new Float32Array(width));
+  const centred = (b: Batch): Batch => ({ data: b.data.map((v, i) => v - centre[i % width]), shape: b.shape });
+  const measure = async (embed: (x: Batch) => Promise<Batch>) => {
+    const stolenTest = await embed(test.x);
+    const predicted = probe.predict(stolenTest);
+    return {
+      cosine: meanCosine(victimTest, stolenTest),
+      centredCosine: meanCosine(centred(victimTest), centred(stolenTest)),
+      probeAccuracy: accuracy(predicted, test.y),
+      probeRetention: accuracy(predicted, test.y) / victimProbe,
+      probeAgreement: agreement(predicted, probe.predict(victimTest)),
+      // A downstream classifier the thief fits on its own copy's embeddings (same rows and labels).
+      ownProbeAccuracy: linearProbeAccuracy(await embed(fit.x), fit.y, stolenTest, test.y, classes),
+    };
+  };
+  const budgets = (process.env.ENCODER_QUERIES ?? "1000,3000,6000").split(",").map(Number);
+  const losses = (process.env.ENCODER_LOSSES ?? "mse,cosine,infonce").split(",");
+  const options = process.env.ENCODER_EPOCHS ? { epochs: Number(process.env.ENCODER_EPOCHS) } : {};
+  const seed = 11;
+  const untrained = tfjsModel(buildEncoder(victim.manifest.architecture as EncoderArchitecture, victim.model.inputShape, seed), "embedding");
+  const baseline = await measure((x) => untrained.predict(x));
+  untrained.dispose();
+  log("encoder", "untrained surrogate", baseline);
+  // The dumbest copy: the victim's mean embedding of 1,000 pool images, whatever the input.
+  const mean = (await victim.model.predict(sliceRows(pool.x, 0, 1000))).data.reduce((m, v, i) => (m[i % width] += v / 1000, m), new Float32Array(width));
+  const constant = await measure(async (x) => ({ data: Float32Array.from({ length: rowsOf(x) * width }, (_, i) => mean[i % width]), shape: [rowsOf(x), width] }));
+  log("encoder", "mean embedding", constant);
+  const table: Record<string, Record<string, number>> = {};
+  for (const loss of losses) {
+    table[loss] = {};
+    for (const budget of budgets) {
+      const t = performance.now();
+      const out = await steal(await oracle("fashion-encoder"), { attack: ATTACKS["encoder-stealing"], options: { ...options, loss }, limits: { rows: budget }, seed, pool: pool.x });
+      const seconds = (performance.now() - t) / 1000;
+      const m = await measure((x) => out.result.surrogate.predict(x));
+      for (const [k, v] of Object.entries(m)) table[loss][`${k}@${budget}`] = v;
+      table[loss][`queriedCosine@${budget}`] = out.result.details.queriedCosine as number;
+      table[loss][`seconds@${budget}`] = seconds;
+      out.result.surrogate.dispose();
+      log("encoder", loss, budget, JSON.stringify(m), `${seconds.toFixed(0)} s`);
+    }
+  }
+  figures.fashionEncoder = {
+    victim: { linearProbeAccuracy: victim.manifest.metrics.linearProbeAccuracy, probeAccuracy: victimProbe, width: victim.model.outputWidth },
+    pool: "10k Fashion-MNIST pool images the victim never trained on (no augmented copies)", testRows: test.y.length, probeRows,
+    probe: "logistic regression (models/logistic.ts defaults) fitted on the victim's embeddings of 10k victim-train images",
+    surrogate: (({ epochs, batchSize, learningRate, temperature, augmented, center, rescale }) => ({ arch: "the victim's (encoder, filters [32, 64]), from scratch", seed, epochs, batchSize, learningRate, temperature, augmented, center, rescale }))(encoderStealing.options.parse(options)),
+    untrainedSurrogate: baseline, meanEmbedding: constant, table,
+  };
+  victim.model.dispose();
+}
+
+if (parts.includes("trees-labels")) {
+  // Path-finding from labels alone (not in the default run: npm run bench:steal -- trees-labels).
+  for (const [name, zoo] of [["iris", "iris-tree"], ["breast-cancer", "breast-cancer-tree"]] as const) {
+    const victim = await loadModel(`zoo://${zoo}`);
+    const t = performance.now();
+    const out = await steal(await oracle(`${name}-labels`), { attack: ATTACKS["path-finding"], options: { mode: "labels" }, limits: { rows: 1_000_000 }, seed: 3 });
+    const { test } = loadSplits(name, { seed: 0 });
+    const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 100_000 });
+    figures[`pathFindingLabels_${name}`] = { queries: out.spent.rows, requests: out.spent.requests, leaves: out.result.details.leaves, thresholds: out.result.details.thresholds, fidelityTest: f.rTest, fidelityUniform: f.rUnif, seconds: (performance.now() - t) / 1000 };
+    log("trees-labels", name, figures[`pathFindingLabels_${name}`]);
+  }
+}
+
+if (parts.includes("semi")) {
+  // Semi-supervised vs knockoff at equal queries against the Fashion-MNIST MLP (not in the default
+  // run: npm run bench:steal -- semi; SEMI_QUERIES and SEMI_SEEDS narrow it). Both ask the same pool
+  // rows for a seed; knockoff trains 300 epochs (better than 100 at these budgets), semi-supervised
+  // 100 on the answers, then its rounds on the other 9.5k+ pool rows.
+  const victim = await loadModel("zoo://fashion-mlp");
+  const { pool, test } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 6 });
+  const arch = { kind: "mlp", hidden: [256, 128] };
+  const budgets = (process.env.SEMI_QUERIES ?? "250,500").split(",").map(Number);
+  const seeds = (process.env.SEMI_SEEDS ?? "1,2,3").split(",").map(Number);
+  const table: Record<string, Record<string, number>> = {};
+  for (const [answers, model] of [["probabilities", "fashion"], ["labels", "fashion-labels"]] as const) {
+    for (const [label, attack, options] of [["knockoff", "knockoff", { pool: "natural", arch, epochs: 300 }], ["semi-supervised", "semi-supervised", { arch, epochs: 100 }]] as const) {
+      const row = (table[`${label} (${answers})`] = {} as Record<string, number>);
+      for (const budget of budgets) {
+        let sum = 0;
+        const t = performance.now();
+        for (const seed of seeds) {
+          const out = await steal(await oracle(model), { attack: ATTACKS[attack], options, limits: { rows: budget }, seed, pool: pool.x });
+          const f = (await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 1000 })).rTest;
+          row[`fidelity@${budget}#${seed}`] = f;
+          sum += f;
+          out.result.surrogate.dispose();
+          log("semi", label, answers, budget, seed, f.toFixed(4));
+        }
+        row[`fidelity@${budget}`] = sum / seeds.length;
+        row[`seconds@${budget}`] = (performance.now() - t) / 1000 / seeds.length;
+      }
+    }
+  }
+  figures.semiSupervisedFashion = { pool: "10k Fashion-MNIST training images the victim never saw", surrogate: arch, seeds, table };
+}
+
+if (parts.includes("relu")) {
+  // Functionally-equivalent extraction from logits (not in the default run: npm run bench:steal -- relu).
+  // Seeded random ReLU victims with one and two hidden layers, in-process (their float32 answers are
+  // what the gateway would send as JSON), then the zoo's trained digits MLP over HTTP, with the
+  // attacker's digits pool. Error: max |victim − copy| / (1 + |victim logit|) over every logit.
+  const { victim: reluVictim, uniform, maxRelativeError, recovery } = await import("../test/relu-victims.js");
+  const { modelOracle } = await import("../src/oracle/local-oracle.js");
+  for (const [d, hidden, k] of [[20, [16], 5], [20, [12, 8], 5]] as const) {
+    const v = await reluVictim(d, [...hidden], k, 1);
+    const t = performance.now();
+    const out = await steal(modelOracle(v.model), { attack: ATTACKS["relu-extraction"], limits: { rows: 1_000_000 }, seed: 2 });
+    const seconds = (performance.now() - t) / 1000;
+    const copy = out.result.surrogate as TfjsModel;
+    const x = uniform(10_000, d, 3);
+    const wide = { data: uniform(10_000, d, 4).data.map((u) => 3 * u - 1), shape: [10_000, d] };
+    figures[`reluExtraction_${d}-${hidden.join("-")}-${k}`] = {
+      queries: out.spent.rows, seconds, details: out.result.details,
+      maxRelativeErrorBox: await maxRelativeError(v.model, copy, x),
+      maxRelativeErrorWide: await maxRelativeError(v.model, copy, wide),
+      fidelityUniform: (await fidelityReport(v.model, copy, { test: x, uniformRows: 10_000 })).rUnif,
+      parameterError: recovery(v.weights, denseWeights(copy.net), hidden.length),
+    };
+    log("relu", d, hidden, k, figures[`reluExtraction_${d}-${hidden.join("-")}-${k}`]);
+  }
+  const victim = await loadModel("zoo://digits-mlp", { output: "logits" });
+  const { pool, test } = loadSplits("digits", { seed: 0 });
+  const t = performance.now();
+  const out = await steal(await oracle("digits-mlp-logits"), { attack: ATTACKS["relu-extraction"], limits: { rows: 1_000_000 }, seed: 2, pool: pool.x });
+  const seconds = (performance.now() - t) / 1000;
+  const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 10_000 });
+  figures.reluExtractionDigitsMlp = {
+    queries: out.spent.rows, requests: out.spent.requests, seconds, details: out.result.details, fidelityTest: f.rTest, fidelityUniform: f.rUnif,
+    maxRelativeErrorTest: await maxRelativeError(victim.model, out.result.surrogate, test.x),
+  };
+  log("relu", "digits-mlp", figures.reluExtractionDigitsMlp);
+}
+
 server.kill("SIGTERM");
-await record(`steal${parts.length < 3 ? "-" + parts.join("-") : ""}`, `npm run bench:steal${parts.length < 3 ? " -- " + parts.join(" ") : ""}`, figures);
+const full = parts.join() === ALL_PARTS.join();
+const settings = ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS"].filter((k) => parts.includes("encoder") && process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
+await record(`steal${full ? "" : "-" + parts.join("-")}`, `${settings}npm run bench:steal${full ? "" : " -- " + parts.join(" ")}`, figures);
 process.exit(0);

@@ -6,6 +6,7 @@ import { jacobian } from "./jacobian.js";
 import { active } from "./active.js";
 import { upgrade } from "./upgrade.js";
 import { semiSupervised } from "./semi-supervised.js";
+import { encoderStealing } from "./encoder-stealing.js";
 import { reluExtraction } from "./relu-extraction.js";
 
 /** Every attack `heist steal --attack` knows, by name. */
@@ -17,6 +18,7 @@ export const ATTACKS: Record<string, Attack> = {
   [active.name]: active as unknown as Attack,
   [upgrade.name]: upgrade as unknown as Attack,
   [semiSupervised.name]: semiSupervised as unknown as Attack,
+  [encoderStealing.name]: encoderStealing as unknown as Attack,
   [reluExtraction.name]: reluExtraction as unknown as Attack,
 };
 export const ATTACK_NAMES = Object.keys(ATTACKS);

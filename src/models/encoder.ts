@@ -28,7 +28,7 @@ import { augmentBatch, imageShapeOf, type AugmentOptions } from "./augment.js";
 import type { LogisticOptions } from "./logistic.js";
 import type { Model } from "./model.js";
 import { InferenceSession, Tensor } from "onnxruntime-node";
-import { graphBuilder } from "./onnx-proto.js";
+import { graphBuilder, type Dim, type GraphBuilder } from "./onnx-proto.js";
 import { tf } from "./tf.js";
 import { EMBEDDING_LAYER } from "./tfjs-model.js";
 import type { TrainProgress } from "./train.js";
@@ -267,7 +267,7 @@ export async function trainEncoder(net: tf.LayersModel, images: Batch, o: Encode
   const losses: number[] = [];
   let step = 0;
   try {
-    engine = plan ? await onnxEngine(net, head, plan, o) : tfjsEngine(net, head, inputShape, o);
+    engine = plan ? await onnxEngine(head, plan, o) : tfjsEngine(net, head, inputShape, o);
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const perm = permutation(n, order);
       let total = 0;
@@ -336,16 +336,19 @@ function tfjsEngine(net: tf.LayersModel, head: tf.LayersModel, inputShape: numbe
 // forward pass (NCHW), NT-Xent, backward pass by hand, and the Adam update (Kingma & Ba 2015, with
 // TensorFlow.js's ε); ONNX Runtime's native kernels run it about four times faster per core, with
 // one crossing per mini-batch. Weights start from, and end in, the TensorFlow.js network, which stays
-// the model of record (saving, serving).
+// the model of record (saving, serving). The loss on top of the embedding is a piece of its own
+// (EmbeddingLoss): SimCLR's projection head and NT-Xent here, and the losses that regress given
+// embeddings (encoder-regression.ts, for stealing an encoder) there; the encoder's passes and Adam
+// are shared.
 // ---------------------------------------------------------------------------------------------
 
-type PlanLayer =
+export type PlanLayer =
   | { kind: "conv"; layer: tf.layers.Layer; ci: number; co: number; kh: number; kw: number; pads: [number, number, number, number]; relu: boolean; h: number; w: number; oh: number; ow: number }
   | { kind: "pool"; c: number; h: number; w: number; oh: number; ow: number }
   | { kind: "flatten"; c: number; h: number; w: number }
   | { kind: "dense"; layer: tf.layers.Layer; relu: boolean };
 
-interface OnnxPlan {
+export interface OnnxPlan {
   /** [C, H, W] of the views the graph takes (NCHW; heist's images are HWC, see toNchw). */
   image: [number, number, number];
   layers: PlanLayer[];
@@ -356,7 +359,7 @@ interface OnnxPlan {
  * with ReLU or no activation, 2×2 max-pooling, flatten, dense), with every shape worked out; or
  * undefined when the network has anything else.
  */
-function onnxPlan(net: tf.LayersModel, imageShape: [number, number, number]): OnnxPlan | undefined {
+export function onnxPlan(net: tf.LayersModel, imageShape: [number, number, number]): OnnxPlan | undefined {
   if (!fastForward(net)) return undefined; // a plain chain of known layers
   let [h, w, c] = imageShape;
   let flat = false;
@@ -407,7 +410,7 @@ const ADAM_BETA1 = 0.9;
 const ADAM_BETA2 = 0.999;
 const ADAM_EPSILON = 1e-7; // TensorFlow.js's default
 
-interface Param {
+export interface Param {
   name: string;
   dims: number[];
   variable: tf.Variable;
@@ -417,7 +420,7 @@ interface Param {
   write(data: Float32Array): void;
 }
 
-/** Conv kernels: TensorFlow.js [kh, kw, ci, co] ↔ ONNX [co, ci, kh, kw]. */
+/** Conv kernels: TensorFlow.js [kh, kw, ci, co] ↔ ONNX [co, ci, kh, kw] (fromOihw). */
 function toOihw(src: Float32Array, kh: number, kw: number, ci: number, co: number): Float32Array {
   const out = new Float32Array(src.length);
   for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
@@ -426,7 +429,7 @@ function toOihw(src: Float32Array, kh: number, kw: number, ci: number, co: numbe
   return out;
 }
 
-function fromOihw(src: Float32Array, kh: number, kw: number, ci: number, co: number): Float32Array {
+export function fromOihw(src: Float32Array, kh: number, kw: number, ci: number, co: number): Float32Array {
   const out = new Float32Array(src.length);
   for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
     out[((y * kw + x) * ci + i) * co + o] = src[((o * ci + i) * kh + y) * kw + x];
@@ -452,36 +455,135 @@ function layerParams(layer: tf.layers.Layer, prefix: string, conv?: { kh: number
   return [k, b];
 }
 
-/**
- * The training step as one ONNX graph. Inputs: x [2N, C, H, W] (the views), y [2N, 2N] (each row's
- * partner, one-hot), scale = 1 / 2N, lr, c1 = 1 / (1 − β1^t), c2 = 1 / (1 − β2^t), and every
- * parameter p with its Adam moments m_p, v_p. Outputs: loss, p_next, m_p_next, v_p_next (and the raw
- * gradients g_p when `gradients` is set, for tests).
- */
-function stepGraph(plan: OnnxPlan, params: Param[], temperature: number, batchNorm: boolean, gradients: boolean): Uint8Array {
-  const g = graphBuilder("heist-simclr-step");
-  const [C, H, W] = plan.image;
-  const x = g.input("x", ["views", C, H, W]);
-  const y = g.input("y", ["views", "views"]);
-  const [scale, lr, c1, c2] = ["scale", "lr", "c1", "c2"].map((n) => g.input(n, []));
-  for (const p of params) for (const n of [p.name, `m_${p.name}`, `v_${p.name}`]) g.input(n, p.dims);
-  const i64 = (name: string, v: number[]) => g.constant(name, [v.length], BigInt64Array.from(v.map(BigInt)));
+/** What the pieces of a step graph share: the builder and a few constants and gradient helpers. */
+export interface StepContext {
+  g: GraphBuilder;
+  /** An int64 constant vector, made once per name. */
+  i64(name: string, v: number[]): string;
+  axis0: string;
+  axis1: string;
+  relu(t: string): string;
+  /** d(relu)/dz as a 0/1 mask from the activation itself (a = relu(z) ≥ 0), times dy. */
+  reluGrad(dy: string, a: string): string;
+  /** Gradients of a Gemm y = x·w + b: records ∂w and ∂b in `grads`, returns ∂x (when asked, else ""). */
+  denseBack(grads: Map<string, string>, input: string, dOut: string, w: string, b: string, needInput: boolean): string;
+}
+
+function stepContext(g: GraphBuilder): StepContext {
+  const made = new Map<string, string>();
+  const i64 = (name: string, v: number[]) => {
+    let n = made.get(name);
+    if (!n) {
+      n = g.constant(name, [v.length], BigInt64Array.from(v.map(BigInt)));
+      made.set(name, n);
+    }
+    return n;
+  };
   const axis0 = i64("axes_0", [0]);
-  const axis1 = i64("axes_1", [1]);
+  return {
+    g, i64, axis0, axis1: i64("axes_1", [1]),
+    relu: (t) => g.node("Relu", [t]),
+    reluGrad: (dy, a) => g.node("Mul", [dy, g.node("Sign", [a])]),
+    denseBack(grads, input, dOut, w, b, needInput) {
+      grads.set(w, g.node("Gemm", [input, dOut], { transA: 1 }));
+      grads.set(b, g.node("ReduceSum", [dOut, axis0], { keepdims: 0 }));
+      return needInput ? g.node("Gemm", [dOut, w], { transB: 1 }) : "";
+    },
+  };
+}
+
+/**
+ * A loss on top of the encoder's embedding, as a piece of the training-step graph: its own
+ * trainable parameters (a projection head, or none), its own graph inputs (targets, scales), and
+ * `build`, which writes the loss as the graph node "loss" (a scalar), puts the gradients of its own
+ * parameters into `grads` and returns the name of ∂loss/∂embedding. The encoder's forward and
+ * backward passes and the Adam update around it are the same for every loss.
+ */
+export interface EmbeddingLoss {
+  params: Param[];
+  inputs: Record<string, Dim[]>;
+  build(c: StepContext, embedding: string, grads: Map<string, string>): string;
+}
+
+/**
+ * SimCLR's loss on 2N views: projection head (Dense → batch norm → ReLU → Dense) then NT-Xent.
+ * Inputs: y [2N, 2N] (each row's partner, one-hot) and scale = 1 / 2N.
+ */
+function ntXentGraphLoss(head: tf.LayersModel, temperature: number, batchNorm: boolean): EmbeddingLoss {
+  const [first, second] = head.layers.filter((l) => l.getClassName() === "Dense");
+  const params = [...layerParams(first, "head0"), ...layerParams(second, "head1")];
+  return {
+    params,
+    inputs: { y: ["views", "views"], scale: [] },
+    build({ g, axis1, relu, reluGrad, denseBack }, embedding, grads) {
+      const [y, scale] = ["y", "scale"];
+      const [hw, hb, pw, pb] = params.map((p) => p.name);
+      const pre = g.node("Gemm", [embedding, hw, hb]);
+      let normed = pre;
+      let invStd = "";
+      if (batchNorm) {
+        const mean = g.node("ReduceMean", [pre], { axes: [0], keepdims: 1 });
+        const centred = g.node("Sub", [pre, mean]);
+        const variance = g.node("ReduceMean", [g.node("Mul", [centred, centred])], { axes: [0], keepdims: 1 });
+        invStd = g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [variance, g.scalar(1e-5)])])]);
+        normed = g.node("Mul", [centred, invStd]);
+      }
+      const hidden = relu(normed);
+      const z = g.node("Gemm", [hidden, pw, pb]);
+
+      // ---- NT-Xent ----
+      const norm2 = g.node("ReduceSum", [g.node("Mul", [z, z]), axis1], { keepdims: 1 });
+      const inv = g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [norm2, g.scalar(1e-12)])])]);
+      const u = g.node("Mul", [z, inv]);
+      const sim = g.node("Mul", [g.node("MatMul", [u, g.node("Transpose", [u], { perm: [1, 0] })]), g.scalar(1 / temperature)]);
+      const logits = g.node("Add", [sim, g.node("Mul", [g.node("EyeLike", [sim]), g.scalar(-1e9)])]);
+      const logp = g.node("LogSoftmax", [logits], { axis: 1 });
+      g.node("Mul", [g.node("Neg", [g.node("ReduceSum", [g.node("Mul", [y, logp])], { keepdims: 0 })]), scale], {}, "loss");
+
+      // ---- its backward pass, down to the embedding ----
+      const dLogits = g.node("Mul", [g.node("Sub", [g.node("Exp", [logp]), y]), scale]);
+      const dU = g.node("Mul", [g.node("MatMul", [g.node("Add", [dLogits, g.node("Transpose", [dLogits], { perm: [1, 0] })]), u]), g.scalar(1 / temperature)]);
+      const dz = g.node("Mul", [inv, g.node("Sub", [dU, g.node("Mul", [u, g.node("ReduceSum", [g.node("Mul", [u, dU]), axis1], { keepdims: 1 })])])]);
+      let dNormed = reluGrad(denseBack(grads, hidden, dz, pw, pb, true), hidden);
+      if (batchNorm) {
+        // y = (x − μ)·s with batch statistics: dx = s·(dy − mean(dy) − y·mean(dy·y)).
+        const meanDy = g.node("ReduceMean", [dNormed], { axes: [0], keepdims: 1 });
+        const meanDyY = g.node("ReduceMean", [g.node("Mul", [dNormed, normed])], { axes: [0], keepdims: 1 });
+        dNormed = g.node("Mul", [invStd, g.node("Sub", [g.node("Sub", [dNormed, meanDy]), g.node("Mul", [normed, meanDyY])])]);
+      }
+      return denseBack(grads, embedding, dNormed, hw, hb, true);
+    },
+  };
+}
+
+/**
+ * The training step as one ONNX graph. Inputs: x [B, C, H, W] (the images), lr, c1 = 1 / (1 − β1^t),
+ * c2 = 1 / (1 − β2^t), the loss's own inputs, and every parameter p (the encoder's, then the loss's)
+ * with its Adam moments m_p, v_p. Outputs: loss, p_next, m_p_next, v_p_next (and the raw gradients
+ * g_p when `gradients` is set, for tests).
+ */
+function stepGraph(plan: OnnxPlan, params: Param[], loss: EmbeddingLoss, gradients: boolean): Uint8Array {
+  const g = graphBuilder("heist-encoder-step");
+  const [C, H, W] = plan.image;
+  const x = g.input("x", ["batch", C, H, W]);
+  const [lr, c1, c2] = ["lr", "c1", "c2"].map((n) => g.input(n, []));
+  for (const [n, dims] of Object.entries(loss.inputs)) g.input(n, dims);
+  const all = [...params, ...loss.params];
+  for (const p of all) for (const n of [p.name, `m_${p.name}`, `v_${p.name}`]) g.input(n, p.dims);
+  const c = stepContext(g);
+  const { i64, relu, reluGrad, denseBack } = c;
   const axesNhw = i64("axes_0_2_3", [0, 2, 3]);
-  const relu = (t: string) => g.node("Relu", [t]);
-  // d(relu)/dz as a 0/1 mask from the activation itself (a = relu(z) ≥ 0).
-  const reluGrad = (dy: string, a: string) => g.node("Mul", [dy, g.node("Sign", [a])]);
 
   // ---- forward ----
-  type Saved = { input: string; out: string };
+  type Saved = { input: string; out: string; w: string; b: string };
   const saved: Saved[] = [];
   let h = x;
   let pi = 0;
   for (const l of plan.layers) {
     const input = h;
+    let [w, b] = ["", ""];
     if (l.kind === "conv") {
-      const [w, b] = [params[pi++].name, params[pi++].name];
+      [w, b] = [params[pi++].name, params[pi++].name];
       const z = g.node("Conv", [h, w, b], { pads: l.pads, kernel_shape: [l.kh, l.kw] });
       h = l.relu ? relu(z) : z;
     } else if (l.kind === "pool") {
@@ -489,63 +591,26 @@ function stepGraph(plan: OnnxPlan, params: Param[], temperature: number, batchNo
     } else if (l.kind === "flatten") {
       h = g.node("Flatten", [g.node("Transpose", [h], { perm: [0, 2, 3, 1] })], { axis: 1 }); // NHWC order, as TensorFlow.js flattens
     } else {
-      const [w, b] = [params[pi++].name, params[pi++].name];
+      [w, b] = [params[pi++].name, params[pi++].name];
       const z = g.node("Gemm", [h, w, b]);
       h = l.relu ? relu(z) : z;
     }
-    saved.push({ input, out: h });
+    saved.push({ input, out: h, w, b });
   }
-  const embedding = h;
-  const [hw, hb, pw, pb] = params.slice(pi).map((p) => p.name);
-  const pre = g.node("Gemm", [embedding, hw, hb]);
-  let normed = pre;
-  let invStd = "";
-  if (batchNorm) {
-    const mean = g.node("ReduceMean", [pre], { axes: [0], keepdims: 1 });
-    const centred = g.node("Sub", [pre, mean]);
-    const variance = g.node("ReduceMean", [g.node("Mul", [centred, centred])], { axes: [0], keepdims: 1 });
-    invStd = g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [variance, g.scalar(1e-5)])])]);
-    normed = g.node("Mul", [centred, invStd]);
-  }
-  const hidden = relu(normed);
-  const z = g.node("Gemm", [hidden, pw, pb]);
+  if (pi !== params.length) fail("internal", `the step graph used ${pi} of the encoder's ${params.length} parameters`);
 
-  // ---- NT-Xent ----
-  const norm2 = g.node("ReduceSum", [g.node("Mul", [z, z]), axis1], { keepdims: 1 });
-  const inv = g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [norm2, g.scalar(1e-12)])])]);
-  const u = g.node("Mul", [z, inv]);
-  const sim = g.node("Mul", [g.node("MatMul", [u, g.node("Transpose", [u], { perm: [1, 0] })]), g.scalar(1 / temperature)]);
-  const logits = g.node("Add", [sim, g.node("Mul", [g.node("EyeLike", [sim]), g.scalar(-1e9)])]);
-  const logp = g.node("LogSoftmax", [logits], { axis: 1 });
-  g.node("Mul", [g.node("Neg", [g.node("ReduceSum", [g.node("Mul", [y, logp])], { keepdims: 0 })]), scale], {}, "loss");
+  const grads = new Map<string, string>();
+  let dh = loss.build(c, h, grads);
   g.output("loss", []);
 
   // ---- backward ----
-  const grads = new Map<string, string>();
-  const dLogits = g.node("Mul", [g.node("Sub", [g.node("Exp", [logp]), y]), scale]);
-  const dU = g.node("Mul", [g.node("MatMul", [g.node("Add", [dLogits, g.node("Transpose", [dLogits], { perm: [1, 0] })]), u]), g.scalar(1 / temperature)]);
-  const dz = g.node("Mul", [inv, g.node("Sub", [dU, g.node("Mul", [u, g.node("ReduceSum", [g.node("Mul", [u, dU]), axis1], { keepdims: 1 })])])]);
-  const denseBack = (input: string, dOut: string, w: string, b: string, needInput: boolean): string => {
-    grads.set(w, g.node("Gemm", [input, dOut], { transA: 1 }));
-    grads.set(b, g.node("ReduceSum", [dOut, axis0], { keepdims: 0 }));
-    return needInput ? g.node("Gemm", [dOut, w], { transB: 1 }) : "";
-  };
-  let dNormed = reluGrad(denseBack(hidden, dz, pw, pb, true), hidden);
-  if (batchNorm) {
-    // y = (x − μ)·s with batch statistics: dx = s·(dy − mean(dy) − y·mean(dy·y)).
-    const meanDy = g.node("ReduceMean", [dNormed], { axes: [0], keepdims: 1 });
-    const meanDyY = g.node("ReduceMean", [g.node("Mul", [dNormed, normed])], { axes: [0], keepdims: 1 });
-    dNormed = g.node("Mul", [invStd, g.node("Sub", [g.node("Sub", [dNormed, meanDy]), g.node("Mul", [normed, meanDyY])])]);
-  }
-  let dh = denseBack(embedding, dNormed, hw, hb, true);
   for (let k = plan.layers.length - 1; k >= 0; k--) {
     const l = plan.layers[k];
-    const { input, out } = saved[k];
+    const { input, out, w, b } = saved[k];
     const first = k === 0;
     if (l.kind === "dense") {
-      pi -= 2;
       const dOut = l.relu ? reluGrad(dh, out) : dh;
-      dh = denseBack(input, dOut, params[pi].name, params[pi + 1].name, !first);
+      dh = denseBack(grads, input, dOut, w, b, !first);
     } else if (l.kind === "flatten") {
       dh = g.node("Transpose", [g.node("Reshape", [dh, i64(`shape_${k}`, [0, l.h, l.w, l.c])])], { perm: [0, 3, 1, 2] });
     } else if (l.kind === "pool") {
@@ -567,8 +632,6 @@ function stepGraph(plan: OnnxPlan, params: Param[], temperature: number, batchNo
       const even = l.h === 2 * l.oh && l.w === 2 * l.ow;
       dh = even ? d : g.node("Pad", [d, i64(`pads_${k}`, [0, 0, 0, 0, 0, 0, l.h - 2 * l.oh, l.w - 2 * l.ow])]);
     } else {
-      pi -= 2;
-      const [w, b] = [params[pi].name, params[pi + 1].name];
       const dOut = l.relu ? reluGrad(dh, out) : dh;
       grads.set(b, g.node("ReduceSum", [dOut, axesNhw], { keepdims: 0 }));
       // dW[co, ci, y, x] = Σ_{n, i, j} in[n, ci, i + y − pt, j + x − pl] · dOut[n, co, i, j]: a convolution of
@@ -581,14 +644,15 @@ function stepGraph(plan: OnnxPlan, params: Param[], temperature: number, batchNo
   }
 
   // ---- Adam ----
-  for (const p of params) {
-    const grad = grads.get(p.name)!;
+  for (const p of all) {
+    const grad = grads.get(p.name);
+    if (!grad) fail("internal", `the step graph has no gradient for ${p.name}`);
     if (gradients) {
-      g.node("Identity", [grad], {}, `g_${p.name}`);
+      g.node("Identity", [grad!], {}, `g_${p.name}`);
       g.output(`g_${p.name}`, p.dims);
     }
-    const m = g.node("Add", [g.node("Mul", [`m_${p.name}`, g.scalar(ADAM_BETA1)]), g.node("Mul", [grad, g.scalar(1 - ADAM_BETA1)])], {}, `m_${p.name}_next`);
-    const v = g.node("Add", [g.node("Mul", [`v_${p.name}`, g.scalar(ADAM_BETA2)]), g.node("Mul", [g.node("Mul", [grad, grad]), g.scalar(1 - ADAM_BETA2)])], {}, `v_${p.name}_next`);
+    const m = g.node("Add", [g.node("Mul", [`m_${p.name}`, g.scalar(ADAM_BETA1)]), g.node("Mul", [grad!, g.scalar(1 - ADAM_BETA1)])], {}, `m_${p.name}_next`);
+    const v = g.node("Add", [g.node("Mul", [`v_${p.name}`, g.scalar(ADAM_BETA2)]), g.node("Mul", [g.node("Mul", [grad!, grad!]), g.scalar(1 - ADAM_BETA2)])], {}, `v_${p.name}_next`);
     const stepSize = g.node("Div", [g.node("Mul", [m, c1]), g.node("Add", [g.node("Sqrt", [g.node("Mul", [v, c2])]), g.scalar(ADAM_EPSILON)])]);
     g.node("Sub", [p.name, g.node("Mul", [stepSize, lr])], {}, `${p.name}_next`);
     for (const n of [p.name, `m_${p.name}`, `v_${p.name}`]) g.output(`${n}_next`, p.dims);
@@ -607,34 +671,71 @@ function toNchw(views: Float32Array, n: number, [c, h, w]: [number, number, numb
   return out;
 }
 
-interface OnnxEngine extends StepEngine {
-  params: Param[];
+/** An ONNX Runtime training session for an encoder under one loss, holding the weights and Adam's moments. */
+export interface EncoderStepSession {
+  /** The encoder's parameters, then the loss's. */
+  readonly params: Param[];
   /** The raw gradients of the last step (ONNX layouts), when asked for. */
   lastGradients?: Record<string, Float32Array>;
+  /** One Adam step on `rows` images (HWC rows, flat) with the loss's own inputs; returns the loss. */
+  step(images: Float32Array, rows: number, feeds: Record<string, Tensor>, learningRate: number): Promise<number>;
+  /** Writes the weights trained so far into the networks' variables. */
+  sync(): Promise<void>;
+  dispose(): Promise<void>;
 }
 
-async function onnxEngine(net: tf.LayersModel, head: tf.LayersModel, plan: OnnxPlan, o: EncoderFitOptions & { gradients?: boolean }): Promise<OnnxEngine> {
+/** Compile the step graph of a network's plan (see onnxPlan) under `loss`, with Adam's moments at zero. */
+export async function encoderStepSession(plan: OnnxPlan, loss: EmbeddingLoss, o: { threads?: number; gradients?: boolean } = {}): Promise<EncoderStepSession> {
   const params: Param[] = [];
   plan.layers.forEach((l, i) => {
     if (l.kind === "conv") params.push(...layerParams(l.layer, `l${i}`, l));
     else if (l.kind === "dense") params.push(...layerParams(l.layer, `l${i}`));
   });
-  const [first, second] = head.layers.filter((l) => l.getClassName() === "Dense");
-  params.push(...layerParams(first, "head0"), ...layerParams(second, "head1"));
+  const all = [...params, ...loss.params];
   const session = await InferenceSession.create(
-    stepGraph(plan, params, o.temperature, o.headBatchNorm ?? true, o.gradients ?? false),
+    stepGraph(plan, params, loss, o.gradients ?? false),
     // Idle worker threads sleep instead of spinning: on a busy two-core machine spinning made two
     // threads slower than one.
     { intraOpNumThreads: o.threads ?? 2, interOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 3, extra: { session: { intra_op: { allow_spinning: "0" } } } },
   );
   const state: Record<string, Tensor> = {};
-  for (const p of params) {
+  for (const p of all) {
     const data = p.read();
     state[p.name] = new Tensor("float32", data, p.dims);
     state[`m_${p.name}`] = new Tensor("float32", new Float32Array(data.length), p.dims);
     state[`v_${p.name}`] = new Tensor("float32", new Float32Array(data.length), p.dims);
   }
   const scalar = (v: number) => new Tensor("float32", Float32Array.of(v), []);
+  let t = 0;
+  const s: EncoderStepSession = {
+    params: all,
+    async step(images, rows, feeds, learningRate) {
+      t++;
+      const out = await session.run({
+        ...state,
+        ...feeds,
+        x: new Tensor("float32", toNchw(images, rows, plan.image), [rows, ...plan.image]),
+        lr: scalar(learningRate),
+        c1: scalar(1 / (1 - ADAM_BETA1 ** t)),
+        c2: scalar(1 / (1 - ADAM_BETA2 ** t)),
+      });
+      for (const p of all) for (const n of [p.name, `m_${p.name}`, `v_${p.name}`]) state[n] = out[`${n}_next`];
+      if (o.gradients) s.lastGradients = Object.fromEntries(all.map((p) => [p.name, out[`g_${p.name}`].data as Float32Array]));
+      return (out.loss.data as Float32Array)[0];
+    },
+    async sync() {
+      for (const p of all) p.write(state[p.name].data as Float32Array);
+    },
+    async dispose() {
+      await session.release();
+    },
+  };
+  return s;
+}
+
+/** SimCLR on ONNX Runtime: each step takes 2N views (the N first views, then their N partners). */
+async function onnxEngine(head: tf.LayersModel, plan: OnnxPlan, o: EncoderFitOptions & { gradients?: boolean }): Promise<StepEngine & { session: EncoderStepSession }> {
+  const session = await encoderStepSession(plan, ntXentGraphLoss(head, o.temperature, o.headBatchNorm ?? true), o);
   const partners = new Map<number, Tensor>();
   const partnerOf = (n: number) => {
     let t = partners.get(n);
@@ -646,32 +747,12 @@ async function onnxEngine(net: tf.LayersModel, head: tf.LayersModel, plan: OnnxP
     }
     return t;
   };
-  let t = 0;
-  const engine: OnnxEngine = {
-    params,
-    async step(views, n, learningRate) {
-      t++;
-      const out = await session.run({
-        ...state,
-        x: new Tensor("float32", toNchw(views, 2 * n, plan.image), [2 * n, ...plan.image]),
-        y: partnerOf(n),
-        scale: scalar(1 / (2 * n)),
-        lr: scalar(learningRate),
-        c1: scalar(1 / (1 - ADAM_BETA1 ** t)),
-        c2: scalar(1 / (1 - ADAM_BETA2 ** t)),
-      });
-      for (const p of params) for (const s of [p.name, `m_${p.name}`, `v_${p.name}`]) state[s] = out[`${s}_next`];
-      if (o.gradients) engine.lastGradients = Object.fromEntries(params.map((p) => [p.name, out[`g_${p.name}`].data as Float32Array]));
-      return (out.loss.data as Float32Array)[0];
-    },
-    async sync() {
-      for (const p of params) p.write(state[p.name].data as Float32Array);
-    },
-    async dispose() {
-      await session.release();
-    },
+  return {
+    session,
+    step: (views, n, learningRate) => session.step(views, 2 * n, { y: partnerOf(n), scale: new Tensor("float32", Float32Array.of(1 / (2 * n)), []) }, learningRate),
+    sync: () => session.sync(),
+    dispose: () => session.dispose(),
   };
-  return engine;
 }
 
 /**
@@ -705,12 +786,12 @@ export async function encoderGradients(
     }
     const plan = onnxPlan(net, imageShapeOf(views));
     if (!plan) return fail("unsupported", "this network cannot train on the ONNX Runtime engine");
-    const engine = await onnxEngine(net, head, plan, { ...o, epochs: 1, batchSize: n, learningRate: 0, gradients: true });
+    const engine = await onnxEngine(head, plan, { ...o, epochs: 1, batchSize: n, learningRate: 0, gradients: true });
     try {
       await engine.step(views.data, n, 0);
       const out: Record<string, Float32Array> = {};
-      for (const p of engine.params) {
-        const g = engine.lastGradients![p.name];
+      for (const p of engine.session.params) {
+        const g = engine.session.lastGradients![p.name];
         out[nameOf(p.variable)] = p.conv ? fromOihw(g, p.conv.kh, p.conv.kw, p.conv.ci, p.conv.co) : g;
       }
       return out;

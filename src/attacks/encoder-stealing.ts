@@ -1,0 +1,175 @@
+/**
+ * Stealing a self-supervised image encoder through an API that answers with embeddings: ask it
+ * about the attacker's own images, then train a surrogate encoder whose embeddings regress the
+ * victim's.
+ * - Dziedzic, Dhawan, Kaleem, Guan & Papernot, "On the Difficulty of Defending Self-Supervised
+ *   Learning against Model Extraction", ICML 2022: query the victim on natural data and train a copy
+ *   to match its representations (MSE, cosine and contrastive losses compared).
+ * - Sha, He, Yu, Backes & Zhang, "Can't Steal? Cont-Steal! Contrastive Stealing Attacks Against
+ *   Image Encoders", CVPR 2023: the contrastive (InfoNCE) loss, where each surrogate embedding has to
+ *   pick out the victim's embedding of the same image among the batch's.
+ * - Liu, Jia, Liu & Gong, "StolenEncoder: Stealing Pre-trained Encoders in Self-supervised Learning",
+ *   CCS 2022: similarity-based regression of the victim's embeddings, helped by augmented copies of
+ *   the queried images. StolenEncoder matches a copy to the victim's embedding of the original
+ *   without asking; here an augmented copy is asked about like any other image (`augmented` sets
+ *   what fraction of the queries they take), so it is never matched to an embedding it does not have.
+ *
+ * The surrogate is an encoder as buildEncoder (models/encoder.ts) makes it — the victim's
+ * architecture by default, initialised from scratch with the attack's seed — so it saves, loads and
+ * serves like the victim. Losses: "mse", "cosine" or "infonce" (models/encoder-regression.ts).
+ *
+ * Two details matter as much as the loss. A SimCLR encoder's embeddings share one large common
+ * direction (on digits, two different images' embeddings have a cosine of about 0.9): the
+ * norm-blind losses cannot see it (InfoNCE only asks each embedding to be nearer its own target
+ * than the others'), so the surrogate learns the victim's embeddings minus their mean over the
+ * queried images, and that mean goes back into the embedding layer's bias afterwards. And cosine
+ * and InfoNCE leave the norm free, so the embedding is then scaled by the one factor that fits the
+ * victim's embeddings of the queried images in least squares: a classifier fitted on the victim's
+ * embeddings sees values of the right size. Both use only answers already paid for.
+ */
+import { z } from "zod";
+import { rowsOf, takeRows, widthOf, type Batch } from "../core/batch.js";
+import { fail } from "../core/errors.js";
+import { permutation, rng } from "../core/rng.js";
+import { meanCosine } from "../audit/metrics.js";
+import type { Architecture } from "../models/architecture.js";
+import { augmentBatch } from "../models/augment.js";
+import { buildEncoder } from "../models/encoder.js";
+import { fitEncoderToEmbeddings, REGRESSION_LOSSES } from "../models/encoder-regression.js";
+import { tf, tfReady } from "../models/tf.js";
+import { EMBEDDING_LAYER, tfjsModel } from "../models/tfjs-model.js";
+import type { Attack, AttackContext } from "./attack.js";
+import { askAll } from "./knockoff.js";
+
+const Options = z.object({
+  loss: z.enum(REGRESSION_LOSSES).default("mse"),
+  /** The surrogate's convolution blocks (filters per block), as `heist train --arch encoder` takes them. */
+  filters: z.array(z.number().int().positive()).min(1).default([32, 64]),
+  epochs: z.number().int().positive().default(30),
+  batchSize: z.number().int().positive().default(64),
+  /** Peak learning rate (Adam; linear warm-up, then cosine decay). */
+  learningRate: z.number().positive().default(3e-3),
+  /** τ of the InfoNCE loss (on the fashion-encoder, 1k queries: 0.1 → 0.93 mean cosine, 0.5 → 0.98). */
+  temperature: z.number().positive().default(0.5),
+  /** Fraction of the queries spent on augmented copies of pool images (crop, flip, jitter) instead of more pool images. */
+  augmented: z.number().min(0).max(0.9).default(0),
+  /**
+   * Train on the victim's embeddings minus their mean over the queried images (the mean goes back
+   * into the embedding layer's bias afterwards). The norm-blind losses then see what tells images
+   * apart rather than the direction every embedding shares.
+   */
+  center: z.boolean().default(true),
+  /** After a norm-blind loss (cosine, infonce), scale the embedding by the factor that fits the victim's in least squares. */
+  rescale: z.boolean().default(true),
+  /** Rows to ask when the budget sets no row limit. */
+  queries: z.number().int().positive().default(1000),
+  /** Rows per request. */
+  chunk: z.number().int().positive().default(256),
+  /** Threads for the training engine (ONNX Runtime). */
+  threads: z.number().int().positive().default(2),
+});
+export type EncoderStealingOptions = z.infer<typeof Options>;
+
+/** The images to ask about: `want` rows, the first `want·(1 − augmented)` of them distinct pool images, then augmented copies of those. */
+function queryImages(pool: Batch, want: number, augmented: number, seed: number): Batch {
+  const r = rng(seed);
+  const views = Math.round(want * augmented);
+  const distinct = Math.min(rowsOf(pool), want - views);
+  const order = permutation(rowsOf(pool), r);
+  const base = takeRows(pool, order.subarray(0, distinct));
+  if (views === 0 || distinct === 0) return base;
+  const picks = Int32Array.from({ length: views }, (_, i) => i % distinct);
+  const copies = augmentBatch(takeRows(base, picks), r.fork());
+  const data = new Float32Array(base.data.length + copies.data.length);
+  data.set(base.data);
+  data.set(copies.data, base.data.length);
+  return { data, shape: [distinct + views, ...pool.shape.slice(1)] };
+}
+
+/** Every embedding e becomes factor·e + shift: the embedding layer's kernel and bias are rewritten. */
+function calibrateEmbedding(net: tf.LayersModel, factor: number, shift: Float32Array): void {
+  for (const w of net.getLayer(EMBEDDING_LAYER).weights) {
+    const v = w.read() as tf.Variable;
+    const next = tf.tidy(() => (w.originalName.endsWith("bias") ? tf.add(tf.mul(v, factor), tf.tensor1d(shift)) : tf.mul(v, factor)));
+    v.assign(next);
+    next.dispose();
+  }
+}
+
+/** Column means of a batch. */
+function columnMeans(b: Batch): Float32Array {
+  const w = widthOf(b);
+  const n = rowsOf(b);
+  const sum = new Float64Array(w);
+  for (let i = 0; i < n; i++) for (let j = 0; j < w; j++) sum[j] += b.data[i * w + j];
+  return Float32Array.from(sum, (v) => v / n);
+}
+
+/** The least-squares factor a minimising Σ ‖a·s_i − t_i‖² (1 when that is not a positive number). */
+function fitScale(s: Batch, t: Batch): number {
+  let st = 0, ss = 0;
+  for (let i = 0; i < s.data.length; i++) {
+    st += s.data[i] * t.data[i];
+    ss += s.data[i] * s.data[i];
+  }
+  return ss > 0 && st > 0 ? st / ss : 1;
+}
+
+export const encoderStealing: Attack<typeof Options> = {
+  name: "encoder-stealing",
+  description: "query an embedding API on the attacker's images, train a surrogate encoder to regress the embeddings (MSE, cosine or InfoNCE)",
+  cites: "Dziedzic et al. 2022; Sha et al. (Cont-Steal) 2023; Liu et al. (StolenEncoder) 2022",
+  options: Options,
+  async run(ctx: AttackContext, o) {
+    if (!ctx.pool) fail("bad-input", "encoder stealing asks about the attacker's own images", "--pool DATASET");
+    // Rows already in a resumed transcript are free: ask for them again (answered from the cache) plus what the budget allows.
+    const want = (Number.isFinite(ctx.budget.remaining()) ? ctx.budget.remaining() : o.queries) + ctx.oracle.size;
+    const x = queryImages(ctx.pool!, want, o.augmented, ctx.seed);
+    // One small request first: a classifier API fails here, before the budget is spent.
+    const first = Math.min(o.chunk, rowsOf(x));
+    let answered = await askAll(ctx, takeRows(x, Array.from({ length: first }, (_, i) => i)), o.chunk, "asking for embeddings");
+    const kind = ctx.oracle.kind;
+    if (kind !== undefined && kind !== "embedding") {
+      fail("unsupported", `encoder stealing needs an API that answers with embeddings, but this one answers with ${kind}`, "an output policy of kind embedding");
+    }
+    if (rowsOf(x) > first) answered = await askAll(ctx, x, o.chunk, "asking for embeddings");
+    const { x: images, answer } = ctx.oracle.entries();
+    const n = rowsOf(images);
+    if (n === 0) fail("bad-input", "the victim answered no query: nothing to learn from");
+    if (answer.kind !== "embedding" || !answer.values) {
+      fail("unsupported", `encoder stealing needs an API that answers with embeddings, but this one answers with ${answer.kind}`, "an output policy of kind embedding");
+    }
+    const answers = answer.values!;
+    const width = widthOf(answers);
+    const mean = o.center ? columnMeans(answers) : new Float32Array(width);
+    const targets: Batch = { data: answers.data.map((v, i) => v - mean[i % width]), shape: answers.shape };
+
+    await tfReady();
+    const architecture: Architecture = { kind: "encoder", filters: o.filters, width, projection: 64, temperature: o.temperature };
+    const net = buildEncoder(architecture, ctx.oracle.inputShape, ctx.seed);
+    const started = performance.now();
+    try {
+      ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `training on ${n} embeddings (${o.loss})` });
+      const losses = await fitEncoderToEmbeddings(net, images, targets, {
+        loss: o.loss, epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate, seed: ctx.seed,
+        temperature: o.temperature, threads: o.threads,
+      });
+      const surrogate = tfjsModel(net, "embedding");
+      const scale = o.rescale && o.loss !== "mse" ? fitScale(await surrogate.predict(images), targets) : 1;
+      calibrateEmbedding(net, scale, mean);
+      const own = await surrogate.predict(images);
+      return {
+        surrogate, architecture,
+        details: {
+          answered, loss: o.loss, width, epochs: o.epochs, finalLoss: losses[losses.length - 1],
+          augmented: o.augmented, scale,
+          // Agreement on the images it trained on (no held-out answers: every one was paid for).
+          queriedCosine: meanCosine(own, answers), trainSeconds: (performance.now() - started) / 1000,
+        },
+      };
+    } catch (e) {
+      net.dispose();
+      throw e;
+    }
+  },
+};
