@@ -43,11 +43,18 @@ export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => num
   const expected = token ? digest(token) : undefined;
 
   const guard = async (req: FastifyRequest) => {
-    if (d.config.admin.loopbackOnly && !isLoopback(req.socket.remoteAddress)) throw new Problem("admin-forbidden", "the admin API answers on loopback only");
+    const src = req.socket.remoteAddress;
+    if (d.config.admin.loopbackOnly && !isLoopback(src)) throw new Problem("admin-forbidden", "the admin API answers on loopback only");
+    const lockSrc = d.lockout?.o.bySource ? src : undefined;
+    const locked = lockSrc && d.lockout ? d.lockout.lockedFor("admin", lockSrc, now()) : 0;
+    if (locked) throw new Problem("locked-out", `too many invalid admin tokens from your address; try again in ${locked} s`, { headers: { "retry-after": String(locked) } });
     const auth = req.headers.authorization ?? "";
     const given = auth.toLowerCase().startsWith("bearer ") ? auth.slice(7).trim() : "";
     // Compare digests so the comparison takes the same time whatever the lengths.
-    if (!expected || !timingSafeEqual(digest(given), expected)) throw new Problem("admin-forbidden", expected ? "a valid admin token is required" : "the admin API is disabled: no admin token is configured");
+    if (!expected || !timingSafeEqual(digest(given), expected)) {
+      if (expected && lockSrc && d.lockout?.fail("admin", lockSrc, now())) d.onLockout?.("admin", lockSrc);
+      throw new Problem("admin-forbidden", expected ? "a valid admin token is required" : "the admin API is disabled: no admin token is configured");
+    }
   };
   const plans = new Set(d.config.plans.map((p) => p.name));
   const needPlan = (plan: string) => {

@@ -69,6 +69,17 @@ export const ModelConfig = z.object({
 }).refine((m) => (m.source === undefined) !== (m.upstream === undefined), { message: "a model needs exactly one of source or upstream" });
 export type ModelConfig = z.infer<typeof ModelConfig>;
 
+export const Lockout = z.object({
+  /** Failed keys allowed in the window before the lockout; 0 turns the lockout off. */
+  maxFailures: z.number().int().nonnegative().default(10),
+  windowSeconds: z.number().positive().default(60),
+  lockSeconds: z.number().positive().default(300),
+  /** Also lock out source addresses; turn off behind a proxy, where every client shares its address (key ids are still locked out). */
+  bySource: z.boolean().default(true),
+});
+export type Lockout = z.infer<typeof Lockout>;
+const LOCKOUT_DEFAULTS: Lockout = { maxFailures: 10, windowSeconds: 60, lockSeconds: 300, bySource: true };
+
 export const GatewayConfig = z.object({
   server: z.object({
     host: z.string().default("127.0.0.1"),
@@ -77,7 +88,9 @@ export const GatewayConfig = z.object({
     maxBatch: z.number().int().positive().default(256),
     bodyLimitBytes: z.number().int().positive().default(8 * 1024 * 1024),
     requestTimeoutMs: z.number().int().positive().default(30_000),
-  }).default({ host: "127.0.0.1", port: 8080, maxBatch: 256, bodyLimitBytes: 8 * 1024 * 1024, requestTimeoutMs: 30_000 }),
+    /** Repeated bad API keys: `maxFailures` in `windowSeconds` from one source address, or against one key id, lock it out (429) for `lockSeconds`. */
+    lockout: Lockout.default(LOCKOUT_DEFAULTS),
+  }).default({ host: "127.0.0.1", port: 8080, maxBatch: 256, bodyLimitBytes: 8 * 1024 * 1024, requestTimeoutMs: 30_000, lockout: LOCKOUT_DEFAULTS }),
   admin: z.object({
     /** The admin API's bearer token; `env:NAME` reads it from the environment. */
     token: z.string().min(1).default("env:HEIST_ADMIN_TOKEN"),

@@ -11,6 +11,7 @@ export function gatewayMetrics() {
     rejections: new Counter({ name: "heist_rejections_total", help: "Refused inference requests by reason (problem type)", labelNames: ["reason"], registers: [registry] }),
     alarms: new Counter({ name: "heist_alarms_total", help: "Extraction alarms raised, by detector and action", labelNames: ["detector", "action"], registers: [registry] }),
     revenue: new Counter({ name: "heist_revenue_dollars_total", help: "Money charged for served rows", labelNames: ["model", "plan"], registers: [registry] }),
+    lockouts: new Counter({ name: "heist_lockouts_total", help: "Lockouts started after repeated invalid API keys or admin tokens, by scope (source address, key id, admin)", labelNames: ["scope"], registers: [registry] }),
     storeFailures: new Counter({ name: "heist_store_failures_total", help: "Requests that met an unreachable store, by fail mode", labelNames: ["mode"], registers: [registry] }),
     latency: new Histogram({
       name: "heist_request_duration_seconds", help: "Inference request latency", labelNames: ["model"], registers: [registry],

@@ -26,6 +26,8 @@ export interface Query {
   /** A solved proof-of-work challenge, as presented ("challenge:nonce"), if any. */
   proof?: string;
   nowMs: number;
+  /** The address the request came from (the socket's peer), for the bad-key lockout. */
+  source?: string;
   /** Filled in by the api-key defence. */
   client?: ClientRecord;
   key?: KeyRecord;

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
-import { apiKey } from "../defenses/api-key.js";
+import { apiKey, LockoutTracker, type LockoutScope } from "../defenses/api-key.js";
 import { billing } from "../defenses/billing.js";
 import { outputPolicy } from "../defenses/output-policy.js";
 import { rateLimit } from "../defenses/rate-limit.js";
@@ -29,6 +29,9 @@ export interface GatewayDeps {
   logger?: boolean | object;
   /** Called when a detector raises an alarm (metrics count them). */
   onAlarm?: (a: AlarmRecord) => void;
+  /** Locks out repeated bad API keys (createGateway makes one from `server.lockout`). */
+  lockout?: LockoutTracker;
+  onLockout?: (scope: LockoutScope, id: string) => void;
 }
 
 /**
@@ -40,7 +43,7 @@ export function gatewayPipeline(d: GatewayDeps): (q: Query) => Promise<import(".
   const plans = new Map(d.config.plans.map((p) => [p.name, p]));
   const slots = defenseSlots(d.config, { store: d.store, secret: secret(d.config.defenseSecret), onAlarm: d.onAlarm });
   return compose([
-    apiKey({ store: d.store, plans }), rateLimit({ store: d.store }), slots.detection, billing({ store: d.store }),
+    apiKey({ store: d.store, plans, lockout: d.lockout, onLockout: d.onLockout }), rateLimit({ store: d.store }), slots.detection, billing({ store: d.store }),
     ...(d.extraDefenses ?? []), outputPolicy(), slots.hardening,
   ], askModel);
 }
@@ -68,7 +71,14 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     logger: d.logger ?? false,
     bodyLimit: d.config.server.bodyLimitBytes,
     requestTimeout: d.config.server.requestTimeoutMs,
+    // Node checks requestTimeout only every connectionsCheckingInterval (30 s by default): a client
+    // dribbling its headers or body one byte at a time would hold its socket that long whatever the limit.
+    http: { connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(d.config.server.requestTimeoutMs / 4))) },
     genReqId: () => randomUUID(),
+    // A URL the router cannot decode (bad percent-encoding) is a problem+json 400 like every other refusal.
+    frameworkErrors: (err, _req, reply) => {
+      sendProblem(reply, new Problem("bad-request", err.code === "FST_ERR_BAD_URL" ? "the request URL is not valid (bad percent-encoding)" : "the request could not be routed"));
+    },
   });
   const routes: string[] = [];
   app.addHook("onRoute", (r) => {
@@ -78,14 +88,39 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
   const metrics = gatewayMetrics();
   const store = guardedStore(d.store, d.config.store.failMode, (mode) => metrics.storeFailures.inc({ mode }));
   const notify = d.onAlarm;
+  const notifyLockout = d.onLockout;
   d = { ...d, store, onAlarm: (a) => {
     metrics.alarms.inc({ detector: a.detector, action: a.action.split(":")[0] });
     app.log.warn({ alarm: a }, "extraction alarm");
     notify?.(a);
+  }, lockout: d.lockout ?? new LockoutTracker(d.config.server.lockout), onLockout: (scope, id) => {
+    metrics.lockouts.inc({ scope });
+    app.log.warn({ lockout: { scope, id } }, "locked out after repeated invalid credentials");
+    notifyLockout?.(scope, id);
   } };
   const pipeline = gatewayPipeline(d);
   const planOf = new WeakMap<FastifyRequest, string>();
   app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415
+
+  // Node's requestTimeout bounds slow headers but not a body sent one byte at a time (it waited 60 s
+  // for one): every request must be read whole within requestTimeoutMs, or it is answered 408 and closed.
+  const readTimers = new WeakMap<FastifyRequest, NodeJS.Timeout>();
+  const stopReadTimer = (req: FastifyRequest) => {
+    clearTimeout(readTimers.get(req));
+    readTimers.delete(req);
+  };
+  app.addHook("onRequest", (req, reply, done) => {
+    readTimers.set(req, setTimeout(() => {
+      readTimers.delete(req);
+      if (reply.sent || req.raw.complete) return;
+      reply.raw.once("finish", () => req.raw.socket?.destroy());
+      void sendProblem(reply.header("connection", "close"), new Problem("request-timeout", `the request was not received within ${d.config.server.requestTimeoutMs} ms`));
+    }, d.config.server.requestTimeoutMs).unref());
+    done();
+  });
+  app.addHook("preValidation", (req, _reply, done) => { stopReadTimer(req); done(); });
+  app.addHook("onResponse", (req, _reply, done) => { stopReadTimer(req); done(); });
+  app.addHook("onRequestAbort", (req, done) => { stopReadTimer(req); done(); });
 
   app.setErrorHandler((err, req, reply) => {
     const e = err as { code?: string; statusCode?: number; message: string };
@@ -125,7 +160,7 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     try {
       if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
       const x = requestBatch(req.body, model.inputShape, d.config.server.maxBatch);
-      Object.assign(q, { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), proof: header(req, SOLUTION_HEADER), nowMs: now() });
+      Object.assign(q, { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), proof: header(req, SOLUTION_HEADER), nowMs: now(), source: req.socket.remoteAddress });
       const answer = await pipeline(q as Query);
       const plan = q.plan?.name ?? "";
       metrics.requests.inc({ status: "200", model: model.name, plan });

@@ -15,6 +15,12 @@ import type { AlarmRecord, BurstResult, ChargeRequest, ChargeResult, ClientRecor
  * a TTL that ran out, a Redis restarted without persistence) it is rebuilt from PostgreSQL and set
  * only-if-absent, and the scripts refuse to run on a missing counter, so a rebuild never races a
  * charge. The balance is sum(top-ups) − sum(ledger debits).
+ *
+ * A replica killed between the Redis take and the ledger insert would leave counters that say more
+ * than the ledger (a client charged for an answer nobody recorded). So the take also records the
+ * charge as pending (a per-client hash, in the same script), the ledger insert clears it, and a
+ * pending charge older than PENDING_STALE_MS with no ledger row is given back by whichever replica
+ * next reads that client's usage (once: the give-back and the clearing are one script).
  */
 export interface RedisPostgresOptions {
   redisUrl: string;
@@ -40,6 +46,8 @@ export class StoreUnavailable extends Error {
  * month TTL (s), number of tiers, then (upTo or -1, micro-dollars per row) per tier.
  * Returns {status, cost, usedToday, balance, monthSpend}; status 1 ok, 2 quota, 3 balance, 4 cap,
  * -1 a counter is missing (rebuild it from the ledger and call again).
+ * KEYS[4]: the client's pending charges; after the tiers, ARGV: request id, nowMs (recorded as pending
+ * "rows cost debit nowMs" on success).
  */
 const CHARGE_LUA = `
 local used = redis.call('GET', KEYS[1])
@@ -74,9 +82,39 @@ used = redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 spend = redis.call('INCRBY', KEYS[2], string.format('%d', cost))
 redis.call('EXPIRE', KEYS[2], ARGV[6])
-if kind == 'prepaid' and cost > 0 then bal = redis.call('DECRBY', KEYS[3], string.format('%d', cost)) end
+local debit = 0
+if kind == 'prepaid' and cost > 0 then
+  bal = redis.call('DECRBY', KEYS[3], string.format('%d', cost))
+  debit = cost
+end
+redis.call('HSET', KEYS[4], ARGV[8 + 2 * ntiers], string.format('%d %d %d %s', rows, cost, debit, ARGV[9 + 2 * ntiers]))
 return {1, cost, used, bal, spend}
 `;
+
+/**
+ * Give back a pending charge, once: clear it from the pending hash and, only if it was there, add the
+ * deltas to each counter that exists. KEYS: pending, day rows, month spend, balance. ARGV: request id,
+ * then a delta per counter. Returns 1 if it gave back, 0 if someone already had.
+ */
+const RECLAIM_LUA = `
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[i]) end
+end
+return 1
+`;
+
+/**
+ * Whether PostgreSQL itself refused a statement (so it surely did not commit): an error with a
+ * SQLSTATE outside connection exceptions (08), operator intervention (57) and system errors (58).
+ */
+function refusedByServer(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57|58)/.test(code);
+}
+
+/** A pending charge this old with no ledger row was taken by a replica that died before writing it. */
+export const PENDING_STALE_MS = 60_000;
 
 /**
  * Add a delta to each counter that exists (a missing one is rebuilt from the ledger later, which
@@ -131,6 +169,7 @@ type Scripted = Redis & {
   heistCharge(...keysAndArgs: (string | number)[]): Promise<number[]>;
   heistAdjust(...keysAndArgs: (string | number)[]): Promise<number[]>;
   heistBurst(...keysAndArgs: (string | number)[]): Promise<number[]>;
+  heistReclaim(...keysAndArgs: (string | number)[]): Promise<number>;
 };
 
 const NAMESPACE = /^[a-z_][a-z0-9_]{0,47}$/;
@@ -206,9 +245,10 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
   pool.on("error", () => {}); // an idle connection dropped: the next query opens another
   const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 5000 }) as Scripted;
   redis.on("error", () => {}); // ioredis reconnects by itself; commands fail meanwhile (a 503 at the gateway)
-  redis.defineCommand("heistCharge", { numberOfKeys: 3, lua: CHARGE_LUA });
+  redis.defineCommand("heistCharge", { numberOfKeys: 4, lua: CHARGE_LUA });
   redis.defineCommand("heistAdjust", { lua: ADJUST_LUA }); // number of keys given per call
   redis.defineCommand("heistBurst", { numberOfKeys: 1, lua: BURST_LUA });
+  redis.defineCommand("heistReclaim", { numberOfKeys: 4, lua: RECLAIM_LUA });
 
   try {
     await redis.connect().catch((e: unknown) => {
@@ -235,7 +275,7 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
 
   const k = (clientId: string) => {
     const base = `${ns}:{${clientId}}`; // one hash slot per client, should the Redis be a cluster
-    return { bal: `${base}:bal`, events: (stream: string) => `${base}:events:${stream}`, use: (day: string) => `${base}:use:${day}`, spend: (month: string) => `${base}:spend:${month}`, bucket: `${base}:bucket` };
+    return { bal: `${base}:bal`, events: (stream: string) => `${base}:events:${stream}`, use: (day: string) => `${base}:use:${day}`, spend: (month: string) => `${base}:spend:${month}`, bucket: `${base}:bucket`, pending: `${base}:pending` };
   };
 
   /** Rebuild a client's missing counters for the window around nowMs from the ledger; only-if-absent. */
@@ -257,10 +297,32 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
       .exec();
   };
 
+  /** Give back the pending charges of a client older than PENDING_STALE_MS that the ledger does not have. */
+  const reconcile = async (clientId: string, pending: Record<string, string>, nowMs: number) => {
+    const keys = k(clientId);
+    for (const [requestId, v] of Object.entries(pending)) {
+      const [rows, cost, debit, at] = v.split(" ").map(Number);
+      if (!(nowMs - at >= PENDING_STALE_MS)) continue;
+      const inLedger = await pool.query(`SELECT 1 FROM ${t("ledger")} WHERE request_id = $1`, [requestId]);
+      if (inLedger.rowCount) {
+        await redis.hdel(keys.pending, requestId); // recorded: the counters are right
+        continue;
+      }
+      const b = bounds(at);
+      await redis.heistReclaim(keys.pending, keys.use(b.day), keys.spend(b.month), keys.bal, requestId, -rows, -cost, debit);
+    }
+  };
+
   const usageOf = async (clientId: string, nowMs: number): Promise<Usage> => {
     const { day, month } = windows(nowMs);
     const keys = k(clientId);
-    let v = await redis.mget(keys.use(day), keys.spend(month), keys.bal);
+    const [[, first], [, pending]] = (await redis.pipeline().mget(keys.use(day), keys.spend(month), keys.bal).hgetall(keys.pending).exec()) as [[Error | null, (string | null)[]], [Error | null, Record<string, string>]];
+    let v = first;
+    if (!v || !pending) throw new Error("Redis did not answer the usage read");
+    if (Object.values(pending).some((p) => nowMs - Number(p.split(" ")[3]) >= PENDING_STALE_MS)) {
+      await reconcile(clientId, pending, nowMs);
+      v = await redis.mget(keys.use(day), keys.spend(month), keys.bal);
+    }
     if (v.some((x) => x === null)) {
       await hydrate(clientId, nowMs);
       v = await redis.mget(keys.use(day), keys.spend(month), keys.bal);
@@ -280,19 +342,20 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     const billing = c.plan.billing;
     const args = [
       c.rows, c.plan.dailyQuota, billing.kind, billing.kind === "cap" ? billing.monthlyCap : 0, b.dayTtl, b.monthTtl,
-      c.plan.tiers.length, ...c.plan.tiers.flatMap((tier) => [tier.upTo ?? -1, tier.pricePerRow]),
+      c.plan.tiers.length, ...c.plan.tiers.flatMap((tier) => [tier.upTo ?? -1, tier.pricePerRow]), c.requestId, c.nowMs,
     ];
-    let r = await redis.heistCharge(...counters, ...args);
+    let r = await redis.heistCharge(...counters, keys.pending, ...args);
     for (let i = 0; r[0] === -1 && i < 3; i++) {
       await hydrate(c.clientId, c.nowMs);
-      r = await redis.heistCharge(...counters, ...args);
+      r = await redis.heistCharge(...counters, keys.pending, ...args);
     }
     const [status, cost, usedToday, balance, monthSpend] = r;
     if (status === -1) throw new Error("the usage counters vanished while charging");
     if (status !== 1) return { ok: false, reason: status === 2 ? "quota" : status === 3 ? "balance" : "cap", cost, usedToday, balance, monthSpend };
 
     const debit = billing.kind === "prepaid" ? cost : 0;
-    const refund = () => redis.heistAdjust(3, ...counters, -c.rows, -cost, debit).catch(() => undefined);
+    // Give back this take, unless a reconcile already did (or does it later, from the pending record, if Redis is away now).
+    const refund = () => redis.heistReclaim(keys.pending, ...counters, c.requestId, -c.rows, -cost, debit).catch(() => undefined);
     let inserted: pg.QueryResult;
     try {
       inserted = await pool.query(
@@ -301,10 +364,21 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
         [new Date(c.nowMs), c.requestId, c.clientId, c.keyId, c.model, c.rows, cost, debit, c.answerHash, balance],
       );
     } catch (e) {
-      await refund(); // the ledger is the truth: what it does not record is not charged
+      // The ledger is the truth: what it does not record is not charged. When PostgreSQL refused the
+      // row (it answered with an error), give the take back now. When the connection failed instead,
+      // the row may have committed before the reply was lost: leave the take pending, and the
+      // reconcile settles it from the ledger once it is stale (found by the campaign: a cut
+      // connection left a committed row whose take had been given back).
+      if (refusedByServer(e)) await refund();
       throw new StoreUnavailable("writing the ledger", e);
     }
-    if (inserted.rowCount === 1) return { ok: true, cost, ledgerId: Number(inserted.rows[0].id), usedToday, balance, monthSpend };
+    if (inserted.rowCount === 1) {
+      // Recorded: clear the pending charge. If a reconcile gave it back meanwhile (this insert took
+      // longer than PENDING_STALE_MS), take it again, since the ledger now has it.
+      const cleared = await redis.hdel(keys.pending, c.requestId).catch(() => 1);
+      if (cleared === 0) await redis.heistAdjust(3, ...counters, c.rows, cost, -debit).catch(() => undefined);
+      return { ok: true, cost, ledgerId: Number(inserted.rows[0].id), usedToday, balance, monthSpend };
+    }
 
     // The same request id again: it was charged once already. Give back this second take and answer as the first did.
     await refund();
