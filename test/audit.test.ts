@@ -82,7 +82,9 @@ describe("heist audit", () => {
       expect(strip(queued)).toEqual(strip(overHttp)); // the same answers, whoever ran them
       for (const w of workers) expect(w.log).toMatch(/: digits\/\S+ in \d/); // both took jobs
     } finally {
+      const exited = workers.map((w) => new Promise<number | null>((ok) => w.proc.once("exit", (code) => ok(code))));
       for (const w of workers) w.proc.kill("SIGTERM");
+      expect(await Promise.all(exited)).toEqual([0, 0]); // a stopped worker leaves nothing running
     }
   }, 300_000);
 

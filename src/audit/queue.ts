@@ -44,6 +44,7 @@ export async function runOnQueue(redisUrl: string, a: AuditConfig, address: Targ
 export function startQueueWorker(redisUrl: string, o: { concurrency?: number; onJob?: (id: string, ms: number) => void } = {}): { close(): Promise<void> } {
   const targets = new Map<string, Promise<Target>>();
   const judges = new Map<string, ReturnType<typeof judge>>();
+  const connection = connect(redisUrl);
   const worker = new Worker<JobData, AuditRecord>(QUEUE_NAME, async (j) => {
     const { config, address, job } = j.data;
     const key = JSON.stringify(address);
@@ -55,11 +56,12 @@ export function startQueueWorker(redisUrl: string, o: { concurrency?: number; on
     const r = await runJob(config, await target, jd, job);
     o.onJob?.(jobId(job), performance.now() - started);
     return r;
-  }, { connection: connect(redisUrl), concurrency: o.concurrency ?? 1 });
+  }, { connection, concurrency: o.concurrency ?? 1 });
   worker.on("error", () => {}); // a dropped connection: BullMQ reconnects
   return {
     async close() {
       await worker.close();
+      connection.disconnect();
       judges.forEach((j) => j.dispose());
       await Promise.all([...targets.values()].map(async (t) => (await t).close()));
     },

@@ -90,5 +90,6 @@ export function auditCommand(program: Command): void {
         process.once("SIGINT", stop);
         process.once("SIGTERM", stop);
       });
+      process.stderr.write(`worker ${process.pid}: stopped\n`);
     });
 }
