@@ -5,6 +5,10 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { startGateway, type Running } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
+import { buildEncoder } from "../src/models/encoder.js";
+import { saveModel } from "../src/models/store.js";
+import { tfReady } from "../src/models/tf.js";
+import { tfjsModel } from "../src/models/tfjs-model.js";
 
 const run = promisify(execFile);
 process.env.HEIST_ZOO_DIR ??= tempDir("heist-zoo-");
@@ -83,3 +87,36 @@ describe("heist steal", () => {
     expect(r.stderr).toMatch(/cannot reach http:\/\/127\.0\.0\.1:9/);
   });
 });
+
+describe("heist steal against an encoder API", () => {
+  it("steals an encoder, saves it as an encoder, and judges it by cosine and by the victim's probe", async () => {
+    await tfReady();
+    const arch = { kind: "encoder" as const, filters: [4, 8], width: 16, projection: 8, temperature: 0.5 };
+    const victim = tfjsModel(buildEncoder(arch, [64], 3), "embedding");
+    const dir = join(tempDir(), "encoder");
+    await saveModel(dir, victim, {
+      engine: "tfjs", architecture: arch, dataset: "digits", preprocessing: { kind: "divide", divisor: 16 }, split: null, classes: null, seed: 3,
+      inputShape: [64], output: "embedding", outputWidth: 16, metrics: {}, createdAt: new Date(0).toISOString(),
+    });
+    victim.dispose();
+    const e = await startGateway({ models: [{ name: "enc", source: `tfjs://${dir}`, output: { kind: "embedding" } }], plans: [{ name: "p", dailyQuota: 10_000 }] });
+    try {
+      const c = await e.client("p");
+      const out = join(tempDir(), "run");
+      const r = await heist("steal", "--target", e.url, "--model", "enc", "--key", c.key, "--attack", "encoder-stealing", "--budget", "400",
+        "--pool", "digits", "--eval", "digits", "--victim", `tfjs://${dir}`, "--options", '{"filters": [4, 8], "epochs": 20}', "--out", out, "--json");
+      expect(r.code, r.stderr).toBe(0);
+      const result = JSON.parse(r.stdout);
+      expect(result.rows).toBe(400);
+      expect(result.meanCosine).toBeGreaterThan(0.8); // an untrained copy: about 0.01
+      expect(result.probeRetention).toBeGreaterThan(0); // reported; on this tiny random victim it is low (0.3), on the Fashion encoder 0.98+ (bench)
+      expect(result.victimProbeAccuracy).toBeGreaterThan(0.3);
+      expect(result.probeAccuracy).toBeGreaterThan(0.3);
+      expect(result.accuracy).toBeUndefined(); // an encoder has no labels to be accurate about
+      expect(JSON.parse(readFileSync(join(out, "model", "manifest.json"), "utf8"))).toMatchObject({ output: "embedding", outputWidth: 16 });
+    } finally {
+      await e.close();
+    }
+  }, 120_000);
+});
+

@@ -6,7 +6,7 @@ import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
 import { sizeOf, sliceRows } from "../core/batch.js";
 import { loadSplits, DATASET_NAMES } from "../data/registry.js";
-import { accuracy, fidelityReport } from "../audit/metrics.js";
+import { accuracy, fidelityReport, linearProbeAccuracy, meanCosine } from "../audit/metrics.js";
 import { ATTACKS, ATTACK_NAMES } from "../attacks/registry.js";
 import { steal } from "../attacks/steal.js";
 import { loadModel } from "../models/load.js";
@@ -94,7 +94,26 @@ export function stealCommand(program: Command): void {
       bar.stop();
       const { surrogate, architecture, details } = outcome.result;
       const measured: Record<string, number> = {};
-      if (args.eval) {
+      if (args.eval && surrogate.output === "embedding") {
+        // An encoder: judged by a linear probe on its embeddings, and by its cosine to the victim's.
+        const { train, test } = split(args.eval);
+        const probeRows = sliceRows(train.x, 0, Math.min(10_000, train.x.shape[0]));
+        const classes = Math.max(...test.y) + 1;
+        const ownTrain = await surrogate.predict(probeRows);
+        const ownTest = await surrogate.predict(test.x);
+        measured.probeAccuracy = linearProbeAccuracy(ownTrain, train.y.subarray(0, probeRows.shape[0]), ownTest, test.y, classes);
+        if (args.victim) {
+          const victim = await loadModel(args.victim);
+          const theirTest = await victim.model.predict(test.x);
+          measured.meanCosine = meanCosine(theirTest, ownTest);
+          const theirTrain = await victim.model.predict(probeRows);
+          // A probe fitted on the victim's embeddings, fed the stolen ones: is the copy a drop-in replacement?
+          const victimProbe = linearProbeAccuracy(theirTrain, train.y.subarray(0, probeRows.shape[0]), theirTest, test.y, classes);
+          measured.victimProbeAccuracy = victimProbe;
+          measured.probeRetention = linearProbeAccuracy(theirTrain, train.y.subarray(0, probeRows.shape[0]), ownTest, test.y, classes) / victimProbe;
+          victim.model.dispose();
+        }
+      } else if (args.eval) {
         const { test } = split(args.eval);
         measured.accuracy = accuracy(await surrogate.predict(test.x), test.y);
         if (args.victim) {
@@ -115,7 +134,7 @@ export function stealCommand(program: Command): void {
       };
       await saveModel(join(out, "model"), surrogate, {
         engine: architecture.kind === "tree" ? "tree" : "tfjs", architecture, dataset: args.pool ?? null, preprocessing: { kind: "identity" }, split: null,
-        classes: null, seed: args.seed, inputShape: [...oracle.inputShape], output: "probabilities", outputWidth: surrogate.outputWidth,
+        classes: null, seed: args.seed, inputShape: [...oracle.inputShape], output: surrogate.output === "embedding" ? "embedding" : "probabilities", outputWidth: surrogate.outputWidth,
         metrics: { rows: outcome.spent.rows, ...measured }, createdAt: new Date().toISOString(),
       });
       await writeFileAtomic(join(out, "result.json"), JSON.stringify(result, null, 2) + "\n");
@@ -124,6 +143,8 @@ export function stealCommand(program: Command): void {
         `stole ${args.model} with ${attack.name}: ${result.rows} rows asked (${result.reusedRows} reused), $${result.dollars.toFixed(4)}, ${result.seconds.toFixed(1)} s, ${refusals} refusals`,
         outcome.stopped ? `the victim stopped answering: ${outcome.stopped.message}` : "",
         measured.accuracy !== undefined ? `accuracy ${pct(measured.accuracy)} on ${args.eval}` : "",
+        measured.probeAccuracy !== undefined ? `linear probe on the stolen embeddings: ${pct(measured.probeAccuracy)} on ${args.eval}` : "",
+        measured.meanCosine !== undefined ? `mean cosine to the victim's embeddings ${measured.meanCosine.toFixed(4)}; the victim's probe keeps ${pct(measured.probeRetention)} of its accuracy on the stolen embeddings` : "",
         measured.fidelityTest !== undefined ? `fidelity ${pct(measured.fidelityTest)} on test rows, ${pct(measured.fidelityUniform)} on uniform inputs (victim accuracy ${pct(measured.victimAccuracy)})` : "",
         `model and transcript in ${out}`,
       ].filter(Boolean).join("\n"));
