@@ -1,13 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import { stringify } from "yaml";
 import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAuditConfig, type AuditConfigInput } from "../src/audit/config.js";
 import { AuditResults } from "../src/audit/results.js";
 import { jobs, readRecords, RECORDS_FILE, runAudit } from "../src/audit/run.js";
-import { tempDir } from "./helpers.js";
+import { runHeist, tempDir } from "./helpers.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { REDIS_URL, requireServices } from "./services.js";
 
@@ -139,16 +137,15 @@ describe("heist audit", () => {
     const dir = tempDir("audit-cli-");
     const config = join(dir, "audit.yaml");
     writeFileSync(config, stringify({ ...tiny, stacks: tiny.stacks!.slice(0, 2), attacks: tiny.attacks!.slice(0, 1), budgets: [100], transport: "local" }));
-    const run = promisify(execFile);
-    const env = { ...process.env, HEIST_ZOO_DIR: process.env.HEIST_ZOO_DIR };
-    const { stdout } = await run("node", ["bin/heist.js", "audit", "--config", config, "--out", join(dir, "out"), "--json"], { env });
-    const out = JSON.parse(stdout);
+    const ran = await runHeist(["audit", "--config", config, "--out", join(dir, "out"), "--json"]);
+    expect(ran.code, ran.stderr).toBe(0);
+    const out = JSON.parse(ran.stdout);
     expect(out.verdicts.map((v: { stack: string }) => v.stack)).toEqual(["none", "label-only"]);
     expect(existsSync(out.report)).toBe(true);
     const results = AuditResults.parse(JSON.parse(readFileSync(out.results, "utf8")));
     expect(results.cells).toHaveLength(2);
     writeFileSync(config, stringify({ ...tiny, budgets: [0] }));
-    const bad = await run("node", ["bin/heist.js", "audit", "--config", config], { env }).catch((e) => e);
+    const bad = await runHeist(["audit", "--config", config]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/budgets\.0: .*(positive|>0|too small)/i);
   }, 120_000);

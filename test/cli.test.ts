@@ -1,25 +1,13 @@
 import { describe, expect, it, beforeAll, afterAll } from "vitest";
-import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:http";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import type { AddressInfo } from "node:net";
-import { fashionDir, skipWithoutFashion, tempDir } from "./helpers.js";
+import { fashionDir, runHeist, skipWithoutFashion, tempDir } from "./helpers.js";
 
-const run = promisify(execFile);
 const zoo = tempDir("heist-zoo-");
 
-/** Run the built CLI as a user would; never throws, returns code and both streams. */
-async function heist(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run("node", ["bin/heist.js", ...args], { env: { ...process.env, HEIST_ZOO_DIR: zoo }, maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const heist = (...args: string[]) => runHeist(args, { ...process.env, HEIST_ZOO_DIR: zoo });
 
 describe("heist CLI", () => {
   it("trains, saves and evaluates a model, with --json for programs", async () => {

@@ -1,27 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { startGateway, type Running } from "./gateway-helpers.js";
-import { tempDir } from "./helpers.js";
+import { runHeist, tempDir } from "./helpers.js";
 import { buildEncoder } from "../src/models/encoder.js";
 import { saveModel } from "../src/models/store.js";
 import { tfReady } from "../src/models/tf.js";
 import { tfjsModel } from "../src/models/tfjs-model.js";
 
-const run = promisify(execFile);
 process.env.HEIST_ZOO_DIR ??= tempDir("heist-zoo-");
 
-async function heist(...args: string[]) {
-  try {
-    const { stdout, stderr } = await run("node", ["bin/heist.js", ...args], { env: process.env, maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
+const heist = (...args: string[]) => runHeist(args);
 
 let g: Running;
 beforeAll(async () => {

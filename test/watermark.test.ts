@@ -1,8 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { execFile } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { rng } from "../src/core/rng.js";
 import { argmaxRows, rowsOf } from "../src/core/batch.js";
 import { loadSplits } from "../src/data/registry.js";
@@ -22,7 +20,7 @@ import { tfjsModel } from "../src/models/tfjs-model.js";
 import { fitClassifier } from "../src/models/train.js";
 import { buildClassifier } from "../src/models/zoo.js";
 import { ADMIN, startGateway, type Running } from "./gateway-helpers.js";
-import { tempDir } from "./helpers.js";
+import { runHeist, tempDir } from "./helpers.js";
 
 process.env.HEIST_ZOO_DIR ??= tempDir("heist-zoo-");
 
@@ -171,16 +169,7 @@ describe("DAWN in the gateway, and heist verify", () => {
   }, 30_000);
 
   describe("the CLI", () => {
-    const run = promisify(execFile);
-    const heist = async (...args: string[]) => {
-      try {
-        const { stdout, stderr } = await run("node", ["bin/heist.js", ...args], { env: process.env, maxBuffer: 1 << 24 });
-        return { code: 0, stdout, stderr };
-      } catch (e) {
-        const err = e as { code: number; stdout: string; stderr: string };
-        return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-      }
-    };
+    const heist = (...args: string[]) => runHeist(args);
     const save = async (name: string, m: Model) => {
       const out = join(dir, name);
       await saveModel(out, m, {
