@@ -170,22 +170,7 @@ function rankOne(D: Vec, k: number, d: number): { u: Vec; n: Vec; resid: number 
 }
 
 /** Least squares with a whisker of ridge, so that rank-deficient designs still give an answer. */
-function solve(A: Vec, m: number, n: number, B: Vec, k: number, ridge = 1e-12): Vec {
-  const M = new Float64Array(n * n);
-  const R = new Float64Array(n * k);
-  for (let r = 0; r < m; r++) {
-    for (let i = 0; i < n; i++) {
-      const a = A[r * n + i];
-      if (a === 0) continue;
-      for (let j = 0; j < n; j++) M[i * n + j] += a * A[r * n + j];
-      for (let j = 0; j < k; j++) R[i * k + j] += a * B[r * k + j];
-    }
-  }
-  let trace = 0;
-  for (let i = 0; i < n; i++) trace += M[i * n + i];
-  for (let i = 0; i < n; i++) M[i * n + i] += ridge * (trace / n + 1e-300);
-  return leastSquares(M, n, n, R, k);
-}
+const solve = (A: Vec, m: number, n: number, B: Vec, k: number): Vec => leastSquares(A, m, n, B, k, { ridge: 1e-12 });
 
 // ---------------------------------------------------------------------------------------------
 // the network being rebuilt

@@ -3,14 +3,18 @@ import { fail } from "./errors.js";
 /**
  * Least-squares solution of A X = B in float64 (A: m×n with m ≥ n, B: m×k, row-major), through the
  * normal equations AᵀA X = AᵀB solved by Gaussian elimination with partial pivoting. Exact when
- * m = n and A is well conditioned, which is how equation-solving attacks use it.
+ * m = n and A is well conditioned, which is how equation-solving attacks use it. With `ridge`, a
+ * whisker of ridge (that fraction of AᵀA's mean diagonal) is added, so rank-deficient or
+ * under-determined designs still give an answer.
  */
-export function leastSquares(A: Float64Array, m: number, n: number, B: Float64Array, k: number): Float64Array {
-  if (m < n) fail("bad-input", `${m} equations cannot determine ${n} unknowns`);
+export function leastSquares(A: Float64Array, m: number, n: number, B: Float64Array, k: number, o: { ridge?: number } = {}): Float64Array {
+  const ridge = o.ridge ?? 0;
+  if (m < n && ridge === 0) fail("bad-input", `${m} equations cannot determine ${n} unknowns`);
   // Square systems are solved directly: forming AᵀA would square the condition number.
-  const M = m === n ? A.slice() : new Float64Array(n * n);
-  const R = m === n ? B.slice() : new Float64Array(n * k);
-  if (m !== n) {
+  const direct = m === n && ridge === 0;
+  const M = direct ? A.slice() : new Float64Array(n * n);
+  const R = direct ? B.slice() : new Float64Array(n * k);
+  if (!direct) {
     for (let r = 0; r < m; r++) {
       for (let i = 0; i < n; i++) {
         const a = A[r * n + i];
@@ -19,6 +23,11 @@ export function leastSquares(A: Float64Array, m: number, n: number, B: Float64Ar
         for (let j = 0; j < k; j++) R[i * k + j] += a * B[r * k + j];
       }
     }
+  }
+  if (ridge > 0) {
+    let trace = 0;
+    for (let i = 0; i < n; i++) trace += M[i * n + i];
+    for (let i = 0; i < n; i++) M[i * n + i] += ridge * (trace / n + 1e-300);
   }
   for (let c = 0; c < n; c++) {
     let p = c;
