@@ -1,7 +1,6 @@
 import { z } from "zod";
 import { ATTACK_NAMES } from "../attacks/registry.js";
-import { readConfigFile } from "../core/config-file.js";
-import { fail } from "../core/errors.js";
+import { parseConfigValue, readConfigFile } from "../core/config-file.js";
 import { DefenseConfig } from "../defenses/catalog.js";
 import { OutputPolicy, Tier } from "../gateway/config.js";
 
@@ -53,14 +52,7 @@ export const AuditConfig = z.object({
 export type AuditConfig = z.infer<typeof AuditConfig>;
 export type AuditConfigInput = z.input<typeof AuditConfig>;
 
-export function parseAuditConfig(raw: unknown, source = "audit config"): AuditConfig {
-  const r = AuditConfig.safeParse(raw);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    fail("bad-input", `${source}: ${i.path.map(String).join(".") || "(root)"}: ${i.message}`);
-  }
-  return r.data!;
-}
+export const parseAuditConfig = (raw: unknown, source = "audit config"): AuditConfig => parseConfigValue(AuditConfig, raw, source);
 
 export function loadAuditConfig(path: string): AuditConfig {
   return parseAuditConfig(readConfigFile(path, "audit config"), path);

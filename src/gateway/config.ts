@@ -1,6 +1,5 @@
 import { z } from "zod";
-import { readConfigFile } from "../core/config-file.js";
-import { fail } from "../core/errors.js";
+import { parseConfigValue, readConfigFile } from "../core/config-file.js";
 import { DefenseConfig } from "../defenses/catalog.js";
 import { dollars } from "./money.js";
 
@@ -139,14 +138,7 @@ export const DEFAULT_CONFIG: GatewayConfigInput = {
   ],
 };
 
-export function parseConfig(raw: unknown, source = "config"): GatewayConfig {
-  const r = GatewayConfig.safeParse(raw);
-  if (!r.success) {
-    const i = r.error.issues[0];
-    fail("bad-input", `${source}: ${i.path.map(String).join(".") || "(root)"}: ${i.message}`);
-  }
-  return r.data!;
-}
+export const parseConfig = (raw: unknown, source = "config"): GatewayConfig => parseConfigValue(GatewayConfig, raw, source);
 
 export function loadConfig(path?: string): GatewayConfig {
   if (!path) return parseConfig(DEFAULT_CONFIG, "embedded defaults");
