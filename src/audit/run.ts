@@ -5,7 +5,6 @@ import { fileURLToPath } from "node:url";
 import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
 import { runOnQueue } from "./queue.js";
-import { loadSplits } from "../data/registry.js";
 import { loadModel } from "../models/load.js";
 import { accuracy } from "./metrics.js";
 import { judge, runCell, runHonest } from "./cell.js";
@@ -132,17 +131,14 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
   }
 
   const records = all.map((job) => done.get(jobId(job))!);
+  const j = judge(a);
+  const victims = await Promise.all(a.victims.map(async (v) => {
+    const { model, splits } = await j.victim(v.name);
+    return { name: v.name, source: v.source, dataset: v.dataset, testAccuracy: accuracy(await model.predict(splits.test.x), splits.test.y), testRows: splits.test.y.length };
+  })).finally(() => j.dispose());
   const results: AuditResults = {
     version: 1, name: a.name, startedAt, finishedAt: new Date().toISOString(), transport: a.transport,
-    victims: await Promise.all(a.victims.map(async (v) => {
-      const j = judge(a);
-      try {
-        const { model, splits } = await j.victim(v.name);
-        return { name: v.name, source: v.source, dataset: v.dataset, testAccuracy: accuracy(await model.predict(splits.test.x), splits.test.y), testRows: loadSplits(v.dataset).test.y.length };
-      } finally {
-        j.dispose();
-      }
-    })),
+    victims,
     stacks: a.stacks.map((s) => ({ name: s.name, description: s.description })),
     cells: records.filter((r): r is CellResult => r.kind === "cell"),
     honest: records.filter((r): r is HonestResult => r.kind === "honest"),

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { DEMO_CONFIG, loadAuditConfig, parseAuditConfig, type AuditConfig } from "../audit/config.js";
-import type { AuditResults, CellResult } from "../audit/results.js";
+import { fmtTarget, TARGET, verdicts, verdictText } from "../audit/report-data.js";
 import { RESULTS_FILE, runAudit } from "../audit/run.js";
 import { startQueueWorker } from "../audit/queue.js";
 import { writeReport } from "../audit/report.js";
@@ -17,13 +17,6 @@ const AuditArgs = z.object({
   queue: z.string().url().optional(),
   json: z.boolean().optional(),
 });
-
-/** The cheapest cell that reached `target` fidelity against each stack, if any did. */
-export function cheapest(results: AuditResults, stack: string, target: number): CellResult | undefined {
-  return results.cells
-    .filter((c) => c.stack === stack && !c.error && c.fidelity >= target)
-    .sort((a, b) => a.dollars - b.dollars || a.rows - b.rows)[0];
-}
 
 async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string): Promise<void> {
   const config = { ...a, ...(args.transport ? { transport: args.transport } : {}), ...(args.workers ? { workers: args.workers } : {}) };
@@ -42,15 +35,11 @@ async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string
   });
   bar?.stop();
   const report = await writeReport(results, dir);
-  const verdicts = results.stacks.map((s) => {
-    const win = cheapest(results, s.name, 0.95);
-    const honest = results.honest.filter((h) => h.stack === s.name);
-    return { stack: s.name, cheapest95: win ? { attack: win.attack, victim: win.victim, rows: win.rows, dollars: win.dollars } : null, honestUtility: honest.map((h) => h.utility), honestDollars: honest.map((h) => h.dollars) };
-  });
-  emit(args.json, { dir, results: join(dir, RESULTS_FILE), report: report.html, verdicts }, () => [
+  const vs = verdicts(results); // the report's own verdicts, so the terminal and the page agree
+  emit(args.json, { dir, results: join(dir, RESULTS_FILE), report: report.html, verdicts: vs }, () => [
     table([
-      ["stack", "cheapest to 95% fidelity", "honest utility"],
-      ...verdicts.map((v) => [v.stack, v.cheapest95 ? `${v.cheapest95.attack}: ${v.cheapest95.rows} rows, $${v.cheapest95.dollars.toFixed(3)}` : "not reached", v.honestUtility.map(pct).join(", ")]),
+      ["victim", "stack", `cheapest to ${fmtTarget(TARGET)} fidelity`, "honest utility"],
+      ...vs.map((v) => [v.victim, v.stack, verdictText(v), v.honest ? pct(v.honest.utility) : "—"]),
     ]),
     `report: ${report.html}`,
   ].join("\n"));
@@ -66,7 +55,10 @@ export function auditCommand(program: Command): void {
     .option("--workers <n>", "worker processes running cells side by side")
     .option("--queue <redis-url>", "put the jobs on a BullMQ queue in this Redis for `heist worker` processes (any machine) instead")
     .option("--json", "print the outcome as JSON")
-    .action(async (o) => run(loadAuditConfig(parseFlags(AuditArgs, o, "heist audit").config!), parseFlags(AuditArgs, o, "heist audit"), "audit"));
+    .action(async (o) => {
+      const args = parseFlags(AuditArgs, o, "heist audit");
+      await run(loadAuditConfig(args.config!), args, "audit");
+    });
 
   program
     .command("demo")
