@@ -12,7 +12,7 @@ import { roundRow } from "../src/defenses/output-policy.js";
 import { newPradaState, observe } from "../src/defenses/prada.js";
 import { DefenseConfig, defenseFits } from "../src/defenses/catalog.js";
 import { parseConfig } from "../src/gateway/config.js";
-import { proveWork } from "../src/defenses/proof-of-work.js";
+import { addEvent, emptyTotals, powBits, proveWork, ProofOfWorkOptions, type BenignProfile } from "../src/defenses/proof-of-work.js";
 import { coverageSigma } from "../src/defenses/coverage.js";
 import { buildEncoder } from "../src/models/encoder.js";
 import { tfReady } from "../src/models/tf.js";
@@ -126,7 +126,8 @@ describe("defences in the gateway", () => {
       { name: "plain", dailyQuota: 100_000 },
       { name: "hardened", dailyQuota: 100_000, defenses: [{ kind: "reverse-sigmoid" as const }, { kind: "noise" as const, sigma: 0.02 }] },
       { name: "watched", dailyQuota: 100_000, tiers: [{ pricePerRow: 0.001 }], defenses: [{ kind: "prada" as const, action: "block" as const }] },
-      { name: "work", dailyQuota: 100_000, tiers: [{ pricePerRow: 0.001 }], defenses: [{ kind: "pow" as const, baseBits: 4, bitsPerDoubling: 3, calibrate: "digits", warmupRows: 32 }] },
+      { name: "work", dailyQuota: 100_000, tiers: [{ pricePerRow: 0.001 }], defenses: [{ kind: "pow" as const, baseBits: 4, bitsPerDoubling: 3, calibrate: "digits", warmupRows: 32, maxBits: 16 }] },
+      { name: "busy", dailyQuota: 100_000, defenses: [{ kind: "pow" as const, baseBits: 2, calibrate: "digits", warmupRows: 32, benignRows: 32, bitsPerVolumeDoubling: 2 }] },
     ],
   };
   beforeAll(async () => {
@@ -244,6 +245,38 @@ describe("defences in the gateway", () => {
     expect(Math.max(...honest)).toBeLessThanOrEqual(4 + 4 + 3); // base + log2(16), and at most one doubling of the test set's entropy
     expect(thief.at(-1)).toBeGreaterThanOrEqual(honest.at(-1)! + 4); // at least 16× the honest user's work per row
   }, 60_000);
+
+  it("asks more work of a client past a benign day's rows, and forgets the volume at midnight (UTC)", async () => {
+    const { test } = loadSplits("digits");
+    const c = await g.client("busy", 10);
+    const bits: number[] = [];
+    const oracle = await httpOracle({ url: g.url, model: "digits", key: c.key, maxBatch: 16, onProofOfWork: (b) => bits.push(b) });
+    const ask16 = (i: number) => oracle.query({ data: test.x.data.slice(i * 16 * 64, (i + 1) * 16 * 64), shape: [16, 64] });
+    for (let i = 0; i < 8; i++) await ask16(i);
+    // 16 rows: base 2 + log2(16); after 128 rows, 4 benign days' worth: + 2 doublings × 2 bits (entropy near the benign one's adds at most a little)
+    expect(bits[0]).toBe(6);
+    expect(bits.at(-1)!).toBeGreaterThanOrEqual(bits[0] + 4);
+    g.clock.now = (Math.floor(g.clock.now / 86_400_000) + 1) * 86_400_000 + 1000; // just past midnight
+    await ask16(8); // the challenge that came with the last answer has expired: a fresh one is judged on today
+    expect(bits.at(-1)!).toBeLessThanOrEqual(bits[0] + 1);
+  }, 60_000);
+
+  it("judges departure by the larger of answer entropy and input outlyingness, and volume by today's rows", () => {
+    const o = ProofOfWorkOptions.parse({ kind: "pow", benignEntropy: 1, baseBits: 4, bitsPerDoubling: 3, warmupRows: 10, benignRows: 100, bitsPerVolumeDoubling: 2 });
+    const profile: BenignProfile = { entropy: 1, outlier: 2, mean: new Float32Array(4), spread: new Float32Array(4).fill(1) };
+    const day = 20_000;
+    const now = day * 86_400_000 + 5;
+    const totals = (...events: string[]) => events.reduce((t, e) => (addEvent(t, e, profile), t), emptyTotals());
+    expect(powBits(o, totals(`50,50,100,${day}`), profile, now, 1)).toBe(4); // entropy and outlyingness both benign
+    expect(powBits(o, totals(`50,25,800,${day}`), profile, now, 1)).toBe(4 + 3 * 3); // confident answers, inputs 8× as far out
+    expect(powBits(o, totals(`50,400,100,${day}`), profile, now, 1)).toBe(4 + 3 * 3); // 8× the entropy
+    expect(powBits(o, totals(`50,5,1,${day}`), profile, now, 8)).toBe(4 + 3); // below benign asks no less than the base
+    expect(powBits(o, totals(`5,50,1000,${day}`), profile, now, 1)).toBe(4); // not judged before warmupRows
+    const busy = totals(`150,150,300,${day - 1}`, `200,200,400,${day}`, `200,200,400,${day}`);
+    expect(powBits(o, busy, profile, now, 1)).toBe(4 + 2 * 2); // 400 rows today = 4 benign days: 2 doublings
+    expect(powBits(o, busy, profile, now + 86_400_000, 1)).toBe(4); // tomorrow
+    expect(powBits(o, totals("50,50"), profile, now, 1)).toBe(4); // an older event without outlyingness or day counts as benign
+  });
 
   it("refuses a defence it does not know or that does not fit the model's answers", () => {
     const base = { models: [{ name: "m", source: "zoo://digits-mlp" }], admin: { token: "t" } };

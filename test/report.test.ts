@@ -62,6 +62,7 @@ function synthetic(): AuditResults {
     cells.push({
       kind: "cell", victim: v.name, stack: s.name, attack: a, budget, seed: 0,
       rows, dollars: +(rows * PRICE[s.name]).toFixed(6), seconds: +(rows / 900 + (s.name === "hardened" ? rows * 0.02 : 0)).toFixed(3),
+      querySeconds: +(rows / 1200 + (s.name === "hardened" ? rows * 0.02 : 0)).toFixed(3),
       refusals: s.name === "priced" && budget > 4000 ? 2 : 0,
       powChallenges: s.name === "hardened" ? Math.ceil(rows / 100) : 0,
       powSeconds: s.name === "hardened" ? +(rows * 0.02).toFixed(3) : 0,

@@ -31,7 +31,7 @@ const Num = z.number().nullable();
 export const Detector = z.looseObject({
   model: z.string(), kind: z.enum(["prada", "pow", "coverage"]), risk: z.number(),
   w: Num.optional(), delta: z.number().optional(), queries: z.number().optional(), minQueries: z.number().optional(),
-  bits: z.number().optional(), baseBits: z.number().optional(), maxBits: z.number().optional(), entropyRatio: Num.optional(), rows: z.number().optional(),
+  bits: z.number().optional(), baseBits: z.number().optional(), maxBits: z.number().optional(), entropyRatio: Num.optional(), outlierRatio: Num.optional(), volumeRatio: Num.optional(), rows: z.number().optional(),
   coverage: z.number().optional(), alarmAt: z.number().optional(), buckets: z.number().optional(), of: z.number().optional(),
   series: z.array(z.record(z.string(), z.number())).optional(),
 });

@@ -361,7 +361,12 @@ export function clientPage(id: string, confirm: (message: string, action: string
           }));
         } else if (d.kind === "pow") {
           const pts = (d.series ?? []).map((p): [number, number] => [p.rows, p.bits]);
-          fill(f.foot, `${d.bits} bits per row now (base ${d.baseBits}, at most ${d.maxBits})${d.entropyRatio != null ? `; answers carry ${d.entropyRatio.toFixed(2)}× a benign user's entropy` : ""}.`);
+          const against = [
+            d.entropyRatio != null ? `answers carry ${d.entropyRatio.toFixed(2)}× a benign user's entropy` : "",
+            d.outlierRatio != null ? `inputs are ${d.outlierRatio.toFixed(2)}× as far out as a benign user's` : "",
+            d.volumeRatio != null ? `today's rows are ${d.volumeRatio.toFixed(2)}× a benign day's` : "",
+          ].filter(Boolean);
+          fill(f.foot, `${d.bits} bits per row now (base ${d.baseBits}, at most ${d.maxBits})${against.length ? `; ${against.join("; ")}` : ""}.`);
           f.plot(pts, (width) => lineChart({
             width, label: `Proof-of-work bits per row by rows answered on ${d.model}: now ${d.bits}`,
             series: [{ name: "bits", cls: "s-orange", points: pts, step: true }], thresholds: [{ y: d.baseBits ?? 0, label: "base" }],

@@ -31,7 +31,7 @@ import { tfjsModel } from "../models/tfjs-model.js";
 import { fitClassifier } from "../models/train.js";
 import { buildClassifier } from "../models/zoo.js";
 import type { Attack } from "./attack.js";
-import { askAll, SurrogateOptions } from "./knockoff.js";
+import { askAll, SurrogateOptions, surrogateFit } from "./knockoff.js";
 
 const Options = SurrogateOptions.extend({
   /** Rows to ask when the budget sets no row limit. */
@@ -158,7 +158,7 @@ export const semiSupervised: Attack<typeof Options> = {
     const net = buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed);
     const surrogate = tfjsModel(net, "probabilities");
     const fit = (fx: Batch, fy: Batch, epochs: number, seed: number) =>
-      fitClassifier(net, fx, fy, k, { epochs, batchSize: o.batchSize, learningRate: o.learningRate, seed, l2: "l2" in o.arch ? o.arch.l2 : 0 });
+      fitClassifier(net, fx, fy, k, surrogateFit(o, seed, epochs));
     ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `training on ${n} answers` });
     await fit(x, { data: targets, shape: [n, k] }, o.epochs, ctx.seed);
 

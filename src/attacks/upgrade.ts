@@ -16,7 +16,7 @@ import { tfjsModel } from "../models/tfjs-model.js";
 import { fitClassifier } from "../models/train.js";
 import { buildClassifier } from "../models/zoo.js";
 import type { Attack } from "./attack.js";
-import { askAll, SurrogateOptions } from "./knockoff.js";
+import { askAll, SurrogateOptions, surrogateFit } from "./knockoff.js";
 
 const Options = SurrogateOptions.extend({
   /** How much a labeled example's true label counts against the victim's answer for it (0–1). */
@@ -50,7 +50,7 @@ export const upgrade: Attack<typeof Options> = {
     await tfReady();
     const net = buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed);
     ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `training on ${rowsOf(x)} answers + ${ly.length} labeled` });
-    await fitClassifier(net, allX, targets, k, { epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate, seed: ctx.seed, l2: "l2" in o.arch ? o.arch.l2 : 0 });
+    await fitClassifier(net, allX, targets, k, surrogateFit(o, ctx.seed));
     return { surrogate: tfjsModel(net, "probabilities"), architecture: o.arch, details: { answered: rowsOf(x), labeled: ly.length } };
   },
 };

@@ -64,7 +64,7 @@ export async function runCell(a: AuditConfig, target: Target, j: Judge, cell: Ce
     out.result.surrogate.dispose();
     result = {
       ...base, refusals, powChallenges, powSeconds,
-      rows: out.spent.rows, dollars: out.spent.micros / 1e6, seconds: out.spent.seconds,
+      rows: out.spent.rows, dollars: out.spent.micros / 1e6, seconds: out.spent.seconds, querySeconds: out.spent.querySeconds,
       fidelity: agreement(stolen, argmaxRows(await victim.predict(test.x))), accuracy: accuracy(stolen, test.y),
       stopped: out.stopped?.reason ?? null,
     };
@@ -72,7 +72,7 @@ export async function runCell(a: AuditConfig, target: Target, j: Judge, cell: Ce
     if (!(e instanceof Error)) throw e;
     const ledger = await target.ledger(client.id);
     result = {
-      ...base, refusals, powChallenges, powSeconds, rows: ledger.reduce((s, r) => s + r.rows, 0), dollars: 0, seconds: 0,
+      ...base, refusals, powChallenges, powSeconds, rows: ledger.reduce((s, r) => s + r.rows, 0), dollars: 0, seconds: 0, querySeconds: 0,
       fidelity: 0, accuracy: 0, stopped: null, error: e.message.split("\n")[0],
     };
   }

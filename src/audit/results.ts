@@ -23,6 +23,8 @@ export const CellResult = CellKey.extend({
   rows: z.number().int().nonnegative(),
   dollars: z.number().nonnegative(),
   seconds: z.number().nonnegative(),
+  /** Of those, the seconds spent waiting for answers (proof of work included), not training. */
+  querySeconds: z.number().nonnegative().default(0),
   /** Requests the gateway refused (429, 402, …); proof-of-work challenges are not refusals. */
   refusals: z.number().int().nonnegative(),
   /** Proof-of-work solved: challenges and seconds spent on them. */

@@ -128,7 +128,7 @@ export function stealCommand(program: Command): void {
       const result = {
         target: args.target, model: args.model, attack: attack.name, seed: args.seed,
         rows: outcome.spent.rows, reusedRows: outcome.reused, requests: outcome.spent.requests,
-        dollars: outcome.spent.micros / MICROS, seconds: outcome.spent.seconds, refusals,
+        dollars: outcome.spent.micros / MICROS, seconds: outcome.spent.seconds, querySeconds: outcome.spent.querySeconds, refusals,
         stopped: outcome.stopped ?? null, details, ...measured,
         surrogate: join(out, "model"),
       };

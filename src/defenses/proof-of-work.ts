@@ -10,19 +10,26 @@
  * HMAC-signed and self-contained (any replica checks them), bound to the client, the model and a
  * row count, expire, and are accepted once (`store.claimOnce`).
  *
- * Calibration: the work grows with how far the client departs from a benign one. The paper measures
- * departure as the privacy cost (information leaked) of the client's queries against a benign user's
- * curve; we use the information the answers carry, the mean entropy of the returned distributions,
- * against the mean entropy of the model's answers on in-distribution data (given, or measured on a
- * dataset's test split). Each doubling of that ratio adds `bitsPerDoubling` bits, and a batch of n rows
- * adds log2(n) bits (the same work per row). Out-of-distribution and uncertainty-seeking thieves pay
- * exponentially more; thieves with natural data look benign and pay what honest users pay.
+ * Calibration: the work grows with how far the client departs from a benign profile. The paper
+ * measures departure as the privacy cost (information leaked) of the client's queries against a
+ * benign user's curve. Here three signals stand for it, each against the same figure for benign data
+ * (the last 1,000 rows of the `calibrate` dataset's test split, run through the served model):
+ * - answer entropy: the information the answers carry per row (uncertainty-seeking thieves, e.g.
+ *   active learning, ask where the model hesitates);
+ * - input outlyingness: the mean squared z-score of the inputs against the benign rows' per-feature
+ *   mean and spread (noise and synthetic inputs sit far outside; a model's answers to them can be
+ *   confident, so entropy alone misses them);
+ * - volume: rows answered today against `benignRows`, a benign client's day.
+ * Each doubling of the larger of the first two ratios adds `bitsPerDoubling` bits, each doubling of
+ * the volume ratio `bitsPerVolumeDoubling`, and a batch of n rows adds log2(n) bits (the same work per
+ * row). A thief whose inputs and volume look benign (natural data, spread over days or keys) pays
+ * what an honest user pays: the signals see what is asked, not who is asking.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { loadSplits } from "../data/registry.js";
-import { sliceRows, type Batch } from "../core/batch.js";
-import type { Answer, Defense, Query } from "../gateway/pipeline.js";
+import { rowsOf, sliceRows, type Batch } from "../core/batch.js";
+import type { Defense, Query } from "../gateway/pipeline.js";
 import { mergeHeaders } from "../gateway/pipeline.js";
 import { Problem } from "../gateway/problem.js";
 import type { Store } from "../gateway/stores/store.js";
@@ -32,11 +39,15 @@ export const ProofOfWorkOptions = z.object({
   /** Bits asked of a benign client for one row. */
   baseBits: z.number().int().min(0).max(30).default(8),
   maxBits: z.number().int().min(1).max(40).default(26),
-  /** Extra bits per doubling of the client's answer entropy over the benign one. */
+  /** Extra bits per doubling of the client's answer entropy or input outlyingness over the benign one. */
   bitsPerDoubling: z.number().min(0).max(16).default(3),
+  /** Rows a benign client asks in a day (UTC); unset, volume adds nothing. */
+  benignRows: z.number().int().positive().optional(),
+  /** Extra bits per doubling of today's rows over `benignRows`. */
+  bitsPerVolumeDoubling: z.number().min(0).max(16).default(3),
   /** Benign mean answer entropy (bits per row); else measured on `calibrate`'s test split. */
   benignEntropy: z.number().positive().optional(),
-  /** A heist dataset (e.g. "digits") whose test split stands for benign queries. */
+  /** A heist dataset (e.g. "digits") whose test split stands for benign queries (answer entropy and input statistics). */
   calibrate: z.string().optional(),
   /** Rows a client is judged on before its own ratio counts (until then it pays the base). */
   warmupRows: z.number().int().min(0).default(50),
@@ -94,39 +105,101 @@ export function proveWork(token: string, onSolved?: (bits: number, seconds: numb
   return proof;
 }
 
-/** Entropy in bits of each row of a probability batch. */
-function entropySum(a: Answer): number {
-  if (a.kind !== "probabilities") return 0;
-  const [n, w] = a.raw.shape;
+/** Total entropy in bits of the rows of a probability batch. */
+function entropySum(p: Batch): number {
   let h = 0;
-  for (let i = 0; i < n * w; i++) {
-    const p = a.raw.data[i];
-    if (p > 0) h -= p * Math.log2(p);
-  }
+  for (const v of p.data) if (v > 0) h -= v * Math.log2(v);
   return h;
 }
 
-/** The benign mean answer entropy, bits per row: given, or measured on (the first 1,000 rows of) the calibration dataset's test split. */
-export async function benignEntropy(o: ProofOfWorkOptions, model: { predict(x: Batch): Promise<Batch> }): Promise<number> {
-  if (o.benignEntropy !== undefined) return o.benignEntropy;
-  const { test } = loadSplits(o.calibrate!);
-  const p = await model.predict(sliceRows(test.x, 0, Math.min(1000, test.x.shape[0]))); // enough for a mean, cheap for the first client who pays for it
-  return Math.max(1e-3, entropySum({ raw: p, kind: "probabilities", outputs: [], headers: {} }) / p.shape[0]);
+/** Below this a feature's spread counts as this (inputs live in [0, 1]): a constant background pixel must not make every change infinitely odd. */
+const MIN_SPREAD = 0.05;
+
+/** What benign traffic looks like: its answers' entropy and its inputs' outlyingness per row, and the per-feature statistics that outlyingness is measured against. */
+export interface BenignProfile {
+  entropy: number;
+  outlier: number;
+  mean?: Float32Array;
+  spread?: Float32Array;
 }
 
-/** The bits asked for a batch of `rows` rows, of a client already answered `total.rows` rows that carried `total.entropy` bits. */
-export function powBits(o: ProofOfWorkOptions, total: { rows: number; entropy: number }, benign: number, rows: number): number {
-  const ratio = total.rows >= o.warmupRows ? total.entropy / total.rows / benign : 1;
-  return Math.min(o.maxBits, Math.ceil(o.baseBits + o.bitsPerDoubling * Math.max(0, Math.log2(ratio)) + Math.log2(rows)));
+/** Total outlyingness of a batch's rows: per row, the mean over features of ((x − mean) / spread)². */
+export function outlierSum(x: Batch, p: BenignProfile): number {
+  if (!p.mean || !p.spread) return 0;
+  const d = p.mean.length;
+  if (x.data.length % d !== 0) return 0;
+  let total = 0;
+  for (let i = 0; i < x.data.length; i++) total += ((x.data[i] - p.mean[i % d]) / p.spread[i % d]) ** 2;
+  return total / d;
 }
 
-/** A client's proof-of-work stream for one model, read-only (the dashboard's view): rows and entropy, cumulative after each answer. */
-export interface PowTrack { seen: number; rows: number[]; entropy: number[] }
-export async function readPowTrack(store: Store, clientId: string, model: string, t: PowTrack = { seen: 0, rows: [], entropy: [] }): Promise<PowTrack> {
+/** The benign profile: measured on the last 1,000 rows of the calibration dataset's test split (the entropy may be given instead). */
+export async function benignProfile(o: ProofOfWorkOptions, model: { predict(x: Batch): Promise<Batch> }): Promise<BenignProfile> {
+  if (!o.calibrate) return { entropy: o.benignEntropy!, outlier: 1 };
+  const { test } = loadSplits(o.calibrate);
+  const n = Math.min(1000, rowsOf(test.x));
+  const x = sliceRows(test.x, rowsOf(test.x) - n, rowsOf(test.x));
+  const d = x.data.length / n;
+  const mean = new Float32Array(d);
+  const square = new Float32Array(d);
+  x.data.forEach((v, i) => {
+    mean[i % d] += v / n;
+    square[i % d] += (v * v) / n;
+  });
+  const spread = mean.map((m, j) => Math.max(MIN_SPREAD, Math.sqrt(Math.max(0, square[j] - m * m))));
+  const profile: BenignProfile = { entropy: o.benignEntropy ?? 0, outlier: 1, mean, spread };
+  if (o.benignEntropy === undefined) profile.entropy = Math.max(1e-3, entropySum(await model.predict(x)) / n);
+  profile.outlier = Math.max(1e-3, outlierSum(x, profile) / n);
+  return profile;
+}
+
+/** What a client has been answered on one model: all time, and today (UTC). */
+export interface PowTotals {
+  rows: number;
+  entropy: number;
+  outlier: number;
+  day: number;
+  dayRows: number;
+}
+
+const DAY_MS = 86_400_000;
+export const emptyTotals = (): PowTotals => ({ rows: 0, entropy: 0, outlier: 0, day: 0, dayRows: 0 });
+
+/** One answer's event ("rows,entropy,outlier,day"); an event without the later fields counts as benign and of no day. */
+export function addEvent(t: PowTotals, event: string, profile?: BenignProfile): void {
+  const [rows, h, outlier, day] = event.split(",").map(Number);
+  t.rows += rows;
+  t.entropy += h;
+  t.outlier += Number.isFinite(outlier) ? outlier : rows * (profile?.outlier ?? 1);
+  if (day === t.day) t.dayRows += rows;
+  else if (day > t.day) [t.day, t.dayRows] = [day, rows];
+}
+
+/** How far a client departs from the benign profile (≥ the signals' ratios; null before `warmupRows`). */
+export function departure(o: ProofOfWorkOptions, t: PowTotals, p: BenignProfile, nowMs: number) {
+  const judged = t.rows >= o.warmupRows;
+  const entropyRatio = judged ? t.entropy / t.rows / p.entropy : null;
+  const outlierRatio = judged && p.mean ? t.outlier / t.rows / p.outlier : null;
+  const today = t.day === Math.floor(nowMs / DAY_MS) ? t.dayRows : 0;
+  const volumeRatio = o.benignRows ? today / o.benignRows : null;
+  return { entropyRatio, outlierRatio, volumeRatio };
+}
+
+/** The bits asked for a batch of `rows` rows, given what the client was answered so far. */
+export function powBits(o: ProofOfWorkOptions, t: PowTotals, p: BenignProfile, nowMs: number, rows: number): number {
+  const { entropyRatio, outlierRatio, volumeRatio } = departure(o, t, p, nowMs);
+  const doublings = (r: number | null) => Math.max(0, Math.log2(r ?? 1));
+  const bits = o.baseBits + o.bitsPerDoubling * Math.max(doublings(entropyRatio), doublings(outlierRatio)) + o.bitsPerVolumeDoubling * doublings(volumeRatio) + Math.log2(rows);
+  return Math.min(o.maxBits, Math.ceil(bits));
+}
+
+/** A client's proof-of-work stream for one model, read-only (the dashboard's view): totals after each answer. */
+export interface PowTrack { seen: number; totals: PowTotals[] }
+export async function readPowTrack(store: Store, clientId: string, model: string, t: PowTrack = { seen: 0, totals: [] }): Promise<PowTrack> {
   for (const e of await store.readEvents(clientId, `pow:${model}`, t.seen)) {
-    const [rows, h] = e.split(",").map(Number);
-    t.rows.push((t.rows.at(-1) ?? 0) + rows);
-    t.entropy.push((t.entropy.at(-1) ?? 0) + h);
+    const next = { ...(t.totals.at(-1) ?? emptyTotals()) };
+    addEvent(next, e);
+    t.totals.push(next);
     t.seen++;
   }
   return t;
@@ -150,24 +223,25 @@ export function proofOfWork(o: ProofOfWorkOptions, deps: { store: Store; key: Bu
     }
   };
 
-  // Per client and model: rows answered and the entropy they carried, replayed from the store.
-  const totals = new Map<string, { seen: number; rows: number; entropy: number }>();
-  let benign: number | undefined = o.benignEntropy;
-
-  const calibrate = async (q: Query): Promise<number> => (benign ??= await benignEntropy(o, q.model));
+  // Per client and model: what it was answered, replayed from the store.
+  const totals = new Map<string, PowTotals & { seen: number }>();
+  let benign: Promise<BenignProfile> | undefined;
+  const profileOf = (q: Query) => (benign ??= benignProfile(o, q.model).catch((e) => {
+    benign = undefined;
+    throw e;
+  }));
 
   const requiredBits = async (q: Query): Promise<number> => {
     const stream = `pow:${q.model.name}`;
     const id = `${q.client!.id}\u0000${stream}`;
-    const t = totals.get(id) ?? { seen: 0, rows: 0, entropy: 0 };
+    const t = totals.get(id) ?? { ...emptyTotals(), seen: 0 };
     totals.set(id, t);
+    const profile = await profileOf(q);
     for (const e of await deps.store.readEvents(q.client!.id, stream, t.seen)) {
-      const [rows, h] = e.split(",").map(Number);
-      t.rows += rows;
-      t.entropy += h;
+      addEvent(t, e, profile);
       t.seen++;
     }
-    return powBits(o, t, t.rows >= o.warmupRows ? await calibrate(q) : 1, q.rows);
+    return powBits(o, t, profile, q.nowMs, q.rows);
   };
 
   return async (q, next) => {
@@ -191,7 +265,9 @@ export function proofOfWork(o: ProofOfWorkOptions, deps: { store: Store; key: Bu
     if (zeroBits(digest(token, q.proof.slice(at + 1))) < c.bits) throw challenge("the nonce does not solve the challenge");
     if (!(await deps.store.claimOnce(`pow:${c.id}`, c.expiresMs - q.nowMs))) throw challenge("this proof of work was already used");
     const answer = await next();
-    await deps.store.appendEvents(q.client.id, `pow:${q.model.name}`, [`${q.rows},${entropySum(answer)}`]);
+    const profile = await profileOf(q);
+    const entropy = answer.kind === "probabilities" ? entropySum(answer.raw) : 0;
+    await deps.store.appendEvents(q.client.id, `pow:${q.model.name}`, [`${q.rows},${entropy},${outlierSum(q.x, profile)},${Math.floor(q.nowMs / DAY_MS)}`]);
     // The next challenge, for as many rows, so a steady client solves ahead and never meets a 428.
     const nextBits = await requiredBits(q);
     mergeHeaders(answer.headers, { [CHALLENGE_HEADER]: issue({ client: q.client.id, model: q.model.name, rows: q.rows, bits: nextBits, expiresMs: q.nowMs + o.ttlSeconds * 1000 }) });

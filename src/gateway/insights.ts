@@ -3,7 +3,7 @@ import { z } from "zod";
 import { defensesFor, type DefenseConfig } from "../defenses/catalog.js";
 import { readCoverageTrack, type CoverageOptions, type CoverageTrack } from "../defenses/coverage.js";
 import { pradaStatistic, readPradaTrack, type PradaOptions, type PradaTrack } from "../defenses/prada.js";
-import { benignEntropy, powBits, readPowTrack, type PowTrack, type ProofOfWorkOptions } from "../defenses/proof-of-work.js";
+import { benignProfile, departure, emptyTotals, powBits, readPowTrack, type BenignProfile, type PowTrack, type ProofOfWorkOptions } from "../defenses/proof-of-work.js";
 import { readWatermarks } from "../defenses/watermark.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { Problem } from "./problem.js";
@@ -18,8 +18,8 @@ import type { AlarmRecord, ClientRecord } from "./stores/store.js";
  *
  * The extraction-risk score of a client is how close its nearest detector is to raising an alarm,
  * from 0 to 1 (1: an alarm was raised): PRADA's (1 − W) / (1 − δ), B4B's coverage / alarmAt, and
- * for proof-of-work log2(answer entropy / benign entropy) / 3 (eight times a benign user's entropy
- * counts as 1).
+ * for proof-of-work log2(departure) / 3, the departure being the larger of the answer-entropy and
+ * input-outlyingness ratios to a benign user's (eight times counts as 1).
  */
 
 const clamp01 = (v: number) => (Number.isFinite(v) ? Math.min(1, Math.max(0, v)) : 0);
@@ -50,7 +50,7 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
   const prada = new Map<string, PradaTrack>();
   const pow = new Map<string, PowTrack>();
   const coverage = new Map<string, CoverageTrack>();
-  const benign = new Map<string, Promise<number>>();
+  const benign = new Map<string, Promise<BenignProfile>>();
 
   /** A kind's options for a model: the client's plan's first, else any plan's (a client that changed plans keeps its history). */
   const optionsFor = <K extends Kind>(kind: K, model: string, plan: string): { o: Options<K>; active: boolean } | undefined => {
@@ -69,7 +69,8 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
     let p = benign.get(id);
     if (!p) {
       const m = d.registry.models.get(model);
-      p = m ? benignEntropy(o, m).catch(() => o.benignEntropy ?? 1) : Promise.resolve(o.benignEntropy ?? 1);
+      const fallback: BenignProfile = { entropy: o.benignEntropy ?? 1, outlier: 1 };
+      p = m ? benignProfile(o, m).catch(() => fallback) : Promise.resolve(fallback);
       benign.set(id, p);
     }
     return p;
@@ -98,14 +99,15 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
         const o: ProofOfWorkOptions = g.o;
         const t = await track(pow, key, (t) => readPowTrack(store, c.id, model, t));
         if (g.active || t.seen > 0) {
-          const rows = t.rows.at(-1) ?? 0;
-          const entropy = t.entropy.at(-1) ?? 0;
-          const b = rows >= o.warmupRows ? await benignFor(model, o) : 1;
-          const ratio = rows >= o.warmupRows ? entropy / rows / b : null;
+          const now = (d.now ?? Date.now)();
+          const totals = t.totals.at(-1) ?? emptyTotals();
+          const b = await benignFor(model, o);
+          const { entropyRatio, outlierRatio, volumeRatio } = departure(o, totals, b, now);
+          const worst = Math.max(entropyRatio ?? 0, outlierRatio ?? 0);
           out.push({
-            model, kind: "pow", risk: ratio === null ? 0 : clamp01(Math.log2(ratio) / 3), rows, bits: powBits(o, { rows, entropy }, b, 1),
-            baseBits: o.baseBits, maxBits: o.maxBits, entropyRatio: ratio,
-            ...(series ? { series: thin(t.seen).map((i) => ({ rows: t.rows[i], bits: powBits(o, { rows: t.rows[i], entropy: t.entropy[i] }, b, 1) })) } : {}),
+            model, kind: "pow", risk: entropyRatio === null ? 0 : clamp01(Math.log2(worst) / 3), rows: totals.rows, bits: powBits(o, totals, b, now, 1),
+            baseBits: o.baseBits, maxBits: o.maxBits, entropyRatio, outlierRatio, volumeRatio,
+            ...(series ? { series: thin(t.seen).map((i) => ({ rows: t.totals[i].rows, bits: powBits(o, t.totals[i], b, now, 1) })) } : {}),
           });
         }
       }

@@ -15,6 +15,8 @@ export interface FitOptions {
   batchSize: number;
   learningRate: number;
   seed: number;
+  /** "cosine" anneals the learning rate from `learningRate` to 0 over the run (Loshchilov & Hutter 2017); default constant. */
+  schedule?: "constant" | "cosine";
   /** L2 penalty on every kernel (weight matrix), added to the loss. */
   l2?: number;
   onProgress?: (p: TrainProgress) => void;
@@ -29,17 +31,21 @@ export interface FitOptions {
 
 /**
  * The seeded mini-batch loop both engines share: shuffles rows each epoch, calls `step` with each
- * batch's row indices (it returns the batch's mean loss), reports progress, returns each epoch's mean loss.
+ * batch's row indices and learning rate (it returns the batch's mean loss), reports progress, returns
+ * each epoch's mean loss.
  */
-export async function epochLoop(n: number, o: FitOptions, step: (idx: Int32Array) => Promise<number>): Promise<number[]> {
+export async function epochLoop(n: number, o: FitOptions, step: (idx: Int32Array, learningRate: number) => Promise<number>): Promise<number[]> {
   const r = rng(o.seed);
   const losses: number[] = [];
+  const steps = o.epochs * Math.ceil(n / o.batchSize);
+  let t = 0;
+  const rate = () => (o.schedule === "cosine" ? (o.learningRate * (1 + Math.cos((Math.PI * t++) / steps))) / 2 : o.learningRate);
   for (let epoch = 1; epoch <= o.epochs; epoch++) {
     const order = permutation(n, r);
     let total = 0;
     for (let start = 0; start < n; start += o.batchSize) {
       const idx = order.subarray(start, Math.min(n, start + o.batchSize));
-      total += (await step(idx)) * idx.length;
+      total += (await step(idx, rate())) * idx.length;
       const rows = start + idx.length;
       o.onProgress?.({ epoch, epochs: o.epochs, rows, rowsPerEpoch: n, loss: total / rows });
     }

@@ -99,10 +99,9 @@ export async function fitDense(net: tf.LayersModel, x: Batch, y: Targets, numCla
   });
   const d = layers[0].inputs;
   const scalar = (v: number) => new Tensor("float32", Float32Array.of(v), []);
-  const lr = scalar(o.learningRate);
   let t = 0;
   try {
-    const losses = await epochLoop(targetCount(y), o, async (idx) => {
+    const losses = await epochLoop(targetCount(y), o, async (idx, learningRate) => {
       const b = idx.length;
       const xb = new Float32Array(b * d);
       const yb = targetRows(y, idx, numClasses);
@@ -113,7 +112,7 @@ export async function fitDense(net: tf.LayersModel, x: Batch, y: Targets, numCla
         x: new Tensor("float32", xb, [b, d]),
         y: new Tensor("float32", yb, [b, numClasses]),
         scale: scalar(1 / b),
-        lr,
+        lr: scalar(learningRate),
         c1: scalar(1 / (1 - BETA1 ** t)),
         c2: scalar(1 / (1 - BETA2 ** t)),
       });

@@ -23,7 +23,9 @@ async function fitWithTfjs(net: tf.LayersModel, x: Batch, y: Targets, numClasses
   const optimizer = tf.train.adam(o.learningRate);
   const rowShape = x.shape.slice(1);
   try {
-    return await epochLoop(targetCount(y), o, async (idx) => {
+    return await epochLoop(targetCount(y), o, async (idx, learningRate) => {
+      // Adam reads its rate on every step; tfjs keeps the field protected but mutable.
+      (optimizer as unknown as { learningRate: number }).learningRate = learningRate;
       const xb = takeRows(x, idx);
       const targets = targetRows(y, idx, numClasses);
       const cost = tf.tidy(() => {

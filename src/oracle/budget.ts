@@ -7,6 +7,8 @@ export interface Spend {
   requests: number;
   micros: number;
   seconds: number;
+  /** Seconds spent waiting for answers (proof of work included), not thinking between queries. */
+  querySeconds: number;
   refusals: number;
 }
 
@@ -31,7 +33,7 @@ export interface BudgetedOracle extends Oracle {
  * the attack gets the answers it paid for, and the next query says the budget is spent.
  */
 export function budgeted(inner: Oracle, limits: BudgetLimits = {}): BudgetedOracle {
-  const spent: Spend = { rows: 0, requests: 0, micros: 0, seconds: 0, refusals: 0 };
+  const spent: Spend = { rows: 0, requests: 0, micros: 0, seconds: 0, querySeconds: 0, refusals: 0 };
   const started = performance.now();
   const remaining = () => Math.max(0, (limits.rows ?? Infinity) - spent.rows);
   return {
@@ -45,7 +47,10 @@ export function budgeted(inner: Oracle, limits: BudgetLimits = {}): BudgetedOrac
       if (limits.micros !== undefined && spent.micros >= limits.micros) throw new OracleStopped("budget", `the money budget of $${(limits.micros / 1e6).toFixed(2)} is spent`);
       if (limits.seconds !== undefined && spent.seconds >= limits.seconds) throw new OracleStopped("budget", `the time budget of ${limits.seconds} s is spent`);
       const take = Math.min(rowsOf(x), remaining());
-      const answer = await inner.query(take < rowsOf(x) ? sliceRows(x, 0, take) : x);
+      const asked = performance.now();
+      const answer = await inner.query(take < rowsOf(x) ? sliceRows(x, 0, take) : x).finally(() => {
+        spent.querySeconds += (performance.now() - asked) / 1000;
+      });
       spent.rows += take;
       spent.requests++;
       spent.micros += answer.costMicros;
