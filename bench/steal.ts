@@ -5,7 +5,8 @@
  * strategy against the Fashion-MNIST MLP at 1k, 5k and 20k queries), encoder (encoder stealing
  * against the fashion-encoder served with embedding answers: mean cosine and linear-probe retention
  * for each loss at 1k, 3k and 6k queries; ENCODER_QUERIES, ENCODER_LOSSES and ENCODER_EPOCHS narrow it).
- * Not in the default run: relu (functionally-equivalent extraction of ReLU networks from logits).
+ * Not in the default run: relu (functionally-equivalent extraction of ReLU networks from logits),
+ * trees-labels, semi and upgrade (each described where it runs).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -23,6 +24,10 @@ import { buildEncoder, type EncoderArchitecture } from "../src/models/encoder.js
 import { ensureZooModel, loadModel } from "../src/models/load.js";
 import { denseWeights } from "../src/models/dense-net.js";
 import { tfjsModel, type TfjsModel } from "../src/models/tfjs-model.js";
+import { tfReady } from "../src/models/tf.js";
+import { fitClassifier } from "../src/models/train.js";
+import { buildClassifier } from "../src/models/zoo.js";
+import type { Architecture } from "../src/models/architecture.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
 import { steal } from "../src/attacks/steal.js";
 import { ATTACKS } from "../src/attacks/registry.js";
@@ -40,6 +45,7 @@ const served: Record<string, { name: string; source: string; output?: { kind: st
   encoder: [{ name: "fashion-encoder", source: "zoo://fashion-encoder", output: { kind: "embedding" } }],
   "trees-labels": [{ name: "iris-labels", source: "zoo://iris-tree", output: { kind: "label" } }, { name: "breast-cancer-labels", source: "zoo://breast-cancer-tree", output: { kind: "label" } }],
   semi: [{ name: "fashion", source: "zoo://fashion-mlp" }, { name: "fashion-labels", source: "zoo://fashion-mlp", output: { kind: "label" } }],
+  upgrade: [{ name: "fashion", source: "zoo://fashion-mlp" }],
   relu: [{ name: "digits-mlp-logits", source: "zoo://digits-mlp", output: { kind: "logits" } }],
 };
 const models = parts.flatMap((p) => served[p] ?? []);
@@ -252,6 +258,35 @@ if (parts.includes("semi")) {
   figures.semiSupervisedFashion = { pool: "10k Fashion-MNIST training images the victim never saw", surrogate: arch, seeds, table };
 }
 
+if (parts.includes("upgrade")) {
+  // Upgrade (not in the default run: npm run bench:steal -- upgrade; UPGRADE_EPOCHS narrows it). The
+  // thief owns the 10k pool images, 1,000 of them with their true labels; it asks the victim about the
+  // other 9k and one augmented copy of each, and trains a small CNN on those answers and its own
+  // labels. Beside it, what the same CNN gets from the 1,000 labels alone.
+  const victim = await loadModel("zoo://fashion-mlp");
+  const { pool, test } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 6 });
+  const n = rowsOf(pool.x);
+  const labeled = { x: sliceRows(pool.x, n - 1000, n), y: pool.y.slice(n - 1000) };
+  const own = sliceRows(pool.x, 0, n - 1000);
+  const unlabeled = concatRows([own, augmentBatch(own, rng(5), { scale: [0.8, 1], jitter: 0.3, brightness: 0.2, contrast: 0.2 })]);
+  const arch = { kind: "cnn", filters: [16, 32], dense: 64, dropout: 0 };
+  const epochs = Number(process.env.UPGRADE_EPOCHS ?? 20);
+  const t = performance.now();
+  const out = await steal(await oracle("fashion"), { attack: ATTACKS.upgrade, options: { arch, epochs }, limits: { rows: rowsOf(unlabeled) }, seed: 3, pool: unlabeled, labeled });
+  const seconds = (performance.now() - t) / 1000;
+  const victimAccuracy = accuracy(await victim.model.predict(test.x), test.y);
+  const stolen = out.result.surrogate;
+  await tfReady();
+  const alone = buildClassifier(arch as Architecture, [784], 10, 3);
+  await fitClassifier(alone, labeled.x, labeled.y, 10, { epochs: epochs * 5, batchSize: 64, learningRate: 1e-3, schedule: "cosine", seed: 3 });
+  figures.upgradeFashion = {
+    victimAccuracy, stolenAccuracy: accuracy(await stolen.predict(test.x), test.y), fidelityTest: (await fidelityReport(victim.model, stolen, { test: test.x, uniformRows: 1000 })).rTest,
+    labeledAloneAccuracy: accuracy(await tfjsModel(alone, "probabilities").predict(test.x), test.y),
+    queries: out.spent.rows, labeled: 1000, surrogate: { arch, epochs }, seconds,
+  };
+  log("upgrade", figures.upgradeFashion);
+}
+
 if (parts.includes("relu")) {
   // Functionally-equivalent extraction from logits (not in the default run: npm run bench:steal -- relu).
   // Seeded random ReLU victims with one and two hidden layers, in-process (their float32 answers are
@@ -291,6 +326,6 @@ if (parts.includes("relu")) {
 
 server.kill("SIGTERM");
 const full = parts.join() === ALL_PARTS.join();
-const settings = ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS"].filter((k) => parts.includes("encoder") && process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
+const settings = ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS", "SEMI_QUERIES", "SEMI_SEEDS", "UPGRADE_EPOCHS"].filter((k) => parts.includes(k.split("_")[0].toLowerCase()) && process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
 await record(`steal${full ? "" : "-" + parts.join("-")}`, `${settings}npm run bench:steal${full ? "" : " -- " + parts.join(" ")}`, figures);
 process.exit(0);

@@ -136,7 +136,8 @@ export async function abusePart(o: CampaignOptions): Promise<PartResult> {
     auditLine = `npm audit --omit=dev: ${Object.entries(v).map(([s, c]) => `${s} ${c}`).join(", ")}${found.length ? `; findings: ${found.join(", ")}` : ""}`;
     auditOk = found.length === 0;
   } catch (e) {
-    auditLine = `npm audit --omit=dev could not run here (${(e as Error).message.split("\n")[0].slice(0, 200) || `exit ${audit.status}`}): the registry this machine reaches does not answer the audit endpoint, so no advisory data could be fetched. Run it where the npm registry is reachable; the shipped dependencies are pinned to exact versions in package.json.`;
+    const why = (e as Error).message.split("\n")[0].replace(/https?:\/\/\S+/g, "the advisory endpoint").slice(0, 200) || `exit ${audit.status}`;
+    auditLine = `npm audit --omit=dev could not run here (${why}): no advisory data could be fetched. docs/dependencies.md has the review made by hand instead, each known advisory against the installed version; the shipped dependencies are pinned to exact versions in package.json.`;
     auditOk = true;
   }
   checks.push({ name: "npm audit --omit=dev clean, or each finding explained", ok: auditOk, detail: auditLine });

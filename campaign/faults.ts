@@ -24,21 +24,29 @@ type Check = PartResult["checks"][number];
 
 interface Seen { status: number; id?: string; type?: string; at: number; replica: number }
 
-/** `n` clients, each sending one request after another to the replicas in turn, until `stop()`. */
-function loadLoop(urls: () => string[], key: string, n: number) {
+/**
+ * `n` clients, each sending one request after another to the replicas in turn, until `stop()`. Each
+ * request carries an Idempotency-Key and is retried with it (on the next replica) after a 503 or a
+ * lost connection, as heist's own oracle does, so its ledger row is `idem:<client>:<key>`.
+ */
+function loadLoop(urls: () => string[], client: { id: string; key: string }, n: number) {
   const seen: Seen[] = [];
   let stopped = false;
   const loops = Array.from({ length: n }, async (_, i) => {
     let j = i;
     while (!stopped) {
-      const list = urls();
-      const replica = j++ % list.length;
-      try {
-        const r = await call(list[replica], "POST", "/v2/models/iris/infer", { raw: body, headers: { authorization: `Bearer ${key}` }, timeoutMs: 10_000 });
-        seen.push({ status: r.status, id: r.json?.id, type: r.json?.type, at: Date.now(), replica });
-      } catch {
-        seen.push({ status: 0, at: Date.now(), replica });
-        await sleep(20);
+      const idempotencyKey = randomBytes(12).toString("hex");
+      for (let tries = 0; tries < 100; tries++) {
+        const list = urls();
+        const replica = j++ % list.length;
+        try {
+          const r = await call(list[replica], "POST", "/v2/models/iris/infer", { raw: body, headers: { authorization: `Bearer ${client.key}`, "idempotency-key": idempotencyKey }, timeoutMs: 10_000 });
+          seen.push({ status: r.status, id: `idem:${client.id}:${idempotencyKey}`, type: r.json?.type, at: Date.now(), replica });
+          if (r.status !== 503) break;
+        } catch {
+          seen.push({ status: 0, at: Date.now(), replica });
+        }
+        await sleep(100);
       }
     }
   });
@@ -104,9 +112,10 @@ async function consistency(label: string, url: string, namespace: string, client
     checks: [
       { name: `${label}: every 200 a client saw has exactly one ledger row`, ok: missing === 0, detail: `${fmt(ok.length)} answers 200, ${missing} without exactly one row` },
       { name: `${label}: nothing charged twice`, ok: dupes === 0, detail: `${fmt(ledger.length)} ledger rows, ${dupes} request ids twice` },
+      { name: `${label}: nothing charged that the client never got (it retries with its Idempotency-Key)`, ok: unseen === 0, detail: `${unseen} ledger rows without a 200` },
       { name: `${label}: balance and day's counter agree with the ledger`, ok: balanceOk && view.usage.usedToday === rows, detail: `balance ${view.usage.balance} = ${topup} − ${spent / 1e6}; usedToday ${view.usage.usedToday}, ledger rows ${rows}` },
     ],
-    line: [`${fmt(ok.length)} answered 200`, `${fmt(ledger.length)} ledger rows (${unseen} charged whose answer the client never got)`, `${dupes} duplicates`],
+    line: [`${fmt(ok.length)} answered 200`, `${fmt(ledger.length)} ledger rows (${unseen} charged whose answer the client never got, retries with the same Idempotency-Key included)`, `${dupes} duplicates`],
   };
 }
 
@@ -121,7 +130,7 @@ async function killReplica(o: CampaignOptions, dir: string, zoo: string): Promis
     two = await startHeist(config, dir, env);
     const c = await newClient(one.url, 1000);
     let urls = [one.url, two.url];
-    const load = loadLoop(() => urls, c.key, 16);
+    const load = loadLoop(() => urls, c, 16);
     await sleep(o.quick ? 1500 : 4000);
     one.proc.kill("SIGKILL");
     const killedAt = Date.now();
@@ -192,7 +201,7 @@ async function killRedis(o: CampaignOptions, dir: string, zoo: string): Promise<
     two = await startHeist(config, dir, env);
     const c = await newClient(one.url, 1000);
     const urls = [one.url, two.url];
-    const load = loadLoop(() => urls, c.key, 16);
+    const load = loadLoop(() => urls, c, 16);
     await sleep(o.quick ? 1500 : 4000);
     redis.kill("SIGKILL");
     const downAt = Date.now();
@@ -272,7 +281,7 @@ async function killPostgres(o: CampaignOptions, dir: string, zoo: string): Promi
     two = await startHeist(config, dir, env);
     const c = await newClient(one.url, 1000);
     const urls = [one.url, two.url];
-    const load = loadLoop(() => urls, c.key, 16);
+    const load = loadLoop(() => urls, c, 16);
     await sleep(o.quick ? 1500 : 4000);
     await proxy.down();
     const downAt = Date.now();

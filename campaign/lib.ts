@@ -1,5 +1,5 @@
 import { request, Agent } from "node:http";
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
@@ -26,7 +26,22 @@ export interface CampaignOptions {
   soakSeconds: number;
 }
 
-export const tempDir = (prefix = "heist-campaign-") => mkdtempSync(join(tmpdir(), prefix));
+const made: string[] = [];
+/** A fresh directory under the system's temp dir, removed by removeTempDirs() when the campaign ends. */
+export const tempDir = (prefix = "heist-campaign-") => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
+};
+export function removeTempDirs(): void {
+  for (const d of made.splice(0)) {
+    try {
+      rmSync(d, { recursive: true, force: true });
+    } catch {
+      // still mounted or in use: leave it
+    }
+  }
+}
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const ADMIN = "campaign-admin-token";
 
@@ -148,13 +163,13 @@ Each fix has a regression test in \`test/\`.
 | fuzz (loaders) | CSV header with a negative row count or width, or a label like 1e300: \`RangeError\` (an allocation of that size) instead of a \`bad-file\` error; blank cells read as 0 | checked before allocating; labels ≤ 65,535; blank cells refused | \`test/loaders-fuzz.test.ts\` |
 | faults (kill -9) | a replica killed between the Redis take and the ledger insert left the client's day counter and balance charged for requests the ledger never recorded (457 counted, 453 in the ledger) | the take records the charge as pending (same Lua script); the insert clears it; a pending charge older than 60 s with no ledger row is given back, exactly once, by the next usage read of that client on any replica (and taken again should the late insert land after all) | \`test/store-crash.test.ts\` |
 | faults (PostgreSQL cut) | a ledger row that committed just as the connection was cut had its Redis take given back: the day's counter and balance said one row less than the ledger | only an error PostgreSQL itself answered (a SQLSTATE outside 08/57/58) gives the take back at once; a cut connection leaves it pending for the reconcile, which settles it from the ledger | \`test/store-crash.test.ts\` |
+| faults (PostgreSQL cut, kill -9) | a request whose ledger row committed as the connection was cut (or whose replica died) got a 503 or a dropped connection: the client paid for an answer it never saw (2 of 5,176 rows), and a blind retry would pay twice | an \`Idempotency-Key\` header: the ledger row is keyed by client and key, a retry is answered again without a second charge (\`heist-cost: 0\`, \`heist-idempotent-replay\`), the key on another request is 422 \`idempotency-key-reused\`; a retry that reaches another replica while the first try's take is pending takes nothing again (the take is marked accounted for); heist's oracle sends a key with every request and retries 5xx with it | \`test/gateway.test.ts\`, \`test/stores.test.ts\`, \`test/store-crash.test.ts\` |
+| abuse (dependency review) | \`npm audit\` cannot reach its advisory service here; the review by hand (\`docs/dependencies.md\`) found better-sqlite3 12.6.2 bundling SQLite 3.51.2 (CVE-2026-11824, CVE-2026-11822) | better-sqlite3 12.11.1 (SQLite 3.53.2) | \`docs/dependencies.md\` |
 
-**Left as it is.** When the connection to PostgreSQL is cut just after a ledger row commits, the client
-gets a 503 ("nothing was charged") for a request the ledger does record and charge (2 of 5,176 rows in the
-run below; the kill -9 of a replica can do the same to requests in flight). The books agree with each
-other; the client paid for an answer it never saw. Closing this needs an idempotency key from the client
-(a retried request id answered from the ledger) — the store already refuses a request id twice. The
-lockout is per replica, in memory. The admin view's top-level \`balance\` may lag a reconcile until that
+**Left as it is.** A client that sends no \`Idempotency-Key\` can still pay for an answer it never saw
+when the ledger connection is cut just after the commit (the books agree with each other). The lockout
+is per replica, in memory: behind a load balancer over N replicas a key sprayer gets N times the
+attempts before it is locked out. The admin view's top-level \`balance\` may lag a reconcile until that
 client's next usage read (its \`usage.balance\` does not).
 `;
 

@@ -4,7 +4,7 @@
  * docs/reliability.md. Run: npm run campaign [-- [--quick] [--soak-seconds N] [part ...]]
  * Parts, in order: fuzz, limits, abuse, sybil, faults, load.
  */
-import { refreshPreamble, writeSection, type CampaignOptions, type PartResult } from "./lib.js";
+import { refreshPreamble, writeSection, type CampaignOptions, type PartResult, removeTempDirs } from "./lib.js";
 
 const PARTS: Record<string, { budgetSeconds: number; run: (o: CampaignOptions) => Promise<PartResult> }> = {
   fuzz: { budgetSeconds: 900, run: async (o) => (await import("./fuzz.js")).fuzzPart(o) },
@@ -57,5 +57,6 @@ for (const name of parts) {
   for (const c of result.checks) console.log(`${c.ok ? "ok  " : "FAIL"} ${c.name}${c.detail ? ` — ${c.detail}` : ""}`);
   failed += result.checks.filter((c) => !c.ok).length;
 }
+removeTempDirs();
 console.log(failed ? `\n${failed} check(s) failed; see docs/reliability.md` : "\nevery check held; figures in docs/reliability.md");
 process.exit(failed ? 1 : 0);

@@ -278,6 +278,11 @@ describe("defences in the gateway", () => {
     expect(powBits(o, totals("50,50"), profile, now, 1)).toBe(4); // an older event without outlyingness or day counts as benign
   });
 
+  it("measures the benign profile before it listens, and will not start on a calibration it cannot run", async () => {
+    const broken = { models: [{ name: "digits", source: "zoo://digits-mlp" }], plans: [{ name: "p", dailyQuota: 10, defenses: [{ kind: "pow" as const, calibrate: "no-such-dataset" }] }] };
+    await expect(startGateway(broken)).rejects.toThrow(/no-such-dataset/);
+  });
+
   it("refuses a defence it does not know or that does not fit the model's answers", () => {
     const base = { models: [{ name: "m", source: "zoo://digits-mlp" }], admin: { token: "t" } };
     expect(() => parseConfig({ ...base, plans: [{ name: "p", dailyQuota: 1, defenses: [{ kind: "magic" }] }] })).toThrow(/plans\.0\.defenses\.0\.kind/);

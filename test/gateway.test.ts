@@ -175,6 +175,27 @@ describe("quotas, tiers, balances and the ledger", () => {
     expect(ledger.every((r) => /^[0-9a-f]{64}$/.test(r.answerHash))).toBe(true);
   });
 
+  it("answers a retry with the same Idempotency-Key without charging it again, and refuses the key on another request", async () => {
+    const c = await g.client("tiered", 1);
+    const send = (key: string | undefined, value = 0.5) =>
+      call(g.url, "POST", "/v2/models/iris-tree/infer", inferBody(3, 4, value), { authorization: `Bearer ${c.key}`, ...(key === undefined ? {} : { "idempotency-key": key }) });
+    const first = await send("order-17");
+    expect([first.status, first.headers["heist-cost"]]).toEqual([200, "0.003000"]);
+    const retry = await send("order-17");
+    expect(retry.status).toBe(200);
+    expect(retry.json.outputs).toEqual(first.json.outputs);
+    expect(retry.headers["heist-cost"]).toBe("0.000000");
+    expect(retry.headers["heist-idempotent-replay"]).toMatch(/^\d+$/);
+    const other = await send("order-17", 0.9);
+    expect([other.status, other.json.type]).toEqual([422, "urn:heist:problem:idempotency-key-reused"]);
+    expect((await send("x".repeat(256))).json.type).toBe("urn:heist:problem:bad-request");
+    expect((await send("two words")).status).toBe(400);
+    expect((await send(undefined)).headers["heist-cost"]).toBe("0.003000"); // no key: a new request each time
+    const ledger = await g.store.ledger({ clientId: c.id });
+    expect(ledger.map((r) => r.rows)).toEqual([3, 3]);
+    expect(1_000_000 - (await g.store.usage(c.id, g.clock.now)).balance).toBe(6000);
+  });
+
   it("refuses with 402 when the prepaid balance or the monthly cap would be passed", async () => {
     const poor = await g.client("tiered", 0.005);
     expect((await infer(g, "iris-tree", poor.key, 5, 4)).status).toBe(200);

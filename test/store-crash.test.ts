@@ -95,6 +95,43 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
     expect((await b.usage("c_refused", T)).usedToday).toBe(0);
   });
 
+  it("takes once for a retry (same request id) on another replica while the first try is still in flight", async () => {
+    await a.createClient({ id: "c_retry", name: "retry", plan: "p", nowMs: T });
+    await a.topUp("c_retry", 1_000_000, T);
+    await db.query("BEGIN");
+    await db.query(`LOCK TABLE "${ns}".ledger IN EXCLUSIVE MODE`);
+    const first = charge(a, "c_retry", "idem:c_retry:k1");
+    await new Promise((r) => setTimeout(r, 300));
+    const retry = charge(b, "c_retry", "idem:c_retry:k1"); // the client gave up waiting and asked B
+    await new Promise((r) => setTimeout(r, 300));
+    await db.query("COMMIT");
+    const [x, y] = await Promise.all([first, retry]);
+    expect(x.ok && y.ok && x.ledgerId === y.ledgerId).toBe(true);
+    expect((await b.ledger({ clientId: "c_retry" })).map((r) => r.rows)).toEqual([3]);
+    for (const when of [T, T + PENDING_STALE_MS + 1000]) {
+      const u = await b.usage("c_retry", when);
+      expect([u.usedToday, u.balance]).toEqual([3, 1_000_000 - 3000]);
+    }
+  });
+
+  it("settles a retry whose first try's connection was cut: one row, one take, nothing given back later", async () => {
+    await a.createClient({ id: "c_cut2", name: "cut2", plan: "p", nowMs: T });
+    await a.topUp("c_cut2", 1_000_000, T);
+    await db.query("BEGIN");
+    await db.query(`LOCK TABLE "${ns}".ledger IN EXCLUSIVE MODE`);
+    const cut = charge(a, "c_cut2", "idem:c_cut2:k1").then(() => "served", (e: Error) => e.message);
+    await new Promise((r) => setTimeout(r, 300));
+    await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO "${ns}".ledger%'`);
+    await db.query("COMMIT");
+    expect(await cut).toMatch(/accounting database unavailable/); // the client saw a 503 and retries with its key
+    expect((await charge(b, "c_cut2", "idem:c_cut2:k1")).ok).toBe(true);
+    expect((await b.ledger({ clientId: "c_cut2" })).length).toBe(1);
+    for (const when of [T, T + PENDING_STALE_MS + 1000]) {
+      const u = await b.usage("c_cut2", when);
+      expect([u.usedToday, u.balance]).toEqual([3, 1_000_000 - 3000]);
+    }
+  });
+
   it("leaves a pending charge alone while it is fresh, and clears it when its row exists", async () => {
     await a.createClient({ id: "c_fresh", name: "fresh", plan: "p", nowMs: T });
     await a.topUp("c_fresh", 1_000_000, T);

@@ -68,7 +68,7 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
   });
 
   const newClient = async (planName = "p", nowMs = T) => store.createClient({ id: `c_${randomBytes(6).toString("hex")}`, name: "someone", plan: planName, nowMs });
-  const charge = (clientId: string, p: Plan, rows: number, nowMs = T, requestId = randomUUID()) =>
+  const charge = (clientId: string, p: Plan, rows: number, nowMs = T, requestId: string = randomUUID()) =>
     store.charge({ requestId, clientId, keyId: "k_1", model: "iris-tree", rows, plan: p, nowMs, answerHash: "ab".repeat(32) });
 
   it("creates, lists and updates clients, and adds, lists and revokes keys", async () => {
@@ -186,6 +186,23 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     expect(ledger.map((r) => r.price)).toEqual(results.filter((r) => r.ok).map((r) => r.cost));
     expect(await store.ledger({ clientId: cl.id, limit: 2 })).toEqual(ledger.slice(0, 2));
     expect((await store.ledger()).length).toBeGreaterThanOrEqual(ledger.length);
+  });
+
+  it("charges a request id once however often it is replayed, and finds its ledger row by it", async () => {
+    const cl = await newClient();
+    await store.topUp(cl.id, 100_000, T);
+    const first = await charge(cl.id, TIERED, 4, T, `idem:${cl.id}:k1`);
+    const again = await charge(cl.id, TIERED, 4, T, `idem:${cl.id}:k1`);
+    expect(first).toMatchObject({ ok: true, cost: 4000, usedToday: 4, balance: 96_000 });
+    expect(again).toMatchObject({ ok: true, cost: 4000, ledgerId: first.ok ? first.ledgerId : -1, usedToday: 4, balance: 96_000 });
+    expect(await store.usage(cl.id, T)).toMatchObject({ usedToday: 4, balance: 96_000, monthSpend: 4000 });
+    const rows = await store.ledger({ requestId: `idem:${cl.id}:k1` });
+    expect(rows.map((r) => [r.clientId, r.rows, r.price])).toEqual([[cl.id, 4, 4000]]);
+    expect(await store.ledger({ clientId: cl.id, requestId: "no-such-request" })).toEqual([]);
+    const other = await newClient();
+    await store.topUp(other.id, 100_000, T);
+    await expect(charge(other.id, TIERED, 4, T, `idem:${cl.id}:k1`)).rejects.toThrow(/another client/);
+    expect(await store.usage(other.id, T)).toMatchObject({ usedToday: 0, balance: 100_000 }); // and nothing taken
   });
 
   it("admits exactly the quota out of 200 concurrent charges", async () => {

@@ -10,15 +10,28 @@ import type { ChargeResult, Store, Usage } from "../gateway/stores/store.js";
  * because they must be one atomic step: a cheap pre-check refuses what is already out of reach
  * before the model runs, then the store checks again and charges and writes the ledger row in one
  * transaction. Only served rows count and only served requests cost money.
+ *
+ * With an Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) the ledger row is keyed by the
+ * client and that key, so a retry after an ambiguous failure (a 503 or a cut connection after the
+ * charge committed) is answered again without a second charge, and says so in `heist-idempotent-replay`.
+ * The same key on a request whose answer differs from the one charged is refused (422).
  */
 export function billing(deps: { store: Store }): Defense {
   return async (q, next) => {
     const { client, plan, key } = q;
     if (!client || !plan || !key) return next();
+    const requestId = q.idempotencyKey === undefined ? q.id : `idem:${client.id}:${q.idempotencyKey}`;
+    const [charged] = q.idempotencyKey === undefined ? [] : await deps.store.ledger({ requestId, limit: 1 });
+    if (charged) {
+      const answer = await next();
+      if (answerHash(answer) !== charged.answerHash) throw new Problem("idempotency-key-reused", `this Idempotency-Key was used for another request (ledger row ${charged.id}); use a fresh key for a new request`);
+      mergeHeaders(answer.headers, { ...usageHeaders(q, { ...(await deps.store.usage(client.id, q.nowMs)), ok: true, cost: 0 }), "heist-idempotent-replay": String(charged.id) });
+      return answer;
+    }
     refuseIfOut(q, await deps.store.usage(client.id, q.nowMs));
     const answer = await next();
     const r = await deps.store.charge({
-      requestId: q.id, clientId: client.id, keyId: key.id, model: q.model.name, rows: q.rows, plan, nowMs: q.nowMs, answerHash: answerHash(answer),
+      requestId, clientId: client.id, keyId: key.id, model: q.model.name, rows: q.rows, plan, nowMs: q.nowMs, answerHash: answerHash(answer),
     });
     if (!r.ok) refuseIfOut(q, r, r.reason);
     mergeHeaders(answer.headers, usageHeaders(q, r));

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { GatewayConfig } from "../gateway/config.js";
+import type { ModelRegistry } from "../gateway/models.js";
 import { compose, type Answer, type Defense, type Query } from "../gateway/pipeline.js";
 import type { AlarmRecord, Store } from "../gateway/stores/store.js";
 import { enforceAlarms } from "./alarms.js";
@@ -8,7 +9,7 @@ import { misinformation, MisinformationOptions } from "./misinformation.js";
 import { noise, NoiseOptions } from "./noise.js";
 import { coverage, CoverageOptions } from "./coverage.js";
 import { prada, PradaOptions } from "./prada.js";
-import { proofOfWork, ProofOfWorkOptions } from "./proof-of-work.js";
+import { profileFor, proofOfWork, ProofOfWorkOptions } from "./proof-of-work.js";
 import { predictionPoisoning, PoisoningOptions } from "./prediction-poisoning.js";
 import { reverseSigmoid, ReverseSigmoidOptions } from "./reverse-sigmoid.js";
 import { watermark, WatermarkOptions } from "./watermark.js";
@@ -85,4 +86,19 @@ export function defenseSlots(config: GatewayConfig, deps: { store: Store; secret
     return layers.length ? compose(layers, (): Promise<Answer> => next())(q) : next();
   };
   return { detection: slot((s) => s.detection), hardening: slot((s) => s.hardening) };
+}
+
+/**
+ * Measure what the defences calibrate against (proof-of-work's benign profile) before the gateway
+ * listens, so no client's first request waits for it and a calibration that cannot run stops the start.
+ */
+export async function warmDefenses(config: GatewayConfig, registry: ModelRegistry): Promise<void> {
+  const work: Promise<unknown>[] = [];
+  for (const { name } of config.models) {
+    const model = registry.models.get(name);
+    for (const plan of [undefined, ...config.plans.map((p) => p.name)]) {
+      for (const d of defensesFor(config, name, plan)) if (d.kind === "pow" && model) work.push(profileFor(d, model));
+    }
+  }
+  await Promise.all(work);
 }

@@ -153,6 +153,21 @@ export async function benignProfile(o: ProofOfWorkOptions, model: { predict(x: B
   return profile;
 }
 
+const profiles = new WeakMap<object, Map<string, Promise<BenignProfile>>>();
+/** The benign profile for a served model, measured once per model and calibration (the gateway warms it before it listens). */
+export function profileFor(o: ProofOfWorkOptions, model: { predict(x: Batch): Promise<Batch> }): Promise<BenignProfile> {
+  const byOptions = profiles.get(model) ?? new Map<string, Promise<BenignProfile>>();
+  profiles.set(model, byOptions);
+  const id = JSON.stringify([o.calibrate, o.benignEntropy]);
+  let p = byOptions.get(id);
+  if (!p) {
+    p = benignProfile(o, model);
+    p.catch(() => byOptions.delete(id)); // a failed calibration is tried again by the next request
+    byOptions.set(id, p);
+  }
+  return p;
+}
+
 /** What a client has been answered on one model: all time, and today (UTC). */
 export interface PowTotals {
   rows: number;
@@ -225,11 +240,7 @@ export function proofOfWork(o: ProofOfWorkOptions, deps: { store: Store; key: Bu
 
   // Per client and model: what it was answered, replayed from the store.
   const totals = new Map<string, PowTotals & { seen: number }>();
-  let benign: Promise<BenignProfile> | undefined;
-  const profileOf = (q: Query) => (benign ??= benignProfile(o, q.model).catch((e) => {
-    benign = undefined;
-    throw e;
-  }));
+  const profileOf = (q: Query) => profileFor(o, q.model);
 
   const requiredBits = async (q: Query): Promise<number> => {
     const stream = `pow:${q.model.name}`;

@@ -3,7 +3,7 @@ import { z } from "zod";
 import { defensesFor, type DefenseConfig } from "../defenses/catalog.js";
 import { readCoverageTrack, type CoverageOptions, type CoverageTrack } from "../defenses/coverage.js";
 import { pradaStatistic, readPradaTrack, type PradaOptions, type PradaTrack } from "../defenses/prada.js";
-import { benignProfile, departure, emptyTotals, powBits, readPowTrack, type BenignProfile, type PowTrack, type ProofOfWorkOptions } from "../defenses/proof-of-work.js";
+import { departure, profileFor, emptyTotals, powBits, readPowTrack, type BenignProfile, type PowTrack, type ProofOfWorkOptions } from "../defenses/proof-of-work.js";
 import { readWatermarks } from "../defenses/watermark.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { Problem } from "./problem.js";
@@ -50,7 +50,6 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
   const prada = new Map<string, PradaTrack>();
   const pow = new Map<string, PowTrack>();
   const coverage = new Map<string, CoverageTrack>();
-  const benign = new Map<string, Promise<BenignProfile>>();
 
   /** A kind's options for a model: the client's plan's first, else any plan's (a client that changed plans keeps its history). */
   const optionsFor = <K extends Kind>(kind: K, model: string, plan: string): { o: Options<K>; active: boolean } | undefined => {
@@ -64,16 +63,10 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
     cache.set(key, t);
     return t;
   };
-  const benignFor = (model: string, o: ProofOfWorkOptions) => {
-    const id = `${model}\u0000${JSON.stringify(o)}`;
-    let p = benign.get(id);
-    if (!p) {
-      const m = d.registry.models.get(model);
-      const fallback: BenignProfile = { entropy: o.benignEntropy ?? 1, outlier: 1 };
-      p = m ? benignProfile(o, m).catch(() => fallback) : Promise.resolve(fallback);
-      benign.set(id, p);
-    }
-    return p;
+  const benignFor = (model: string, o: ProofOfWorkOptions): Promise<BenignProfile> => {
+    const m = d.registry.models.get(model);
+    const fallback: BenignProfile = { entropy: o.benignEntropy ?? 1, outlier: 1 };
+    return m ? profileFor(o, m).catch(() => fallback) : Promise.resolve(fallback);
   };
 
   /** Each detector's statistics for one client, with series when `series` is set (the timeline). */

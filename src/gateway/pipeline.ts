@@ -25,6 +25,8 @@ export interface Query {
   apiKey?: string;
   /** A solved proof-of-work challenge, as presented ("challenge:nonce"), if any. */
   proof?: string;
+  /** The client's Idempotency-Key header: a retry with the same key is answered without a second charge. */
+  idempotencyKey?: string;
   nowMs: number;
   /** The address the request came from (the socket's peer), for the bad-key lockout. */
   source?: string;

@@ -13,6 +13,7 @@ export const PROBLEMS = {
   "admin-forbidden": 403,
   "unknown-model": 404,
   "conflict": 409,
+  "idempotency-key-reused": 422,
   "not-found": 404,
   "quota-exceeded": 429,
   "rate-limited": 429,

@@ -4,7 +4,7 @@ import { apiKey, LockoutTracker, type LockoutScope } from "../defenses/api-key.j
 import { billing } from "../defenses/billing.js";
 import { outputPolicy } from "../defenses/output-policy.js";
 import { rateLimit } from "../defenses/rate-limit.js";
-import { defenseSlots } from "../defenses/catalog.js";
+import { defenseSlots, warmDefenses } from "../defenses/catalog.js";
 import { SOLUTION_HEADER } from "../defenses/proof-of-work.js";
 import { adminRoutes } from "./admin-api.js";
 import { dashboardRoutes } from "./dashboard.js";
@@ -99,6 +99,7 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     notifyLockout?.(scope, id);
   } };
   const pipeline = gatewayPipeline(d);
+  app.addHook("onReady", () => warmDefenses(d.config, d.registry));
   const planOf = new WeakMap<FastifyRequest, string>();
   app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415
 
@@ -160,7 +161,9 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     try {
       if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
       const x = requestBatch(req.body, model.inputShape, d.config.server.maxBatch);
-      Object.assign(q, { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), proof: header(req, SOLUTION_HEADER), nowMs: now(), source: req.socket.remoteAddress });
+      const idempotencyKey = header(req, "idempotency-key");
+      if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new Problem("bad-request", "the Idempotency-Key header must be 1 to 255 visible ASCII characters");
+      Object.assign(q, { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), proof: header(req, SOLUTION_HEADER), idempotencyKey, nowMs: now(), source: req.socket.remoteAddress });
       const answer = await pipeline(q as Query);
       const plan = q.plan?.name ?? "";
       metrics.requests.inc({ status: "200", model: model.name, plan });

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { concatRows, rowsOf, sliceRows, type Batch } from "../core/batch.js";
 import { CHALLENGE_HEADER, proveWork, SOLUTION_HEADER } from "../defenses/proof-of-work.js";
 import { OracleStopped, parseOutputs, type Oracle, type OracleAnswer } from "./oracle.js";
@@ -56,11 +57,13 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
 
   async function one(x: Batch): Promise<OracleAnswer> {
     const body = JSON.stringify({ inputs: [{ name: inputName, shape: [...x.shape], datatype: "FP32", data: Array.from(x.data) }] });
+    // One key for every try of this request: a retry after a 5xx or a lost connection is never charged twice.
+    const once = { ...headers, "idempotency-key": randomUUID() };
     let proof = challenges.length ? solve(challenges.shift()!) : undefined;
     for (let attempt = 0, proofs = 0; ; attempt++) {
       let res: Response;
       try {
-        res = await fetch(`${base}/infer`, { method: "POST", headers: proof ? { ...headers, [SOLUTION_HEADER]: proof } : headers, body, signal: AbortSignal.timeout(timeout) });
+        res = await fetch(`${base}/infer`, { method: "POST", headers: proof ? { ...once, [SOLUTION_HEADER]: proof } : once, body, signal: AbortSignal.timeout(timeout) });
       } catch (e) {
         if (attempt >= retries) throw new OracleStopped("unreachable", `cannot reach ${o.url}: ${(e as Error).cause ?? (e as Error).message}`);
         await sleep(Math.min(10_000, 200 * 2 ** attempt));

@@ -47,7 +47,9 @@ export class StoreUnavailable extends Error {
  * Returns {status, cost, usedToday, balance, monthSpend}; status 1 ok, 2 quota, 3 balance, 4 cap,
  * -1 a counter is missing (rebuild it from the ledger and call again).
  * KEYS[4]: the client's pending charges; after the tiers, ARGV: request id, nowMs (recorded as pending
- * "rows cost debit nowMs" on success).
+ * "rows cost debit nowMs" on success). Status 5: this request id already has a pending take (a retry
+ * of a request still in flight or whose replica died): nothing is taken again; cost (and a sixth
+ * element, rows) are that take's.
  */
 const CHARGE_LUA = `
 local used = redis.call('GET', KEYS[1])
@@ -57,11 +59,16 @@ if not used or not spend or not bal then return {-1, 0, 0, 0, 0} end
 used = tonumber(used)
 spend = tonumber(spend)
 bal = tonumber(bal)
+local ntiers = tonumber(ARGV[7])
+local pending = redis.call('HGET', KEYS[4], ARGV[8 + 2 * ntiers])
+if pending then
+  local taken, price = string.match(pending, '^(%d+) (%d+)')
+  return {5, tonumber(price), used, bal, spend, tonumber(taken)}
+end
 local rows = tonumber(ARGV[1])
 local quota = tonumber(ARGV[2])
 local kind = ARGV[3]
 local cap = tonumber(ARGV[4])
-local ntiers = tonumber(ARGV[7])
 local cost, at, left = 0, used, rows
 for i = 0, ntiers - 1 do
   if left == 0 then break end
@@ -94,13 +101,25 @@ return {1, cost, used, bal, spend}
 /**
  * Give back a pending charge, once: clear it from the pending hash and, only if it was there, add the
  * deltas to each counter that exists. KEYS: pending, day rows, month spend, balance. ARGV: request id,
- * then a delta per counter. Returns 1 if it gave back, 0 if someone already had.
+ * then a delta per counter. Returns 1 if it gave back, 0 if someone already had, or if the take is
+ * marked "accounted" (a retry wrote its ledger row: then the record is only cleared).
  */
 const RECLAIM_LUA = `
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+local p = redis.call('HGET', KEYS[1], ARGV[1])
+if not p then return 0 end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if string.find(p, 'accounted', 1, true) then return 0 end
 for i = 2, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBY', KEYS[i], ARGV[i]) end
 end
+return 1
+`;
+
+/** Mark a pending take as accounted for by a ledger row (a retry wrote it). KEYS: pending. ARGV: request id. Returns 0 if the record is gone. */
+const ACCOUNT_LUA = `
+local p = redis.call('HGET', KEYS[1], ARGV[1])
+if not p then return 0 end
+if not string.find(p, 'accounted', 1, true) then redis.call('HSET', KEYS[1], ARGV[1], p .. ' accounted') end
 return 1
 `;
 
@@ -167,6 +186,7 @@ return {1, math.floor(tokens), 0}
 
 type Scripted = Redis & {
   heistCharge(...keysAndArgs: (string | number)[]): Promise<number[]>;
+  heistAccount(pending: string, requestId: string): Promise<number>;
   heistAdjust(...keysAndArgs: (string | number)[]): Promise<number[]>;
   heistBurst(...keysAndArgs: (string | number)[]): Promise<number[]>;
   heistReclaim(...keysAndArgs: (string | number)[]): Promise<number>;
@@ -246,6 +266,7 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
   const redis = new Redis(o.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2, connectTimeout: 5000 }) as Scripted;
   redis.on("error", () => {}); // ioredis reconnects by itself; commands fail meanwhile (a 503 at the gateway)
   redis.defineCommand("heistCharge", { numberOfKeys: 4, lua: CHARGE_LUA });
+  redis.defineCommand("heistAccount", { numberOfKeys: 1, lua: ACCOUNT_LUA });
   redis.defineCommand("heistAdjust", { lua: ADJUST_LUA }); // number of keys given per call
   redis.defineCommand("heistBurst", { numberOfKeys: 1, lua: BURST_LUA });
   redis.defineCommand("heistReclaim", { numberOfKeys: 4, lua: RECLAIM_LUA });
@@ -351,11 +372,14 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     }
     const [status, cost, usedToday, balance, monthSpend] = r;
     if (status === -1) throw new Error("the usage counters vanished while charging");
-    if (status !== 1) return { ok: false, reason: status === 2 ? "quota" : status === 3 ? "balance" : "cap", cost, usedToday, balance, monthSpend };
+    if (status !== 1 && status !== 5) return { ok: false, reason: status === 2 ? "quota" : status === 3 ? "balance" : "cap", cost, usedToday, balance, monthSpend };
 
     const debit = billing.kind === "prepaid" ? cost : 0;
-    // Give back this take, unless a reconcile already did (or does it later, from the pending record, if Redis is away now).
-    const refund = () => redis.heistReclaim(keys.pending, ...counters, c.requestId, -c.rows, -cost, debit).catch(() => undefined);
+    const taken = status === 5 ? r[5] : c.rows;
+    // Give back the take this request id holds, unless a reconcile already did (or does it later, from
+    // the pending record, if Redis is away now). A retry that found a take pending (status 5) took
+    // nothing itself: the pending take stands for both tries.
+    const refund = () => redis.heistReclaim(keys.pending, ...counters, c.requestId, -taken, -cost, debit).catch(() => undefined);
     let inserted: pg.QueryResult;
     try {
       inserted = await pool.query(
@@ -373,15 +397,17 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
       throw new StoreUnavailable("writing the ledger", e);
     }
     if (inserted.rowCount === 1) {
-      // Recorded: clear the pending charge. If a reconcile gave it back meanwhile (this insert took
-      // longer than PENDING_STALE_MS), take it again, since the ledger now has it.
-      const cleared = await redis.hdel(keys.pending, c.requestId).catch(() => 1);
-      if (cleared === 0) await redis.heistAdjust(3, ...counters, c.rows, cost, -debit).catch(() => undefined);
+      // Recorded: clear the pending charge (a retry that took nothing marks the first try's take as
+      // accounted instead, so that try, should it still land, does not give it back). If a reconcile
+      // gave the take back meanwhile (this insert took longer than PENDING_STALE_MS), take it again.
+      const kept = await (status === 5 ? redis.heistAccount(keys.pending, c.requestId) : redis.hdel(keys.pending, c.requestId)).catch(() => 1);
+      if (kept === 0) await redis.heistAdjust(3, ...counters, taken, cost, -debit).catch(() => undefined);
       return { ok: true, cost, ledgerId: Number(inserted.rows[0].id), usedToday, balance, monthSpend };
     }
 
-    // The same request id again: it was charged once already. Give back this second take and answer as the first did.
-    await refund();
+    // The same request id again: it was charged once already. Give back this second take and answer
+    // as the first did. A retry that took nothing leaves the pending take to the try that holds it.
+    if (status !== 5) await refund();
     const first = await pool.query(`SELECT * FROM ${t("ledger")} WHERE request_id = $1`, [c.requestId]);
     const row = first.rows[0] ? ledgerRow(first.rows[0]) : undefined;
     if (!row || row.clientId !== c.clientId) throw new Error(`request id ${c.requestId} is already in the ledger for another client`);
@@ -473,9 +499,10 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     charge: guard("charging", charge),
     ledger: guard("reading the ledger", async (f = {}) => {
       const limit = f.limit ?? null; // LIMIT NULL: all
-      const r = f.clientId
-        ? await pool.query(`SELECT * FROM ${t("ledger")} WHERE client_id = $1 ORDER BY id LIMIT $2`, [f.clientId, limit])
-        : await pool.query(`SELECT * FROM ${t("ledger")} ORDER BY id LIMIT $1`, [limit]);
+      const where: string[] = [];
+      const args: unknown[] = [];
+      for (const [column, v] of [["client_id", f.clientId], ["request_id", f.requestId]] as const) if (v !== undefined) where.push(`${column} = $${args.push(v)}`);
+      const r = await pool.query(`SELECT * FROM ${t("ledger")} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT $${args.push(limit)}`, args);
       return r.rows.map(ledgerRow);
     }),
     // The defences' streams live in Redis (RPUSH is atomic, so replicas append in one order); alarms, the record, in PostgreSQL.

@@ -25,6 +25,10 @@ const client = (r: Row): ClientRecord => ({ id: r.id as string, name: r.name as 
 const alarm = (r: Row): AlarmRecord => ({
   id: r.id as number, at: r.at as string, clientId: r.client_id as string, detector: r.detector as string, action: r.action as string, evidence: JSON.parse(r.evidence as string),
 });
+const ledgerRow = (r: Row): LedgerRow => ({
+  id: r.id as number, at: r.at as string, requestId: r.request_id as string, clientId: r.client_id as string, keyId: r.key_id as string,
+  model: r.model as string, rows: r.rows as number, price: r.price as number, answerHash: r.answer_hash as string, balanceAfter: r.balance_after as number,
+});
 const key = (r: Row): KeyRecord => ({
   id: r.id as string, clientId: r.client_id as string, hash: r.hash as string, createdAt: r.created_at as string,
   revokedAt: (r.revoked_at as string | null) ?? null, expiresAt: (r.expires_at as string | null) ?? null,
@@ -52,6 +56,7 @@ export function sqliteStore(path: string): Store {
     addUsage: db.prepare("INSERT INTO usage (client_id, day, rows) VALUES (?, ?, ?) ON CONFLICT (client_id, day) DO UPDATE SET rows = rows + excluded.rows"),
     addSpend: db.prepare("INSERT INTO spend (client_id, month, micros) VALUES (?, ?, ?) ON CONFLICT (client_id, month) DO UPDATE SET micros = micros + excluded.micros"),
     debit: db.prepare("UPDATE clients SET balance = balance - ? WHERE id = ?"),
+    byRequest: db.prepare("SELECT * FROM ledger WHERE request_id = ?"),
     ledger: db.prepare("INSERT INTO ledger (at, request_id, client_id, key_id, model, rows, price, answer_hash, balance_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
     getKey: db.prepare("SELECT * FROM keys WHERE id = ?"),
     bucket: db.prepare("SELECT tokens, updated_ms FROM buckets WHERE client_id = ?"),
@@ -70,6 +75,11 @@ export function sqliteStore(path: string): Store {
   const charge = db.transaction((c: ChargeRequest): ChargeResult => {
     const { day, month } = windows(c.nowMs);
     const u = usageOf(c.clientId, c.nowMs);
+    const first = q.byRequest.get(c.requestId) as Row | undefined;
+    if (first) {
+      if (first.client_id !== c.clientId) throw new Error(`request id ${c.requestId} is already in the ledger for another client`);
+      return { ok: true, cost: first.price as number, ledgerId: first.id as number, ...u };
+    }
     const cost = priceRows(c.plan.tiers, u.usedToday, c.rows);
     if (u.usedToday + c.rows > c.plan.dailyQuota) return { ok: false, reason: "quota", cost, ...u };
     if (c.plan.billing.kind === "prepaid" && cost > u.balance) return { ok: false, reason: "balance", cost, ...u };
@@ -151,13 +161,9 @@ export function sqliteStore(path: string): Store {
       return charge.immediate(c);
     },
     async ledger(f = {}) {
-      const rows = (f.clientId
-        ? db.prepare("SELECT * FROM ledger WHERE client_id = ? ORDER BY id LIMIT ?").all(f.clientId, f.limit ?? -1)
-        : db.prepare("SELECT * FROM ledger ORDER BY id LIMIT ?").all(f.limit ?? -1)) as Row[];
-      return rows.map((r): LedgerRow => ({
-        id: r.id as number, at: r.at as string, requestId: r.request_id as string, clientId: r.client_id as string, keyId: r.key_id as string,
-        model: r.model as string, rows: r.rows as number, price: r.price as number, answerHash: r.answer_hash as string, balanceAfter: r.balance_after as number,
-      }));
+      const where = [f.clientId !== undefined ? "client_id = ?" : "", f.requestId !== undefined ? "request_id = ?" : ""].filter(Boolean);
+      const args = [f.clientId, f.requestId].filter((v) => v !== undefined);
+      return (db.prepare(`SELECT * FROM ledger ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`).all(...args, f.limit ?? -1) as Row[]).map(ledgerRow);
     },
     async appendEvents(clientId, stream, entries) {
       appendEvents.immediate(clientId, stream, entries);

@@ -27,7 +27,10 @@ export interface Usage {
   monthSpend: number;
 }
 
-/** One served request, charged and recorded atomically with the quota and balance checks. */
+/**
+ * One served request, charged and recorded atomically with the quota and balance checks. A request
+ * id already in the ledger is not charged again: the answer is the first charge's.
+ */
 export interface ChargeRequest {
   requestId: string;
   clientId: string;
@@ -99,7 +102,8 @@ export interface Store {
   /** Take `rows` tokens from the client's bucket, or none. */
   takeBurst(clientId: string, burst: NonNullable<Plan["burst"]>, rows: number, nowMs: number): Promise<BurstResult>;
   charge(c: ChargeRequest): Promise<ChargeResult>;
-  ledger(filter?: { clientId?: string; limit?: number }): Promise<LedgerRow[]>;
+  /** Ledger rows in order; `requestId` finds the one row a request was charged under. */
+  ledger(filter?: { clientId?: string; requestId?: string; limit?: number }): Promise<LedgerRow[]>;
   /**
    * Per-client state of the defences, as append-only streams of small strings (a detector's
    * decisions, a watermark's marked queries). Each replica replays what it has not seen yet, so
