@@ -190,7 +190,7 @@ export function addEvent(t: PowTotals, event: string, profile?: BenignProfile): 
   else if (day > t.day) [t.day, t.dayRows] = [day, rows];
 }
 
-/** How far a client departs from the benign profile (≥ the signals' ratios; null before `warmupRows`). */
+/** Each signal's ratio to the benign profile (null when it does not apply: before `warmupRows`, or no calibration data, or no `benignRows`). */
 export function departure(o: ProofOfWorkOptions, t: PowTotals, p: BenignProfile, nowMs: number) {
   const judged = t.rows >= o.warmupRows;
   const entropyRatio = judged ? t.entropy / t.rows / p.entropy : null;
