@@ -259,16 +259,18 @@ if (parts.includes("semi")) {
 }
 
 if (parts.includes("upgrade")) {
-  // Upgrade (not in the default run: npm run bench:steal -- upgrade; UPGRADE_EPOCHS narrows it). The
-  // thief owns the 10k pool images, 1,000 of them with their true labels; it asks the victim about the
-  // other 9k and one augmented copy of each, and trains a small CNN on those answers and its own
-  // labels. Beside it, what the same CNN gets from the 1,000 labels alone.
+  // Upgrade (not in the default run: npm run bench:steal -- upgrade; UPGRADE_EPOCHS and UPGRADE_COPIES
+  // change it). The thief owns the 10k pool images, 1,000 of them with their true labels; it asks the
+  // victim about the other 9k and UPGRADE_COPIES augmented copies of each, and trains a small CNN on
+  // those answers and its own labels. Beside it, what the same CNN gets from the 1,000 labels alone.
   const victim = await loadModel("zoo://fashion-mlp");
   const { pool, test } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 6 });
   const n = rowsOf(pool.x);
   const labeled = { x: sliceRows(pool.x, n - 1000, n), y: pool.y.slice(n - 1000) };
   const own = sliceRows(pool.x, 0, n - 1000);
-  const unlabeled = concatRows([own, augmentBatch(own, rng(5), { scale: [0.8, 1], jitter: 0.3, brightness: 0.2, contrast: 0.2 })]);
+  const copies = Number(process.env.UPGRADE_COPIES ?? 1);
+  const r = rng(5);
+  const unlabeled = concatRows([own, ...Array.from({ length: copies }, () => augmentBatch(own, r, { scale: [0.8, 1], jitter: 0.3, brightness: 0.2, contrast: 0.2 }))]);
   const arch = { kind: "cnn", filters: [16, 32], dense: 64, dropout: 0 };
   const epochs = Number(process.env.UPGRADE_EPOCHS ?? 20);
   const t = performance.now();
@@ -282,7 +284,7 @@ if (parts.includes("upgrade")) {
   figures.upgradeFashion = {
     victimAccuracy, stolenAccuracy: accuracy(await stolen.predict(test.x), test.y), fidelityTest: (await fidelityReport(victim.model, stolen, { test: test.x, uniformRows: 1000 })).rTest,
     labeledAloneAccuracy: accuracy(await tfjsModel(alone, "probabilities").predict(test.x), test.y),
-    queries: out.spent.rows, labeled: 1000, surrogate: { arch, epochs }, seconds,
+    queries: out.spent.rows, augmentedCopies: copies, labeled: 1000, surrogate: { arch, epochs }, seconds,
   };
   log("upgrade", figures.upgradeFashion);
 }
@@ -326,6 +328,6 @@ if (parts.includes("relu")) {
 
 server.kill("SIGTERM");
 const full = parts.join() === ALL_PARTS.join();
-const settings = ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS", "SEMI_QUERIES", "SEMI_SEEDS", "UPGRADE_EPOCHS"].filter((k) => parts.includes(k.split("_")[0].toLowerCase()) && process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
+const settings = ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS", "SEMI_QUERIES", "SEMI_SEEDS", "UPGRADE_EPOCHS", "UPGRADE_COPIES"].filter((k) => parts.includes(k.split("_")[0].toLowerCase()) && process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
 await record(`steal${full ? "" : "-" + parts.join("-")}`, `${settings}npm run bench:steal${full ? "" : " -- " + parts.join(" ")}`, figures);
 process.exit(0);

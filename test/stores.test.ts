@@ -8,6 +8,7 @@ import { redisPostgresStore, StoreUnavailable } from "../src/gateway/stores/redi
 import { sqliteStore } from "../src/gateway/stores/sqlite.js";
 import type { Store } from "../src/gateway/stores/store.js";
 import { tempDir } from "./helpers.js";
+import Database from "better-sqlite3";
 import { POSTGRES_URL, REDIS_URL, requireServices } from "./services.js";
 
 /**
@@ -55,6 +56,12 @@ const CAPPED = plan({ tiers: [{ pricePerRow: 0.01 }], billing: { kind: "cap", mo
 const BURST = { capacity: 5, refillPerSecond: 1 };
 
 if (down) describe.skip(`redis+postgres store (skipped: ${down})`, () => it("needs Redis and PostgreSQL", () => {}));
+
+// docs/dependencies.md: SQLite before 3.53.2 has CVE-2026-11824 and CVE-2026-11822 (better-sqlite3 12.6.2 bundled 3.51.2).
+it("runs on a bundled SQLite with the 2026 FTS5 fixes (3.53.2 or later)", () => {
+  const version = (new Database(":memory:").prepare("SELECT sqlite_version() AS v").get() as { v: string }).v.split(".").map(Number);
+  expect(version[0] * 1e6 + version[1] * 1e3 + version[2]).toBeGreaterThanOrEqual(3_053_002);
+});
 
 describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c) => {
   let store: Store;
