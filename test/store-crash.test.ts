@@ -42,6 +42,16 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
     await r.quit();
   });
 
+  /** Hold an exclusive lock on the ledger (until COMMIT): every replica's insert waits on it. */
+  const holdLedger = async () => {
+    await db.query("BEGIN");
+    await db.query(`LOCK TABLE "${ns}".ledger IN EXCLUSIVE MODE`);
+  };
+  /** Cut the connections whose ledger insert waits on the lock: their outcome is unknown to them. */
+  const cutWaitingInserts = () => db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO "${ns}".ledger%'`);
+  /** Let a charge started without await reach its insert. */
+  const settle = () => new Promise((r) => setTimeout(r, 300));
+
   const charge = (s: Store, id: string, requestId: string, nowMs = T) =>
     s.charge({ requestId, clientId: id, keyId: "k", model: "m", rows: 3, plan, nowMs, answerHash: "h" });
 
@@ -50,10 +60,9 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
     await a.topUp("c_crash", 1_000_000, T);
     expect((await charge(a, "c_crash", "r-ok")).ok).toBe(true);
 
-    await db.query("BEGIN");
-    await db.query(`LOCK TABLE "${ns}".ledger IN EXCLUSIVE MODE`); // A's insert now waits: A has "died" mid-charge
+    await holdLedger(); // A's insert now waits: A has "died" mid-charge
     const late = charge(a, "c_crash", "r-lost");
-    await new Promise((r) => setTimeout(r, 300));
+    await settle();
     expect((await b.usage("c_crash", T)).usedToday).toBe(6); // taken in Redis, not in the ledger: not stale yet
     const later = T + PENDING_STALE_MS + 1000;
     const [u1, u2] = await Promise.all([b.usage("c_crash", later), a.usage("c_crash", later)]); // both replicas reconcile at once
@@ -70,12 +79,11 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
   it("keeps the take pending when the ledger connection is cut (the row may have committed), settles it from the ledger later", async () => {
     await a.createClient({ id: "c_cut", name: "cut", plan: "p", nowMs: T });
     await a.topUp("c_cut", 1_000_000, T);
-    await db.query("BEGIN");
-    await db.query(`LOCK TABLE "${ns}".ledger IN EXCLUSIVE MODE`);
+    await holdLedger();
     const cut = charge(a, "c_cut", "r-cut").then(() => "served", (e: Error) => e.message);
-    await new Promise((r) => setTimeout(r, 300));
+    await settle();
     // Cut A's connection that waits on the insert: its outcome is unknown to A.
-    await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO "${ns}".ledger%'`);
+    await cutWaitingInserts();
     await db.query("COMMIT");
     expect(await cut).toMatch(/accounting database unavailable/);
     expect((await b.usage("c_cut", T)).usedToday).toBe(3); // not given back at once: it might have committed
@@ -98,12 +106,11 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
   it("takes once for a retry (same request id) on another replica while the first try is still in flight", async () => {
     await a.createClient({ id: "c_retry", name: "retry", plan: "p", nowMs: T });
     await a.topUp("c_retry", 1_000_000, T);
-    await db.query("BEGIN");
-    await db.query(`LOCK TABLE "${ns}".ledger IN EXCLUSIVE MODE`);
+    await holdLedger();
     const first = charge(a, "c_retry", "idem:c_retry:k1");
-    await new Promise((r) => setTimeout(r, 300));
+    await settle();
     const retry = charge(b, "c_retry", "idem:c_retry:k1"); // the client gave up waiting and asked B
-    await new Promise((r) => setTimeout(r, 300));
+    await settle();
     await db.query("COMMIT");
     const [x, y] = await Promise.all([first, retry]);
     expect(x.ok && y.ok && x.ledgerId === y.ledgerId).toBe(true);
@@ -117,11 +124,10 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
   it("settles a retry whose first try's connection was cut: one row, one take, nothing given back later", async () => {
     await a.createClient({ id: "c_cut2", name: "cut2", plan: "p", nowMs: T });
     await a.topUp("c_cut2", 1_000_000, T);
-    await db.query("BEGIN");
-    await db.query(`LOCK TABLE "${ns}".ledger IN EXCLUSIVE MODE`);
+    await holdLedger();
     const cut = charge(a, "c_cut2", "idem:c_cut2:k1").then(() => "served", (e: Error) => e.message);
-    await new Promise((r) => setTimeout(r, 300));
-    await db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO "${ns}".ledger%'`);
+    await settle();
+    await cutWaitingInserts();
     await db.query("COMMIT");
     expect(await cut).toMatch(/accounting database unavailable/); // the client saw a 503 and retries with its key
     expect((await charge(b, "c_cut2", "idem:c_cut2:k1")).ok).toBe(true);
