@@ -119,23 +119,48 @@ async function consistency(label: string, url: string, namespace: string, client
   };
 }
 
+interface UnderLoad {
+  replicas: (HeistProcess | undefined)[];
+  client: { id: string; key: string };
+  /** The replicas the client loops ask in turn (a load balancer's pool). */
+  urls: string[];
+  load: ReturnType<typeof loadLoop>;
+  /** Start another replica of the same config. */
+  start: () => Promise<HeistProcess>;
+}
+
+/**
+ * Two `heist serve` replicas of one config, a client with $1,000 on them and 16 client loops asking
+ * them in turn; `run` gets them all. Afterwards both replicas are stopped and the namespace dropped.
+ */
+async function underLoad<T>(s: { config: string; dir: string; zoo: string; namespace: string; redisUrl: string }, run: (r: UnderLoad) => Promise<T>): Promise<T> {
+  const start = () => startHeist(s.config, s.dir, { HEIST_ZOO_DIR: s.zoo, HEIST_ADMIN_TOKEN: ADMIN });
+  const replicas: (HeistProcess | undefined)[] = [];
+  try {
+    replicas[0] = await start();
+    replicas[1] = await start();
+    const client = await newClient(replicas[0].url, 1000);
+    const urls = replicas.map((r) => r!.url);
+    const r = { replicas, client, urls, start } as UnderLoad;
+    r.load = loadLoop(() => r.urls, client, 16); // the loops ask r.urls at once, so r must exist first
+    return await run(r);
+  } finally {
+    await Promise.all(replicas.map((r) => stopHeist(r)));
+    await cleanup(s.namespace, s.redisUrl).catch(() => undefined);
+  }
+}
+
 async function killReplica(o: CampaignOptions, dir: string, zoo: string): Promise<{ checks: Check[]; rows: string[][] }> {
   const namespace = `heist_campaign_kill_${randomBytes(4).toString("hex")}`;
   const config = await sharedConfig(dir, namespace, REDIS_URL);
-  const env = { HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN };
-  let one: HeistProcess | undefined;
-  let two: HeistProcess | undefined;
-  try {
-    one = await startHeist(config, dir, env);
-    two = await startHeist(config, dir, env);
-    const c = await newClient(one.url, 1000);
-    let urls = [one.url, two.url];
-    const load = loadLoop(() => urls, c, 16);
+  return underLoad({ config, dir, zoo, namespace, redisUrl: REDIS_URL }, async (u) => {
+    const { client: c, load } = u;
+    const two = u.replicas[1]!;
     await sleep(o.quick ? 1500 : 4000);
-    one.proc.kill("SIGKILL");
+    u.replicas[0]!.proc.kill("SIGKILL");
     const killedAt = Date.now();
     await sleep(o.quick ? 1000 : 3000);
-    urls = [two.url]; // a load balancer takes it out
+    u.urls = [two.url]; // a load balancer takes it out
     await sleep(o.quick ? 1000 : 3000);
     await load.stop();
     // Charges the killed replica took in Redis but never wrote to the ledger are given back once they
@@ -145,7 +170,7 @@ async function killReplica(o: CampaignOptions, dir: string, zoo: string): Promis
     if (wait > 0) await sleep(wait);
     const r = await consistency("kill -9", two.url, namespace, c.id, load.seen, 1000);
     const afterKill = load.seen.filter((s) => s.at > killedAt && s.replica === 0 && s.status !== 0 && s.status !== 200).length;
-    one = await startHeist(config, dir, env); // back up
+    const one = (u.replicas[0] = await u.start()); // back up
     const again = await call(one.url, "POST", "/v2/models/iris/infer", { raw: body, headers: { authorization: `Bearer ${c.key}` } });
     const after = await consistency("kill -9, after the replica restarts", one.url, namespace, c.id, load.seen.concat(again.status === 200 ? [{ status: 200, id: again.json.id, at: Date.now(), replica: 0 }] : []), 1000);
     return {
@@ -156,10 +181,7 @@ async function killReplica(o: CampaignOptions, dir: string, zoo: string): Promis
       ],
       rows: [["kill -9 one of two replicas (Redis + PostgreSQL) under 16 clients", statuses(load.seen) + (afterKill ? `; ${afterKill} odd answers from the killed one` : ""), r.line.join("; ")]],
     };
-  } finally {
-    await Promise.all([stopHeist(one), stopHeist(two)]);
-    await cleanup(namespace, REDIS_URL).catch(() => undefined);
-  }
+  });
 }
 
 function startRedis(port: number): ChildProcess {
@@ -193,41 +215,33 @@ async function killRedis(o: CampaignOptions, dir: string, zoo: string): Promise<
   await waitRedis(url, 10_000);
   const namespace = `heist_campaign_redis_${randomBytes(4).toString("hex")}`;
   const config = await sharedConfig(dir, namespace, url);
-  const env = { HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN };
-  let one: HeistProcess | undefined;
-  let two: HeistProcess | undefined;
   try {
-    one = await startHeist(config, dir, env);
-    two = await startHeist(config, dir, env);
-    const c = await newClient(one.url, 1000);
-    const urls = [one.url, two.url];
-    const load = loadLoop(() => urls, c, 16);
-    await sleep(o.quick ? 1500 : 4000);
-    redis.kill("SIGKILL");
-    const downAt = Date.now();
-    await sleep(o.quick ? 2000 : 5000);
-    redis = startRedis(port);
-    await waitRedis(url, 10_000);
-    const upAt = Date.now();
-    await sleep(o.quick ? 3000 : 6000);
-    await load.stop();
-    const during = load.seen.filter((s) => s.at > downAt + 500 && s.at < upAt);
-    const firstBack = [0, 1].map((rep) => load.seen.find((s) => s.replica === rep && s.at > upAt && s.status === 200)?.at);
-    const recovery = firstBack.map((t) => (t === undefined ? Infinity : (t - upAt) / 1000));
-    const r = await consistency("Redis killed", one.url, namespace, c.id, load.seen, 1000);
-    const duringTypes = [...new Set(during.map((s) => `${s.status} ${s.type?.replace("urn:heist:problem:", "") ?? ""}`))].join(", ");
-    return {
-      checks: [
-        { name: "Redis down: fail closed — only 503 store-unavailable while it is down", ok: during.length > 0 && during.every((s) => s.status === 503 && s.type === "urn:heist:problem:store-unavailable"), detail: `${fmt(during.length)} answers while down: ${duringTypes}` },
-        { name: "Redis down: no 500 at any time", ok: count(load.seen, (s) => s.status >= 500 && s.status !== 503) === 0, detail: statuses(load.seen) },
-        { name: "Redis back: both replicas serve again within 5 s of the restart", ok: recovery.every((s) => s < 5), detail: `first 200 after ${recovery.map((s) => s.toFixed(2)).join(" s and ")} s` },
-        ...r.checks,
-      ],
-      rows: [[`kill -9 the Redis under 16 clients for ${o.quick ? 2 : 5} s, then restart it (empty)`, statuses(load.seen), `${r.line.join("; ")}; back ${recovery.map((s) => s.toFixed(2)).join(" / ")} s after the restart`]],
-    };
+    return await underLoad({ config, dir, zoo, namespace, redisUrl: url }, async ({ replicas: [one], client: c, load }) => {
+      await sleep(o.quick ? 1500 : 4000);
+      redis.kill("SIGKILL");
+      const downAt = Date.now();
+      await sleep(o.quick ? 2000 : 5000);
+      redis = startRedis(port);
+      await waitRedis(url, 10_000);
+      const upAt = Date.now();
+      await sleep(o.quick ? 3000 : 6000);
+      await load.stop();
+      const during = load.seen.filter((s) => s.at > downAt + 500 && s.at < upAt);
+      const firstBack = [0, 1].map((rep) => load.seen.find((s) => s.replica === rep && s.at > upAt && s.status === 200)?.at);
+      const recovery = firstBack.map((t) => (t === undefined ? Infinity : (t - upAt) / 1000));
+      const r = await consistency("Redis killed", one!.url, namespace, c.id, load.seen, 1000);
+      const duringTypes = [...new Set(during.map((s) => `${s.status} ${s.type?.replace("urn:heist:problem:", "") ?? ""}`))].join(", ");
+      return {
+        checks: [
+          { name: "Redis down: fail closed — only 503 store-unavailable while it is down", ok: during.length > 0 && during.every((s) => s.status === 503 && s.type === "urn:heist:problem:store-unavailable"), detail: `${fmt(during.length)} answers while down: ${duringTypes}` },
+          { name: "Redis down: no 500 at any time", ok: count(load.seen, (s) => s.status >= 500 && s.status !== 503) === 0, detail: statuses(load.seen) },
+          { name: "Redis back: both replicas serve again within 5 s of the restart", ok: recovery.every((s) => s < 5), detail: `first 200 after ${recovery.map((s) => s.toFixed(2)).join(" s and ")} s` },
+          ...r.checks,
+        ],
+        rows: [[`kill -9 the Redis under 16 clients for ${o.quick ? 2 : 5} s, then restart it (empty)`, statuses(load.seen), `${r.line.join("; ")}; back ${recovery.map((s) => s.toFixed(2)).join(" / ")} s after the restart`]],
+      };
+    });
   } finally {
-    await Promise.all([stopHeist(one), stopHeist(two)]);
-    await cleanup(namespace, url).catch(() => undefined);
     redis.kill("SIGKILL");
   }
 }
@@ -273,45 +287,37 @@ async function killPostgres(o: CampaignOptions, dir: string, zoo: string): Promi
     models: [{ name: "iris", source: "zoo://iris-tree" }],
     plans: [{ name: "bulk", dailyQuota: 1_000_000_000, tiers: [{ pricePerRow: 0.000001 }], billing: { kind: "prepaid" } }],
   }));
-  const env = { HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN };
-  let one: HeistProcess | undefined;
-  let two: HeistProcess | undefined;
   try {
-    one = await startHeist(config, dir, env);
-    two = await startHeist(config, dir, env);
-    const c = await newClient(one.url, 1000);
-    const urls = [one.url, two.url];
-    const load = loadLoop(() => urls, c, 16);
-    await sleep(o.quick ? 1500 : 4000);
-    await proxy.down();
-    const downAt = Date.now();
-    await sleep(o.quick ? 2000 : 5000);
-    await proxy.up();
-    const upAt = Date.now();
-    await sleep(o.quick ? 3000 : 6000);
-    await load.stop();
-    const during = load.seen.filter((s) => s.at > downAt + 500 && s.at < upAt);
-    const firstBack = [0, 1].map((rep) => load.seen.find((s) => s.replica === rep && s.at > upAt && s.status === 200)?.at);
-    const recovery = firstBack.map((t) => (t === undefined ? Infinity : (t - upAt) / 1000));
-    const wait = downAt + PENDING_STALE_MS + 1000 - Date.now(); // takes whose insert outcome was unknown are settled from the ledger once stale
-    if (wait > 0) {
-      console.log(`   waiting ${Math.ceil(wait / 1000)} s for pending charges to go stale`);
-      await sleep(wait);
-    }
-    const r = await consistency("PostgreSQL cut", one.url, namespace, c.id, load.seen, 1000);
-    const duringTypes = [...new Set(during.map((s) => `${s.status} ${s.type?.replace("urn:heist:problem:", "") ?? ""}`))].join(", ");
-    return {
-      checks: [
-        { name: "PostgreSQL cut: fail closed — only 503 store-unavailable while it is away", ok: during.length > 0 && during.every((s) => s.status === 503 && s.type === "urn:heist:problem:store-unavailable"), detail: `${fmt(during.length)} answers while away: ${duringTypes}` },
-        { name: "PostgreSQL cut: no 500 at any time", ok: count(load.seen, (s) => s.status >= 500 && s.status !== 503) === 0, detail: statuses(load.seen) },
-        { name: "PostgreSQL back: both replicas serve again within 5 s", ok: recovery.every((s) => s < 5), detail: `first 200 after ${recovery.map((s) => s.toFixed(2)).join(" s and ")} s` },
-        ...r.checks,
-      ],
-      rows: [[`cut every PostgreSQL connection (a proxy the campaign owns) under 16 clients for ${o.quick ? 2 : 5} s, then let it back`, statuses(load.seen), `${r.line.join("; ")}; back ${recovery.map((s) => s.toFixed(2)).join(" / ")} s after`]],
-    };
+    return await underLoad({ config, dir, zoo, namespace, redisUrl: REDIS_URL }, async ({ replicas: [one], client: c, load }) => {
+      await sleep(o.quick ? 1500 : 4000);
+      await proxy.down();
+      const downAt = Date.now();
+      await sleep(o.quick ? 2000 : 5000);
+      await proxy.up();
+      const upAt = Date.now();
+      await sleep(o.quick ? 3000 : 6000);
+      await load.stop();
+      const during = load.seen.filter((s) => s.at > downAt + 500 && s.at < upAt);
+      const firstBack = [0, 1].map((rep) => load.seen.find((s) => s.replica === rep && s.at > upAt && s.status === 200)?.at);
+      const recovery = firstBack.map((t) => (t === undefined ? Infinity : (t - upAt) / 1000));
+      const wait = downAt + PENDING_STALE_MS + 1000 - Date.now(); // takes whose insert outcome was unknown are settled from the ledger once stale
+      if (wait > 0) {
+        console.log(`   waiting ${Math.ceil(wait / 1000)} s for pending charges to go stale`);
+        await sleep(wait);
+      }
+      const r = await consistency("PostgreSQL cut", one!.url, namespace, c.id, load.seen, 1000);
+      const duringTypes = [...new Set(during.map((s) => `${s.status} ${s.type?.replace("urn:heist:problem:", "") ?? ""}`))].join(", ");
+      return {
+        checks: [
+          { name: "PostgreSQL cut: fail closed — only 503 store-unavailable while it is away", ok: during.length > 0 && during.every((s) => s.status === 503 && s.type === "urn:heist:problem:store-unavailable"), detail: `${fmt(during.length)} answers while away: ${duringTypes}` },
+          { name: "PostgreSQL cut: no 500 at any time", ok: count(load.seen, (s) => s.status >= 500 && s.status !== 503) === 0, detail: statuses(load.seen) },
+          { name: "PostgreSQL back: both replicas serve again within 5 s", ok: recovery.every((s) => s < 5), detail: `first 200 after ${recovery.map((s) => s.toFixed(2)).join(" s and ")} s` },
+          ...r.checks,
+        ],
+        rows: [[`cut every PostgreSQL connection (a proxy the campaign owns) under 16 clients for ${o.quick ? 2 : 5} s, then let it back`, statuses(load.seen), `${r.line.join("; ")}; back ${recovery.map((s) => s.toFixed(2)).join(" / ")} s after`]],
+      };
+    });
   } finally {
-    await Promise.all([stopHeist(one), stopHeist(two)]);
-    await cleanup(namespace, REDIS_URL).catch(() => undefined);
     await proxy.close();
   }
 }
