@@ -2,9 +2,13 @@
  * What each defence costs the honest user and the thief, measured with the audit engine through a
  * real `heist serve` over HTTP (Fashion-MNIST MLP victim, attacker pool = the 10k images it never saw).
  * Run: npm run bench:defenses [-- part ...]   parts: matrix, prada, pow (default: all)
- *   matrix — honest utility against thief fidelity, every output defence × every learning-based attack, 1k and 5k queries
+ *   matrix — honest utility against thief fidelity, every defence stack × every learning-based attack, 1k and 5k queries
+ *            (with the thief's seconds waiting for answers, which is what proof-of-work costs it)
  *   prada  — queries until PRADA's alarm for each attack (action: log, so the thief runs on), and false alarms on benign replay
  *   pow    — the thief's and the honest user's slowdown under calibrated proof-of-work
+ *   coverage — B4B on the fashion-encoder's embedding API (its own gateway, in process): encoder stealing
+ *            against the honest user's linear-probe utility, with and without the defence
+ *            (COVERAGE_QUERIES, default 1000,6000, sets the thief's budgets)
  * Each part writes bench/results/defenses-PART.json, and its audit directory under .heist/bench/.
  */
 import { parseAuditConfig, type AuditConfigInput } from "../src/audit/config.js";
@@ -16,6 +20,7 @@ import { loadSplits } from "../src/data/registry.js";
 import { newPradaState, observe } from "../src/defenses/prada.js";
 import { loadModel } from "../src/models/load.js";
 import { record } from "./record.js";
+import { encoderCoverage } from "./encoder-coverage.js";
 
 const victims = [{ name: "fashion-mlp", source: "zoo://fashion-mlp", dataset: "fashion-mnist" }];
 const ATTACKS = [
@@ -39,9 +44,13 @@ async function audit(part: string, c: Omit<AuditConfigInput, "victims" | "name">
   });
 }
 
+// Calibrated proof-of-work as the pow part measures it (a benign day: 2,500 rows).
+const POW = { kind: "pow" as const, calibrate: "fashion-mnist", baseBits: 7, bitsPerDoubling: 3, benignRows: 2500, bitsPerVolumeDoubling: 3, maxBits: 22 };
+
 const round = (x: number, d = 4) => Number(x.toFixed(d));
 
 const parts: Record<string, () => Promise<void>> = {
+  coverage: encoderCoverage,
   async matrix() {
     const r = await audit("matrix", {
       stacks: [
@@ -53,15 +62,23 @@ const parts: Record<string, () => Promise<void>> = {
         { name: "noise", defenses: [{ kind: "noise", sigma: 0.1 }] },
         { name: "mad", defenses: [{ kind: "mad", epsilon: 1 }] },
         { name: "misinformation", defenses: [{ kind: "misinformation" }] },
+        { name: "prada-block", defenses: [{ kind: "prada", action: "block" }] },
+        { name: "watermark", defenses: [{ kind: "watermark" }] },
+        { name: "pow", defenses: [POW] },
       ],
-      attacks: ATTACKS.slice(0, 4),
+      attacks: ATTACKS,
       budgets: [1000, 5000],
       honestRows: 2000,
     });
+    const byStack = (f: (c: AuditResults["cells"][number]) => unknown) =>
+      Object.fromEntries(r.stacks.map((s) => [s.name, Object.fromEntries(r.cells.filter((c) => c.stack === s.name).map((c) => [`${c.attack}@${c.budget}`, f(c)]))]));
     await record("defenses-matrix", `npm run bench:defenses -- matrix`, {
       victim: "zoo://fashion-mlp", victimTestAccuracy: r.victims[0].testAccuracy,
       honestUtility: Object.fromEntries(r.honest.map((h) => [h.stack, round(h.utility)])),
-      thiefFidelity: Object.fromEntries(r.stacks.map((s) => [s.name, Object.fromEntries(r.cells.filter((c) => c.stack === s.name).map((c) => [`${c.attack}@${c.budget}`, c.error ? `error: ${c.error}` : round(c.fidelity)]))])),
+      thiefFidelity: byStack((c) => (c.error ? `error: ${c.error}` : round(c.fidelity))),
+      thiefRows: byStack((c) => c.rows),
+      thiefQuerySeconds: byStack((c) => round(c.querySeconds, 2)),
+      honestSeconds: Object.fromEntries(r.honest.map((h) => [h.stack, round(h.seconds, 2)])),
     });
   },
   async prada() {
@@ -99,7 +116,7 @@ const parts: Record<string, () => Promise<void>> = {
     // 2,000 test images in order, 16 per request. A benign day is 2,500 rows. Slowdown compares the
     // seconds spent waiting for answers (proof of work included; not the thief's training) with and
     // without the defence. maxBits keeps the noise thief's challenges to seconds each.
-    const pow = { kind: "pow" as const, calibrate: "fashion-mnist", baseBits: 7, bitsPerDoubling: 3, benignRows: 2500, bitsPerVolumeDoubling: 3, maxBits: 22 };
+    const pow = POW;
     const thieves = [ATTACKS[0], ATTACKS[1], ATTACKS[2], ATTACKS[3], ATTACKS[4]];
     const r = await audit("pow", {
       stacks: [{ name: "none" }, { name: "pow", defenses: [pow] }],

@@ -313,6 +313,8 @@ describe("B4B coverage on an encoder API", () => {
       plans: [
         { name: "open", dailyQuota: 100_000 },
         { name: "b4b", dailyQuota: 100_000, defenses: [{ kind: "coverage", bits: 8, alpha: 0.02, lambda: 16, alarmAt: 0.12, action: "block" }] },
+        { name: "origin", dailyQuota: 100_000, defenses: [{ kind: "coverage", bits: 8, alarmAt: 1, transform: false }] },
+        { name: "centred", dailyQuota: 100_000, defenses: [{ kind: "coverage", bits: 8, alarmAt: 1, transform: false, calibrate: "digits" }] },
       ],
     });
   }, 120_000);
@@ -347,4 +349,15 @@ describe("B4B coverage on an encoder API", () => {
     const o = { alpha: 0.02, lambda: 16 };
     expect(coverageSigma(alarm.evidence.coverage, o)).toBeGreaterThan(5 * coverageSigma(mine.coverage, o)); // the thief's answers were far noisier
   }, 120_000);
+
+  it("cuts the space through the benign centre when calibrated: the same rows cover more buckets", async () => {
+    // Every embedding of this encoder lies on one side of most planes through the origin (they share
+    // a common direction); planes through the mean digit embedding split them.
+    const { train } = loadSplits("digits");
+    const rows = train.x.data.subarray(0, 256 * 64);
+    const origin = await embed((await g.client("origin")).key, rows, 256);
+    const centred = await embed((await g.client("centred")).key, rows, 256);
+    expect([origin.status, centred.status]).toEqual([200, 200]);
+    expect(centred.coverage).toBeGreaterThan(2 * origin.coverage); // 0.39 against 0.11 when written
+  }, 60_000);
 });

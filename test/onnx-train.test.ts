@@ -6,6 +6,7 @@ import { buildClassifier } from "../src/models/zoo.js";
 import { fitClassifier } from "../src/models/train.js";
 import { denseWeights } from "../src/models/dense-net.js";
 import { canFitDense } from "../src/models/onnx-train.js";
+import { softenTargets } from "../src/models/epoch-loop.js";
 import type { Architecture } from "../src/models/architecture.js";
 
 /**
@@ -37,6 +38,46 @@ describe("dense training on ONNX Runtime matches TensorFlow.js", () => {
     a.forEach((w, i) => w.forEach((v, j) => (worst = Math.max(worst, Math.abs(v - b[i][j])))));
     expect(worst).toBeLessThan(1e-4);
     nets.forEach((net) => net.dispose());
+  });
+
+  it("distils soft targets at a temperature as TensorFlow.js does", async () => {
+    await tfReady();
+    // Soft targets: seeded probability rows, some nearly one-hot, so the temperature matters.
+    const k = 4;
+    const p = new Float32Array(n * k);
+    for (let i = 0; i < n; i++) {
+      const z = Array.from({ length: k }, () => 6 * r.normal());
+      const m = Math.max(...z);
+      const e = z.map((v) => Math.exp(v - m));
+      e.forEach((v, j) => (p[i * k + j] = v / e.reduce((a, b) => a + b)));
+    }
+    const soft = batch(p, [n, k]);
+    const arch: Architecture = { kind: "mlp", hidden: [10], activation: "relu", l2: 0 };
+    const nets = [0, 1, 2].map(() => buildClassifier(arch, [12], k, 4));
+    const opts = { epochs: 3, batchSize: 32, learningRate: 0.01, seed: 2, temperature: 4 };
+    const lossOrt = await fitClassifier(nets[0], x, soft, k, { ...opts, engine: "auto" });
+    const lossTf = await fitClassifier(nets[1], x, soft, k, { ...opts, engine: "tfjs" });
+    const lossPlain = await fitClassifier(nets[2], x, soft, k, { ...opts, temperature: 1 });
+    lossOrt.forEach((l, i) => expect(l).toBeCloseTo(lossTf[i], 4));
+    const [a, b, plain] = nets.map(denseWeights);
+    let worst = 0;
+    let moved = 0;
+    a.forEach((w, i) => w.forEach((v, j) => ((worst = Math.max(worst, Math.abs(v - b[i][j]))), (moved = Math.max(moved, Math.abs(v - plain[i][j]))))));
+    expect(worst).toBeLessThan(1e-4);
+    expect(moved).toBeGreaterThan(1e-3); // the temperature changed what was learnt
+    expect(lossOrt[0]).not.toBeCloseTo(lossPlain[0], 2);
+    nets.forEach((net) => net.dispose());
+  });
+
+  it("softens probability rows by the temperature and leaves hard labels alone", () => {
+    const y = batch(Float32Array.of(0.7, 0.2, 0.1, 0, 1, 0), [2, 3]);
+    expect(softenTargets(y, 1)).toBe(y);
+    const t = softenTargets(y, 2) as ReturnType<typeof batch>;
+    const want = [0.7, 0.2, 0.1].map(Math.sqrt);
+    want.forEach((v, j) => expect(t.data[j]).toBeCloseTo(v / (want[0] + want[1] + want[2]), 6));
+    expect(Array.from(t.data.subarray(3))).toEqual([0, 1, 0]); // a one-hot row stays one-hot
+    const labels = Int32Array.of(2, 0);
+    expect(softenTargets(labels, 3)).toBe(labels);
   });
 
   it("is deterministic for a seed, and convolutional networks stay on TensorFlow.js", async () => {

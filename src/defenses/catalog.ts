@@ -7,7 +7,7 @@ import { enforceAlarms } from "./alarms.js";
 import { defenseKey } from "./keyed-rng.js";
 import { misinformation, MisinformationOptions } from "./misinformation.js";
 import { noise, NoiseOptions } from "./noise.js";
-import { coverage, CoverageOptions } from "./coverage.js";
+import { coverage, coverageCentre, CoverageOptions } from "./coverage.js";
 import { prada, PradaOptions } from "./prada.js";
 import { profileFor, proofOfWork, ProofOfWorkOptions } from "./proof-of-work.js";
 import { predictionPoisoning, PoisoningOptions } from "./prediction-poisoning.js";
@@ -89,7 +89,7 @@ export function defenseSlots(config: GatewayConfig, deps: { store: Store; secret
 }
 
 /**
- * Measure what the defences calibrate against (proof-of-work's benign profile) before the gateway
+ * Measure what the defences calibrate against (proof-of-work's benign profile, B4B's centre) before the gateway
  * listens, so no client's first request waits for it and a calibration that cannot run stops the start.
  */
 export async function warmDefenses(config: GatewayConfig, registry: ModelRegistry): Promise<void> {
@@ -97,7 +97,10 @@ export async function warmDefenses(config: GatewayConfig, registry: ModelRegistr
   for (const { name } of config.models) {
     const model = registry.models.get(name);
     for (const plan of [undefined, ...config.plans.map((p) => p.name)]) {
-      for (const d of defensesFor(config, name, plan)) if (d.kind === "pow" && model) work.push(profileFor(d, model));
+      for (const d of defensesFor(config, name, plan)) {
+        if (d.kind === "pow" && model) work.push(profileFor(d, model));
+        if (d.kind === "coverage" && d.calibrate && model) work.push(coverageCentre(d.calibrate, model));
+      }
     }
   }
   await Promise.all(work);

@@ -14,10 +14,17 @@
  * between one client's embeddings are kept (its downstream task is not hurt), while two clients'
  * answers no longer line up.
  *
+ * The hyperplanes pass through a centre: the served model's mean embedding of a calibration dataset
+ * (`calibrate`), else the origin. A trained encoder's embeddings share a large common direction, so
+ * planes through the origin cut few of them apart: on the fashion-encoder, 6,000 images touched 8%
+ * of 4,096 buckets through the origin and 36% through the benign centre.
+ *
  * State: the buckets a client has covered, appended to its stream in the store as they are first
  * seen, so coverage survives restarts and is shared by replicas.
  */
 import { z } from "zod";
+import { rowsOf, sliceRows, type Batch } from "../core/batch.js";
+import { loadSplits } from "../data/registry.js";
 import type { Defense, Query } from "../gateway/pipeline.js";
 import type { AlarmRecord, Store } from "../gateway/stores/store.js";
 import { actionLabel, DetectorOptions } from "./alarms.js";
@@ -32,6 +39,8 @@ export const CoverageOptions = DetectorOptions.extend({
   lambda: z.number().min(0).default(4),
   /** Raise an alarm once a client has covered this fraction of the buckets. */
   alarmAt: z.number().gt(0).max(1).default(0.3),
+  /** A dataset whose test images, embedded by the served model, give the centre of the hyperplanes (else the origin). */
+  calibrate: z.string().optional(),
   /** Per-client secret permutation and sign flips of the coordinates (against sybils). */
   transform: z.boolean().default(true),
 });
@@ -50,6 +59,28 @@ export async function readCoverageTrack(store: Store, clientId: string, model: s
   return t;
 }
 
+const centres = new WeakMap<object, Map<string, Promise<Float32Array>>>();
+/** The served model's mean embedding of the last 1,000 test images of `dataset`, measured once per model (the gateway warms it before it listens). */
+export function coverageCentre(dataset: string, model: { predict(x: Batch): Promise<Batch> }): Promise<Float32Array> {
+  const byDataset = centres.get(model) ?? new Map<string, Promise<Float32Array>>();
+  centres.set(model, byDataset);
+  let c = byDataset.get(dataset);
+  if (!c) {
+    c = (async () => {
+      const { test } = loadSplits(dataset);
+      const n = Math.min(1000, rowsOf(test.x));
+      const e = await model.predict(sliceRows(test.x, rowsOf(test.x) - n, rowsOf(test.x)));
+      const w = e.shape[1];
+      const mean = new Float32Array(w);
+      e.data.forEach((v, i) => (mean[i % w] += v / n));
+      return mean;
+    })();
+    c.catch(() => byDataset.delete(dataset)); // a failed calibration is tried again by the next request
+    byDataset.set(dataset, c);
+  }
+  return c;
+}
+
 export function coverage(o: CoverageOptions, deps: { store: Store; key: Buffer; onAlarm?: (a: AlarmRecord) => void }): Defense {
   const planes = new Map<string, Float32Array>(); // per model: bits × width
   const covered = new Map<string, { seen: number; buckets: Set<number> }>();
@@ -65,11 +96,11 @@ export function coverage(o: CoverageOptions, deps: { store: Store; key: Buffer; 
     }
     return p;
   };
-  const bucket = (p: Float32Array, e: Float32Array) => {
+  const bucket = (p: Float32Array, e: Float32Array, centre: Float32Array | undefined) => {
     let b = 0;
     for (let h = 0; h < o.bits; h++) {
       let s = 0;
-      for (let j = 0; j < e.length; j++) s += p[h * e.length + j] * e[j];
+      for (let j = 0; j < e.length; j++) s += p[h * e.length + j] * (centre ? e[j] - centre[j] : e[j]);
       if (s > 0) b |= 1 << h;
     }
     return b;
@@ -103,9 +134,11 @@ export function coverage(o: CoverageOptions, deps: { store: Store; key: Buffer; 
       state.seen++;
     }
     const p = planesFor(q.model.name, w);
+    const centre = o.calibrate ? await coverageCentre(o.calibrate, q.model) : undefined;
+    if (centre && centre.length !== w) throw new Error(`coverage: the calibration embeddings are ${centre.length} wide, the answers ${w}`);
     const fresh = new Set<number>();
     for (let i = 0; i < n; i++) {
-      const b = bucket(p, answer.raw.data.subarray(i * w, (i + 1) * w));
+      const b = bucket(p, answer.raw.data.subarray(i * w, (i + 1) * w), centre);
       if (!state.buckets.has(b)) fresh.add(b);
     }
     if (fresh.size) await deps.store.appendEvents(q.client.id, stream, [...fresh].map(String));

@@ -17,6 +17,12 @@ export interface FitOptions {
   seed: number;
   /** "cosine" anneals the learning rate from `learningRate` to 0 over the run (Loshchilov & Hutter 2017); default constant. */
   schedule?: "constant" | "cosine";
+  /**
+   * Distillation temperature T (Hinton et al. 2015): soft targets and the network's logits are both
+   * softened by T and the loss is scaled by T², so small probabilities (the "dark knowledge") weigh
+   * more. 1 (the default) is plain cross-entropy; hard labels are unchanged by it.
+   */
+  temperature?: number;
   /** L2 penalty on every kernel (weight matrix), added to the loss. */
   l2?: number;
   onProgress?: (p: TrainProgress) => void;
@@ -67,6 +73,21 @@ export function targetRows(y: Targets, idx: Int32Array, numClasses: number): Flo
     for (let i = 0; i < idx.length; i++) out.set(y.data.subarray(idx[i] * numClasses, (idx[i] + 1) * numClasses), i * numClasses);
   }
   return out;
+}
+
+/** Probability rows softened by temperature `t`: p^(1/t), renormalised. Hard labels pass through. */
+export function softenTargets(y: Targets, t: number): Targets {
+  if (t === 1 || y instanceof Int32Array) return y;
+  const k = y.shape[1];
+  const out = new Float32Array(y.data.length);
+  for (let i = 0; i < out.length; i += k) {
+    let max = -Infinity;
+    for (let j = 0; j < k; j++) if (y.data[i + j] > 0) max = Math.max(max, Math.log(y.data[i + j]) / t);
+    let sum = 0;
+    for (let j = 0; j < k; j++) sum += out[i + j] = y.data[i + j] > 0 ? Math.exp(Math.log(y.data[i + j]) / t - max) : 0;
+    for (let j = 0; j < k; j++) out[i + j] /= sum;
+  }
+  return { data: out, shape: [...y.shape] };
 }
 
 export const targetCount = (y: Targets) => (y instanceof Int32Array ? y.length : y.shape[0]);

@@ -28,7 +28,9 @@ function trainStepGraph(layers: DenseLayer[], l2: number): Uint8Array {
   const k = layers[layers.length - 1].units;
   const x = g.input("x", ["batch", d]);
   const y = g.input("y", ["batch", k]);
-  const [scale, lr, c1, c2] = ["scale", "lr", "c1", "c2"].map((n) => g.input(n, []));
+  // scale = T / batch, invT = 1 / T: the loss is T²·mean cross-entropy of softmax(logits / T), whose
+  // gradient with respect to the logits is (softmax(logits / T) − y)·T / batch.
+  const [scale, invT, lr, c1, c2] = ["scale", "invT", "lr", "c1", "c2"].map((n) => g.input(n, []));
   const param = (n: string, dims: number[]) => {
     g.input(n, dims);
     g.input(`m_${n}`, dims);
@@ -38,8 +40,8 @@ function trainStepGraph(layers: DenseLayer[], l2: number): Uint8Array {
   };
   const { logits, hidden } = denseForward(g, x, layers, (i) => [param(`w${i}`, [layers[i].inputs, layers[i].units]), param(`b${i}`, [layers[i].units])]);
 
-  const logp = g.node("LogSoftmax", [logits], { axis: 1 });
-  const crossEntropy = g.node("Mul", [g.node("Neg", [g.node("ReduceSum", [g.node("Mul", [y, logp])], { keepdims: 0 })]), scale]);
+  const logp = g.node("LogSoftmax", [g.node("Mul", [logits, invT])], { axis: 1 });
+  const crossEntropy = g.node("Div", [g.node("Mul", [g.node("Neg", [g.node("ReduceSum", [g.node("Mul", [y, logp])], { keepdims: 0 })]), scale]), invT]);
   let loss = crossEntropy;
   if (l2 > 0) for (let i = 0; i < layers.length; i++) loss = g.node("Add", [loss, g.node("Mul", [g.node("ReduceSumSquare", [`w${i}`], { keepdims: 0 }), g.scalar(l2)])]);
   g.node("Identity", [loss], {}, "loss");
@@ -99,6 +101,7 @@ export async function fitDense(net: tf.LayersModel, x: Batch, y: Targets, numCla
   });
   const d = layers[0].inputs;
   const scalar = (v: number) => new Tensor("float32", Float32Array.of(v), []);
+  const temperature = o.temperature ?? 1;
   let t = 0;
   try {
     const losses = await epochLoop(targetCount(y), o, async (idx, learningRate) => {
@@ -111,7 +114,8 @@ export async function fitDense(net: tf.LayersModel, x: Batch, y: Targets, numCla
         ...state,
         x: new Tensor("float32", xb, [b, d]),
         y: new Tensor("float32", yb, [b, numClasses]),
-        scale: scalar(1 / b),
+        scale: scalar(temperature / b),
+        invT: scalar(1 / temperature),
         lr: scalar(learningRate),
         c1: scalar(1 / (1 - BETA1 ** t)),
         c2: scalar(1 / (1 - BETA2 ** t)),
