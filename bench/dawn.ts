@@ -4,8 +4,10 @@
  * Run: npm run bench:dawn
  *
  * - Theft: knockoff with the attacker's natural pool through a watermarked plan, THEFT_QUERIES rows
- *   (default 5000, and 10000), surrogate trained with knockoff's defaults; then verification over
- *   every client's watermark set: the p-value for the thief's client and whether it is named.
+ *   (default 5000, and 10000), THIEVES (default 5) thieves at each, each its own client and seed,
+ *   surrogate trained with knockoff's defaults; then verification over every client's watermark set:
+ *   the p-value for the thief's client and whether it is named. Client ids are fixed, so which
+ *   queries are marked — and every figure — is the same on every run.
  * - False claims: INDEPENDENT (default 10) models of the victim's architecture, trained with other
  *   seeds (INDEPENDENT_EPOCHS, default 10) on the attacker's pool with its true labels, none of which saw an
  *   answer: claims at alpha.
@@ -46,7 +48,7 @@ const fashion = !!findFashionMnist();
 const preset = fashion ? "fashion-mlp" : "digits-mlp";
 const dataset = fashion ? "fashion-mnist" : "digits";
 const rate = Number(process.env.DAWN_RATE ?? 0.004);
-const thefts = (process.env.THEFT_QUERIES ?? "5000,10000").split(",").map(Number);
+const thefts = (process.env.THEFT_QUERIES ?? "5000,10000").split(",").map(Number).flatMap((q) => Array.from({ length: Number(process.env.THIEVES ?? 5) }, (_, j) => ({ queries: q, j })));
 const independent = Number(process.env.INDEPENDENT ?? 10);
 const independentEpochs = Number(process.env.INDEPENDENT_EPOCHS ?? 10);
 const alpha = 1e-6;
@@ -67,7 +69,7 @@ await app.listen({ host: "127.0.0.1", port: 0 });
 const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 const admin = (m: string, p: string, b?: unknown) => fetch(`${url}${p}`, { method: m, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: b === undefined ? undefined : JSON.stringify(b) }).then((r) => r.json());
 const client = async (name: string, plan: string) => {
-  const c = await admin("POST", "/admin/clients", { name, plan });
+  const c = await admin("POST", "/admin/clients", { id: `c_${name.replace(/[^a-z0-9]+/g, "_")}`, name, plan });
   return { id: c.id as string, key: (await admin("POST", `/admin/clients/${c.id}/keys`, {})).key as string };
 };
 const oracle = (key: string) => httpOracle({ url, model: "victim", key, maxBatch: 512 });
@@ -83,8 +85,8 @@ log("honest", honest);
 
 // Thefts through their own clients (each with a seed of its own).
 const stolen: { queries: number; client: string; surrogate: import("../src/models/model.js").Model; accuracy: number; fidelity: number; seconds: number }[] = [];
-for (const [i, queries] of thefts.entries()) {
-  const c = await client(`thief ${queries}`, "dawn");
+for (const [i, { queries, j }] of thefts.entries()) {
+  const c = await client(`thief ${queries} ${j + 1}`, "dawn");
   const t = performance.now();
   const out = await steal(await oracle(c.key), { attack: knockoff, options: { pool: "natural" }, limits: { rows: queries }, seed: 11 + i, pool: pool.x });
   const s = out.result.surrogate;
@@ -97,14 +99,14 @@ const sets = await watermarkSetsFromGateway(url, token);
 const setSizes = Object.fromEntries(sets.map((s) => [s.clientName ?? s.clientId, s.marks.length]));
 log("watermark sets", setSizes);
 
-const theft = [];
+const theft: ({ queries: number; named: boolean; pAdjusted?: number; marks: number } & Record<string, unknown>)[] = [];
 for (const s of stolen) {
   const v = await verifyWatermarks(sets, localSuspect(s.surrogate), alpha);
   const own = v.results.find((r) => r.clientId === s.client)!;
   const di = await verifyDatasetInference(`zoo://${preset}`, localSuspect(s.surrogate), { alpha, samples: 2000, seed: 0 });
   theft.push({
     queries: s.queries, surrogateAccuracy: s.accuracy, fidelity: s.fidelity, stealSeconds: s.seconds,
-    marks: own.marks, disagreements: own.disagreements, matches: own.matches, p: own.p, pAdjusted: v.best?.clientId === s.client ? v.best.pAdjusted : undefined,
+    marks: own.marks, disagreements: own.disagreements, matches: own.matches, test: own.test, ranked: own.ranked, meanRank: own.meanRank, p: own.p, pAdjusted: v.best?.clientId === s.client ? v.best.pAdjusted : undefined,
     named: v.claim && v.best?.clientId === s.client, claimedSomeoneElse: v.claim && v.best?.clientId !== s.client, tests: v.tests,
     datasetInference: { t: di.t, p: di.p, claim: di.claim },
   });
@@ -136,6 +138,10 @@ await store.close();
 await record("dawn", `npm run bench:dawn${process.env.DAWN_RATE ? ` (DAWN_RATE=${rate})` : ""}`, {
   victim: `zoo://${preset}`, dataset, rate, alpha,
   watermarkSets: setSizes,
+  theftSummary: [...new Set(thefts.map((t) => t.queries))].map((q) => {
+    const ts = theft.filter((t) => t.queries === q);
+    return { queries: q, thieves: ts.length, named: ts.filter((t) => t.named).length, pAdjusted: ts.map((t) => t.pAdjusted), marks: ts.map((t) => t.marks) };
+  }),
   theft,
   victimItself: { claim: victimSelf.claim, smallestP: victimSelf.best?.p },
   falseClaims: { count: independents.length, epochs: independentEpochs, watermarkClaims: independents.filter((m) => m.claim).length, datasetInferenceClaims: independents.filter((m) => m.datasetInference.claim).length, perModel: independents },

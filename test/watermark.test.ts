@@ -7,7 +7,7 @@ import { loadSplits } from "../src/data/registry.js";
 import { steal } from "../src/attacks/steal.js";
 import { knockoff } from "../src/attacks/knockoff.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
-import { binomialUpperTail, studentUpperTail, verifyWatermarks, watermarkTest, welchTTest } from "../src/audit/ownership.js";
+import { chernoffUniformSumLowerTail, uniformSumLowerTail, binomialUpperTail, studentUpperTail, verifyWatermarks, watermarkTest, welchTTest } from "../src/audit/ownership.js";
 import { DefenseConfig, defenseFits } from "../src/defenses/catalog.js";
 import { markFor } from "../src/defenses/watermark.js";
 import { localSuspect, watermarkSetsFromGateway } from "../src/cli/verify.js";
@@ -92,6 +92,73 @@ describe("ownership statistics", () => {
     expect(copy.p).toBeCloseTo(1 / 729, 12);
     expect(watermarkTest([{ original: 0, label: 1, classes: 2 }], [1]).p).toBe(1); // two classes: a disagreement is always the mark
   });
+
+  it("the sum of uniform ranks: exact small cases, and the bound for long sets is never below the exact tail", () => {
+    expect(uniformSumLowerTail(4, 1, 9)).toBeCloseTo(4 / 9, 15);
+    expect(uniformSumLowerTail(3, 2, 3)).toBeCloseTo(3 / 9, 15); // (1,1), (1,2), (2,1)
+    expect(uniformSumLowerTail(10, 10, 9)).toBeCloseTo(9 ** -10, 20);
+    expect(uniformSumLowerTail(9, 10, 9)).toBe(0);
+    expect(uniformSumLowerTail(90, 10, 9)).toBe(1);
+    // The bound used for long sets is never below the exact tail.
+    for (const [t, m] of [[12, 10], [40, 15], [300, 100], [2000, 500]]) {
+      const exact = uniformSumLowerTail(t, m, 9);
+      expect(chernoffUniformSumLowerTail(t, m, 9)).toBeGreaterThanOrEqual(exact);
+      expect(chernoffUniformSumLowerTail(t, m, 9)).toBeLessThan(Math.max(1e-300, exact) * 100 * Math.sqrt(m)); // and not far above
+    }
+  });
+
+  it("the scores test is exact too, and sees marks a copy learnt only partly", () => {
+    const r = rng(4);
+    const k = 10;
+    let below = 0;
+    const trials = 4000;
+    for (let t = 0; t < trials; t++) {
+      const marks = Array.from({ length: 30 }, () => {
+        const original = r.int(k);
+        return { original, label: (original + 1 + r.int(k - 1)) % k, classes: k };
+      });
+      // An independent suspect's scores: mostly confident in the victim's answer, the rest at random, blind to the marks.
+      const data = new Float32Array(30 * k);
+      marks.forEach((m, i) => {
+        for (let j = 0; j < k; j++) data[i * k + j] = r.next() + (j === m.original && r.next() < 0.7 ? 5 : 0);
+      });
+      const scores = { data, shape: [30, k] };
+      if (watermarkTest(marks, argmaxRows(scores), scores).p < 0.05) below++;
+    }
+    expect(below / trials).toBeLessThan(0.05);
+    // A copy that kept the victim's answer on top but the marked class second, on 8 marks of 10.
+    const marks = Array.from({ length: 10 }, (_, i) => ({ original: i % k, label: (i + 3) % k, classes: k }));
+    const data = new Float32Array(10 * k).fill(0.01);
+    marks.forEach((m, i) => {
+      data[i * k + m.original] = 0.6;
+      data[i * k + (i < 8 ? m.label : (m.label + 1) % k)] = 0.3;
+    });
+    const partly = { data, shape: [10, k] };
+    const byLabels = watermarkTest(marks, argmaxRows(partly));
+    const byScores = watermarkTest(marks, argmaxRows(partly), partly);
+    expect(byLabels).toMatchObject({ test: "labels", disagreements: 0, p: 1 });
+    expect(byScores).toMatchObject({ test: "scores", ranked: 8, trials: 10 });
+    // The two others tie with 7 classes and lose to one: rank 9 each.
+    expect(byScores.meanRank).toBeCloseTo((8 + 2 * 9) / 10, 12);
+    expect(byScores.p).toBeCloseTo(2 * Math.min(binomialUpperTail(8, 10, 1 / 9), uniformSumLowerTail(26, 10, 9)), 15);
+    expect(byScores.p).toBeLessThan(1e-5);
+    // Every mark second among the others: no mark ranked first, but the ranks give it away.
+    const second = { data: new Float32Array(30 * k), shape: [30, k] };
+    const many = Array.from({ length: 30 }, (_, i) => ({ original: i % k, label: (i + 3) % k, classes: k }));
+    many.forEach((m, i) => {
+      for (let j = 0; j < k; j++) second.data[i * k + j] = 0.01 * j;
+      second.data[i * k + m.original] = 0.6;
+      const rival = (m.label + 1) % k === m.original ? (m.label + 2) % k : (m.label + 1) % k;
+      second.data[i * k + rival] = 0.3;
+      second.data[i * k + m.label] = 0.2;
+    });
+    const ranks = watermarkTest(many, argmaxRows(second), second);
+    expect(ranks).toMatchObject({ ranked: 0, meanRank: 2 });
+    expect(ranks.p).toBeLessThan(1e-6);
+    // Ties count against the claim: a flat row ranks nothing.
+    const flat = { data: new Float32Array(10 * k).fill(0.1), shape: [10, k] };
+    expect(watermarkTest(marks, argmaxRows(flat), flat).ranked).toBe(0);
+  });
 });
 
 describe("DAWN in the gateway, and heist verify", () => {
@@ -167,7 +234,9 @@ describe("DAWN in the gateway, and heist verify", () => {
     expect(ind.claim).toBe(false);
     expect(ind.best!.p).toBeGreaterThan(1e-3);
     const self = await verifyWatermarks(sets, localSuspect((await loadModel("zoo://digits-mlp")).model), 1e-6);
-    expect(self.results.every((x) => x.disagreements === 0 && x.p === 1)).toBe(true); // the victim itself never answers a mark
+    expect(self.results.every((x) => x.disagreements === 0)).toBe(true); // the victim itself never answers a mark
+    expect(self.claim).toBe(false);
+    expect(v.results.find((x) => x.clientId === thief.id)).toMatchObject({ test: "scores", trials: v.results.find((x) => x.clientId === thief.id)!.marks });
   }, 30_000);
 
   describe("the CLI", () => {

@@ -8,7 +8,15 @@
  *   victim on a marked input, its label equals the marked one with probability exactly 1/(k − 1),
  *   independently from input to input. Given D such disagreements, the number of reproduced marks is
  *   then Binomial(D, 1/(k − 1)) — conditioning on D makes the test exact whatever the suspect's
- *   accuracy (a model that errs often gets no advantage from it). With several clients (and models)
+ *   accuracy (a model that errs often gets no advantage from it). When the suspect gives its scores
+ *   (probabilities or logits), the test uses every mark instead, through the marked class's rank
+ *   among the k − 1 classes other than the victim's answer: for a model without the key that rank is
+ *   uniform on 1..k − 1, independently from mark to mark (ties are ranked against the claim, which
+ *   only makes the test conservative). Two statistics: the count of marks ranked first, at most
+ *   Binomial(marks, 1/(k − 1)), and the sum of the ranks, against the exact distribution of a sum of
+ *   uniforms; the set's p-value is twice the smaller (Bonferroni). A copy that learnt a mark only
+ *   partly — the marked class second, behind the right one — counts here; the label test sees
+ *   nothing of it. With several clients (and models)
  *   tested, the smallest p-value is multiplied by the number of tests (Bonferroni) before a claim.
  * - Dataset inference (Maini, Yaghini & Papernot, "Dataset Inference: Ownership Resolution in
  *   Machine Learning", ICLR 2021): a model that learnt from the victim — directly or through its
@@ -19,7 +27,7 @@
  *   (or ±1 for a correct or wrong label when only labels are answered), and a one-sided Welch t-test
  *   of private > public.
  */
-import { rowsOf, type Batch } from "../core/batch.js";
+import { argmaxRows, rowsOf, type Batch } from "../core/batch.js";
 
 /** ln Γ(x) for x > 0 (Lanczos, g = 7, nine coefficients; relative error about 1e-15). */
 export function logGamma(x: number): number {
@@ -143,17 +151,28 @@ export interface WatermarkEvidence {
   disagreements: number;
   /** Where the suspect answers the marked (wrong) class. */
   matches: number;
-  /** Under the null, the chance a disagreement lands on the marked class: 1/(k − 1). */
+  /** "scores": the suspect's scores were used (every mark is a trial); "labels": only its labels (each disagreement is one). */
+  test: "labels" | "scores";
+  /** Scores test: marks where the suspect ranks the marked class above every class but the victim's answer. */
+  ranked?: number;
+  /** Scores test: the marked class's mean rank among the k − 1 classes other than the victim's answer (k / 2 by chance). */
+  meanRank?: number;
+  /** Trials of the binomial: marks (scores test) or disagreements (labels test). */
+  trials: number;
+  /** Successes: `ranked` or `matches`. */
+  hits: number;
+  /** Under the null, the chance of a success: 1/(k − 1). */
   chance: number;
-  /** Matches an independent model would be expected to have: disagreements × chance. */
+  /** Successes an independent model would be expected to have: trials × chance. */
   expected: number;
-  /** P(matches ≥ observed) under Binomial(disagreements, chance). */
+  /** P(hits ≥ observed) under Binomial(trials, chance). */
   p: number;
 }
 
-/** The DAWN verification for one client's watermark set against the suspect's labels on its inputs. */
-export function watermarkTest(marks: readonly MarkLabels[], suspect: ArrayLike<number>): WatermarkEvidence {
+/** The DAWN verification for one client's watermark set against the suspect's labels (and score rows, when it gives them) on its inputs. */
+export function watermarkTest(marks: readonly MarkLabels[], suspect: ArrayLike<number>, scores?: Batch): WatermarkEvidence {
   if (suspect.length !== marks.length) throw new RangeError(`${marks.length} marks but ${suspect.length} suspect labels`);
+  if (scores && rowsOf(scores) !== marks.length) throw new RangeError(`${marks.length} marks but ${rowsOf(scores)} suspect score rows`);
   let disagreements = 0;
   let matches = 0;
   let chance = 0;
@@ -165,7 +184,57 @@ export function watermarkTest(marks: readonly MarkLabels[], suspect: ArrayLike<n
     if (suspect[i] === m.label) matches++;
   }
   if (marks.length === 0) chance = 1;
-  return { marks: marks.length, disagreements, matches, chance, expected: disagreements * chance, p: binomialUpperTail(matches, disagreements, chance) };
+  const base = { marks: marks.length, disagreements, matches, chance };
+  if (!scores) return { ...base, test: "labels", trials: disagreements, hits: matches, expected: disagreements * chance, p: binomialUpperTail(matches, disagreements, chance) };
+  const w = scores.shape[1];
+  let ranked = 0;
+  let rankSum = 0;
+  marks.forEach((m, i) => {
+    const row = scores.data.subarray(i * w, (i + 1) * w);
+    let rank = 1; // among the classes other than the victim's answer; a tie ranks against the claim
+    for (let j = 0; j < w; j++) if (j !== m.label && j !== m.original && !(row[j] < row[m.label])) rank++;
+    if (rank === 1) ranked++;
+    rankSum += rank;
+  });
+  const others = Math.max(1, Math.round(1 / chance));
+  const p = Math.min(1, 2 * Math.min(binomialUpperTail(ranked, marks.length, chance), uniformSumLowerTail(rankSum, marks.length, others)));
+  return { ...base, test: "scores", ranked, meanRank: marks.length ? rankSum / marks.length : 0, trials: marks.length, hits: ranked, expected: marks.length * chance, p };
+}
+
+/**
+ * P(S ≤ s) for S the sum of m independent draws, uniform on {1, …, k}: exact (dynamic programming
+ * over the sums up to s, a sliding window per draw), or, when that would take too long, the Chernoff
+ * bound min over λ ≥ 0 of e^{λs}·E[e^{−λX}]^m, which is never below the exact value.
+ */
+export function uniformSumLowerTail(s: number, m: number, k: number): number {
+  if (s >= m * k) return 1;
+  if (s < m) return 0;
+  if (m * s <= 5e7) {
+    let dist = new Float64Array(s + 1);
+    dist[0] = 1;
+    for (let i = 0; i < m; i++) {
+      const next = new Float64Array(s + 1);
+      let window = 0; // dist[t − k] + … + dist[t − 1]
+      for (let t = 1; t <= s; t++) {
+        window += dist[t - 1] - (t - 1 - k >= 0 ? dist[t - 1 - k] : 0);
+        next[t] = window / k;
+      }
+      dist = next;
+    }
+    return Math.min(1, dist.reduce((a, b) => a + b, 0));
+  }
+  return chernoffUniformSumLowerTail(s, m, k);
+}
+
+/** The Chernoff bound on P(S ≤ s) that `uniformSumLowerTail` uses for long sets. */
+export function chernoffUniformSumLowerTail(s: number, m: number, k: number): number {
+  let best = 0;
+  for (let l = 1e-4; l < 50; l *= 1.02) {
+    let mgf = 0;
+    for (let r = 1; r <= k; r++) mgf += Math.exp(-l * r) / k;
+    best = Math.min(best, l * s + m * Math.log(mgf));
+  }
+  return Math.exp(best);
 }
 
 export interface Candidate {
@@ -230,10 +299,11 @@ export interface WatermarkSet {
   marks: readonly (MarkLabels & { input: Float32Array })[];
 }
 
-/** What is known of a suspect: the shape of its inputs and its top-1 labels. */
+/** What is known of a suspect: the shape of its inputs, its top-1 labels, and its score rows where it gives them. */
 export interface Suspect {
   inputShape: readonly number[];
   labels(x: Batch): Promise<Int32Array>;
+  scores?(x: Batch): Promise<{ kind: "probabilities" | "logits"; values: Batch } | { kind: "label"; labels: Int32Array }>;
 }
 
 export interface WatermarkReport {
@@ -263,8 +333,11 @@ export async function verifyWatermarks(sets: readonly WatermarkSet[], suspect: S
     }
     const data = new Float32Array(s.marks.length * w);
     s.marks.forEach((m, i) => data.set(m.input, i * w));
-    const labels = await suspect.labels({ data, shape: [s.marks.length, ...suspect.inputShape] });
-    results.push({ clientId: s.clientId, ...(s.clientName !== undefined ? { clientName: s.clientName } : {}), model: s.model, ...watermarkTest(s.marks, labels) });
+    const x = { data, shape: [s.marks.length, ...suspect.inputShape] };
+    const scored = suspect.scores ? await suspect.scores(x) : undefined;
+    const labels = scored?.kind === "label" ? scored.labels : scored ? argmaxRows(scored.values) : await suspect.labels(x);
+    const evidence = watermarkTest(s.marks, labels, scored && scored.kind !== "label" ? scored.values : undefined);
+    results.push({ clientId: s.clientId, ...(s.clientName !== undefined ? { clientName: s.clientName } : {}), model: s.model, ...evidence });
   }
   const verdict = bestClaim(results, alpha);
   const best = verdict.best && { clientId: verdict.best.clientId, clientName: verdict.best.clientName, model: verdict.best.model, p: verdict.best.p, pAdjusted: verdict.best.pAdjusted };

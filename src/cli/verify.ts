@@ -187,14 +187,16 @@ function watermarkText(r: WatermarkReport): string {
   const who = (c: { clientId: string; clientName?: string }) => `${c.clientId}${c.clientName ? ` (${c.clientName})` : ""}`;
   const rows = [...r.results].sort((a, b) => a.p - b.p).slice(0, 20);
   const lines = [table([
-    ["CLIENT", "MODEL", "MARKS", "DISAGREE", "MATCHES", "BY CHANCE", "P"],
-    ...rows.map((x) => [who(x), x.model, String(x.marks), String(x.disagreements), String(x.matches), x.expected.toFixed(2), fmtP(x.p)]),
+    ["CLIENT", "MODEL", "MARKS", "DISAGREE", "MATCHES", "RANKED", "BY CHANCE", "P"],
+    ...rows.map((x) => [who(x), x.model, String(x.marks), String(x.disagreements), String(x.matches), x.ranked === undefined ? "-" : String(x.ranked), x.expected.toFixed(2), fmtP(x.p)]),
   ])];
   if (r.results.length > rows.length) lines.push(`… and ${r.results.length - rows.length} more`);
   const b = r.best!;
   const top = r.results.find((x) => x.clientId === b.clientId && x.model === b.model)!;
   lines.push(r.claim
-    ? `stolen through client ${who(b)} (model ${b.model}): the suspect reproduces ${top.matches} of ${top.marks} marked labels where an independent model would match ${top.expected.toFixed(2)} by chance; p = ${fmtP(b.p)}, ${fmtP(b.pAdjusted)} after ${r.tests} tests < alpha ${r.alpha}`
+    ? `stolen through client ${who(b)} (model ${b.model}): ${top.test === "scores"
+      ? `on ${top.ranked} of ${top.marks} marked inputs the suspect ranks the marked class first after the victim's answer (${top.expected.toFixed(2)} by chance), its mean rank there ${top.meanRank!.toFixed(2)} (${(1 / top.chance / 2 + 0.5).toFixed(1)} by chance)`
+      : `the suspect reproduces ${top.matches} of ${top.disagreements} marked labels where it disagrees with the victim (${top.expected.toFixed(2)} by chance)`}; p = ${fmtP(b.p)}, ${fmtP(b.pAdjusted)} after ${r.tests} tests < alpha ${r.alpha}`
     : `no claim: the smallest p-value, ${fmtP(b.p)} (client ${who(b)}, model ${b.model}), is ${fmtP(b.pAdjusted)} after ${r.tests} tests, not below alpha ${r.alpha}`);
   return lines.join("\n");
 }
