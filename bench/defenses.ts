@@ -5,7 +5,7 @@
  *   matrix — honest utility against thief fidelity, every defence stack × every learning-based attack, 1k and 5k queries
  *            (with the thief's seconds waiting for answers, which is what proof-of-work costs it)
  *   prada  — queries until PRADA's alarm for each attack (action: log, so the thief runs on), and false alarms on benign replay
- *   pow    — the thief's and the honest user's slowdown under calibrated proof-of-work
+ *   pow    — the thief's and the honest user's slowdown under calibrated proof-of-work (POW_VOLUME_BITS: the volume slope)
  *   coverage — B4B on the fashion-encoder's embedding API (its own gateway, in process): encoder stealing
  *            against the honest user's linear-probe utility, with and without the defence
  *            (COVERAGE_QUERIES, default 1000,6000, sets the thief's budgets)
@@ -116,7 +116,9 @@ const parts: Record<string, () => Promise<void>> = {
     // 2,000 test images in order, 16 per request. A benign day is 2,500 rows. Slowdown compares the
     // seconds spent waiting for answers (proof of work included; not the thief's training) with and
     // without the defence. maxBits keeps the noise thief's challenges to seconds each.
-    const pow = POW;
+    // POW_VOLUME_BITS overrides the bits per doubling of today's rows over a benign day (the matrix keeps 3).
+    const volumeBits = process.env.POW_VOLUME_BITS;
+    const pow = volumeBits ? { ...POW, bitsPerVolumeDoubling: Number(volumeBits) } : POW;
     const thieves = [ATTACKS[0], ATTACKS[1], ATTACKS[2], ATTACKS[3], ATTACKS[4]];
     const r = await audit("pow", {
       stacks: [{ name: "none" }, { name: "pow", defenses: [pow] }],
@@ -127,7 +129,7 @@ const parts: Record<string, () => Promise<void>> = {
     });
     const cell = (stack: string, attack: string) => r.cells.find((c) => c.stack === stack && c.attack === attack)!;
     const honest = (stack: string) => r.honest.find((h) => h.stack === stack)!;
-    await record("defenses-pow", `npm run bench:defenses -- pow`, {
+    await record("defenses-pow", `${volumeBits ? `POW_VOLUME_BITS=${volumeBits} ` : ""}npm run bench:defenses -- pow`, {
       victim: "zoo://fashion-mlp", pow, thiefRows: 5000, honestRows: 2000,
       slowdown: {
         honest: round(honest("pow").seconds / honest("none").seconds, 2),
