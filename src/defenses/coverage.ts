@@ -23,8 +23,8 @@
  * seen, so coverage survives restarts and is shared by replicas.
  */
 import { z } from "zod";
-import { rowsOf, sliceRows, type Batch } from "../core/batch.js";
-import { loadSplits } from "../data/registry.js";
+import type { Batch } from "../core/batch.js";
+import { calibrationRows, perModelCache } from "./calibration.js";
 import type { Defense, Query } from "../gateway/pipeline.js";
 import type { AlarmRecord, Store } from "../gateway/stores/store.js";
 import { actionLabel, DetectorOptions } from "./alarms.js";
@@ -59,26 +59,16 @@ export async function readCoverageTrack(store: Store, clientId: string, model: s
   return t;
 }
 
-const centres = new WeakMap<object, Map<string, Promise<Float32Array>>>();
-/** The served model's mean embedding of the last 1,000 test images of `dataset`, measured once per model (the gateway warms it before it listens). */
+const centres = perModelCache<Float32Array>();
+/** The served model's mean embedding of `dataset`'s calibration rows, measured once per model (the gateway warms it before it listens). */
 export function coverageCentre(dataset: string, model: { predict(x: Batch): Promise<Batch> }): Promise<Float32Array> {
-  const byDataset = centres.get(model) ?? new Map<string, Promise<Float32Array>>();
-  centres.set(model, byDataset);
-  let c = byDataset.get(dataset);
-  if (!c) {
-    c = (async () => {
-      const { test } = loadSplits(dataset);
-      const n = Math.min(1000, rowsOf(test.x));
-      const e = await model.predict(sliceRows(test.x, rowsOf(test.x) - n, rowsOf(test.x)));
-      const w = e.shape[1];
-      const mean = new Float32Array(w);
-      e.data.forEach((v, i) => (mean[i % w] += v / n));
-      return mean;
-    })();
-    c.catch(() => byDataset.delete(dataset)); // a failed calibration is tried again by the next request
-    byDataset.set(dataset, c);
-  }
-  return c;
+  return centres(model, dataset, async () => {
+    const e = await model.predict(calibrationRows(dataset));
+    const [n, w] = e.shape;
+    const mean = new Float32Array(w);
+    e.data.forEach((v, i) => (mean[i % w] += v / n));
+    return mean;
+  });
 }
 
 export function coverage(o: CoverageOptions, deps: { store: Store; key: Buffer; onAlarm?: (a: AlarmRecord) => void }): Defense {

@@ -27,8 +27,8 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
-import { loadSplits } from "../data/registry.js";
-import { rowsOf, sliceRows, type Batch } from "../core/batch.js";
+import { rowsOf, type Batch } from "../core/batch.js";
+import { calibrationRows, perModelCache } from "./calibration.js";
 import type { Defense, Query } from "../gateway/pipeline.js";
 import { mergeHeaders } from "../gateway/pipeline.js";
 import { Problem } from "../gateway/problem.js";
@@ -136,9 +136,8 @@ export function outlierSum(x: Batch, p: BenignProfile): number {
 /** The benign profile: measured on the last 1,000 rows of the calibration dataset's test split (the entropy may be given instead). */
 export async function benignProfile(o: ProofOfWorkOptions, model: { predict(x: Batch): Promise<Batch> }): Promise<BenignProfile> {
   if (!o.calibrate) return { entropy: o.benignEntropy!, outlier: 1 };
-  const { test } = loadSplits(o.calibrate);
-  const n = Math.min(1000, rowsOf(test.x));
-  const x = sliceRows(test.x, rowsOf(test.x) - n, rowsOf(test.x));
+  const x = calibrationRows(o.calibrate);
+  const n = rowsOf(x);
   const d = x.data.length / n;
   const mean = new Float32Array(d);
   const square = new Float32Array(d);
@@ -153,20 +152,10 @@ export async function benignProfile(o: ProofOfWorkOptions, model: { predict(x: B
   return profile;
 }
 
-const profiles = new WeakMap<object, Map<string, Promise<BenignProfile>>>();
+const profiles = perModelCache<BenignProfile>();
 /** The benign profile for a served model, measured once per model and calibration (the gateway warms it before it listens). */
-export function profileFor(o: ProofOfWorkOptions, model: { predict(x: Batch): Promise<Batch> }): Promise<BenignProfile> {
-  const byOptions = profiles.get(model) ?? new Map<string, Promise<BenignProfile>>();
-  profiles.set(model, byOptions);
-  const id = JSON.stringify([o.calibrate, o.benignEntropy]);
-  let p = byOptions.get(id);
-  if (!p) {
-    p = benignProfile(o, model);
-    p.catch(() => byOptions.delete(id)); // a failed calibration is tried again by the next request
-    byOptions.set(id, p);
-  }
-  return p;
-}
+export const profileFor = (o: ProofOfWorkOptions, model: { predict(x: Batch): Promise<Batch> }): Promise<BenignProfile> =>
+  profiles(model, JSON.stringify([o.calibrate, o.benignEntropy]), () => benignProfile(o, model));
 
 /** What a client has been answered on one model: all time, and today (UTC). */
 export interface PowTotals {
