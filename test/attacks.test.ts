@@ -10,7 +10,8 @@ import { modelOracle } from "../src/oracle/local-oracle.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
 import { TRANSCRIPT_FILE } from "../src/oracle/transcript.js";
 import { equationSolving } from "../src/attacks/equation-solving.js";
-import { knockoff } from "../src/attacks/knockoff.js";
+import { knockoff, surrogateFit } from "../src/attacks/knockoff.js";
+import { ATTACKS } from "../src/attacks/registry.js";
 import { steal } from "../src/attacks/steal.js";
 import { pathFinding } from "../src/attacks/path-finding.js";
 import { jacobian } from "../src/attacks/jacobian.js";
@@ -67,6 +68,20 @@ describe("equation-solving (Tramèr et al. 2016)", () => {
 });
 
 describe("knockoff (learning-based)", () => {
+  it("every learning attack trains its surrogate with plain cross-entropy unless a distillation temperature is asked for", () => {
+    // Attacks add options of their own (semi-supervised's sharpening temperature): none may leak into the surrogate's training.
+    type Surrogate = Parameters<typeof surrogateFit>[0];
+    const learners = Object.values(ATTACKS).filter((a) => {
+      const d = a.options.safeParse({}).data;
+      return typeof d === "object" && d !== null && "distillTemperature" in d;
+    });
+    expect(learners.map((a) => a.name)).toEqual(expect.arrayContaining(["knockoff", "jacobian", "active", "semi-supervised", "upgrade"]));
+    for (const attack of learners) {
+      expect(surrogateFit(attack.options.parse({}) as Surrogate, 0).temperature, attack.name).toBe(1);
+      expect(surrogateFit(attack.options.parse({ distillTemperature: 3 }) as Surrogate, 0).temperature, attack.name).toBe(3);
+    }
+  });
+
   it("distils a digits MLP from the attacker's own disjoint data, deterministically", async () => {
     const victim = await loadModel("zoo://digits-mlp");
     const { pool, test } = loadSplits("digits", { seed: 0 });
