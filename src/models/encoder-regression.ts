@@ -23,6 +23,7 @@ import { imageShapeOf } from "./augment.js";
 import { encoderStepSession, fastForward, fromOihw, onnxPlan, type EmbeddingLoss, type EncoderStepSession, type OnnxPlan } from "./encoder.js";
 import { tf } from "./tf.js";
 import type { TrainProgress } from "./train.js";
+import { cosineRate } from "./epoch-loop.js";
 
 export const REGRESSION_LOSSES = ["mse", "cosine", "infonce"] as const;
 export type RegressionLoss = (typeof REGRESSION_LOSSES)[number];
@@ -185,9 +186,7 @@ export async function fitEncoderToEmbeddings(net: tf.LayersModel, images: Batch,
       const perm = permutation(n, order);
       let total = 0;
       for (let s = 0; s < steps; s++) {
-        const lr = !(o.cosine ?? true) ? o.learningRate : step < warmup
-          ? o.learningRate * (step + 1) / warmup
-          : o.learningRate * 0.5 * (1 + Math.cos(Math.PI * (step - warmup) / Math.max(1, totalSteps - warmup)));
+        const lr = (o.cosine ?? true) ? cosineRate(o.learningRate, step, totalSteps, warmup) : o.learningRate;
         step++;
         const idx = perm.subarray(s * batchSize, (s + 1) * batchSize);
         total += await engine.step(takeRows(images, idx).data, takeRows(targets, idx).data, batchSize, lr);

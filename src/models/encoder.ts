@@ -32,6 +32,7 @@ import { graphBuilder, type Dim, type GraphBuilder } from "./onnx-proto.js";
 import { tf } from "./tf.js";
 import { EMBEDDING_LAYER } from "./tfjs-model.js";
 import type { TrainProgress } from "./train.js";
+import { cosineRate } from "./epoch-loop.js";
 import { imageView } from "./zoo.js";
 
 export type EncoderArchitecture = Extract<Architecture, { kind: "encoder" }>;
@@ -272,9 +273,7 @@ export async function trainEncoder(net: tf.LayersModel, images: Batch, o: Encode
       const perm = permutation(n, order);
       let total = 0;
       for (let s = 0; s < steps; s++) {
-        const lr = !(o.cosine ?? true) ? o.learningRate : step < warmup
-          ? o.learningRate * (step + 1) / warmup
-          : o.learningRate * 0.5 * (1 + Math.cos(Math.PI * (step - warmup) / Math.max(1, totalSteps - warmup)));
+        const lr = (o.cosine ?? true) ? cosineRate(o.learningRate, step, totalSteps, warmup) : o.learningRate;
         step++;
         const xb = takeRows(images, perm.subarray(s * batchSize, (s + 1) * batchSize));
         const v1 = augmentBatch(xb, views, augment);

@@ -36,6 +36,13 @@ export interface FitOptions {
 }
 
 /**
+ * The learning rate at `step` of `total`: a linear warm-up over the first `warmup` steps, then a
+ * cosine decay to 0 (Loshchilov & Hutter, "SGDR", ICLR 2017).
+ */
+export const cosineRate = (base: number, step: number, total: number, warmup = 0): number =>
+  step < warmup ? base * (step + 1) / warmup : base * 0.5 * (1 + Math.cos(Math.PI * (step - warmup) / Math.max(1, total - warmup)));
+
+/**
  * The seeded mini-batch loop both engines share: shuffles rows each epoch, calls `step` with each
  * batch's row indices and learning rate (it returns the batch's mean loss), reports progress, returns
  * each epoch's mean loss.
@@ -45,7 +52,7 @@ export async function epochLoop(n: number, o: FitOptions, step: (idx: Int32Array
   const losses: number[] = [];
   const steps = o.epochs * Math.ceil(n / o.batchSize);
   let t = 0;
-  const rate = () => (o.schedule === "cosine" ? (o.learningRate * (1 + Math.cos((Math.PI * t++) / steps))) / 2 : o.learningRate);
+  const rate = () => (o.schedule === "cosine" ? cosineRate(o.learningRate, t++, steps) : o.learningRate);
   for (let epoch = 1; epoch <= o.epochs; epoch++) {
     const order = permutation(n, r);
     let total = 0;
