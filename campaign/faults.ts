@@ -216,34 +216,52 @@ async function killRedis(o: CampaignOptions, dir: string, zoo: string): Promise<
   const namespace = `heist_campaign_redis_${randomBytes(4).toString("hex")}`;
   const config = await sharedConfig(dir, namespace, url);
   try {
-    return await underLoad({ config, dir, zoo, namespace, redisUrl: url }, async ({ replicas: [one], client: c, load }) => {
-      await sleep(o.quick ? 1500 : 4000);
-      redis.kill("SIGKILL");
-      const downAt = Date.now();
-      await sleep(o.quick ? 2000 : 5000);
-      redis = startRedis(port);
-      await waitRedis(url, 10_000);
-      const upAt = Date.now();
-      await sleep(o.quick ? 3000 : 6000);
-      await load.stop();
-      const during = load.seen.filter((s) => s.at > downAt + 500 && s.at < upAt);
-      const firstBack = [0, 1].map((rep) => load.seen.find((s) => s.replica === rep && s.at > upAt && s.status === 200)?.at);
-      const recovery = firstBack.map((t) => (t === undefined ? Infinity : (t - upAt) / 1000));
-      const r = await consistency("Redis killed", one!.url, namespace, c.id, load.seen, 1000);
-      const duringTypes = [...new Set(during.map((s) => `${s.status} ${s.type?.replace("urn:heist:problem:", "") ?? ""}`))].join(", ");
-      return {
-        checks: [
-          { name: "Redis down: fail closed — only 503 store-unavailable while it is down", ok: during.length > 0 && during.every((s) => s.status === 503 && s.type === "urn:heist:problem:store-unavailable"), detail: `${fmt(during.length)} answers while down: ${duringTypes}` },
-          { name: "Redis down: no 500 at any time", ok: count(load.seen, (s) => s.status >= 500 && s.status !== 503) === 0, detail: statuses(load.seen) },
-          { name: "Redis back: both replicas serve again within 5 s of the restart", ok: recovery.every((s) => s < 5), detail: `first 200 after ${recovery.map((s) => s.toFixed(2)).join(" s and ")} s` },
-          ...r.checks,
-        ],
-        rows: [[`kill -9 the Redis under 16 clients for ${o.quick ? 2 : 5} s, then restart it (empty)`, statuses(load.seen), `${r.line.join("; ")}; back ${recovery.map((s) => s.toFixed(2)).join(" / ")} s after the restart`]],
-      };
-    });
+    return await underLoad({ config, dir, zoo, namespace, redisUrl: url }, (u) => storeOutage(o, u, namespace, {
+      down: () => { redis.kill("SIGKILL"); },
+      up: async () => {
+        redis = startRedis(port);
+        await waitRedis(url, 10_000);
+      },
+      label: "Redis killed", downName: "Redis down", backName: "Redis back", away: "down", after: " the restart",
+      row: `kill -9 the Redis under 16 clients for ${o.quick ? 2 : 5} s, then restart it (empty)`,
+    }));
   } finally {
     redis.kill("SIGKILL");
   }
+}
+
+/**
+ * A store taken away under load and brought back: the clients must see only 503 store-unavailable
+ * while it is away and never a 500, both replicas must serve again within 5 s, and the counters
+ * must still equal the ledger. `after` ends the recovery's wording (" the restart" or nothing).
+ */
+async function storeOutage(o: CampaignOptions, { replicas: [one], client: c, load }: UnderLoad, namespace: string, s: {
+  down(): Promise<void> | void; up(): Promise<void>; settle?(downAt: number): Promise<void>;
+  label: string; downName: string; backName: string; away: string; after: string; row: string;
+}): Promise<{ checks: Check[]; rows: string[][] }> {
+  await sleep(o.quick ? 1500 : 4000);
+  await s.down();
+  const downAt = Date.now();
+  await sleep(o.quick ? 2000 : 5000);
+  await s.up();
+  const upAt = Date.now();
+  await sleep(o.quick ? 3000 : 6000);
+  await load.stop();
+  const during = load.seen.filter((x) => x.at > downAt + 500 && x.at < upAt);
+  const firstBack = [0, 1].map((rep) => load.seen.find((x) => x.replica === rep && x.at > upAt && x.status === 200)?.at);
+  const recovery = firstBack.map((t) => (t === undefined ? Infinity : (t - upAt) / 1000));
+  await s.settle?.(downAt);
+  const r = await consistency(s.label, one!.url, namespace, c.id, load.seen, 1000);
+  const duringTypes = [...new Set(during.map((x) => `${x.status} ${x.type?.replace("urn:heist:problem:", "") ?? ""}`))].join(", ");
+  return {
+    checks: [
+      { name: `${s.downName}: fail closed — only 503 store-unavailable while it is ${s.away}`, ok: during.length > 0 && during.every((x) => x.status === 503 && x.type === "urn:heist:problem:store-unavailable"), detail: `${fmt(during.length)} answers while ${s.away}: ${duringTypes}` },
+      { name: `${s.downName}: no 500 at any time`, ok: count(load.seen, (x) => x.status >= 500 && x.status !== 503) === 0, detail: statuses(load.seen) },
+      { name: `${s.backName}: both replicas serve again within 5 s${s.after ? ` of${s.after}` : ""}`, ok: recovery.every((x) => x < 5), detail: `first 200 after ${recovery.map((x) => x.toFixed(2)).join(" s and ")} s` },
+      ...r.checks,
+    ],
+    rows: [[s.row, statuses(load.seen), `${r.line.join("; ")}; back ${recovery.map((x) => x.toFixed(2)).join(" / ")} s after${s.after}`]],
+  };
 }
 
 /** A TCP proxy to PostgreSQL that the campaign can take down (every connection cut, new ones refused) and bring back. */
@@ -288,35 +306,20 @@ async function killPostgres(o: CampaignOptions, dir: string, zoo: string): Promi
     plans: [{ name: "bulk", dailyQuota: 1_000_000_000, tiers: [{ pricePerRow: 0.000001 }], billing: { kind: "prepaid" } }],
   }));
   try {
-    return await underLoad({ config, dir, zoo, namespace, redisUrl: REDIS_URL }, async ({ replicas: [one], client: c, load }) => {
-      await sleep(o.quick ? 1500 : 4000);
-      await proxy.down();
-      const downAt = Date.now();
-      await sleep(o.quick ? 2000 : 5000);
-      await proxy.up();
-      const upAt = Date.now();
-      await sleep(o.quick ? 3000 : 6000);
-      await load.stop();
-      const during = load.seen.filter((s) => s.at > downAt + 500 && s.at < upAt);
-      const firstBack = [0, 1].map((rep) => load.seen.find((s) => s.replica === rep && s.at > upAt && s.status === 200)?.at);
-      const recovery = firstBack.map((t) => (t === undefined ? Infinity : (t - upAt) / 1000));
-      const wait = downAt + PENDING_STALE_MS + 1000 - Date.now(); // takes whose insert outcome was unknown are settled from the ledger once stale
-      if (wait > 0) {
-        console.log(`   waiting ${Math.ceil(wait / 1000)} s for pending charges to go stale`);
-        await sleep(wait);
-      }
-      const r = await consistency("PostgreSQL cut", one!.url, namespace, c.id, load.seen, 1000);
-      const duringTypes = [...new Set(during.map((s) => `${s.status} ${s.type?.replace("urn:heist:problem:", "") ?? ""}`))].join(", ");
-      return {
-        checks: [
-          { name: "PostgreSQL cut: fail closed — only 503 store-unavailable while it is away", ok: during.length > 0 && during.every((s) => s.status === 503 && s.type === "urn:heist:problem:store-unavailable"), detail: `${fmt(during.length)} answers while away: ${duringTypes}` },
-          { name: "PostgreSQL cut: no 500 at any time", ok: count(load.seen, (s) => s.status >= 500 && s.status !== 503) === 0, detail: statuses(load.seen) },
-          { name: "PostgreSQL back: both replicas serve again within 5 s", ok: recovery.every((s) => s < 5), detail: `first 200 after ${recovery.map((s) => s.toFixed(2)).join(" s and ")} s` },
-          ...r.checks,
-        ],
-        rows: [[`cut every PostgreSQL connection (a proxy the campaign owns) under 16 clients for ${o.quick ? 2 : 5} s, then let it back`, statuses(load.seen), `${r.line.join("; ")}; back ${recovery.map((s) => s.toFixed(2)).join(" / ")} s after`]],
-      };
-    });
+    return await underLoad({ config, dir, zoo, namespace, redisUrl: REDIS_URL }, (u) => storeOutage(o, u, namespace, {
+      down: () => proxy.down(),
+      up: () => proxy.up(),
+      // Takes whose insert outcome was unknown are settled from the ledger once stale.
+      settle: async (downAt) => {
+        const wait = downAt + PENDING_STALE_MS + 1000 - Date.now();
+        if (wait > 0) {
+          console.log(`   waiting ${Math.ceil(wait / 1000)} s for pending charges to go stale`);
+          await sleep(wait);
+        }
+      },
+      label: "PostgreSQL cut", downName: "PostgreSQL cut", backName: "PostgreSQL back", away: "away", after: "",
+      row: `cut every PostgreSQL connection (a proxy the campaign owns) under 16 clients for ${o.quick ? 2 : 5} s, then let it back`,
+    }));
   } finally {
     await proxy.close();
   }
