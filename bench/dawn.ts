@@ -16,10 +16,6 @@
  * - Dataset inference on the same suspects, for comparison.
  * DAWN_RATE sets the watermark rate (default 0.004, the option's default).
  */
-import { join } from "node:path";
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import type { AddressInfo } from "node:net";
 import { accuracy, agreement } from "../src/audit/metrics.js";
 import { verifyWatermarks } from "../src/audit/ownership.js";
 import { knockoff } from "../src/attacks/knockoff.js";
@@ -27,10 +23,6 @@ import { steal } from "../src/attacks/steal.js";
 import { argmaxRows } from "../src/core/batch.js";
 import { findFashionMnist } from "../src/data/fashion-mnist.js";
 import { loadSplits } from "../src/data/registry.js";
-import { parseConfig } from "../src/gateway/config.js";
-import { loadModels } from "../src/gateway/models.js";
-import { createGateway } from "../src/gateway/server.js";
-import { sqliteStore } from "../src/gateway/stores/sqlite.js";
 import { ensureZooModel, loadModel } from "../src/models/load.js";
 import { Architecture } from "../src/models/architecture.js";
 import { PRESETS } from "../src/models/presets.js";
@@ -40,6 +32,7 @@ import { fitClassifier } from "../src/models/train.js";
 import { buildClassifier } from "../src/models/zoo.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
 import { localSuspect, verifyDatasetInference, watermarkSetsFromGateway } from "../src/cli/verify.js";
+import { inProcessGateway } from "./in-process-gateway.js";
 import { record } from "./record.js";
 
 const log = (...a: unknown[]) => console.error(new Date().toISOString().slice(11, 19), ...a);
@@ -55,23 +48,12 @@ const alpha = 1e-6;
 
 const dir = await ensureZooModel(preset);
 const victim = await loadModel(`zoo://${preset}`);
-const token = "bench";
-const config = parseConfig({
-  admin: { token }, defenseSecret: "bench-secret", server: { maxBatch: 512 },
-  store: { sqlite: join(mkdtempSync(join(tmpdir(), "heist-dawn-")), "gw.sqlite") },
+const gateway = await inProcessGateway({
   models: [{ name: "victim", source: dir }],
   plans: [{ name: "plain", dailyQuota: 10_000_000 }, { name: "dawn", dailyQuota: 10_000_000, defenses: [{ kind: "watermark", rate }] }],
 });
-const store = sqliteStore(config.store.sqlite);
-const registry = await loadModels(config);
-const app = createGateway({ config, store, registry });
-await app.listen({ host: "127.0.0.1", port: 0 });
-const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-const admin = (m: string, p: string, b?: unknown) => fetch(`${url}${p}`, { method: m, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: b === undefined ? undefined : JSON.stringify(b) }).then((r) => r.json());
-const client = async (name: string, plan: string) => {
-  const c = await admin("POST", "/admin/clients", { id: `c_${name.replace(/[^a-z0-9]+/g, "_")}`, name, plan });
-  return { id: c.id as string, key: (await admin("POST", `/admin/clients/${c.id}/keys`, {})).key as string };
-};
+const { url, token } = gateway;
+const client = (name: string, plan: string) => gateway.client(name, plan, `c_${name.replace(/[^a-z0-9]+/g, "_")}`);
 const oracle = (key: string) => httpOracle({ url, model: "victim", key, maxBatch: 512 });
 const { pool, test } = loadSplits(dataset, { seed: victim.manifest.seed!, ...victim.manifest.split! });
 
@@ -132,9 +114,7 @@ for (let seed = 1; seed <= independent; seed++) {
   m.dispose();
 }
 
-await app.close();
-registry.dispose();
-await store.close();
+await gateway.close();
 await record("dawn", `npm run bench:dawn${process.env.DAWN_RATE ? ` (DAWN_RATE=${rate})` : ""}`, {
   victim: `zoo://${preset}`, dataset, rate, alpha,
   watermarkSets: setSizes,

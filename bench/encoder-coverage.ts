@@ -15,23 +15,16 @@
  * The B4B stack here has the per-client transform off, so that cosine and retention measure the
  * noise alone; with it on, the copy lives in the thief's own permuted space (see `transformed`).
  */
-import { mkdtempSync } from "node:fs";
-import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { steal } from "../src/attacks/steal.js";
 import { ATTACKS } from "../src/attacks/registry.js";
 import { accuracy, meanCosine } from "../src/audit/metrics.js";
-import { concatRows, rowsOf, sliceRows, takeRows, type Batch } from "../src/core/batch.js";
+import { concatRows, rowsOf, sliceRows, takeRows } from "../src/core/batch.js";
 import { loadSplits } from "../src/data/registry.js";
 import { sample } from "../src/data/split.js";
-import { parseConfig } from "../src/gateway/config.js";
-import { loadModels } from "../src/gateway/models.js";
-import { createGateway } from "../src/gateway/server.js";
-import { sqliteStore } from "../src/gateway/stores/sqlite.js";
 import { ensureZooModel, loadModel } from "../src/models/load.js";
 import { fitLogistic } from "../src/models/logistic.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
+import { inProcessGateway } from "./in-process-gateway.js";
 import { record } from "./record.js";
 
 const log = (...a: unknown[]) => console.error(new Date().toISOString().slice(11, 19), "coverage:", ...a);
@@ -42,11 +35,8 @@ export async function encoderCoverage(): Promise<void> {
   const b4b = { kind: "coverage" as const, bits: 12, calibrate: "fashion-mnist", alpha: 0.02, lambda: 10, alarmAt: 0.3, action: "log" as const };
   const dir = await ensureZooModel("fashion-encoder");
   const victim = await loadModel("zoo://fashion-encoder");
-  const token = "bench";
   const embedding = { kind: "embedding" as const };
-  const config = parseConfig({
-    admin: { token }, defenseSecret: "bench-secret", server: { maxBatch: 512 },
-    store: { sqlite: join(mkdtempSync(join(tmpdir(), "heist-b4b-")), "gw.sqlite") },
+  const gateway = await inProcessGateway({
     models: [
       { name: "plain", source: dir, output: embedding },
       { name: "b4b", source: dir, output: embedding, defenses: [{ ...b4b, transform: false }] },
@@ -54,15 +44,8 @@ export async function encoderCoverage(): Promise<void> {
     ],
     plans: [{ name: "bench", dailyQuota: 10_000_000 }],
   });
-  const store = sqliteStore(config.store.sqlite);
-  const app = createGateway({ config, store, registry: await loadModels(config) });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  const admin = (m: string, p: string, b?: unknown) => fetch(`${url}${p}`, { method: m, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: b === undefined ? undefined : JSON.stringify(b) }).then((r) => r.json());
-  const client = async (name: string) => {
-    const c = await admin("POST", "/admin/clients", { name, plan: "bench" });
-    return (await admin("POST", `/admin/clients/${c.id}/keys`, {})).key as string;
-  };
+  const { url, store } = gateway;
+  const client = async (name: string) => (await gateway.client(name, "bench")).key;
   // The last coverage the gateway reported to a client, read from a one-row query of a training image
   // (one more row: it can only add one bucket).
   const coverageOf = async (model: string, key: string) => {
@@ -127,7 +110,7 @@ export async function encoderCoverage(): Promise<void> {
     }
   }
   const alarms = (await store.alarms({})).map((a) => ({ client: a.clientId, detector: a.detector, evidence: a.evidence }));
-  await app.close();
+  await gateway.close();
   victim.model.dispose();
   await record("defenses-coverage", `npm run bench:defenses -- coverage`, {
     victim: "zoo://fashion-encoder", b4b, victimProbeAccuracy: victimProbe,
