@@ -59,7 +59,9 @@ if (down) describe.skip(`redis+postgres store (skipped: ${down})`, () => it("nee
 
 // docs/dependencies.md: SQLite before 3.53.2 has CVE-2026-11824 and CVE-2026-11822 (better-sqlite3 12.6.2 bundled 3.51.2).
 it("runs on a bundled SQLite with the 2026 FTS5 fixes (3.53.2 or later)", () => {
-  const version = (new Database(":memory:").prepare("SELECT sqlite_version() AS v").get() as { v: string }).v.split(".").map(Number);
+  const db = new Database(":memory:");
+  const version = (db.prepare("SELECT sqlite_version() AS v").get() as { v: string }).v.split(".").map(Number);
+  db.close();
   expect(version[0] * 1e6 + version[1] * 1e3 + version[2]).toBeGreaterThanOrEqual(3_053_002);
 });
 
