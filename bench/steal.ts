@@ -25,7 +25,7 @@ import { ensureZooModel, loadModel } from "../src/models/load.js";
 import { denseWeights } from "../src/models/dense-net.js";
 import { tfjsModel, type TfjsModel } from "../src/models/tfjs-model.js";
 import { tfReady } from "../src/models/tf.js";
-import { fitClassifier } from "../src/models/train.js";
+import { fitHeadOverRandomConvolutions } from "../src/models/random-convolutions.js";
 import { buildClassifier } from "../src/models/zoo.js";
 import type { Architecture } from "../src/models/architecture.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
@@ -45,7 +45,7 @@ const served: Record<string, { name: string; source: string; output?: { kind: st
   encoder: [{ name: "fashion-encoder", source: "zoo://fashion-encoder", output: { kind: "embedding" } }],
   "trees-labels": [{ name: "iris-labels", source: "zoo://iris-tree", output: { kind: "label" } }, { name: "breast-cancer-labels", source: "zoo://breast-cancer-tree", output: { kind: "label" } }],
   semi: [{ name: "fashion", source: "zoo://fashion-mlp" }, { name: "fashion-labels", source: "zoo://fashion-mlp", output: { kind: "label" } }],
-  upgrade: [{ name: "fashion", source: "zoo://fashion-mlp" }],
+  upgrade: [{ name: "fashion-softmax", source: "zoo://fashion-softmax" }, { name: "fashion-mlp", source: "zoo://fashion-mlp" }],
   relu: [{ name: "digits-mlp-logits", source: "zoo://digits-mlp", output: { kind: "logits" } }],
 };
 const models = parts.flatMap((p) => served[p] ?? []);
@@ -127,9 +127,12 @@ if (parts.includes("fashion")) {
     ["active-margin", "active", { strategy: "margin", rounds: 5 }],
     ["active-k-center", "active", { strategy: "k-center", rounds: 5 }],
     ["semi-supervised", "semi-supervised", { epochs: 60 }],
+    ["active-margin-distilled", "active", { strategy: "margin", rounds: 10, distil: 3 }],
   ];
+  // FASHION_STRATEGIES=a,b runs only those rows (recorded as steal-fashion-a-b).
+  const only = process.env.FASHION_STRATEGIES?.split(",");
   const table: Record<string, Record<string, number>> = {};
-  for (const [label, attack, options] of strategies) {
+  for (const [label, attack, options] of strategies.filter(([label]) => !only || only.includes(label))) {
     table[label] = {};
     for (const budget of [1000, 5000, 20_000]) {
       const t = performance.now();
@@ -259,11 +262,12 @@ if (parts.includes("semi")) {
 }
 
 if (parts.includes("upgrade")) {
-  // Upgrade (not in the default run: npm run bench:steal -- upgrade; UPGRADE_EPOCHS and UPGRADE_COPIES
-  // change it). The thief owns the 10k pool images, 1,000 of them with their true labels; it asks the
-  // victim about the other 9k and UPGRADE_COPIES augmented copies of each, and trains a small CNN on
-  // those answers and its own labels. Beside it, what the same CNN gets from the 1,000 labels alone.
-  const victim = await loadModel("zoo://fashion-mlp");
+  // Upgrade (not in the default run: npm run bench:steal -- upgrade; UPGRADE_VICTIMS, UPGRADE_EPOCHS,
+  // UPGRADE_COPIES and UPGRADE_REPEATS change it). The thief owns the 10k pool images, 1,000 of them with
+  // their true labels; it asks the victim about the other 9k and UPGRADE_COPIES augmented copies of
+  // each, and trains a CNN over random convolutions (its dense layers only) on those answers and its
+  // labels, repeated UPGRADE_REPEATS times. Beside it, for each victim: the same student from the 1,000
+  // labels alone, and from the true labels of all 10k images (the most the thief's images can give).
   const { pool, test } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 6 });
   const n = rowsOf(pool.x);
   const labeled = { x: sliceRows(pool.x, n - 1000, n), y: pool.y.slice(n - 1000) };
@@ -271,22 +275,40 @@ if (parts.includes("upgrade")) {
   const copies = Number(process.env.UPGRADE_COPIES ?? 1);
   const r = rng(5);
   const unlabeled = concatRows([own, ...Array.from({ length: copies }, () => augmentBatch(own, r, { scale: [0.8, 1], jitter: 0.3, brightness: 0.2, contrast: 0.2 }))]);
-  const arch = { kind: "cnn", filters: [16, 32], dense: 64, dropout: 0 };
-  const epochs = Number(process.env.UPGRADE_EPOCHS ?? 20);
-  const t = performance.now();
-  const out = await steal(await oracle("fashion"), { attack: ATTACKS.upgrade, options: { arch, epochs }, limits: { rows: rowsOf(unlabeled) }, seed: 3, pool: unlabeled, labeled });
-  const seconds = (performance.now() - t) / 1000;
-  const victimAccuracy = accuracy(await victim.model.predict(test.x), test.y);
-  const stolen = out.result.surrogate;
+  const arch = { kind: "cnn", filters: [32, 64], dense: 256, dropout: 0 } as Architecture;
+  const epochs = Number(process.env.UPGRADE_EPOCHS ?? 40);
+  const repeats = Number(process.env.UPGRADE_REPEATS ?? 10);
   await tfReady();
-  const alone = buildClassifier(arch as Architecture, [784], 10, 3);
-  await fitClassifier(alone, labeled.x, labeled.y, 10, { epochs: epochs * 5, batchSize: 64, learningRate: 1e-3, schedule: "cosine", seed: 3 });
-  figures.upgradeFashion = {
-    victimAccuracy, stolenAccuracy: accuracy(await stolen.predict(test.x), test.y), fidelityTest: (await fidelityReport(victim.model, stolen, { test: test.x, uniformRows: 1000 })).rTest,
-    labeledAloneAccuracy: accuracy(await tfjsModel(alone, "probabilities").predict(test.x), test.y),
-    queries: out.spent.rows, augmentedCopies: copies, labeled: 1000, surrogate: { arch, epochs }, seconds,
+  const student = async (x: Batch, y: Int32Array, studentEpochs: number) => {
+    const net = buildClassifier(arch, [28, 28, 1], 10, 3);
+    await fitHeadOverRandomConvolutions(net, x, y, 10, { epochs: studentEpochs, batchSize: 64, learningRate: 1e-3, schedule: "cosine", seed: 3 });
+    const m = tfjsModel(net, "probabilities");
+    const acc = accuracy(await m.predict(test.x), test.y);
+    m.dispose();
+    return acc;
   };
-  log("upgrade", figures.upgradeFashion);
+  const labeledAloneAccuracy = await student(labeled.x, labeled.y, epochs * 5);
+  const truth = Int32Array.from({ length: rowsOf(unlabeled) }, (_, i) => pool.y[i % rowsOf(own)]);
+  const trueLabelsAccuracy = await student(concatRows([unlabeled, labeled.x]), Int32Array.from([...truth, ...labeled.y]), epochs);
+  log("upgrade", { labeledAloneAccuracy, trueLabelsAccuracy });
+  const table: Record<string, Record<string, unknown>> = {};
+  for (const name of (process.env.UPGRADE_VICTIMS ?? "fashion-softmax,fashion-mlp").split(",")) {
+    const victim = await loadModel(`zoo://${name}`);
+    const t = performance.now();
+    const out = await steal(await oracle(name), { attack: ATTACKS.upgrade, options: { arch, convolutions: "random", epochs, labeledRepeats: repeats }, limits: { rows: rowsOf(unlabeled) }, seed: 3, pool: unlabeled, labeled });
+    const stolen = out.result.surrogate;
+    table[name] = {
+      victimAccuracy: accuracy(await victim.model.predict(test.x), test.y), stolenAccuracy: accuracy(await stolen.predict(test.x), test.y),
+      fidelityTest: (await fidelityReport(victim.model, stolen, { test: test.x, uniformRows: 1000 })).rTest, queries: out.spent.rows, seconds: (performance.now() - t) / 1000,
+    };
+    log("upgrade", name, table[name]);
+    stolen.dispose();
+    victim.model.dispose();
+  }
+  figures.upgradeFashion = {
+    labeled: 1000, augmentedCopies: copies, labeledRepeats: repeats, surrogate: { arch, convolutions: "random", epochs },
+    labeledAloneAccuracy, trueLabelsAccuracy, victims: table,
+  };
 }
 
 if (parts.includes("relu")) {
@@ -328,6 +350,7 @@ if (parts.includes("relu")) {
 
 server.kill("SIGTERM");
 const full = parts.join() === ALL_PARTS.join();
-const settings = ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS", "SEMI_QUERIES", "SEMI_SEEDS", "UPGRADE_EPOCHS", "UPGRADE_COPIES"].filter((k) => parts.includes(k.split("_")[0].toLowerCase()) && process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
-await record(`steal${full ? "" : "-" + parts.join("-")}`, `${settings}npm run bench:steal${full ? "" : " -- " + parts.join(" ")}`, figures);
+const settings = ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS", "SEMI_QUERIES", "SEMI_SEEDS", "UPGRADE_VICTIMS", "UPGRADE_EPOCHS", "UPGRADE_COPIES", "UPGRADE_REPEATS"].filter((k) => parts.includes(k.split("_")[0].toLowerCase()) && process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
+const narrowed = parts.includes("fashion") && process.env.FASHION_STRATEGIES;
+await record(`steal${full ? "" : "-" + parts.join("-")}${narrowed ? "-" + narrowed.split(",").join("-") : ""}`, `${narrowed ? `FASHION_STRATEGIES=${narrowed} ` : ""}${settings}npm run bench:steal${full ? "" : " -- " + parts.join(" ")}`, figures);
 process.exit(0);

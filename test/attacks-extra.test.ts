@@ -100,6 +100,7 @@ describe("semi-supervised extraction (Jagielski et al. 2020; MixMatch, Berthelot
     const { pool } = loadSplits("digits", { seed: 0 });
     await expect(steal(modelOracle(victim.model), { attack: semiSupervised, limits: { rows: 10 }, seed: 1 })).rejects.toThrow(/learns from the attacker's own unlabeled data/);
     await expect(steal(modelOracle(victim.model, { kind: "embedding", k: 1 }), { attack: semiSupervised, limits: { rows: 10 }, seed: 1, pool: pool.x })).rejects.toThrow(/needs class labels or scores, but this API answers with embedding/);
+    await expect(steal(modelOracle(victim.model), { attack: semiSupervised, options: { arch: { kind: "cnn" }, convolutions: "random" }, limits: { rows: 10 }, seed: 1, pool: pool.x })).rejects.toThrow(/carries one network through its rounds/);
   });
 });
 

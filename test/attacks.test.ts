@@ -143,6 +143,27 @@ describe("jacobian augmentation (Papernot et al. 2017) and active learning (Pal 
   }, 60_000);
 });
 
+describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () => {
+  it("labels every pool row the victim was not asked about with an ensemble, for no query, deterministically", async () => {
+    const victim = await loadModel("zoo://digits-mlp");
+    const { pool, test } = loadSplits("digits", { seed: 0 });
+    const run = (distil: number, answers: "probabilities" | "label" = "probabilities") =>
+      steal(modelOracle(victim.model, { kind: answers, k: 1 }), { attack: active, options: { strategy: "margin", rounds: 3, epochs: 30, distil }, limits: { rows: 120 }, seed: 7, pool: pool.x });
+    const plain = await run(0);
+    const distilled = await run(3);
+    expect(distilled.spent.rows).toBe(120);
+    expect(distilled.result.details.distilledRows).toBe(pool.x.shape[0] - 120);
+    expect(plain.result.details.distilledRows).toBe(0);
+    const fidelity = async (o: typeof plain) => (await fidelityReport(victim.model, o.result.surrogate, { test: test.x, uniformRows: 100 })).rTest;
+    // 120 answers and 419 rows labelled by three surrogates: a better copy than the 120 answers alone.
+    expect(await fidelity(distilled)).toBeGreaterThan(await fidelity(plain));
+    const again = await run(3);
+    expect(Array.from((await again.result.surrogate.predict(test.x)).data)).toEqual(Array.from((await distilled.result.surrogate.predict(test.x)).data));
+    // Label-only answers take part as one-hot rows.
+    expect(await fidelity(await run(2, "label"))).toBeGreaterThan(0.65);
+  }, 120_000);
+});
+
 describe("upgrade", () => {
   it("beats a weak victim with its soft labels plus 300 labeled examples of the attacker's own", async () => {
     const weak = await trainModel({ dataset: "digits", arch: { kind: "softmax" }, epochs: 1, batchSize: 64, learningRate: 0.005, seed: 0 });
@@ -154,6 +175,11 @@ describe("upgrade", () => {
     expect(victimAccuracy).toBeLessThan(0.9);
     expect(stolenAccuracy).toBeGreaterThan(victimAccuracy + 0.03);
     await expect(steal(modelOracle(weak.model), { attack: upgrade, limits: { rows: 10 }, seed: 1, pool: pool.x })).rejects.toThrow(/needs the attacker's own labeled examples/);
+    // A CNN over random convolutions, its labeled rows counted three times: still past the victim.
+    const cnn = { arch: { kind: "cnn", filters: [8], dense: 32, dropout: 0 }, convolutions: "random", labeledRepeats: 3, epochs: 60 };
+    const convolutional = await steal(modelOracle(weak.model), { attack: upgrade, options: cnn, limits: { rows: 539 }, seed: 1, pool: pool.x, labeled });
+    expect(accuracy(await convolutional.result.surrogate.predict(test.x), test.y)).toBeGreaterThan(victimAccuracy + 0.03);
+    await expect(steal(modelOracle(weak.model), { attack: upgrade, options: { convolutions: "random" }, limits: { rows: 10 }, seed: 1, pool: pool.x, labeled })).rejects.toThrow(/needs a cnn surrogate/);
   }, 60_000);
 });
 

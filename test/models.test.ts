@@ -9,6 +9,7 @@ import { accuracy, agreement } from "../src/audit/metrics.js";
 import { tf, tfReady } from "../src/models/tf.js";
 import { buildClassifier } from "../src/models/zoo.js";
 import { fitClassifier } from "../src/models/train.js";
+import { fitHeadOverRandomConvolutions } from "../src/models/random-convolutions.js";
 import { tfjsModel } from "../src/models/tfjs-model.js";
 import { trainModel } from "../src/models/trainer.js";
 import { loadModelDir, saveModel } from "../src/models/store.js";
@@ -45,6 +46,27 @@ describe("tfjs classifiers", () => {
       m.dispose();
     }
   }, 120_000);
+
+  it("trains a CNN's dense layers over its random convolutions, which stay as they were", async () => {
+    await tfReady();
+    const { train, test } = digits();
+    const arch: Architecture = { kind: "cnn", filters: [8], dense: 32, dropout: 0 };
+    const net = buildClassifier(arch, train.featureShape, 10, 3);
+    const untouched = buildClassifier(arch, train.featureShape, 10, 3);
+    const convolutions = (n: tf.LayersModel) => n.layers.filter((l) => l.getClassName() === "Conv2D").flatMap((l) => l.getWeights().map((w) => Array.from(w.dataSync())));
+    const sub = sample(train, 600, 2);
+    const losses = await fitHeadOverRandomConvolutions(net, sub.x, sub.y, 10, { epochs: 30, batchSize: 32, learningRate: 0.003, seed: 3 });
+    expect(losses[losses.length - 1]).toBeLessThan(losses[0] / 3);
+    expect(convolutions(net)).toEqual(convolutions(untouched));
+    const before = accuracy(await tfjsModel(untouched, "probabilities").predict(test.x), test.y);
+    const after = accuracy(await tfjsModel(net, "probabilities").predict(test.x), test.y);
+    expect(before).toBeLessThan(0.3);
+    // The standardisation folded into the first dense layer: the whole network classifies as the head did.
+    expect(after).toBeGreaterThan(0.9);
+    await expect(fitHeadOverRandomConvolutions(buildClassifier({ kind: "mlp", hidden: [8], activation: "relu", l2: 0 }, train.featureShape, 10, 0), sub.x, sub.y, 10, { epochs: 1, batchSize: 32, learningRate: 0.01, seed: 0 })).rejects.toThrow(/needs a cnn/);
+    net.dispose();
+    untouched.dispose();
+  }, 60_000);
 
   it("leaks no tensors across fit, predict, save, load and dispose", async () => {
     await tfReady();

@@ -6,7 +6,8 @@
  * The budget is spent in rounds: a random first batch, then each round trains the surrogate and picks
  * the pool points it is least sure about — highest entropy, or smallest margin between its two top
  * classes — or, for k-center, the points farthest from everything asked so far in the surrogate's
- * output space (greedy core-set), and asks the victim about those.
+ * output space (greedy core-set), and asks the victim about those. Optionally the pool rows never
+ * asked are then labelled by an ensemble of surrogates for the final one to learn from as well.
  */
 import { z } from "zod";
 import { rowsOf, takeRows, widthOf, type Batch } from "../core/batch.js";
@@ -14,6 +15,7 @@ import { fail } from "../core/errors.js";
 import { permutation, rng } from "../core/rng.js";
 import type { Attack } from "./attack.js";
 import { askAll, SurrogateOptions, trainSurrogate } from "./knockoff.js";
+import { distilOntoPool } from "./pool-distillation.js";
 
 const Options = SurrogateOptions.extend({
   strategy: z.enum(["entropy", "margin", "k-center", "random"]).default("entropy"),
@@ -21,6 +23,8 @@ const Options = SurrogateOptions.extend({
   /** Rows to ask when the budget sets no row limit. */
   queries: z.number().int().positive().default(1000),
   chunk: z.number().int().positive().default(256),
+  /** After the last round, this many surrogates (the last round's among them) label the pool rows never asked, and the final surrogate learns from those labels too (0: off; see pool-distillation.ts). */
+  distil: z.number().int().min(0).max(16).default(0),
 });
 
 const entropy = (p: Float32Array) => -p.reduce((s, v) => (v > 0 ? s + v * Math.log(v) : s), 0);
@@ -99,6 +103,7 @@ export const active: Attack<typeof Options> = {
       last = await trainSurrogate(ctx, o);
       if (asked === 0) break;
     }
-    return { surrogate: last.surrogate, architecture: o.arch, details: { rounds: round, strategy: o.strategy, answered: ctx.oracle.size } };
+    const surrogate = await distilOntoPool(ctx, o, last.surrogate, last.classes, takeRows(ctx.pool!, unasked), o.distil);
+    return { surrogate, architecture: o.arch, details: { rounds: round, strategy: o.strategy, answered: ctx.oracle.size, distilledRows: o.distil > 0 ? unasked.length : 0 } };
   },
 };

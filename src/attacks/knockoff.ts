@@ -12,7 +12,9 @@ import { rowsOf, takeRows, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { permutation, rng, uniform } from "../core/rng.js";
 import { Architecture } from "../models/architecture.js";
-import { tfReady } from "../models/tf.js";
+import type { Targets } from "../models/epoch-loop.js";
+import { fitHeadOverRandomConvolutions } from "../models/random-convolutions.js";
+import { tfReady, type tf } from "../models/tf.js";
 import { tfjsModel } from "../models/tfjs-model.js";
 import { fitClassifier } from "../models/train.js";
 import { buildClassifier } from "../models/zoo.js";
@@ -30,6 +32,8 @@ export const SurrogateOptions = z.object({
   distillTemperature: z.number().positive().max(100).default(1),
   /** Train on the victim's probability vectors when it gives them (else on its labels). */
   soft: z.boolean().default(true),
+  /** With a cnn: "random" keeps its convolutions at their seeded random weights and trains only its dense layers (random convolutional features: one pass of the convolutions instead of one per epoch). */
+  convolutions: z.enum(["trained", "random"]).default("trained"),
 });
 
 const Options = SurrogateOptions.extend({
@@ -62,6 +66,12 @@ export async function askAll(ctx: AttackContext, x: Batch, chunk: number, phase:
 export const surrogateFit = (o: z.infer<typeof SurrogateOptions>, seed: number, epochs = o.epochs) =>
   ({ epochs, batchSize: o.batchSize, learningRate: o.learningRate, schedule: o.schedule, temperature: o.distillTemperature, seed, l2: "l2" in o.arch ? o.arch.l2 : 0 });
 
+/** Train a surrogate network built by `buildClassifier` on (x, targets), as the options say. */
+export function fitSurrogate(net: tf.LayersModel, x: Batch, targets: Targets, k: number, o: z.infer<typeof SurrogateOptions>, seed: number, epochs = o.epochs) {
+  if (o.convolutions === "random" && o.arch.kind !== "cnn") fail("bad-input", `convolutions: "random" needs a cnn surrogate, not ${o.arch.kind}`, `arch: { kind: "cnn" } or convolutions: "trained"`);
+  return (o.convolutions === "random" ? fitHeadOverRandomConvolutions : fitClassifier)(net, x, targets, k, surrogateFit(o, seed, epochs));
+}
+
 /** Train a surrogate classifier on everything the transcript holds. */
 export async function trainSurrogate(ctx: AttackContext, o: z.infer<typeof SurrogateOptions>) {
   const { x, answer } = ctx.oracle.entries();
@@ -73,7 +83,7 @@ export async function trainSurrogate(ctx: AttackContext, o: z.infer<typeof Surro
   await tfReady();
   const net = buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed);
   ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `training on ${rowsOf(x)} answers` });
-  await fitClassifier(net, x, targets, k, surrogateFit(o, ctx.seed));
+  await fitSurrogate(net, x, targets, k, o, ctx.seed);
   return { surrogate: tfjsModel(net, "probabilities"), classes: k, soft };
 }
 

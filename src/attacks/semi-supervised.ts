@@ -28,10 +28,9 @@ import { permutation, rng, type Rng } from "../core/rng.js";
 import { augmentBatch } from "../models/augment.js";
 import { tfReady } from "../models/tf.js";
 import { tfjsModel } from "../models/tfjs-model.js";
-import { fitClassifier } from "../models/train.js";
 import { buildClassifier } from "../models/zoo.js";
 import type { Attack } from "./attack.js";
-import { askAll, SurrogateOptions, surrogateFit } from "./knockoff.js";
+import { askAll, fitSurrogate, SurrogateOptions } from "./knockoff.js";
 
 const Options = SurrogateOptions.extend({
   /** Rows to ask when the budget sets no row limit. */
@@ -136,6 +135,7 @@ export const semiSupervised: Attack<typeof Options> = {
   options: Options,
   async run(ctx, o) {
     if (!ctx.pool) fail("bad-input", "semi-supervised extraction learns from the attacker's own unlabeled data", "--pool DATASET");
+    if (o.convolutions === "random") fail("bad-input", "semi-supervised training carries one network through its rounds, but convolutions: \"random\" trains a fresh head each time", `convolutions: "trained"`);
     const pool = ctx.pool!;
     const want = (Number.isFinite(ctx.budget.remaining()) ? ctx.budget.remaining() : o.queries) + ctx.oracle.size;
     // The same rows, in the same order, that knockoff's natural strategy asks with this seed.
@@ -158,7 +158,7 @@ export const semiSupervised: Attack<typeof Options> = {
     const net = buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed);
     const surrogate = tfjsModel(net, "probabilities");
     const fit = (fx: Batch, fy: Batch, epochs: number, seed: number) =>
-      fitClassifier(net, fx, fy, k, surrogateFit(o, seed, epochs));
+      fitSurrogate(net, fx, fy, k, o, seed, epochs);
     ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `training on ${n} answers` });
     await fit(x, { data: targets, shape: [n, k] }, o.epochs, ctx.seed);
 

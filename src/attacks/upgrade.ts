@@ -13,14 +13,15 @@ import { fail } from "../core/errors.js";
 import { permutation, rng } from "../core/rng.js";
 import { tfReady } from "../models/tf.js";
 import { tfjsModel } from "../models/tfjs-model.js";
-import { fitClassifier } from "../models/train.js";
 import { buildClassifier } from "../models/zoo.js";
 import type { Attack } from "./attack.js";
-import { askAll, SurrogateOptions, surrogateFit } from "./knockoff.js";
+import { askAll, fitSurrogate, SurrogateOptions } from "./knockoff.js";
 
 const Options = SurrogateOptions.extend({
   /** How much a labeled example's true label counts against the victim's answer for it (0–1). */
   trust: z.number().min(0).max(1).default(1),
+  /** How many times each labeled example is repeated in training: its weight against the victim's answers. */
+  labeledRepeats: z.number().int().positive().max(100).default(1),
   queries: z.number().int().positive().default(5000),
   chunk: z.number().int().positive().default(256),
 });
@@ -45,12 +46,13 @@ export const upgrade: Attack<typeof Options> = {
     ly.forEach((c, i) => {
       for (let j = 0; j < k; j++) truth[i * k + j] = (1 - o.trust) / k + (j === c ? o.trust : 0);
     });
-    const allX: Batch = concatRows([x, lx]);
-    const targets: Batch = concatRows([answer.values!, { data: truth, shape: [ly.length, k] }]);
+    const repeats = Array.from({ length: o.labeledRepeats });
+    const allX: Batch = concatRows([x, ...repeats.map(() => lx)]);
+    const targets: Batch = concatRows([answer.values!, ...repeats.map(() => ({ data: truth, shape: [ly.length, k] }))]);
     await tfReady();
     const net = buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed);
     ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `training on ${rowsOf(x)} answers + ${ly.length} labeled` });
-    await fitClassifier(net, allX, targets, k, surrogateFit(o, ctx.seed));
+    await fitSurrogate(net, allX, targets, k, o, ctx.seed);
     return { surrogate: tfjsModel(net, "probabilities"), architecture: o.arch, details: { answered: rowsOf(x), labeled: ly.length } };
   },
 };

@@ -41,6 +41,10 @@ export const PRESETS: Record<string, { description: string; spec: TrainSpecInput
     description: "CART decision tree on breast cancer (path-finding target)",
     spec: { dataset: "breast-cancer", arch: { kind: "tree", maxDepth: 6, minSamplesLeaf: 2 } },
   },
+  "fashion-softmax": {
+    description: "Softmax regression on Fashion-MNIST (a linear model, as early MLaaS platforms served)",
+    spec: { dataset: "fashion-mnist", arch: { kind: "softmax" }, epochs: 10, batchSize: 64, split: { test: 0.2, pool: 1 / 6 } },
+  },
   "fashion-mlp": {
     description: "784-256-128-10 ReLU MLP on Fashion-MNIST",
     spec: { dataset: "fashion-mnist", arch: { kind: "mlp", hidden: [256, 128] }, epochs: 15, batchSize: 64, split: { test: 0.2, pool: 1 / 6 } },

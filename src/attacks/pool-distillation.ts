@@ -1,0 +1,52 @@
+/**
+ * Distillation onto the attacker's unasked rows. Once the victim's answers are bought, a few more
+ * surrogates (other seeds) are trained on them; their averaged probabilities label every pool row the
+ * victim was never asked about, and the final surrogate learns from both. It costs no query: only the
+ * attacker's compute and its own unlabeled data.
+ * Buciluǎ, Caruana, Niculescu-Mizil, "Model Compression", KDD 2006 (an ensemble labels unlabeled data
+ * for one model to learn); Furlanello, Lipton, Tschannen, Itti, Anandkumar, "Born-Again Neural
+ * Networks", ICML 2018 (a student of the same size learns more from a trained teacher than from labels).
+ */
+import type { z } from "zod";
+import { concatRows, rowsOf, type Batch } from "../core/batch.js";
+import type { Model } from "../models/model.js";
+import { tfjsModel } from "../models/tfjs-model.js";
+import { buildClassifier } from "../models/zoo.js";
+import type { AttackContext } from "./attack.js";
+import { fitSurrogate, type SurrogateOptions } from "./knockoff.js";
+
+/** The victim's answers as probability rows (one-hot for labels). */
+function answerRows(ctx: AttackContext, k: number, soft: boolean): Batch {
+  const { answer } = ctx.oracle.entries();
+  if (soft && answer.kind === "probabilities" && answer.values) return answer.values;
+  const labels = answer.labels!;
+  const data = new Float32Array(labels.length * k);
+  labels.forEach((c, i) => (data[i * k + c] = 1));
+  return { data, shape: [labels.length, k] };
+}
+
+/**
+ * `members` surrogates in all, `first` (already trained on every answer) among them, label `unasked`;
+ * returns the surrogate trained on the answers plus those labels (or `first` when nothing is unasked).
+ */
+export async function distilOntoPool(ctx: AttackContext, o: z.infer<typeof SurrogateOptions>, first: Model, k: number, unasked: Batch, members: number): Promise<Model> {
+  const n = rowsOf(unasked);
+  if (n === 0 || members < 1) return first;
+  const { x } = ctx.oracle.entries();
+  const answers = answerRows(ctx, k, o.soft);
+  const guess = new Float32Array(n * k);
+  const add = (p: Batch) => p.data.forEach((v, i) => (guess[i] += v / members));
+  add(await first.predict(unasked));
+  for (let m = 1; m < members; m++) {
+    ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `distillation: ensemble member ${m + 1} of ${members}` });
+    const member = tfjsModel(buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed + 100 * m), "probabilities");
+    await fitSurrogate(member.net, x, answers, k, o, ctx.seed + 100 * m);
+    add(await member.predict(unasked));
+    member.dispose();
+  }
+  ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `distillation: ${rowsOf(x)} answers + ${n} unasked rows` });
+  const student = buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed + 1);
+  await fitSurrogate(student, concatRows([x, unasked]), concatRows([answers, { data: guess, shape: [n, k] }]), k, o, ctx.seed + 1);
+  first.dispose();
+  return tfjsModel(student, "probabilities");
+}
