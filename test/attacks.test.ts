@@ -179,7 +179,11 @@ describe("upgrade", () => {
     const cnn = { arch: { kind: "cnn", filters: [8], dense: 32, dropout: 0 }, convolutions: "random", labeledRepeats: 3, epochs: 60 };
     const convolutional = await steal(modelOracle(weak.model), { attack: upgrade, options: cnn, limits: { rows: 539 }, seed: 1, pool: pool.x, labeled });
     expect(accuracy(await convolutional.result.surrogate.predict(test.x), test.y)).toBeGreaterThan(victimAccuracy + 0.03);
-    await expect(steal(modelOracle(weak.model), { attack: upgrade, options: { convolutions: "random" }, limits: { rows: 10 }, seed: 1, pool: pool.x, labeled })).rejects.toThrow(/needs a cnn surrogate/);
+    // Refused before a single query is paid for.
+    let asked = 0;
+    const counting = { ...modelOracle(weak.model), query: (x: Parameters<ReturnType<typeof modelOracle>["query"]>[0]) => (asked++, modelOracle(weak.model).query(x)) };
+    await expect(steal(counting, { attack: upgrade, options: { convolutions: "random" }, limits: { rows: 10 }, seed: 1, pool: pool.x, labeled })).rejects.toThrow(/needs a cnn surrogate/);
+    expect(asked).toBe(0);
   }, 60_000);
 });
 

@@ -66,9 +66,14 @@ export async function askAll(ctx: AttackContext, x: Batch, chunk: number, phase:
 export const surrogateFit = (o: z.infer<typeof SurrogateOptions>, seed: number, epochs = o.epochs) =>
   ({ epochs, batchSize: o.batchSize, learningRate: o.learningRate, schedule: o.schedule, temperature: o.distillTemperature, seed, l2: "l2" in o.arch ? o.arch.l2 : 0 });
 
+/** Refuses surrogate options that cannot train together (steal checks them before any query is paid for). */
+export function checkSurrogate(o: Partial<z.infer<typeof SurrogateOptions>>): void {
+  if (o.convolutions === "random" && o.arch && o.arch.kind !== "cnn") fail("bad-input", `convolutions: "random" needs a cnn surrogate, not ${o.arch.kind}`, `arch: { kind: "cnn" } or convolutions: "trained"`);
+}
+
 /** Train a surrogate network built by `buildClassifier` on (x, targets), as the options say. */
 export function fitSurrogate(net: tf.LayersModel, x: Batch, targets: Targets, k: number, o: z.infer<typeof SurrogateOptions>, seed: number, epochs = o.epochs) {
-  if (o.convolutions === "random" && o.arch.kind !== "cnn") fail("bad-input", `convolutions: "random" needs a cnn surrogate, not ${o.arch.kind}`, `arch: { kind: "cnn" } or convolutions: "trained"`);
+  checkSurrogate(o);
   return (o.convolutions === "random" ? fitHeadOverRandomConvolutions : fitClassifier)(net, x, targets, k, surrogateFit(o, seed, epochs));
 }
 

@@ -3,6 +3,7 @@ import { budgeted, type BudgetLimits, type Spend } from "../oracle/budget.js";
 import { OracleStopped, type Oracle, type StopReason } from "../oracle/oracle.js";
 import { recorded } from "../oracle/transcript.js";
 import type { Attack, AttackProgress, AttackResult } from "./attack.js";
+import { checkSurrogate } from "./knockoff.js";
 
 export interface StealOptions {
   attack: Attack;
@@ -38,6 +39,7 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
   // The row budget covers the whole run: answers already in a resumed transcript count against it.
   if (limits.rows !== undefined) limits.rows = Math.max(0, limits.rows - reused);
   const options = s.attack.options.parse(s.options ?? {});
+  checkSurrogate(options as object);
   let stopped: StealOutcome["stopped"];
   // A stopped victim ends the querying, not the attack: the attack trains on what it has.
   const guarded = {
