@@ -8,12 +8,17 @@ import { writeFileAtomic } from "../src/core/fs.js";
 import { renderSvg } from "../src/audit/report.js";
 
 const files = readdirSync("bench/results").filter((f) => /^steal-fashion(-.+)?\.json$/.test(f)).sort();
-const points = files.flatMap((f) => {
-  const table = JSON.parse(readFileSync(`bench/results/${f}`, "utf8")).figures.fashionMlp.table as Record<string, Record<string, number>>;
-  return Object.entries(table).flatMap(([strategy, row]) => Object.entries(row)
-    .filter(([k]) => k.startsWith("fidelity@"))
-    .map(([k, fidelity]) => ({ strategy, queries: Number(k.slice("fidelity@".length)), fidelity })));
-});
+// A strategy measured in more than one file (a full run and a narrowed one) is drawn from the newest.
+const rows = new Map<string, { date: string; row: Record<string, number> }>();
+for (const f of files) {
+  const { date, figures } = JSON.parse(readFileSync(`bench/results/${f}`, "utf8"));
+  for (const [strategy, row] of Object.entries(figures.fashionMlp.table as Record<string, Record<string, number>>)) {
+    if (!rows.has(strategy) || rows.get(strategy)!.date < date) rows.set(strategy, { date, row });
+  }
+}
+const points = [...rows].flatMap(([strategy, { row }]) => Object.entries(row)
+  .filter(([k]) => k.startsWith("fidelity@"))
+  .map(([k, fidelity]) => ({ strategy, queries: Number(k.slice("fidelity@".length)), fidelity })));
 const target = points.find((p) => p.strategy === "knockoff-natural" && p.queries === 20_000)?.fidelity ?? 0;
 // Uniform noise sits near 13%: below the axis, so the others can be told apart.
 const shown = points.filter((p) => p.strategy !== "knockoff-uniform");
