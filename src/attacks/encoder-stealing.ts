@@ -28,7 +28,7 @@
  * embeddings sees values of the right size. Both use only answers already paid for.
  */
 import { z } from "zod";
-import { rowsOf, takeRows, widthOf, type Batch } from "../core/batch.js";
+import { columnMeans, rowsOf, takeRows, widthOf, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { permutation, rng } from "../core/rng.js";
 import { meanCosine } from "../audit/metrics.js";
@@ -94,15 +94,6 @@ function calibrateEmbedding(net: tf.LayersModel, factor: number, shift: Float32A
     v.assign(next);
     next.dispose();
   }
-}
-
-/** Column means of a batch. */
-function columnMeans(b: Batch): Float32Array {
-  const w = widthOf(b);
-  const n = rowsOf(b);
-  const sum = new Float64Array(w);
-  for (let i = 0; i < n; i++) for (let j = 0; j < w; j++) sum[j] += b.data[i * w + j];
-  return Float32Array.from(sum, (v) => v / n);
 }
 
 /** The least-squares factor a minimising Σ ‖a·s_i − t_i‖² (1 when that is not a positive number). */

@@ -27,6 +27,15 @@ export function row(b: Batch, i: number): Float32Array {
 }
 
 /** Rows [start, end) as a view (no copy). */
+/** The mean of each column (feature) over the rows, accumulated in float64. */
+export function columnMeans(b: Batch): Float32Array {
+  const w = widthOf(b);
+  const n = rowsOf(b);
+  const sum = new Float64Array(w);
+  for (let i = 0; i < n; i++) for (let j = 0; j < w; j++) sum[j] += b.data[i * w + j];
+  return Float32Array.from(sum, (v) => v / n);
+}
+
 export function sliceRows(b: Batch, start: number, end: number): Batch {
   const w = widthOf(b);
   const e = Math.min(end, rowsOf(b));

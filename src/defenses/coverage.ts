@@ -23,7 +23,7 @@
  * seen, so coverage survives restarts and is shared by replicas.
  */
 import { z } from "zod";
-import type { Batch } from "../core/batch.js";
+import { columnMeans, type Batch } from "../core/batch.js";
 import { calibrationRows, perModelCache } from "./calibration.js";
 import type { Defense, Query } from "../gateway/pipeline.js";
 import type { AlarmRecord, Store } from "../gateway/stores/store.js";
@@ -62,13 +62,7 @@ export async function readCoverageTrack(store: Store, clientId: string, model: s
 const centres = perModelCache<Float32Array>();
 /** The served model's mean embedding of `dataset`'s calibration rows, measured once per model (the gateway warms it before it listens). */
 export function coverageCentre(dataset: string, model: { predict(x: Batch): Promise<Batch> }): Promise<Float32Array> {
-  return centres(model, dataset, async () => {
-    const e = await model.predict(calibrationRows(dataset));
-    const [n, w] = e.shape;
-    const mean = new Float32Array(w);
-    e.data.forEach((v, i) => (mean[i % w] += v / n));
-    return mean;
-  });
+  return centres(model, dataset, async () => columnMeans(await model.predict(calibrationRows(dataset))));
 }
 
 export function coverage(o: CoverageOptions, deps: { store: Store; key: Buffer; onAlarm?: (a: AlarmRecord) => void }): Defense {
