@@ -9,6 +9,7 @@
  */
 import type { z } from "zod";
 import { concatRows, rowsOf, type Batch } from "../core/batch.js";
+import { targetRows } from "../models/epoch-loop.js";
 import type { Model } from "../models/model.js";
 import { tfjsModel } from "../models/tfjs-model.js";
 import { buildClassifier } from "../models/zoo.js";
@@ -20,9 +21,7 @@ function answerRows(ctx: AttackContext, k: number, soft: boolean): Batch {
   const { answer } = ctx.oracle.entries();
   if (soft && answer.kind === "probabilities" && answer.values) return answer.values;
   const labels = answer.labels!;
-  const data = new Float32Array(labels.length * k);
-  labels.forEach((c, i) => (data[i * k + c] = 1));
-  return { data, shape: [labels.length, k] };
+  return { data: targetRows(labels, Int32Array.from(labels.keys()), k), shape: [labels.length, k] };
 }
 
 /**
