@@ -26,15 +26,37 @@ export function row(b: Batch, i: number): Float32Array {
   return b.data.subarray(i * w, (i + 1) * w);
 }
 
-/** Rows [start, end) as a view (no copy). */
 /** The mean of each column (feature) over the rows, accumulated in float64. */
-export function columnMeans(b: Batch): Float32Array {
+function columnMeans64(b: Batch): Float64Array {
   const w = widthOf(b);
   const n = rowsOf(b);
   const sum = new Float64Array(w);
   for (let i = 0; i < n; i++) for (let j = 0; j < w; j++) sum[j] += b.data[i * w + j];
-  return Float32Array.from(sum, (v) => v / n);
+  return sum.map((v) => v / n);
 }
+
+/** The mean of each column (feature) over the rows, accumulated in float64. */
+export const columnMeans = (b: Batch): Float32Array => Float32Array.from(columnMeans64(b));
+
+/**
+ * Each column's mean and standard deviation over the rows (float64), to standardise features with.
+ * A column that does not vary gets scale 1, so it standardises to 0 instead of dividing by 0.
+ */
+export function columnScaling(b: Batch): { mean: Float64Array; scale: Float64Array } {
+  const w = widthOf(b);
+  const n = rowsOf(b);
+  const mean = columnMeans64(b);
+  const sq = new Float64Array(w);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < w; j++) {
+      const t = b.data[i * w + j] - mean[j];
+      sq[j] += t * t;
+    }
+  }
+  return { mean, scale: sq.map((v) => (Math.sqrt(v / n) > 1e-8 ? Math.sqrt(v / n) : 1)) };
+}
+
+/** Rows [start, end) as a view (no copy). */
 
 export function sliceRows(b: Batch, start: number, end: number): Batch {
   const w = widthOf(b);

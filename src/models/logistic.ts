@@ -10,7 +10,7 @@
  * Arithmetic runs in float64 internally; the fitted parameters are handed back as Float32Array.
  */
 import { fail } from "../core/errors.js";
-import { rowsOf, widthOf, type Batch } from "../core/batch.js";
+import { columnScaling, rowsOf, widthOf, type Batch } from "../core/batch.js";
 import { permutation, rng } from "../core/rng.js";
 
 export interface LogisticOptions {
@@ -122,25 +122,9 @@ export function fitLogistic(x: Batch, y: Int32Array, numClasses: number, opts: L
   let mean: Float64Array | undefined;
   let invStd: Float64Array | undefined;
   if (standardize) {
-    mean = new Float64Array(d);
-    const sq = new Float64Array(d);
-    for (let i = 0; i < n; i++) {
-      const o = i * d;
-      for (let j = 0; j < d; j++) mean[j] += xd[o + j];
-    }
-    for (let j = 0; j < d; j++) mean[j] /= n;
-    for (let i = 0; i < n; i++) {
-      const o = i * d;
-      for (let j = 0; j < d; j++) {
-        const t = xd[o + j] - mean[j];
-        sq[j] += t * t;
-      }
-    }
-    invStd = new Float64Array(d);
-    for (let j = 0; j < d; j++) {
-      const s = Math.sqrt(sq[j] / n);
-      invStd[j] = s > 1e-8 ? 1 / s : 1;
-    }
+    const scaling = columnScaling(x);
+    mean = scaling.mean;
+    invStd = scaling.scale.map((s) => 1 / s);
   }
 
   // The (standardised) training rows, computed once; float32 halves the memory of a float64 copy.

@@ -11,7 +11,7 @@
  * so the result is the same ordinary `cnn` network, whole. Each call trains a fresh head (seeded by
  * `o.seed`): what the dense layers held before is replaced, not refined.
  */
-import { rowsOf, sliceRows, type Batch } from "../core/batch.js";
+import { columnScaling, rowsOf, sliceRows, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import type { Targets, FitOptions } from "./epoch-loop.js";
 import { tf } from "./tf.js";
@@ -44,12 +44,7 @@ async function convolutionFeatures(net: tf.LayersModel, x: Batch): Promise<Batch
 export async function fitHeadOverRandomConvolutions(net: tf.LayersModel, x: Batch, targets: Targets, numClasses: number, o: FitOptions): Promise<number[]> {
   const features = await convolutionFeatures(net, x);
   const [n, d] = features.shape;
-  const mean = new Float64Array(d);
-  const scale = new Float64Array(d);
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) mean[j] += features.data[i * d + j] / n;
-  for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) scale[j] += (features.data[i * d + j] - mean[j]) ** 2 / n;
-  // A unit that never fires on these rows keeps scale 1, so a row that does fire it is not blown up.
-  for (let j = 0; j < d; j++) scale[j] = scale[j] > 1e-12 ? Math.sqrt(scale[j]) : 1;
+  const { mean, scale } = columnScaling(features);
   for (let i = 0; i < n; i++) for (let j = 0; j < d; j++) features.data[i * d + j] = (features.data[i * d + j] - mean[j]) / scale[j];
 
   const dense = net.layers.filter((l) => l.getClassName() === "Dense");
