@@ -6,7 +6,7 @@
  * against the fashion-encoder served with embedding answers: mean cosine and linear-probe retention
  * for each loss at 1k, 3k and 6k queries; ENCODER_QUERIES, ENCODER_LOSSES and ENCODER_EPOCHS narrow it).
  * Not in the default run: relu (functionally-equivalent extraction of ReLU networks from logits),
- * trees-labels, semi and upgrade (each described where it runs).
+ * trees-labels, semi, upgrade and fashion-large-pool (each described where it runs).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -42,6 +42,7 @@ const served: Record<string, { name: string; source: string; output?: { kind: st
   equation: [{ name: "digits", source: "zoo://digits-softmax" }],
   trees: [{ name: "iris", source: "zoo://iris-tree", output: { kind: "leaf" } }, { name: "breast-cancer", source: "zoo://breast-cancer-tree", output: { kind: "leaf" } }],
   fashion: [{ name: "fashion", source: "zoo://fashion-mlp" }],
+  "fashion-large-pool": [{ name: "fashion-30k", source: "zoo://fashion-mlp-30k" }],
   encoder: [{ name: "fashion-encoder", source: "zoo://fashion-encoder", output: { kind: "embedding" } }],
   "trees-labels": [{ name: "iris-labels", source: "zoo://iris-tree", output: { kind: "label" } }, { name: "breast-cancer-labels", source: "zoo://breast-cancer-tree", output: { kind: "label" } }],
   semi: [{ name: "fashion", source: "zoo://fashion-mlp" }, { name: "fashion-labels", source: "zoo://fashion-mlp", output: { kind: "label" } }],
@@ -114,12 +115,32 @@ function fashionPool(): Batch {
   return concatRows([pool.x, augmentBatch(pool.x, rng(5), { scale: [0.8, 1], jitter: 0.3, brightness: 0.2, contrast: 0.2 })]);
 }
 
+type Strategy = [label: string, attack: string, options: Record<string, unknown>, budgets?: number[]];
+
+/** Fidelity, accuracy and seconds of each strategy at each budget against one served Fashion victim. */
+async function fashionTable(served: string, victim: Awaited<ReturnType<typeof loadModel>>, pool: Batch, test: Batch, testY: Int32Array, surrogate: object, strategies: Strategy[]) {
+  const table: Record<string, Record<string, number>> = {};
+  for (const [label, attack, options, budgets = [1000, 5000, 20_000]] of strategies) {
+    table[label] = {};
+    for (const budget of budgets) {
+      const t = performance.now();
+      const out = await steal(await oracle(served), { attack: ATTACKS[attack], options: { ...surrogate, ...options }, limits: { rows: budget }, seed: 11, pool });
+      const f = await fidelityReport(victim.model, out.result.surrogate, { test, uniformRows: 5000 });
+      table[label][`fidelity@${budget}`] = f.rTest;
+      table[label][`accuracy@${budget}`] = accuracy(await out.result.surrogate.predict(test), testY);
+      table[label][`seconds@${budget}`] = (performance.now() - t) / 1000;
+      out.result.surrogate.dispose();
+      log(served, label, budget, f.rTest.toFixed(4));
+    }
+  }
+  return table;
+}
+const fashionSurrogate = { arch: { kind: "mlp", hidden: [256, 128] }, epochs: 60, schedule: "cosine" };
+
 if (parts.includes("fashion")) {
   const victim = await loadModel("zoo://fashion-mlp");
   const { test } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 6 });
-  const pool = fashionPool();
-  const surrogate = { arch: { kind: "mlp", hidden: [256, 128] }, epochs: 60, schedule: "cosine" };
-  const strategies: [string, string, Record<string, unknown>][] = [
+  const strategies: Strategy[] = [
     ["knockoff-uniform", "knockoff", { pool: "uniform" }],
     ["knockoff-natural", "knockoff", { pool: "natural" }],
     ["jacobian", "jacobian", { seedSize: 500, rounds: 6 }],
@@ -131,21 +152,25 @@ if (parts.includes("fashion")) {
   ];
   // FASHION_STRATEGIES=a,b runs only those rows (recorded as steal-fashion-a-b).
   const only = process.env.FASHION_STRATEGIES?.split(",");
-  const table: Record<string, Record<string, number>> = {};
-  for (const [label, attack, options] of strategies.filter(([label]) => !only || only.includes(label))) {
-    table[label] = {};
-    for (const budget of [1000, 5000, 20_000]) {
-      const t = performance.now();
-      const out = await steal(await oracle("fashion"), { attack: ATTACKS[attack], options: { ...surrogate, ...options }, limits: { rows: budget }, seed: 11, pool });
-      const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 5000 });
-      table[label][`fidelity@${budget}`] = f.rTest;
-      table[label][`accuracy@${budget}`] = accuracy(await out.result.surrogate.predict(test.x), test.y);
-      table[label][`seconds@${budget}`] = (performance.now() - t) / 1000;
-      out.result.surrogate.dispose();
-      log("fashion", label, budget, f.rTest.toFixed(4));
-    }
-  }
-  figures.fashionMlp = { victimAccuracy: accuracy(await victim.model.predict(test.x), test.y), pool: "10k Fashion-MNIST training images the victim never saw, plus one augmented copy of each (crop, flip, brightness, contrast)", surrogate, table };
+  const table = await fashionTable("fashion", victim, fashionPool(), test.x, test.y, fashionSurrogate, strategies.filter(([label]) => !only || only.includes(label)));
+  figures.fashionMlp = { victimAccuracy: accuracy(await victim.model.predict(test.x), test.y), pool: "10k Fashion-MNIST training images the victim never saw, plus one augmented copy of each (crop, flip, brightness, contrast)", surrogate: fashionSurrogate, table };
+}
+
+if (parts.includes("fashion-large-pool")) {
+  // Not in the default run: npm run bench:steal -- fashion-large-pool. In the fashion part, random
+  // sampling at 20k asks the attacker's whole pool; here the victim (fashion-mlp-30k) trained on half
+  // of Fashion-MNIST's training images and the attacker holds the other 30k, so 20k random queries
+  // are a sample of the pool, as in ActiveThief's setting. Distillation temperature 3 is measured
+  // on both sides.
+  const victim = await loadModel("zoo://fashion-mlp-30k");
+  const { pool, test } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 2 });
+  const table = await fashionTable("fashion-30k", victim, pool.x, test.x, test.y, fashionSurrogate, [
+    ["knockoff-natural", "knockoff", { pool: "natural" }],
+    ["knockoff-natural-t3", "knockoff", { pool: "natural", distillTemperature: 3 }, [5000, 20_000]],
+    ["active-margin-distilled", "active", { strategy: "margin", rounds: 10, distil: 3 }, [5000]],
+    ["active-margin-distilled-t3", "active", { strategy: "margin", rounds: 10, distil: 3, distillTemperature: 3 }, [5000]],
+  ]);
+  figures.fashionMlpLargePool = { victimAccuracy: accuracy(await victim.model.predict(test.x), test.y), pool: "30k Fashion-MNIST training images the victim never saw (no augmented copies)", surrogate: fashionSurrogate, table };
 }
 
 if (parts.includes("encoder")) {

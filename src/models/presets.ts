@@ -49,6 +49,10 @@ export const PRESETS: Record<string, { description: string; spec: TrainSpecInput
     description: "784-256-128-10 ReLU MLP on Fashion-MNIST",
     spec: { dataset: "fashion-mnist", arch: { kind: "mlp", hidden: [256, 128] }, epochs: 15, batchSize: 64, split: { test: 0.2, pool: 1 / 6 } },
   },
+  "fashion-mlp-30k": {
+    description: "784-256-128-10 ReLU MLP on half of Fashion-MNIST's training images (30k), the other half left for an attacker's pool",
+    spec: { dataset: "fashion-mnist", arch: { kind: "mlp", hidden: [256, 128] }, epochs: 15, batchSize: 64, split: { test: 0.2, pool: 1 / 2 } },
+  },
   "fashion-cnn": {
     description: "Two-block CNN (32, 64 filters) on Fashion-MNIST",
     spec: { dataset: "fashion-mnist", arch: { kind: "cnn", filters: [32, 64], dense: 128, dropout: 0 }, epochs: 6, batchSize: 64, split: { test: 0.2, pool: 1 / 6 } },
