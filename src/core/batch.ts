@@ -26,7 +26,6 @@ export function row(b: Batch, i: number): Float32Array {
   return b.data.subarray(i * w, (i + 1) * w);
 }
 
-/** The mean of each column (feature) over the rows, accumulated in float64. */
 function columnMeans64(b: Batch): Float64Array {
   const w = widthOf(b);
   const n = rowsOf(b);
@@ -57,7 +56,6 @@ export function columnScaling(b: Batch): { mean: Float64Array; scale: Float64Arr
 }
 
 /** Rows [start, end) as a view (no copy). */
-
 export function sliceRows(b: Batch, start: number, end: number): Batch {
   const w = widthOf(b);
   const e = Math.min(end, rowsOf(b));
