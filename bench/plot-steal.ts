@@ -7,11 +7,13 @@ import { readdirSync, readFileSync } from "node:fs";
 import { writeFileAtomic } from "../src/core/fs.js";
 import { renderSvg } from "../src/audit/report.js";
 
-const files = readdirSync("bench/results").filter((f) => /^steal-fashion(-.+)?\.json$/.test(f)).sort();
+// The fashion part's runs, full and narrowed (steal-fashion-large-pool.json attacks another victim).
+const runs = readdirSync("bench/results").filter((f) => /^steal-fashion(-.+)?\.json$/.test(f)).sort()
+  .map((file) => ({ file, ...JSON.parse(readFileSync(`bench/results/${file}`, "utf8")) }))
+  .filter((run) => run.figures.fashionMlp);
 // A strategy measured in more than one file (a full run and a narrowed one) is drawn from the newest.
 const rows = new Map<string, { date: string; row: Record<string, number> }>();
-for (const f of files) {
-  const { date, figures } = JSON.parse(readFileSync(`bench/results/${f}`, "utf8"));
+for (const { date, figures } of runs) {
   for (const [strategy, row] of Object.entries(figures.fashionMlp.table as Record<string, Record<string, number>>)) {
     if (!rows.has(strategy) || rows.get(strategy)!.date < date) rows.set(strategy, { date, row });
   }
@@ -38,4 +40,4 @@ const svg = await renderSvg({
   ],
 });
 await writeFileAtomic("bench/results/steal-fashion.svg", svg);
-console.log(`bench/results/steal-fashion.svg: ${shown.length} points from ${files.join(", ")}`);
+console.log(`bench/results/steal-fashion.svg: ${shown.length} points from ${runs.map((r) => r.file).join(", ")}`);
