@@ -52,7 +52,8 @@ export function columnScaling(b: Batch): { mean: Float64Array; scale: Float64Arr
       sq[j] += t * t;
     }
   }
-  return { mean, scale: sq.map((v) => (Math.sqrt(v / n) > 1e-8 ? Math.sqrt(v / n) : 1)) };
+  const scale = sq.map((v) => Math.sqrt(v / n));
+  return { mean, scale: scale.map((s) => (s > 1e-8 ? s : 1)) };
 }
 
 /** Rows [start, end) as a view (no copy). */
