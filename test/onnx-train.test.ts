@@ -6,6 +6,7 @@ import { buildClassifier } from "../src/models/zoo.js";
 import { fitClassifier } from "../src/models/train.js";
 import { denseWeights } from "../src/models/dense-net.js";
 import { canFitDense } from "../src/models/onnx-train.js";
+import { canFitConvolutional } from "../src/models/conv-train.js";
 import { softenTargets } from "../src/models/epoch-loop.js";
 import type { Architecture } from "../src/models/architecture.js";
 
@@ -80,7 +81,7 @@ describe("dense training on ONNX Runtime matches TensorFlow.js", () => {
     expect(softenTargets(labels, 3)).toBe(labels);
   });
 
-  it("is deterministic for a seed, and convolutional networks stay on TensorFlow.js", async () => {
+  it("is deterministic for a seed, and convolutional networks are not dense", async () => {
     await tfReady();
     const run = async () => {
       const net = buildClassifier({ kind: "mlp", hidden: [16], activation: "relu", l2: 0 }, [12], 4, 1);
@@ -93,5 +94,47 @@ describe("dense training on ONNX Runtime matches TensorFlow.js", () => {
     const cnn = buildClassifier({ kind: "cnn", filters: [2], dense: 4, dropout: 0 }, [4, 4, 1], 3, 0);
     expect(canFitDense(cnn)).toBe(false);
     cnn.dispose();
+  });
+});
+
+/** Convolutional classifiers train on the encoder's hand-written step graph with cross-entropy on top: same moves as TensorFlow.js. */
+describe("convolutional training on ONNX Runtime matches TensorFlow.js", () => {
+  const n = 48;
+  const r = rng(8);
+  const x = batch(uniform(n * 64, r), [n, 64]); // flat 8×8 images, as digits are
+  const y = Int32Array.from({ length: n }, () => r.int(3));
+  const arch: Architecture = { kind: "cnn", filters: [3, 4], dense: 6, dropout: 0 };
+  const weights = (net: ReturnType<typeof buildClassifier>) => net.getWeights().map((w) => w.dataSync() as Float32Array);
+
+  it.each([
+    ["hard labels", 1],
+    ["soft targets at temperature 3", 3],
+  ] as const)("%s", async (_, temperature) => {
+    await tfReady();
+    const targets = temperature === 1 ? y : batch(Float32Array.from({ length: n * 3 }, (_, i) => (i % 3 === y[Math.floor(i / 3)] ? 0.8 : 0.1)), [n, 3]);
+    const nets = [0, 1].map(() => buildClassifier(arch, [64], 3, 6));
+    const opts = { epochs: 3, batchSize: 16, learningRate: 0.01, seed: 4, temperature };
+    expect(canFitConvolutional(nets[0], x, opts)).toBe(true);
+    const before = weights(nets[0]);
+    const lossOrt = await fitClassifier(nets[0], x, targets, 3, { ...opts, engine: "auto" });
+    const lossTf = await fitClassifier(nets[1], x, targets, 3, { ...opts, engine: "tfjs" });
+    lossOrt.forEach((l, i) => expect(l).toBeCloseTo(lossTf[i], 4));
+    const [a, b] = nets.map(weights);
+    let worst = 0;
+    let moved = 0;
+    a.forEach((w, i) => w.forEach((v, j) => ((worst = Math.max(worst, Math.abs(v - b[i][j]))), (moved = Math.max(moved, Math.abs(v - before[i][j]))))));
+    expect(moved).toBeGreaterThan(1e-3); // every engine trained
+    expect(worst).toBeLessThan(1e-4);
+    nets.forEach((net) => net.dispose());
+  });
+
+  it("leaves to TensorFlow.js what the graph does not cover: L2, dropout, dense networks", async () => {
+    await tfReady();
+    const cnn = buildClassifier(arch, [64], 3, 0);
+    expect(canFitConvolutional(cnn, x, { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 0, l2: 0.01 })).toBe(false);
+    const dropout = buildClassifier({ ...arch, dropout: 0.2 } as Architecture, [64], 3, 0);
+    const mlp = buildClassifier({ kind: "mlp", hidden: [4], activation: "relu", l2: 0 }, [64], 3, 0);
+    for (const net of [dropout, mlp]) expect(canFitConvolutional(net, x, { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 0 })).toBe(false);
+    [cnn, dropout, mlp].forEach((net) => net.dispose());
   });
 });
