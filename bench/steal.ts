@@ -25,7 +25,7 @@ import { ensureZooModel, loadModel } from "../src/models/load.js";
 import { denseWeights } from "../src/models/dense-net.js";
 import { tfjsModel, type TfjsModel } from "../src/models/tfjs-model.js";
 import { tfReady } from "../src/models/tf.js";
-import { fitHeadOverRandomConvolutions } from "../src/models/random-convolutions.js";
+import { fitClassifier } from "../src/models/train.js";
 import { buildClassifier } from "../src/models/zoo.js";
 import type { Architecture } from "../src/models/architecture.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
@@ -290,9 +290,9 @@ if (parts.includes("upgrade")) {
   // Upgrade (not in the default run: npm run bench:steal -- upgrade; UPGRADE_VICTIMS, UPGRADE_EPOCHS,
   // UPGRADE_COPIES and UPGRADE_REPEATS change it). The thief owns the 10k pool images, 1,000 of them with
   // their true labels; it asks the victim about the other 9k and UPGRADE_COPIES augmented copies of
-  // each, and trains a CNN over random convolutions (its dense layers only) on those answers and its
-  // labels, repeated UPGRADE_REPEATS times. Beside it, for each victim: the same student from the 1,000
-  // labels alone, and from the true labels of all 10k images (the most the thief's images can give).
+  // each, and trains a CNN (whole, on the ONNX Runtime engine) on those answers and its
+  // labels, repeated UPGRADE_REPEATS times. Beside it: the same student from the 1,000 labels alone,
+  // and from the true labels of all 10k images and their copies (the most the thief's images can give).
   const { pool, test } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 6 });
   const n = rowsOf(pool.x);
   const labeled = { x: sliceRows(pool.x, n - 1000, n), y: pool.y.slice(n - 1000) };
@@ -301,12 +301,12 @@ if (parts.includes("upgrade")) {
   const r = rng(5);
   const unlabeled = concatRows([own, ...Array.from({ length: copies }, () => augmentBatch(own, r, { scale: [0.8, 1], jitter: 0.3, brightness: 0.2, contrast: 0.2 }))]);
   const arch = { kind: "cnn", filters: [32, 64], dense: 256, dropout: 0 } as Architecture;
-  const epochs = Number(process.env.UPGRADE_EPOCHS ?? 40);
+  const epochs = Number(process.env.UPGRADE_EPOCHS ?? 20);
   const repeats = Number(process.env.UPGRADE_REPEATS ?? 10);
   await tfReady();
   const student = async (x: Batch, y: Int32Array, studentEpochs: number) => {
     const net = buildClassifier(arch, [28, 28, 1], 10, 3);
-    await fitHeadOverRandomConvolutions(net, x, y, 10, { epochs: studentEpochs, batchSize: 64, learningRate: 1e-3, schedule: "cosine", seed: 3 });
+    await fitClassifier(net, x, y, 10, { epochs: studentEpochs, batchSize: 64, learningRate: 1e-3, schedule: "cosine", seed: 3 });
     const m = tfjsModel(net, "probabilities");
     const acc = accuracy(await m.predict(test.x), test.y);
     m.dispose();
@@ -320,7 +320,7 @@ if (parts.includes("upgrade")) {
   for (const name of (process.env.UPGRADE_VICTIMS ?? "fashion-softmax,fashion-mlp").split(",")) {
     const victim = await loadModel(`zoo://${name}`);
     const t = performance.now();
-    const out = await steal(await oracle(name), { attack: ATTACKS.upgrade, options: { arch, convolutions: "random", epochs, labeledRepeats: repeats }, limits: { rows: rowsOf(unlabeled) }, seed: 3, pool: unlabeled, labeled });
+    const out = await steal(await oracle(name), { attack: ATTACKS.upgrade, options: { arch, epochs, labeledRepeats: repeats }, limits: { rows: rowsOf(unlabeled) }, seed: 3, pool: unlabeled, labeled });
     const stolen = out.result.surrogate;
     table[name] = {
       victimAccuracy: accuracy(await victim.model.predict(test.x), test.y), stolenAccuracy: accuracy(await stolen.predict(test.x), test.y),
@@ -331,7 +331,7 @@ if (parts.includes("upgrade")) {
     victim.model.dispose();
   }
   figures.upgradeFashion = {
-    labeled: 1000, augmentedCopies: copies, labeledRepeats: repeats, surrogate: { arch, convolutions: "random", epochs },
+    labeled: 1000, augmentedCopies: copies, labeledRepeats: repeats, surrogate: { arch, epochs },
     labeledAloneAccuracy, trueLabelsAccuracy, victims: table,
   };
 }
