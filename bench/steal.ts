@@ -167,8 +167,8 @@ if (parts.includes("fashion-large-pool")) {
   const table = await fashionTable("fashion-30k", victim, pool.x, test.x, test.y, fashionSurrogate, [
     ["knockoff-natural", "knockoff", { pool: "natural" }],
     ["knockoff-natural-t3", "knockoff", { pool: "natural", distillTemperature: 3 }, [5000, 20_000]],
-    ["active-margin-distilled", "active", { strategy: "margin", rounds: 10, distil: 3 }, [5000]],
-    ["active-margin-distilled-t3", "active", { strategy: "margin", rounds: 10, distil: 3, distillTemperature: 3 }, [5000]],
+    ["active-margin-distilled", "active", { strategy: "margin", rounds: 20, distil: 8 }, [5000]],
+    ["active-margin-distilled-t3", "active", { strategy: "margin", rounds: 20, distil: 8, distillTemperature: 3 }, [5000]],
   ]);
   figures.fashionMlpLargePool = { victimAccuracy: accuracy(await victim.model.predict(test.x), test.y), pool: "30k Fashion-MNIST training images the victim never saw (no augmented copies)", surrogate: fashionSurrogate, table };
 }

