@@ -19,6 +19,7 @@ const BATCH = 64;
 
 const MLP: Architecture = { kind: "mlp", hidden: [256], activation: "relu", l2: 0 };
 const CNN: Architecture = { kind: "cnn", filters: [32, 64], dense: 256, dropout: 0 };
+const CNN_STEPS = STEPS / 8;
 
 async function heist(engine: "auto" | "tfjs", threads: number, arch = MLP, steps = STEPS): Promise<number> {
   await tfReady();
@@ -61,12 +62,12 @@ const figures = {
   ratioToPytorch: 0,
   cnn: {
     network: "28×28 CNN: conv 32 → pool → conv 64 → pool → dense 256 → 10, Adam, batch 64",
-    steps: STEPS / 8,
+    steps: CNN_STEPS,
     samplesPerSecond: {
-      heistOnnxRuntime2Threads: await heist("auto", 2, CNN, STEPS / 8),
-      heistOnnxRuntime1Thread: await heist("auto", 1, CNN, STEPS / 8),
-      heistTfjsWasm: await heist("tfjs", 1, CNN, STEPS / 8),
-      pytorch1Thread: pytorch("cnn", STEPS / 8),
+      heistOnnxRuntime2Threads: await heist("auto", 2, CNN, CNN_STEPS),
+      heistOnnxRuntime1Thread: await heist("auto", 1, CNN, CNN_STEPS),
+      heistTfjsWasm: await heist("tfjs", 1, CNN, CNN_STEPS),
+      pytorch1Thread: pytorch("cnn", CNN_STEPS),
     },
     ratioToPytorch: 0,
   },

@@ -6,7 +6,7 @@ import { buildClassifier } from "../src/models/zoo.js";
 import { fitClassifier } from "../src/models/train.js";
 import { denseWeights } from "../src/models/dense-net.js";
 import { canFitDense } from "../src/models/onnx-train.js";
-import { canFitConvolutional } from "../src/models/conv-train.js";
+import { convolutionalPlan } from "../src/models/conv-train.js";
 import { softenTargets } from "../src/models/epoch-loop.js";
 import type { Architecture } from "../src/models/architecture.js";
 
@@ -114,7 +114,7 @@ describe("convolutional training on ONNX Runtime matches TensorFlow.js", () => {
     const targets = temperature === 1 ? y : batch(Float32Array.from({ length: n * 3 }, (_, i) => (i % 3 === y[Math.floor(i / 3)] ? 0.8 : 0.1)), [n, 3]);
     const nets = [0, 1].map(() => buildClassifier(arch, [64], 3, 6));
     const opts = { epochs: 3, batchSize: 16, learningRate: 0.01, seed: 4, temperature };
-    expect(canFitConvolutional(nets[0], x, opts)).toBe(true);
+    expect(convolutionalPlan(nets[0], x, opts)).toBeDefined();
     const before = weights(nets[0]);
     const lossOrt = await fitClassifier(nets[0], x, targets, 3, { ...opts, engine: "auto" });
     const lossTf = await fitClassifier(nets[1], x, targets, 3, { ...opts, engine: "tfjs" });
@@ -131,10 +131,10 @@ describe("convolutional training on ONNX Runtime matches TensorFlow.js", () => {
   it("leaves to TensorFlow.js what the graph does not cover: L2, dropout, dense networks", async () => {
     await tfReady();
     const cnn = buildClassifier(arch, [64], 3, 0);
-    expect(canFitConvolutional(cnn, x, { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 0, l2: 0.01 })).toBe(false);
+    expect(convolutionalPlan(cnn, x, { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 0, l2: 0.01 })).toBeUndefined();
     const dropout = buildClassifier({ ...arch, dropout: 0.2 } as Architecture, [64], 3, 0);
     const mlp = buildClassifier({ kind: "mlp", hidden: [4], activation: "relu", l2: 0 }, [64], 3, 0);
-    for (const net of [dropout, mlp]) expect(canFitConvolutional(net, x, { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 0 })).toBe(false);
+    for (const net of [dropout, mlp]) expect(convolutionalPlan(net, x, { epochs: 1, batchSize: 8, learningRate: 0.01, seed: 0 })).toBeUndefined();
     [cnn, dropout, mlp].forEach((net) => net.dispose());
   });
 });

@@ -4,6 +4,7 @@ import { imageShapeOf } from "./augment.js";
 import { encoderStepSession, onnxPlan, type EmbeddingLoss, type OnnxPlan } from "./encoder.js";
 import { epochLoop, targetCount, targetRows, type FitOptions, type Targets } from "./epoch-loop.js";
 import { tf } from "./tf.js";
+import { softmaxCrossEntropy } from "./onnx-train.js";
 import { LOGITS_LAYER } from "./tfjs-model.js";
 
 /**
@@ -15,36 +16,34 @@ import { LOGITS_LAYER } from "./tfjs-model.js";
  * TensorFlow.js network, which stays the model of record.
  */
 
-/**
- * Cross-entropy against (soft) targets at temperature T, as the dense engine writes it (onnx-train.ts).
- * Inputs: y [B, K], scale = T / B, invT = 1 / T. ∂loss/∂logits = (softmax(logits / T) − y)·scale.
- */
+/** Cross-entropy on the logits as the encoder step graph's loss. Inputs: y [B, K], scale = T / B, invT = 1 / T. */
 const crossEntropyLoss = (k: number): EmbeddingLoss => ({
   params: [],
   inputs: { y: ["batch", k], scale: [], invT: [] },
   build({ g }, logits) {
-    const logp = g.node("LogSoftmax", [g.node("Mul", [logits, "invT"])], { axis: 1 });
-    g.node("Div", [g.node("Mul", [g.node("Neg", [g.node("ReduceSum", [g.node("Mul", ["y", logp])], { keepdims: 0 })]), "scale"]), "invT"], {}, "loss");
-    return g.node("Mul", [g.node("Sub", [g.node("Exp", [logp]), "y"]), "scale"]);
+    const { loss, dLogits } = softmaxCrossEntropy(g, logits, "y", "scale", "invT");
+    g.node("Identity", [loss], {}, "loss");
+    return dLogits;
   },
 });
 
-/** The plan of `net`'s layers up to its logits, when this engine can train them (no L2, no dropout, no other layers). */
-function planOf(net: tf.LayersModel, x: Batch, o: FitOptions): OnnxPlan | undefined {
+/**
+ * The plan of `net`'s layers up to its logits when this engine can train it on `x` (a cnn without
+ * L2 or dropout, image rows); undefined sends the network to another engine.
+ */
+export function convolutionalPlan(net: tf.LayersModel, x: Batch, o: FitOptions): OnnxPlan | undefined {
   if (o.l2 || !net.layers.some((l) => l.getClassName() === "Conv2D")) return undefined;
-  const logits = tf.model({ inputs: net.inputs, outputs: net.getLayer(LOGITS_LAYER).output as tf.SymbolicTensor });
+  let image: [number, number, number];
   try {
-    return onnxPlan(logits, imageShapeOf(x));
+    image = imageShapeOf(x);
   } catch {
     return undefined; // rows that are not images
   }
+  return onnxPlan(tf.model({ inputs: net.inputs, outputs: net.getLayer(LOGITS_LAYER).output as tf.SymbolicTensor }), image);
 }
 
-export const canFitConvolutional = (net: tf.LayersModel, x: Batch, o: FitOptions) => planOf(net, x, o) !== undefined;
-
-/** Same contract as fitClassifier (train.ts), for convolutional networks `canFitConvolutional` accepts. Returns the mean loss of each epoch. */
-export async function fitConvolutional(net: tf.LayersModel, x: Batch, y: Targets, numClasses: number, o: FitOptions): Promise<number[]> {
-  const plan = planOf(net, x, o)!;
+/** Same contract as fitClassifier (train.ts), for a network and its `convolutionalPlan`. Returns the mean loss of each epoch. */
+export async function fitConvolutional(net: tf.LayersModel, plan: OnnxPlan, x: Batch, y: Targets, numClasses: number, o: FitOptions): Promise<number[]> {
   const session = await encoderStepSession(plan, crossEntropyLoss(numClasses), { threads: o.threads });
   const d = x.data.length / rowsOf(x);
   const temperature = o.temperature ?? 1;

@@ -2,7 +2,7 @@ import { InferenceSession, Tensor } from "onnxruntime-node";
 import { type Batch } from "../core/batch.js";
 import { denseLayers, denseWeights, setDenseWeights, type DenseLayer } from "./dense-net.js";
 import { denseForward } from "./onnx-export.js";
-import { graphBuilder } from "./onnx-proto.js";
+import { graphBuilder, type GraphBuilder } from "./onnx-proto.js";
 import type { tf } from "./tf.js";
 import { epochLoop, targetCount, targetRows, type FitOptions, type Targets } from "./epoch-loop.js";
 
@@ -22,14 +22,25 @@ const BETA1 = 0.9;
 const BETA2 = 0.999;
 const EPSILON = 1e-7;
 
+/**
+ * Softmax cross-entropy against (soft) targets `y` at temperature T, with the graph inputs scale = T / batch
+ * and invT = 1 / T: the loss is T²·mean cross-entropy of softmax(logits / T), and its gradient with
+ * respect to the logits is (softmax(logits / T) − y)·scale. The dense and convolutional engines share it.
+ */
+export function softmaxCrossEntropy(g: GraphBuilder, logits: string, y: string, scale: string, invT: string): { loss: string; dLogits: string } {
+  const logp = g.node("LogSoftmax", [g.node("Mul", [logits, invT])], { axis: 1 });
+  return {
+    loss: g.node("Div", [g.node("Mul", [g.node("Neg", [g.node("ReduceSum", [g.node("Mul", [y, logp])], { keepdims: 0 })]), scale]), invT]),
+    dLogits: g.node("Mul", [g.node("Sub", [g.node("Exp", [logp]), y]), scale]),
+  };
+}
+
 function trainStepGraph(layers: DenseLayer[], l2: number): Uint8Array {
   const g = graphBuilder("heist-train-step");
   const d = layers[0].inputs;
   const k = layers[layers.length - 1].units;
   const x = g.input("x", ["batch", d]);
   const y = g.input("y", ["batch", k]);
-  // scale = T / batch, invT = 1 / T: the loss is T²·mean cross-entropy of softmax(logits / T), whose
-  // gradient with respect to the logits is (softmax(logits / T) − y)·T / batch.
   const [scale, invT, lr, c1, c2] = ["scale", "invT", "lr", "c1", "c2"].map((n) => g.input(n, []));
   const param = (n: string, dims: number[]) => {
     g.input(n, dims);
@@ -40,15 +51,14 @@ function trainStepGraph(layers: DenseLayer[], l2: number): Uint8Array {
   };
   const { logits, hidden } = denseForward(g, x, layers, (i) => [param(`w${i}`, [layers[i].inputs, layers[i].units]), param(`b${i}`, [layers[i].units])]);
 
-  const logp = g.node("LogSoftmax", [g.node("Mul", [logits, invT])], { axis: 1 });
-  const crossEntropy = g.node("Div", [g.node("Mul", [g.node("Neg", [g.node("ReduceSum", [g.node("Mul", [y, logp])], { keepdims: 0 })]), scale]), invT]);
+  const { loss: crossEntropy, dLogits } = softmaxCrossEntropy(g, logits, y, scale, invT);
   let loss = crossEntropy;
   if (l2 > 0) for (let i = 0; i < layers.length; i++) loss = g.node("Add", [loss, g.node("Mul", [g.node("ReduceSumSquare", [`w${i}`], { keepdims: 0 }), g.scalar(l2)])]);
   g.node("Identity", [loss], {}, "loss");
   g.output("loss", []);
 
   const axis0 = g.constant("axis0", [1], BigInt64Array.of(0n));
-  let dz = g.node("Mul", [g.node("Sub", [g.node("Exp", [logp]), y]), scale]);
+  let dz = dLogits;
   const grads: [string, string][] = [];
   for (let i = layers.length - 1; i >= 0; i--) {
     const input = i === 0 ? x : hidden[i - 1].h;

@@ -2,7 +2,7 @@ import { takeRows, type Batch } from "../core/batch.js";
 import { tf } from "./tf.js";
 import { LOGITS_LAYER } from "./tfjs-model.js";
 import { canFitDense, fitDense } from "./onnx-train.js";
-import { canFitConvolutional, fitConvolutional } from "./conv-train.js";
+import { convolutionalPlan, fitConvolutional } from "./conv-train.js";
 import { epochLoop, softenTargets, targetCount, targetRows, type FitOptions, type Targets } from "./epoch-loop.js";
 
 export type { FitOptions, TrainProgress } from "./epoch-loop.js";
@@ -15,7 +15,8 @@ export async function fitClassifier(net: tf.LayersModel, x: Batch, targets: Targ
   const y = softenTargets(targets, o.temperature ?? 1);
   const engine = o.engine ?? (process.env.HEIST_TRAIN_ENGINE === "tfjs" ? "tfjs" : "auto");
   if (engine === "auto" && canFitDense(net)) return fitDense(net, x, y, numClasses, o);
-  if (engine === "auto" && canFitConvolutional(net, x, o)) return fitConvolutional(net, x, y, numClasses, o);
+  const plan = engine === "auto" ? convolutionalPlan(net, x, o) : undefined;
+  if (plan) return fitConvolutional(net, plan, x, y, numClasses, o);
   return fitWithTfjs(net, x, y, numClasses, o);
 }
 
