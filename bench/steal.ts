@@ -148,7 +148,7 @@ if (parts.includes("fashion")) {
     ["active-margin", "active", { strategy: "margin", rounds: 5 }],
     ["active-k-center", "active", { strategy: "k-center", rounds: 5 }],
     ["semi-supervised", "semi-supervised", { epochs: 60 }],
-    ["active-margin-distilled", "active", { strategy: "margin", rounds: 10, distil: 3 }],
+    ["active-margin-distilled", "active", { strategy: "margin", rounds: 20, distil: 8 }],
   ];
   // FASHION_STRATEGIES=a,b runs only those rows (recorded as steal-fashion-a-b).
   const only = process.env.FASHION_STRATEGIES?.split(",");
