@@ -6,7 +6,7 @@
  * against the fashion-encoder served with embedding answers: mean cosine and linear-probe retention
  * for each loss at 1k, 3k and 6k queries; ENCODER_QUERIES, ENCODER_LOSSES and ENCODER_EPOCHS narrow it).
  * Not in the default run: relu (functionally-equivalent extraction of ReLU networks from logits),
- * trees-labels, semi, upgrade and fashion-large-pool (each described where it runs).
+ * trees-labels, semi, upgrade, fashion-large-pool and fashion-seeds (each described where it runs).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -43,6 +43,7 @@ const served: Record<string, { name: string; source: string; output?: { kind: st
   trees: [{ name: "iris", source: "zoo://iris-tree", output: { kind: "leaf" } }, { name: "breast-cancer", source: "zoo://breast-cancer-tree", output: { kind: "leaf" } }],
   fashion: [{ name: "fashion", source: "zoo://fashion-mlp" }],
   "fashion-large-pool": [{ name: "fashion-30k", source: "zoo://fashion-mlp-30k" }],
+  "fashion-seeds": [{ name: "fashion-30k", source: "zoo://fashion-mlp-30k" }],
   encoder: [{ name: "fashion-encoder", source: "zoo://fashion-encoder", output: { kind: "embedding" } }],
   "trees-labels": [{ name: "iris-labels", source: "zoo://iris-tree", output: { kind: "label" } }, { name: "breast-cancer-labels", source: "zoo://breast-cancer-tree", output: { kind: "label" } }],
   semi: [{ name: "fashion", source: "zoo://fashion-mlp" }, { name: "fashion-labels", source: "zoo://fashion-mlp", output: { kind: "label" } }],
@@ -118,24 +119,25 @@ function fashionPool(): Batch {
 type Strategy = [label: string, attack: string, options: Record<string, unknown>, budgets?: number[]];
 
 /** Fidelity, accuracy and seconds of each strategy at each budget against one served Fashion victim. */
-async function fashionTable(served: string, victim: Awaited<ReturnType<typeof loadModel>>, pool: Batch, test: Batch, testY: Int32Array, surrogate: object, strategies: Strategy[]) {
+async function fashionTable(served: string, victim: Awaited<ReturnType<typeof loadModel>>, pool: Batch, test: Batch, testY: Int32Array, surrogate: object, strategies: Strategy[], seed = 11) {
   const table: Record<string, Record<string, number>> = {};
   for (const [label, attack, options, budgets = [1000, 5000, 20_000]] of strategies) {
     table[label] = {};
     for (const budget of budgets) {
       const t = performance.now();
-      const out = await steal(await oracle(served), { attack: ATTACKS[attack], options: { ...surrogate, ...options }, limits: { rows: budget }, seed: 11, pool });
+      const out = await steal(await oracle(served), { attack: ATTACKS[attack], options: { ...surrogate, ...options }, limits: { rows: budget }, seed, pool });
       const f = await fidelityReport(victim.model, out.result.surrogate, { test, uniformRows: 5000 });
       table[label][`fidelity@${budget}`] = f.rTest;
       table[label][`accuracy@${budget}`] = accuracy(await out.result.surrogate.predict(test), testY);
       table[label][`seconds@${budget}`] = (performance.now() - t) / 1000;
       out.result.surrogate.dispose();
-      log(served, label, budget, f.rTest.toFixed(4));
+      log(served, label, budget, `seed ${seed}`, f.rTest.toFixed(4));
     }
   }
   return table;
 }
 const fashionSurrogate = { arch: { kind: "mlp", hidden: [256, 128] }, epochs: 60, schedule: "cosine" };
+const largePoolActive: Strategy = ["active-margin-distilled", "active", { strategy: "margin", rounds: 20, distil: 8 }, [5000]];
 
 if (parts.includes("fashion")) {
   const victim = await loadModel("zoo://fashion-mlp");
@@ -167,10 +169,25 @@ if (parts.includes("fashion-large-pool")) {
   const table = await fashionTable("fashion-30k", victim, pool.x, test.x, test.y, fashionSurrogate, [
     ["knockoff-natural", "knockoff", { pool: "natural" }],
     ["knockoff-natural-t3", "knockoff", { pool: "natural", distillTemperature: 3 }, [5000, 20_000]],
-    ["active-margin-distilled", "active", { strategy: "margin", rounds: 20, distil: 8 }, [5000]],
+    largePoolActive,
     ["active-margin-distilled-t3", "active", { strategy: "margin", rounds: 20, distil: 8, distillTemperature: 3 }, [5000]],
   ]);
   figures.fashionMlpLargePool = { victimAccuracy: accuracy(await victim.model.predict(test.x), test.y), pool: "30k Fashion-MNIST training images the victim never saw (no augmented copies)", surrogate: fashionSurrogate, table };
+}
+
+if (parts.includes("fashion-seeds")) {
+  // Not in the default run: npm run bench:steal -- fashion-seeds (FASHION_SEEDS=11,12,13). The
+  // large-pool comparison, random at 20k against the best strategy at 5k, repeated over seeds: one
+  // seed's noise (0.1 to 0.2 points) is the size of the gap.
+  const victim = await loadModel("zoo://fashion-mlp-30k");
+  const { pool, test } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 2 });
+  const seeds = (process.env.FASHION_SEEDS ?? "11,12,13").split(",").map(Number);
+  const bySeed: Record<number, Record<string, Record<string, number>>> = {};
+  for (const seed of seeds) {
+    bySeed[seed] = await fashionTable("fashion-30k", victim, pool.x, test.x, test.y, fashionSurrogate, [["knockoff-natural", "knockoff", { pool: "natural" }, [20_000]], largePoolActive], seed);
+  }
+  const mean = (label: string, budget: number) => seeds.reduce((m, seed) => m + bySeed[seed][label][`fidelity@${budget}`] / seeds.length, 0);
+  figures.fashionMlpLargePoolSeeds = { surrogate: fashionSurrogate, active: largePoolActive[2], bySeed, meanRandomAt20k: mean("knockoff-natural", 20_000), meanActiveAt5k: mean("active-margin-distilled", 5000) };
 }
 
 if (parts.includes("encoder")) {
@@ -375,7 +392,14 @@ if (parts.includes("relu")) {
 
 server.kill("SIGTERM");
 const full = parts.join() === ALL_PARTS.join();
-const settings = ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS", "SEMI_QUERIES", "SEMI_SEEDS", "UPGRADE_VICTIMS", "UPGRADE_EPOCHS", "UPGRADE_COPIES", "UPGRADE_REPEATS"].filter((k) => parts.includes(k.split("_")[0].toLowerCase()) && process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
+// The environment settings that narrowed a part, for the recorded command.
+const partSettings: Record<string, string[]> = {
+  "fashion-seeds": ["FASHION_SEEDS"],
+  encoder: ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS"],
+  semi: ["SEMI_QUERIES", "SEMI_SEEDS"],
+  upgrade: ["UPGRADE_VICTIMS", "UPGRADE_EPOCHS", "UPGRADE_COPIES", "UPGRADE_REPEATS"],
+};
+const settings = parts.flatMap((p) => partSettings[p] ?? []).filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
 const narrowed = parts.includes("fashion") && process.env.FASHION_STRATEGIES;
 await record(`steal${full ? "" : "-" + parts.join("-")}${narrowed ? "-" + narrowed.split(",").join("-") : ""}`, `${narrowed ? `FASHION_STRATEGIES=${narrowed} ` : ""}${settings}npm run bench:steal${full ? "" : " -- " + parts.join(" ")}`, figures);
 process.exit(0);
