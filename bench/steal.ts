@@ -394,6 +394,7 @@ server.kill("SIGTERM");
 const full = parts.join() === ALL_PARTS.join();
 // The environment settings that narrowed a part, for the recorded command.
 const partSettings: Record<string, string[]> = {
+  fashion: ["FASHION_STRATEGIES"],
   "fashion-seeds": ["FASHION_SEEDS"],
   encoder: ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS"],
   semi: ["SEMI_QUERIES", "SEMI_SEEDS"],
@@ -401,5 +402,5 @@ const partSettings: Record<string, string[]> = {
 };
 const settings = parts.flatMap((p) => partSettings[p] ?? []).filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
 const narrowed = parts.includes("fashion") && process.env.FASHION_STRATEGIES;
-await record(`steal${full ? "" : "-" + parts.join("-")}${narrowed ? "-" + narrowed.split(",").join("-") : ""}`, `${narrowed ? `FASHION_STRATEGIES=${narrowed} ` : ""}${settings}npm run bench:steal${full ? "" : " -- " + parts.join(" ")}`, figures);
+await record(`steal${full ? "" : "-" + parts.join("-")}${narrowed ? "-" + narrowed.split(",").join("-") : ""}`, `${settings}npm run bench:steal${full ? "" : " -- " + parts.join(" ")}`, figures);
 process.exit(0);
