@@ -204,8 +204,8 @@ describe("defences in the gateway", () => {
     const c = await g.client("work", 10);
     const { test } = loadSplits("digits");
     const x = Array.from(test.x.data.subarray(0, 16 * 64));
-    const send = (proof?: string, key = c.key, n = 8) => call(g.url, "POST", "/v2/models/digits/infer", { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: x.slice(0, n * 64) }] },
-      { authorization: `Bearer ${key}`, ...(proof ? { "heist-pow-solution": proof } : {}) });
+    const send = (proof?: string, key = c.key, n = 8, headers: Record<string, string> = {}) => call(g.url, "POST", "/v2/models/digits/infer", { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: x.slice(0, n * 64) }] },
+      { authorization: `Bearer ${key}`, ...(proof ? { "heist-pow-solution": proof } : {}), ...headers });
     const first = await send();
     expect([first.status, first.json.type]).toEqual([428, "urn:heist:problem:proof-of-work-required"]);
     const token = first.headers["heist-pow-challenge"] as string;
@@ -219,11 +219,18 @@ describe("defences in the gateway", () => {
     expect(ok.headers["heist-pow-challenge"]).toBeDefined(); // the next one comes with the answer
     const replay = await send(proof);
     expect([replay.status, replay.json.detail]).toEqual([428, expect.stringMatching(/already used/)]);
+    // A retry under the same Idempotency-Key (its answer lost on the way) is sent the kept answer: its spent proof is not checked again, nor charged.
+    const keyed = await send(proveWork(ok.headers["heist-pow-challenge"] as string), c.key, 8, { "idempotency-key": "pow-1" });
+    expect(keyed.status, keyed.text).toBe(200);
+    const retry = await send(proveWork(ok.headers["heist-pow-challenge"] as string).replace(/:[^:]*$/, ":0"), c.key, 8, { "idempotency-key": "pow-1" });
+    expect([retry.status, retry.json.outputs]).toEqual([200, keyed.json.outputs]);
+    expect([retry.headers["heist-idempotent-replay"], retry.headers["heist-cost"]]).toEqual([expect.stringMatching(/^\d+$/), "0.000000"]);
+    expect((await send(undefined, c.key, 4, { "idempotency-key": "pow-1" })).json.type).toBe("urn:heist:problem:idempotency-key-reused");
     g.clock.now += 10 * 60_000;
-    const stale = await send(proveWork(ok.headers["heist-pow-challenge"] as string));
+    const stale = await send(proveWork(keyed.headers["heist-pow-challenge"] as string));
     expect(stale.json.detail).toMatch(/expired/);
     const ledger = (await g.admin("GET", `/admin/ledger?client=${c.id}`)).body as { rows: number }[];
-    expect(ledger.map((r) => r.rows)).toEqual([8]); // one answer, one charge: the 428s cost nothing
+    expect(ledger.map((r) => r.rows)).toEqual([8, 8]); // one charge per answer: the 428s and the retry cost nothing
   }, 60_000);
 
   it("calibrates the work: a benign user pays the base, a noise thief pays exponentially more, and heist's oracle pays it", async () => {
@@ -349,6 +356,22 @@ describe("B4B coverage on an encoder API", () => {
     const o = { alpha: 0.02, lambda: 16 };
     expect(coverageSigma(alarm.evidence.coverage, o)).toBeGreaterThan(5 * coverageSigma(mine.coverage, o)); // the thief's answers were far noisier
   }, 120_000);
+
+  it("sends a retry under the same Idempotency-Key the answer it charged, though coverage has grown since", async () => {
+    const { train } = loadSplits("digits");
+    const c = await g.client("b4b");
+    const ask = (from: number, n: number, key: string) => call(g.url, "POST", "/v2/models/enc/infer",
+      { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: Array.from(train.x.data.subarray(from * 64, (from + n) * 64)) }] },
+      { authorization: `Bearer ${c.key}`, "idempotency-key": key });
+    const first = await ask(0, 32, "b4b-1");
+    const wider = await ask(32, 256, "b4b-2");
+    expect(Number(wider.headers["heist-coverage"])).toBeGreaterThan(Number(first.headers["heist-coverage"]));
+    // Asked afresh, the first rows would now get the noise of the wider coverage: the retry gets what was charged, coverage header included.
+    const retry = await ask(0, 32, "b4b-1");
+    expect([retry.status, retry.json.outputs, retry.headers["heist-coverage"]]).toEqual([200, first.json.outputs, first.headers["heist-coverage"]]);
+    expect(retry.headers["heist-idempotent-replay"]).toMatch(/^\d+$/);
+    expect((await g.admin("GET", `/admin/ledger?client=${c.id}`)).body.map((r: { rows: number }) => r.rows)).toEqual([32, 256]);
+  }, 60_000);
 
   it("cuts the space through the benign centre when calibrated: the same rows cover more buckets", async () => {
     // Every embedding of this encoder lies on one side of most planes through the origin (they share

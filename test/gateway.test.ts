@@ -188,6 +188,12 @@ describe("quotas, tiers, balances and the ledger", () => {
     expect(retry.headers["heist-idempotent-replay"]).toMatch(/^\d+$/);
     const other = await send("order-17", 0.9);
     expect([other.status, other.json.type]).toEqual([422, "urn:heist:problem:idempotency-key-reused"]);
+    // Past the day the answer is kept, the ledger's hash of it still proves a deterministic model's answer the same.
+    g.clock.now += 25 * 3600_000;
+    const late = await send("order-17");
+    expect([late.status, late.json.outputs, late.headers["heist-idempotent-replay"]]).toEqual([200, first.json.outputs, retry.headers["heist-idempotent-replay"]]);
+    expect((await send("order-17", 0.9)).status).toBe(422);
+    g.clock.now -= 25 * 3600_000;
     expect((await send("x".repeat(256))).json.type).toBe("urn:heist:problem:bad-request");
     expect((await send("two words")).status).toBe(400);
     expect((await send(undefined)).headers["heist-cost"]).toBe("0.003000"); // no key: a new request each time

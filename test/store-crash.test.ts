@@ -48,7 +48,7 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
     await db.query(`LOCK TABLE "${ns}".ledger IN EXCLUSIVE MODE`);
   };
   /** Cut the connections whose ledger insert waits on the lock: their outcome is unknown to them. */
-  const cutWaitingInserts = () => db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO "${ns}".ledger%'`);
+  const cutWaitingInserts = () => db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO "${ns}".ledger%'`);
   /** Let a charge started without await reach its insert. */
   const settle = () => new Promise((r) => setTimeout(r, 300));
 

@@ -214,6 +214,25 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     expect(await store.usage(other.id, T)).toMatchObject({ usedToday: 0, balance: 100_000 }); // and nothing taken
   });
 
+  it("keeps an idempotent request's answer with its ledger row until it expires, and only once", async () => {
+    const cl = await newClient();
+    const id = `idem:${cl.id}:k2`;
+    const keep = (answer: string, expiresMs = T + 60_000) =>
+      store.charge({ requestId: id, clientId: cl.id, keyId: "k_1", model: "iris-tree", rows: 2, plan: FREE10, nowMs: T, answerHash: "cd".repeat(32), replay: { requestHash: "ef".repeat(32), answer, expiresMs } });
+    expect(await store.replay(id, T)).toBeUndefined();
+    const first = await keep('[{"name":"probabilities","data":[0.25,0.75]}]');
+    expect(await keep("[]")).toMatchObject({ ok: true, ledgerId: first.ok ? first.ledgerId : -1 }); // a second charge keeps nothing new
+    expect(await store.replay(id, T + 59_999)).toEqual({ ledgerId: first.ok ? first.ledgerId : -1, requestHash: "ef".repeat(32), answer: '[{"name":"probabilities","data":[0.25,0.75]}]' });
+    expect(await store.replay(id, T + 60_000)).toBeUndefined();
+    // A request without a key keeps nothing; a refused one neither.
+    const plain = randomUUID();
+    await charge(cl.id, FREE10, 1, T, plain);
+    expect(await store.replay(plain, T)).toBeUndefined();
+    const refused = await store.charge({ requestId: `idem:${cl.id}:k3`, clientId: cl.id, keyId: "k_1", model: "iris-tree", rows: 20, plan: FREE10, nowMs: T, answerHash: "cd".repeat(32), replay: { requestHash: "ef".repeat(32), answer: "[]", expiresMs: T + 60_000 } });
+    expect(refused.ok).toBe(false);
+    expect(await store.replay(`idem:${cl.id}:k3`, T)).toBeUndefined();
+  });
+
   it("admits exactly the quota out of 200 concurrent charges", async () => {
     const cl = await newClient();
     await store.topUp(cl.id, 1_000_000, T);
@@ -294,7 +313,7 @@ describe.skipIf(!!down)("redis+postgres store: failures, replays and lost counte
   it("takes its namespace from the postgres URL's schema parameter", async () => {
     expect(a.kind).toBe("redis+postgres");
     const r = await db.query("SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name", [namespace]);
-    expect(r.rows.map((x) => x.table_name)).toEqual(["alarms", "clients", "keys", "ledger", "topups"]);
+    expect(r.rows.map((x) => x.table_name)).toEqual(["alarms", "clients", "keys", "ledger", "replays", "topups"]);
     const cl = await newClient();
     expect((await b.getClient(cl.id))?.id).toBe(cl.id); // and a second store on the same namespace sees the same data
   });

@@ -12,31 +12,65 @@ import type { ChargeResult, Store, Usage } from "../gateway/stores/store.js";
  * transaction. Only served rows count and only served requests cost money.
  *
  * With an Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) the ledger row is keyed by the
- * client and that key, so a retry after an ambiguous failure (a 503 or a cut connection after the
- * charge committed) is answered again without a second charge, and says so in `heist-idempotent-replay`.
- * The same key on a request whose answer differs from the one charged is refused (422).
+ * client and that key, and the answer is kept with it (same transaction) for REPLAY_HOURS: a retry
+ * after an ambiguous failure (a 503 or a cut connection after the charge committed) is sent that
+ * answer again, byte for byte, without a second charge, and says so in `heist-idempotent-replay`.
+ * The same key on a request that asks something else is refused (422).
  */
 export function billing(deps: { store: Store }): Defense {
   return async (q, next) => {
     const { client, plan, key } = q;
     if (!client || !plan || !key) return next();
-    const requestId = q.idempotencyKey === undefined ? q.id : `idem:${client.id}:${q.idempotencyKey}`;
+    const requestId = idempotentId(q) ?? q.id;
     const [charged] = q.idempotencyKey === undefined ? [] : await deps.store.ledger({ requestId, limit: 1 });
     if (charged) {
+      // Charged, but its answer is no longer kept (expired, or charged before answers were kept): a
+      // deterministic model answers the same again, which the ledger's hash proves.
       const answer = await next();
-      if (answerHash(answer) !== charged.answerHash) throw new Problem("idempotency-key-reused", `this Idempotency-Key was used for another request (ledger row ${charged.id}); use a fresh key for a new request`);
-      mergeHeaders(answer.headers, { ...usageHeaders(q, { ...(await deps.store.usage(client.id, q.nowMs)), ok: true, cost: 0 }), "heist-idempotent-replay": String(charged.id) });
-      return answer;
+      if (answerHash(answer) !== charged.answerHash) throw reused(charged.id);
+      return replayed(q, answer, charged.id, deps.store);
     }
     refuseIfOut(q, await deps.store.usage(client.id, q.nowMs));
     const answer = await next();
     const r = await deps.store.charge({
       requestId, clientId: client.id, keyId: key.id, model: q.model.name, rows: q.rows, plan, nowMs: q.nowMs, answerHash: answerHash(answer),
+      replay: requestId === q.id ? undefined : { requestHash: requestHash(q), answer: JSON.stringify({ outputs: answer.outputs, headers: answer.headers }), expiresMs: q.nowMs + REPLAY_HOURS * 3600_000 },
     });
     if (!r.ok) refuseIfOut(q, r, r.reason);
     mergeHeaders(answer.headers, usageHeaders(q, r));
     return answer;
   };
+}
+
+/** How long the answer of an idempotent request is kept for its retries. */
+export const REPLAY_HOURS = 24;
+
+/**
+ * A retry of an idempotent request already charged gets the kept answer, before the detectors and
+ * the model see it again: a randomised defence would otherwise answer a fresh draw (a false 422, or a
+ * second sample for free), a detector would count the same query twice, and a proof of work already
+ * spent would be refused. Sits between the rate limit and the detectors.
+ */
+export function idempotentReplay(deps: { store: Store }): Defense {
+  return async (q, next) => {
+    const requestId = q.client && q.plan && q.key ? idempotentId(q) : undefined;
+    const kept = requestId === undefined ? undefined : await deps.store.replay(requestId, q.nowMs);
+    if (!kept) return next();
+    if (kept.requestHash !== requestHash(q)) throw reused(kept.ledgerId);
+    const { outputs, headers } = JSON.parse(kept.answer) as Pick<Answer, "outputs" | "headers">;
+    const answer: Answer = { raw: { data: Float32Array.from(outputs[0].data), shape: outputs[0].shape }, kind: q.model.output, outputs, headers };
+    return replayed(q, answer, kept.ledgerId, deps.store);
+  };
+}
+
+const idempotentId = (q: Query) => (q.idempotencyKey === undefined ? undefined : `idem:${q.client!.id}:${q.idempotencyKey}`);
+
+const reused = (ledgerId: number) =>
+  new Problem("idempotency-key-reused", `this Idempotency-Key was used for another request (ledger row ${ledgerId}); use a fresh key for a new request`);
+
+async function replayed(q: Query, answer: Answer, ledgerId: number, store: Store): Promise<Answer> {
+  mergeHeaders(answer.headers, { ...usageHeaders(q, { ...(await store.usage(q.client!.id, q.nowMs)), ok: true, cost: 0 }), "heist-idempotent-replay": String(ledgerId) });
+  return answer;
 }
 
 function refuseIfOut(q: Query, u: Usage, reason?: "quota" | "balance" | "cap"): void {
@@ -73,6 +107,10 @@ function usageHeaders(q: Query, u: Usage & { cost?: number; ok?: boolean }): Rec
   if (u.ok) h["heist-cost"] = ((u as ChargeResult).cost / 1e6).toFixed(6);
   return h;
 }
+
+/** SHA-256 of what was asked: the model, the input's shape and its bytes. */
+const requestHash = (q: Query) =>
+  createHash("sha256").update(`${q.model.name}\u0000${q.x.shape.join("x")}\u0000`).update(Buffer.from(q.x.data.buffer, q.x.data.byteOffset, q.x.data.byteLength)).digest("hex");
 
 /** SHA-256 of what the client is sent: the ledger proves which answer was paid for. */
 export const answerHash = (a: Answer) => createHash("sha256").update(JSON.stringify(a.outputs)).digest("hex");

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
 import { apiKey, LockoutTracker, type LockoutScope } from "../defenses/api-key.js";
-import { billing } from "../defenses/billing.js";
+import { billing, idempotentReplay } from "../defenses/billing.js";
 import { outputPolicy } from "../defenses/output-policy.js";
 import { rateLimit } from "../defenses/rate-limit.js";
 import { defenseSlots, warmDefenses } from "../defenses/catalog.js";
@@ -36,14 +36,15 @@ export interface GatewayDeps {
 
 /**
  * The defence onion for a gateway: also what an in-process (local) oracle runs. Outermost first:
- * who is asking, how fast, then the detectors (before billing, so a blocked query costs nothing),
- * billing and the ledger, then the output policy, and innermost the perturbations of the raw answer.
+ * who is asking, how fast, a retry's kept answer, then the detectors (before billing, so a blocked
+ * query costs nothing), billing and the ledger, then the output policy, and innermost the
+ * perturbations of the raw answer.
  */
 export function gatewayPipeline(d: GatewayDeps): (q: Query) => Promise<import("./pipeline.js").Answer> {
   const plans = new Map(d.config.plans.map((p) => [p.name, p]));
   const slots = defenseSlots(d.config, { store: d.store, secret: secret(d.config.defenseSecret), onAlarm: d.onAlarm });
   return compose([
-    apiKey({ store: d.store, plans, lockout: d.lockout, onLockout: d.onLockout }), rateLimit({ store: d.store }), slots.detection, billing({ store: d.store }),
+    apiKey({ store: d.store, plans, lockout: d.lockout, onLockout: d.onLockout }), rateLimit({ store: d.store }), idempotentReplay({ store: d.store }), slots.detection, billing({ store: d.store }),
     ...(d.extraDefenses ?? []), outputPolicy(), slots.hardening,
   ], askModel);
 }

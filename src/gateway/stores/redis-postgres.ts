@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import pg from "pg";
 import { windows } from "../pricing.js";
-import type { AlarmRecord, BurstResult, ChargeRequest, ChargeResult, ClientRecord, KeyRecord, LedgerRow, Store, Usage } from "./store.js";
+import { PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "./store.js";
 
 /**
  * The shared store for several gateway replicas.
@@ -224,6 +224,9 @@ CREATE INDEX IF NOT EXISTS ledger_client_at ON ${s}.ledger (client_id, at);
 CREATE TABLE IF NOT EXISTS ${s}.alarms (id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL, client_id TEXT NOT NULL, detector TEXT NOT NULL,
   action TEXT NOT NULL, evidence JSONB NOT NULL);
 CREATE INDEX IF NOT EXISTS alarms_client ON ${s}.alarms (client_id, id);
+CREATE TABLE IF NOT EXISTS ${s}.replays (request_id TEXT PRIMARY KEY REFERENCES ${s}.ledger(request_id), request_hash TEXT NOT NULL,
+  answer TEXT NOT NULL, expires_at TIMESTAMPTZ NOT NULL);
+CREATE INDEX IF NOT EXISTS replays_expiry ON ${s}.replays (expires_at);
 `;
 
 type Row = Record<string, unknown>;
@@ -356,6 +359,7 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     return b !== null ? Number(b) : (await usageOf(clientId, nowMs)).balance;
   };
 
+  let prunedAt = 0;
   const charge = async (c: ChargeRequest): Promise<ChargeResult> => {
     const b = bounds(c.nowMs);
     const keys = k(c.clientId);
@@ -382,10 +386,14 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     const refund = () => redis.heistReclaim(keys.pending, ...counters, c.requestId, -taken, -cost, debit).catch(() => undefined);
     let inserted: pg.QueryResult;
     try {
+      // One statement, so the ledger row and its kept answer (if any) commit together.
       inserted = await pool.query(
-        `INSERT INTO ${t("ledger")} (at, request_id, client_id, key_id, model, rows, price, debit, answer_hash, balance_after)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (request_id) DO NOTHING RETURNING id`,
-        [new Date(c.nowMs), c.requestId, c.clientId, c.keyId, c.model, c.rows, cost, debit, c.answerHash, balance],
+        `WITH row AS (INSERT INTO ${t("ledger")} (at, request_id, client_id, key_id, model, rows, price, debit, answer_hash, balance_after)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id),
+         kept AS (INSERT INTO ${t("replays")} (request_id, request_hash, answer, expires_at) SELECT request_id, $11::text, $12::text, $13::timestamptz FROM row WHERE $12::text IS NOT NULL)
+         SELECT id FROM row`,
+        [new Date(c.nowMs), c.requestId, c.clientId, c.keyId, c.model, c.rows, cost, debit, c.answerHash, balance,
+          c.replay?.requestHash ?? null, c.replay?.answer ?? null, c.replay ? new Date(c.replay.expiresMs) : null],
       );
     } catch (e) {
       // The ledger is the truth: what it does not record is not charged. When PostgreSQL refused the
@@ -395,6 +403,10 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
       // connection left a committed row whose take had been given back).
       if (refusedByServer(e)) await refund();
       throw new StoreUnavailable("writing the ledger", e);
+    }
+    if (c.replay && c.nowMs - prunedAt > PRUNE_REPLAYS_EVERY_MS) {
+      prunedAt = c.nowMs;
+      pool.query(`DELETE FROM ${t("replays")} WHERE expires_at <= $1`, [new Date(c.nowMs)]).catch(() => undefined);
     }
     if (inserted.rowCount === 1) {
       // Recorded: clear the pending charge (a retry that took nothing marks the first try's take as
@@ -504,6 +516,11 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
       for (const [column, v] of [["client_id", f.clientId], ["request_id", f.requestId]] as const) if (v !== undefined) where.push(`${column} = $${args.push(v)}`);
       const r = await pool.query(`SELECT * FROM ${t("ledger")} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT $${args.push(limit)}`, args);
       return r.rows.map(ledgerRow);
+    }),
+    replay: guard("reading a kept answer", async (requestId, nowMs) => {
+      const r = await pool.query(`SELECT l.id, r.request_hash, r.answer FROM ${t("replays")} r JOIN ${t("ledger")} l ON l.request_id = r.request_id WHERE r.request_id = $1 AND r.expires_at > $2`, [requestId, new Date(nowMs)]);
+      const row = r.rows[0] as Row | undefined;
+      return row && { ledgerId: Number(row.id), requestHash: row.request_hash as string, answer: row.answer as string };
     }),
     // The defences' streams live in Redis (RPUSH is atomic, so replicas append in one order); alarms, the record, in PostgreSQL.
     appendEvents: guard("recording a defence's state", async (clientId, stream, entries) => {

@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { priceRows, windows } from "../pricing.js";
-import type { AlarmRecord, BurstResult, ChargeRequest, ChargeResult, ClientRecord, KeyRecord, LedgerRow, Store, Usage } from "./store.js";
+import { PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type StoredReplay, type Usage } from "./store.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, name TEXT NOT NULL, plan TEXT NOT NULL, balance INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS events (client_id TEXT NOT NULL, stream TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, client_id TEXT NOT NULL, detector TEXT NOT NULL, action TEXT NOT NULL, evidence TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS alarms_client ON alarms (client_id, id);
 CREATE TABLE IF NOT EXISTS claims (id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS replays (request_id TEXT PRIMARY KEY REFERENCES ledger(request_id), request_hash TEXT NOT NULL, answer TEXT NOT NULL, expires_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS replays_expiry ON replays (expires_ms);
 `;
 
 type Row = Record<string, unknown>;
@@ -58,6 +60,9 @@ export function sqliteStore(path: string): Store {
     debit: db.prepare("UPDATE clients SET balance = balance - ? WHERE id = ?"),
     byRequest: db.prepare("SELECT * FROM ledger WHERE request_id = ?"),
     ledger: db.prepare("INSERT INTO ledger (at, request_id, client_id, key_id, model, rows, price, answer_hash, balance_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+    keepReplay: db.prepare("INSERT INTO replays (request_id, request_hash, answer, expires_ms) VALUES (?, ?, ?, ?)"),
+    replay: db.prepare("SELECT l.id, r.request_hash, r.answer FROM replays r JOIN ledger l ON l.request_id = r.request_id WHERE r.request_id = ? AND r.expires_ms > ?"),
+    pruneReplays: db.prepare("DELETE FROM replays WHERE expires_ms <= ?"),
     getKey: db.prepare("SELECT * FROM keys WHERE id = ?"),
     bucket: db.prepare("SELECT tokens, updated_ms FROM buckets WHERE client_id = ?"),
     setBucket: db.prepare("INSERT INTO buckets (client_id, tokens, updated_ms) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms"),
@@ -72,6 +77,7 @@ export function sqliteStore(path: string): Store {
     };
   };
 
+  let prunedAt = 0;
   const charge = db.transaction((c: ChargeRequest): ChargeResult => {
     const { day, month } = windows(c.nowMs);
     const u = usageOf(c.clientId, c.nowMs);
@@ -89,6 +95,13 @@ export function sqliteStore(path: string): Store {
     const balance = c.plan.billing.kind === "prepaid" ? u.balance - cost : u.balance;
     if (c.plan.billing.kind === "prepaid" && cost > 0) q.debit.run(cost, c.clientId);
     const info = q.ledger.run(new Date(c.nowMs).toISOString(), c.requestId, c.clientId, c.keyId, c.model, c.rows, cost, c.answerHash, balance);
+    if (c.replay) {
+      q.keepReplay.run(c.requestId, c.replay.requestHash, c.replay.answer, c.replay.expiresMs);
+      if (c.nowMs - prunedAt > PRUNE_REPLAYS_EVERY_MS) {
+        prunedAt = c.nowMs;
+        q.pruneReplays.run(c.nowMs);
+      }
+    }
     return { ok: true, cost, ledgerId: Number(info.lastInsertRowid), usedToday: u.usedToday + c.rows, balance, monthSpend: u.monthSpend + cost };
   });
 
@@ -164,6 +177,10 @@ export function sqliteStore(path: string): Store {
       const where = [f.clientId !== undefined ? "client_id = ?" : "", f.requestId !== undefined ? "request_id = ?" : ""].filter(Boolean);
       const args = [f.clientId, f.requestId].filter((v) => v !== undefined);
       return (db.prepare(`SELECT * FROM ledger ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`).all(...args, f.limit ?? -1) as Row[]).map(ledgerRow);
+    },
+    async replay(requestId, nowMs) {
+      const r = q.replay.get(requestId, nowMs) as Row | undefined;
+      return r && ({ ledgerId: r.id as number, requestHash: r.request_hash as string, answer: r.answer as string } satisfies StoredReplay);
     },
     async appendEvents(clientId, stream, entries) {
       appendEvents.immediate(clientId, stream, entries);

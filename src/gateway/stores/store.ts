@@ -41,6 +41,20 @@ export interface ChargeRequest {
   nowMs: number;
   /** SHA-256 of the answer as served. */
   answerHash: string;
+  /** An idempotent request's answer, kept with its ledger row (in the same transaction) until `expiresMs` for retries to be sent again. */
+  replay?: { requestHash: string; answer: string; expiresMs: number };
+}
+
+/** How often a store deletes the expired kept answers (on a charge that keeps one). */
+export const PRUNE_REPLAYS_EVERY_MS = 60_000;
+
+/** The answer an idempotent request was charged for, as kept for its retries. */
+export interface StoredReplay {
+  ledgerId: number;
+  /** SHA-256 of what was asked (model and inputs): a retry must ask the same. */
+  requestHash: string;
+  /** The answer as sent, JSON: its output tensors and the headers the defences gave it. */
+  answer: string;
 }
 
 export type ChargeResult =
@@ -102,6 +116,8 @@ export interface Store {
   /** Take `rows` tokens from the client's bucket, or none. */
   takeBurst(clientId: string, burst: NonNullable<Plan["burst"]>, rows: number, nowMs: number): Promise<BurstResult>;
   charge(c: ChargeRequest): Promise<ChargeResult>;
+  /** The kept answer of a charged idempotent request, unless it has expired. */
+  replay(requestId: string, nowMs: number): Promise<StoredReplay | undefined>;
   /** Ledger rows in order; `requestId` finds the one row a request was charged under. */
   ledger(filter?: { clientId?: string; requestId?: string; limit?: number }): Promise<LedgerRow[]>;
   /**
