@@ -194,12 +194,28 @@ describe("quotas, tiers, balances and the ledger", () => {
     expect([late.status, late.json.outputs, late.headers["heist-idempotent-replay"]]).toEqual([200, first.json.outputs, retry.headers["heist-idempotent-replay"]]);
     expect((await send("order-17", 0.9)).status).toBe(422);
     g.clock.now -= 25 * 3600_000;
+    expect(await g.store.replay(`idem:${c.id}:order-17`, g.clock.now)).toMatchObject({ ledgerId: Number(retry.headers["heist-idempotent-replay"]) });
     expect((await send("x".repeat(256))).json.type).toBe("urn:heist:problem:bad-request");
     expect((await send("two words")).status).toBe(400);
     expect((await send(undefined)).headers["heist-cost"]).toBe("0.003000"); // no key: a new request each time
     const ledger = await g.store.ledger({ clientId: c.id });
     expect(ledger.map((r) => r.rows)).toEqual([3, 3]);
     expect(1_000_000 - (await g.store.usage(c.id, g.clock.now)).balance).toBe(6000);
+  });
+
+  it("keeps no answer with server.idempotencyHours 0: a retry is answered afresh, and accepted by its hash", async () => {
+    const h = await startGateway({ models: [models[0]], plans: [{ name: "p", dailyQuota: 100 }], server: { idempotencyHours: 0 } });
+    try {
+      const c = await h.client("p");
+      const send = () => call(h.url, "POST", "/v2/models/iris-tree/infer", inferBody(2, 4), { authorization: `Bearer ${c.key}`, "idempotency-key": "k" });
+      const first = await send();
+      const retry = await send();
+      expect([retry.status, retry.json.outputs, retry.headers["heist-idempotent-replay"]]).toEqual([200, first.json.outputs, expect.stringMatching(/^\d+$/)]);
+      expect(await h.store.replay(`idem:${c.id}:k`, h.clock.now)).toBeUndefined();
+      expect((await h.store.ledger({ clientId: c.id })).length).toBe(1);
+    } finally {
+      await h.close();
+    }
   });
 
   it("refuses with 402 when the prepaid balance or the monthly cap would be passed", async () => {

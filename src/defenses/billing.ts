@@ -12,12 +12,12 @@ import type { ChargeResult, Store, Usage } from "../gateway/stores/store.js";
  * transaction. Only served rows count and only served requests cost money.
  *
  * With an Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) the ledger row is keyed by the
- * client and that key, and the answer is kept with it (same transaction) for REPLAY_HOURS: a retry
+ * client and that key, and the answer is kept with it (same transaction) for `keepHours`: a retry
  * after an ambiguous failure (a 503 or a cut connection after the charge committed) is sent that
  * answer again, byte for byte, without a second charge, and says so in `heist-idempotent-replay`.
  * The same key on a request that asks something else is refused (422).
  */
-export function billing(deps: { store: Store }): Defense {
+export function billing(deps: { store: Store; keepHours: number }): Defense {
   return async (q, next) => {
     const { client, plan, key } = q;
     if (!client || !plan || !key) return next();
@@ -34,16 +34,13 @@ export function billing(deps: { store: Store }): Defense {
     const answer = await next();
     const r = await deps.store.charge({
       requestId, clientId: client.id, keyId: key.id, model: q.model.name, rows: q.rows, plan, nowMs: q.nowMs, answerHash: answerHash(answer),
-      replay: requestId === q.id ? undefined : { requestHash: requestHash(q), answer: JSON.stringify({ outputs: answer.outputs, headers: answer.headers }), expiresMs: q.nowMs + REPLAY_HOURS * 3600_000 },
+      replay: requestId === q.id || deps.keepHours === 0 ? undefined : { requestHash: requestHash(q), answer: JSON.stringify({ outputs: answer.outputs, headers: answer.headers }), expiresMs: q.nowMs + deps.keepHours * 3600_000 },
     });
     if (!r.ok) refuseIfOut(q, r, r.reason);
     mergeHeaders(answer.headers, usageHeaders(q, r));
     return answer;
   };
 }
-
-/** How long the answer of an idempotent request is kept for its retries. */
-export const REPLAY_HOURS = 24;
 
 /**
  * A retry of an idempotent request already charged gets the kept answer, before the detectors and

@@ -89,7 +89,9 @@ export const GatewayConfig = z.object({
     requestTimeoutMs: z.number().int().positive().default(30_000),
     /** Repeated bad API keys: `maxFailures` in `windowSeconds` from one source address, or against one key id, lock it out (429) for `lockSeconds`. */
     lockout: Lockout.default(LOCKOUT_DEFAULTS),
-  }).default({ host: "127.0.0.1", port: 8080, maxBatch: 256, bodyLimitBytes: 8 * 1024 * 1024, requestTimeoutMs: 30_000, lockout: LOCKOUT_DEFAULTS }),
+    /** Hours the answer of a request with an Idempotency-Key is kept, to send its retries (0: none kept; a retry is answered afresh, accepted if it hashes to the charged answer). */
+    idempotencyHours: z.number().min(0).max(720).default(24),
+  }).default({ host: "127.0.0.1", port: 8080, maxBatch: 256, bodyLimitBytes: 8 * 1024 * 1024, requestTimeoutMs: 30_000, lockout: LOCKOUT_DEFAULTS, idempotencyHours: 24 }),
   admin: z.object({
     /** The admin API's bearer token; `env:NAME` reads it from the environment. */
     token: z.string().min(1).default("env:HEIST_ADMIN_TOKEN"),

@@ -44,7 +44,7 @@ export function gatewayPipeline(d: GatewayDeps): (q: Query) => Promise<import(".
   const plans = new Map(d.config.plans.map((p) => [p.name, p]));
   const slots = defenseSlots(d.config, { store: d.store, secret: secret(d.config.defenseSecret), onAlarm: d.onAlarm });
   return compose([
-    apiKey({ store: d.store, plans, lockout: d.lockout, onLockout: d.onLockout }), rateLimit({ store: d.store }), idempotentReplay({ store: d.store }), slots.detection, billing({ store: d.store }),
+    apiKey({ store: d.store, plans, lockout: d.lockout, onLockout: d.onLockout }), rateLimit({ store: d.store }), idempotentReplay({ store: d.store }), slots.detection, billing({ store: d.store, keepHours: d.config.server.idempotencyHours }),
     ...(d.extraDefenses ?? []), outputPolicy(), slots.hardening,
   ], askModel);
 }
