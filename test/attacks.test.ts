@@ -147,8 +147,8 @@ describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () =>
   it("labels every pool row the victim was not asked about with an ensemble, for no query, deterministically", async () => {
     const victim = await loadModel("zoo://digits-mlp");
     const { pool, test } = loadSplits("digits", { seed: 0 });
-    const run = (distil: number, answers: "probabilities" | "label" = "probabilities") =>
-      steal(modelOracle(victim.model, { kind: answers, k: 1 }), { attack: active, options: { strategy: "margin", rounds: 3, epochs: 30, distil }, limits: { rows: 120 }, seed: 7, pool: pool.x });
+    const run = (distil: number, answers: "probabilities" | "label" = "probabilities", distilEpochs?: number) =>
+      steal(modelOracle(victim.model, { kind: answers, k: 1 }), { attack: active, options: { strategy: "margin", rounds: 3, epochs: 30, distil, distilEpochs }, limits: { rows: 120 }, seed: 7, pool: pool.x });
     const plain = await run(0);
     const distilled = await run(3);
     expect(distilled.spent.rows).toBe(120);
@@ -161,7 +161,13 @@ describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () =>
     expect(Array.from((await again.result.surrogate.predict(test.x)).data)).toEqual(Array.from((await distilled.result.surrogate.predict(test.x)).data));
     // Label-only answers take part as one-hot rows.
     expect(await fidelity(await run(2, "label"))).toBeGreaterThan(0.65);
-  }, 120_000);
+    // Members and final surrogate trained for their own epochs: the same model as the default when those equal the surrogate's, another when not.
+    const probs = async (o: typeof plain) => Array.from((await o.result.surrogate.predict(test.x)).data);
+    expect(await probs(await run(3, "probabilities", 30))).toEqual(await probs(distilled));
+    const longer = await run(3, "probabilities", 60);
+    expect(await probs(longer)).not.toEqual(await probs(distilled));
+    expect(await fidelity(longer)).toBeGreaterThan(await fidelity(plain));
+  }, 180_000);
 });
 
 describe("upgrade", () => {

@@ -28,6 +28,11 @@ const Options = SurrogateOptions.extend({
    * Fashion MLP, 30k pool, 5k queries in 20 rounds: 95.7% fidelity with 3, 96.0% with 8, 95.8% with 16.
    */
   distil: z.number().int().min(0).max(16).default(0),
+  /**
+   * Epochs of each distillation member and of the final surrogate (default: `epochs`). Members learn from only the answers and want more passes than a surrogate trained on four times as many:
+   * Fashion MLP, 30k pool, 5k answers: one member 95.3% fidelity at 60 epochs, 95.7% at 120; 8 of them 95.8% and 96.1%, the final surrogate 96.0% and 96.2%.
+   */
+  distilEpochs: z.number().int().positive().optional(),
 });
 
 const entropy = (p: Float32Array) => -p.reduce((s, v) => (v > 0 ? s + v * Math.log(v) : s), 0);
@@ -106,7 +111,7 @@ export const active: Attack<typeof Options> = {
       last = await trainSurrogate(ctx, o);
       if (asked === 0) break;
     }
-    const surrogate = await distilOntoPool(ctx, o, last.surrogate, last.classes, takeRows(ctx.pool!, unasked), o.distil);
+    const surrogate = await distilOntoPool(ctx, o, last.surrogate, last.classes, takeRows(ctx.pool!, unasked), o.distil, o.distilEpochs);
     return { surrogate, architecture: o.arch, details: { rounds: round, strategy: o.strategy, answered: ctx.oracle.size, distilledRows: o.distil > 0 ? unasked.length : 0 } };
   },
 };

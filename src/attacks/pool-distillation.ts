@@ -25,27 +25,30 @@ function answerRows(ctx: AttackContext, k: number, soft: boolean): Batch {
 }
 
 /**
- * `members` surrogates in all, `first` (already trained on every answer) among them, label `unasked`;
- * returns the surrogate trained on the answers plus those labels (or `first` when nothing is unasked).
+ * `members` surrogates in all label `unasked`; returns the surrogate trained on the answers plus those
+ * labels (or `first` when nothing is unasked). Every member and the final surrogate train for
+ * `epochs`; `first` (already trained on every answer for the surrogate's own epochs) is the first
+ * member when those are the same.
  */
-export async function distilOntoPool(ctx: AttackContext, o: z.infer<typeof SurrogateOptions>, first: Model, k: number, unasked: Batch, members: number): Promise<Model> {
+export async function distilOntoPool(ctx: AttackContext, o: z.infer<typeof SurrogateOptions>, first: Model, k: number, unasked: Batch, members: number, epochs = o.epochs): Promise<Model> {
   const n = rowsOf(unasked);
   if (n === 0 || members < 1) return first;
   const { x } = ctx.oracle.entries();
   const answers = answerRows(ctx, k, o.soft);
   const guess = new Float32Array(n * k);
   const add = (p: Batch) => p.data.forEach((v, i) => (guess[i] += v / members));
-  add(await first.predict(unasked));
-  for (let m = 1; m < members; m++) {
+  const reuseFirst = epochs === o.epochs;
+  if (reuseFirst) add(await first.predict(unasked));
+  first.dispose();
+  for (let m = reuseFirst ? 1 : 0; m < members; m++) {
     ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `distillation: ensemble member ${m + 1} of ${members}` });
     const member = tfjsModel(buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed + 100 * m), "probabilities");
-    await fitSurrogate(member.net, x, answers, k, o, ctx.seed + 100 * m);
+    await fitSurrogate(member.net, x, answers, k, o, ctx.seed + 100 * m, epochs);
     add(await member.predict(unasked));
     member.dispose();
   }
   ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `distillation: ${rowsOf(x)} answers + ${n} unasked rows` });
   const student = buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed + 1);
-  await fitSurrogate(student, concatRows([x, unasked]), concatRows([answers, { data: guess, shape: [n, k] }]), k, o, ctx.seed + 1);
-  first.dispose();
+  await fitSurrogate(student, concatRows([x, unasked]), concatRows([answers, { data: guess, shape: [n, k] }]), k, o, ctx.seed + 1, epochs);
   return tfjsModel(student, "probabilities");
 }
