@@ -194,7 +194,7 @@ describe("quotas, tiers, balances and the ledger", () => {
     expect([late.status, late.json.outputs, late.headers["heist-idempotent-replay"]]).toEqual([200, first.json.outputs, retry.headers["heist-idempotent-replay"]]);
     expect((await send("order-17", 0.9)).status).toBe(422);
     g.clock.now -= 25 * 3600_000;
-    expect(await g.store.replay(`idem:${c.id}:order-17`, g.clock.now)).toMatchObject({ ledgerId: Number(retry.headers["heist-idempotent-replay"]) });
+    expect(await g.store.charged(`idem:${c.id}:order-17`, g.clock.now)).toMatchObject({ ledgerId: Number(retry.headers["heist-idempotent-replay"]), kept: { requestHash: expect.stringMatching(/^[0-9a-f]{64}$/) } });
     expect((await send("x".repeat(256))).json.type).toBe("urn:heist:problem:bad-request");
     expect((await send("two words")).status).toBe(400);
     expect((await send(undefined)).headers["heist-cost"]).toBe("0.003000"); // no key: a new request each time
@@ -211,7 +211,7 @@ describe("quotas, tiers, balances and the ledger", () => {
       const first = await send();
       const retry = await send();
       expect([retry.status, retry.json.outputs, retry.headers["heist-idempotent-replay"]]).toEqual([200, first.json.outputs, expect.stringMatching(/^\d+$/)]);
-      expect(await h.store.replay(`idem:${c.id}:k`, h.clock.now)).toBeUndefined();
+      expect(await h.store.charged(`idem:${c.id}:k`, h.clock.now)).toEqual({ ledgerId: expect.any(Number), answerHash: expect.stringMatching(/^[0-9a-f]{64}$/) });
       expect((await h.store.ledger({ clientId: c.id })).length).toBe(1);
     } finally {
       await h.close();

@@ -219,18 +219,19 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     const id = `idem:${cl.id}:k2`;
     const keep = (answer: string, expiresMs = T + 60_000) =>
       store.charge({ requestId: id, clientId: cl.id, keyId: "k_1", model: "iris-tree", rows: 2, plan: FREE10, nowMs: T, answerHash: "cd".repeat(32), replay: { requestHash: "ef".repeat(32), answer, expiresMs } });
-    expect(await store.replay(id, T)).toBeUndefined();
+    expect(await store.charged(id, T)).toBeUndefined();
     const first = await keep('[{"name":"probabilities","data":[0.25,0.75]}]');
     expect(await keep("[]")).toMatchObject({ ok: true, ledgerId: first.ok ? first.ledgerId : -1 }); // a second charge keeps nothing new
-    expect(await store.replay(id, T + 59_999)).toEqual({ ledgerId: first.ok ? first.ledgerId : -1, requestHash: "ef".repeat(32), answer: '[{"name":"probabilities","data":[0.25,0.75]}]' });
-    expect(await store.replay(id, T + 60_000)).toBeUndefined();
+    const ledgerId = first.ok ? first.ledgerId : -1;
+    expect(await store.charged(id, T + 59_999)).toEqual({ ledgerId, answerHash: "cd".repeat(32), kept: { requestHash: "ef".repeat(32), answer: '[{"name":"probabilities","data":[0.25,0.75]}]' } });
+    expect(await store.charged(id, T + 60_000)).toEqual({ ledgerId, answerHash: "cd".repeat(32) }); // still charged, its answer no longer kept
     // A request without a key keeps nothing; a refused one neither.
     const plain = randomUUID();
     await charge(cl.id, FREE10, 1, T, plain);
-    expect(await store.replay(plain, T)).toBeUndefined();
+    expect(await store.charged(plain, T)).toEqual({ ledgerId: expect.any(Number), answerHash: "ab".repeat(32) });
     const refused = await store.charge({ requestId: `idem:${cl.id}:k3`, clientId: cl.id, keyId: "k_1", model: "iris-tree", rows: 20, plan: FREE10, nowMs: T, answerHash: "cd".repeat(32), replay: { requestHash: "ef".repeat(32), answer: "[]", expiresMs: T + 60_000 } });
     expect(refused.ok).toBe(false);
-    expect(await store.replay(`idem:${cl.id}:k3`, T)).toBeUndefined();
+    expect(await store.charged(`idem:${cl.id}:k3`, T)).toBeUndefined();
   });
 
   it("admits exactly the quota out of 200 concurrent charges", async () => {

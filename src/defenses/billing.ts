@@ -15,20 +15,21 @@ import type { ChargeResult, Store, Usage } from "../gateway/stores/store.js";
  * client and that key, and the answer is kept with it (same transaction) for `keepHours`: a retry
  * after an ambiguous failure (a 503 or a cut connection after the charge committed) is sent that
  * answer again, byte for byte, without a second charge, and says so in `heist-idempotent-replay`.
- * The same key on a request that asks something else is refused (422).
+ * The same key on a request that asks something else is refused (422). Whether the key was charged
+ * already is looked up once, by idempotentReplay, which runs first.
  */
 export function billing(deps: { store: Store; keepHours: number }): Defense {
   return async (q, next) => {
     const { client, plan, key } = q;
     if (!client || !plan || !key) return next();
     const requestId = idempotentId(q) ?? q.id;
-    const [charged] = q.idempotencyKey === undefined ? [] : await deps.store.ledger({ requestId, limit: 1 });
+    const charged = q.charged;
     if (charged) {
       // Charged, but its answer is no longer kept (expired, or charged before answers were kept): a
       // deterministic model answers the same again, which the ledger's hash proves.
       const answer = await next();
-      if (answerHash(answer) !== charged.answerHash) throw reused(charged.id);
-      return replayed(q, answer, charged.id, deps.store);
+      if (answerHash(answer) !== charged.answerHash) throw reused(charged.ledgerId);
+      return replayed(q, answer, charged.ledgerId, deps.store);
     }
     refuseIfOut(q, await deps.store.usage(client.id, q.nowMs));
     const answer = await next();
@@ -46,17 +47,21 @@ export function billing(deps: { store: Store; keepHours: number }): Defense {
  * A retry of an idempotent request already charged gets the kept answer, before the detectors and
  * the model see it again: a randomised defence would otherwise answer a fresh draw (a false 422, or a
  * second sample for free), a detector would count the same query twice, and a proof of work already
- * spent would be refused. Sits between the rate limit and the detectors.
+ * spent would be refused. Sits between the rate limit and the detectors. A charged request whose
+ * answer is no longer kept goes on, marked (`q.charged`), for billing to check instead of charge.
  */
 export function idempotentReplay(deps: { store: Store }): Defense {
   return async (q, next) => {
     const requestId = q.client && q.plan && q.key ? idempotentId(q) : undefined;
-    const kept = requestId === undefined ? undefined : await deps.store.replay(requestId, q.nowMs);
-    if (!kept) return next();
-    if (kept.requestHash !== requestHash(q)) throw reused(kept.ledgerId);
-    const { outputs, headers } = JSON.parse(kept.answer) as Pick<Answer, "outputs" | "headers">;
+    const charged = requestId === undefined ? undefined : await deps.store.charged(requestId, q.nowMs);
+    if (!charged?.kept) {
+      q.charged = charged;
+      return next();
+    }
+    if (charged.kept.requestHash !== requestHash(q)) throw reused(charged.ledgerId);
+    const { outputs, headers } = JSON.parse(charged.kept.answer) as Pick<Answer, "outputs" | "headers">;
     const answer: Answer = { raw: { data: Float32Array.from(outputs[0].data), shape: outputs[0].shape }, kind: q.model.output, outputs, headers };
-    return replayed(q, answer, kept.ledgerId, deps.store);
+    return replayed(q, answer, charged.ledgerId, deps.store);
   };
 }
 

@@ -52,8 +52,7 @@ export function guardedStore(store: Store, mode: "closed" | "open", onFailure: (
     listKeys: (id) => guard(() => store.listKeys(id)),
     revokeKey: (id, now) => guard(() => store.revokeKey(id, now)),
     ledger: (f) => guard(() => store.ledger(f)),
-    // Open: no kept answer to send, so the request goes on to be served (uncharged) like any other.
-    replay: (id, now) => guard(() => store.replay(id, now), () => null).then((r) => r ?? undefined),
+    charged: (id, now) => guard(() => store.charged(id, now)),
     // Fail-open serves without the defences' state (a detector then sees nothing new); closed refuses.
     appendEvents: (id, s, e) => guard(() => store.appendEvents(id, s, e).then(() => true), () => false).then(() => undefined),
     readEvents: (id, s, from) => guard(() => store.readEvents(id, s, from), () => []),

@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import pg from "pg";
 import { windows } from "../pricing.js";
-import { PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "./store.js";
+import { chargedRequest, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "./store.js";
 
 /**
  * The shared store for several gateway replicas.
@@ -517,10 +517,10 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
       const r = await pool.query(`SELECT * FROM ${t("ledger")} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT $${args.push(limit)}`, args);
       return r.rows.map(ledgerRow);
     }),
-    replay: guard("reading a kept answer", async (requestId, nowMs) => {
-      const r = await pool.query(`SELECT l.id, r.request_hash, r.answer FROM ${t("replays")} r JOIN ${t("ledger")} l ON l.request_id = r.request_id WHERE r.request_id = $1 AND r.expires_at > $2`, [requestId, new Date(nowMs)]);
+    charged: guard("reading a charged request", async (requestId, nowMs) => {
+      const r = await pool.query(`SELECT l.id, l.answer_hash, r.request_hash, r.answer FROM ${t("ledger")} l LEFT JOIN ${t("replays")} r ON r.request_id = l.request_id AND r.expires_at > $2 WHERE l.request_id = $1`, [requestId, new Date(nowMs)]);
       const row = r.rows[0] as Row | undefined;
-      return row && { ledgerId: Number(row.id), requestHash: row.request_hash as string, answer: row.answer as string };
+      return row && chargedRequest(row);
     }),
     // The defences' streams live in Redis (RPUSH is atomic, so replicas append in one order); alarms, the record, in PostgreSQL.
     appendEvents: guard("recording a defence's state", async (clientId, stream, entries) => {

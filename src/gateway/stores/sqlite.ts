@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { priceRows, windows } from "../pricing.js";
-import { PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type StoredReplay, type Usage } from "./store.js";
+import { chargedRequest, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "./store.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, name TEXT NOT NULL, plan TEXT NOT NULL, balance INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
@@ -61,7 +61,7 @@ export function sqliteStore(path: string): Store {
     byRequest: db.prepare("SELECT * FROM ledger WHERE request_id = ?"),
     ledger: db.prepare("INSERT INTO ledger (at, request_id, client_id, key_id, model, rows, price, answer_hash, balance_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
     keepReplay: db.prepare("INSERT INTO replays (request_id, request_hash, answer, expires_ms) VALUES (?, ?, ?, ?)"),
-    replay: db.prepare("SELECT l.id, r.request_hash, r.answer FROM replays r JOIN ledger l ON l.request_id = r.request_id WHERE r.request_id = ? AND r.expires_ms > ?"),
+    charged: db.prepare("SELECT l.id, l.answer_hash, r.request_hash, r.answer FROM ledger l LEFT JOIN replays r ON r.request_id = l.request_id AND r.expires_ms > ? WHERE l.request_id = ?"),
     pruneReplays: db.prepare("DELETE FROM replays WHERE expires_ms <= ?"),
     getKey: db.prepare("SELECT * FROM keys WHERE id = ?"),
     bucket: db.prepare("SELECT tokens, updated_ms FROM buckets WHERE client_id = ?"),
@@ -178,9 +178,9 @@ export function sqliteStore(path: string): Store {
       const args = [f.clientId, f.requestId].filter((v) => v !== undefined);
       return (db.prepare(`SELECT * FROM ledger ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`).all(...args, f.limit ?? -1) as Row[]).map(ledgerRow);
     },
-    async replay(requestId, nowMs) {
-      const r = q.replay.get(requestId, nowMs) as Row | undefined;
-      return r && ({ ledgerId: r.id as number, requestHash: r.request_hash as string, answer: r.answer as string } satisfies StoredReplay);
+    async charged(requestId, nowMs) {
+      const r = q.charged.get(nowMs, requestId) as Row | undefined;
+      return r && chargedRequest(r);
     },
     async appendEvents(clientId, stream, entries) {
       appendEvents.immediate(clientId, stream, entries);

@@ -48,14 +48,26 @@ export interface ChargeRequest {
 /** How often a store deletes the expired kept answers (on a charge that keeps one). */
 export const PRUNE_REPLAYS_EVERY_MS = 60_000;
 
-/** The answer an idempotent request was charged for, as kept for its retries. */
-export interface StoredReplay {
+/** A request already in the ledger, and the answer kept for its retries while it lasts. */
+export interface ChargedRequest {
   ledgerId: number;
-  /** SHA-256 of what was asked (model and inputs): a retry must ask the same. */
-  requestHash: string;
-  /** The answer as sent, JSON: its output tensors and the headers the defences gave it. */
-  answer: string;
+  /** SHA-256 of the answer charged for. */
+  answerHash: string;
+  /** Absent once expired, or when none was kept. */
+  kept?: {
+    /** SHA-256 of what was asked (model and inputs): a retry must ask the same. */
+    requestHash: string;
+    /** The answer as sent, JSON: its output tensors and the headers the defences gave it. */
+    answer: string;
+  };
 }
+
+/** A row of `ledger LEFT JOIN replays` (id, answer_hash, request_hash, answer) as both stores read it. */
+export const chargedRequest = (r: Record<string, unknown>): ChargedRequest => ({
+  ledgerId: Number(r.id),
+  answerHash: r.answer_hash as string,
+  ...(r.answer == null ? {} : { kept: { requestHash: r.request_hash as string, answer: r.answer as string } }),
+});
 
 export type ChargeResult =
   | ({ ok: true; cost: number; ledgerId: number } & Usage)
@@ -116,8 +128,8 @@ export interface Store {
   /** Take `rows` tokens from the client's bucket, or none. */
   takeBurst(clientId: string, burst: NonNullable<Plan["burst"]>, rows: number, nowMs: number): Promise<BurstResult>;
   charge(c: ChargeRequest): Promise<ChargeResult>;
-  /** The kept answer of a charged idempotent request, unless it has expired. */
-  replay(requestId: string, nowMs: number): Promise<StoredReplay | undefined>;
+  /** The ledger row a request id was charged under, with its kept answer unless that has expired. */
+  charged(requestId: string, nowMs: number): Promise<ChargedRequest | undefined>;
   /** Ledger rows in order; `requestId` finds the one row a request was charged under. */
   ledger(filter?: { clientId?: string; requestId?: string; limit?: number }): Promise<LedgerRow[]>;
   /**
