@@ -1,11 +1,14 @@
 import { describe, expect, it, beforeAll, afterAll } from "vitest";
+import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:http";
+import { promisify } from "node:util";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
 import { fashionDir, runHeist, skipWithoutFashion, tempDir } from "./helpers.js";
 
 const zoo = tempDir("heist-zoo-");
+const exec = promisify(execFile);
 
 const heist = (...args: string[]) => runHeist(args, { ...process.env, HEIST_ZOO_DIR: zoo });
 
@@ -73,12 +76,39 @@ describe("heist CLI", () => {
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
   }, 30_000);
 
-  it("has --help for every command", async () => {
-    const cmds = [["train"], ["eval"], ["models"], ["export"], ["data", "list"], ["data", "fetch"]];
-    for (const r of await Promise.all(cmds.map((cmd) => heist(...cmd, "--help")))) {
-      expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/Usage: heist/);
-    }
+  it("has --help for every command, each with its own options", async () => {
+    const top = await heist("--help");
+    expect(top.code).toBe(0);
+    const listed = [...top.stdout.matchAll(/^ {2}(\w+) +(\S.*)$/gm)].map((m) => ({ name: m[1], line: m[2] })).filter((c) => c.name !== "help");
+    expect(listed.map((c) => c.name)).toEqual(expect.arrayContaining(["train", "steal", "serve", "audit", "demo", "worker", "admin", "data", "report", "verify"]));
+    const cmds = [...listed.map((c) => [c.name]), ["data", "list"], ["data", "fetch"], ["admin", "keys"]];
+    const helps = await Promise.all(cmds.map((cmd) => heist(...cmd, "--help")));
+    helps.forEach((r, i) => {
+      expect(r.code, cmds[i].join(" ")).toBe(0);
+      expect(r.stdout).toContain(`Usage: heist ${cmds[i].join(" ")} `);
+      // The command's module was loaded: more than commander's own -h, and the line heist --help gave.
+      expect(r.stdout, cmds[i].join(" ")).toMatch(/ --(?!help\b)[a-z]|^Commands:/m);
+      if (i < listed.length) expect(r.stdout.replace(/\s+/g, " ")).toContain(listed[i].line.split(/\s+/).slice(0, 4).join(" "));
+    });
+  }, 60_000);
+
+  it("lists its commands without loading a model engine", async () => {
+    // Only the command being run is imported: help must not wait for TensorFlow.js or ONNX Runtime.
+    const script = [
+      "import { createRequire } from 'node:module';",
+      "import { main } from './dist/cli/main.js';",
+      "const code = await main(['node', 'heist', ...process.argv.slice(1)]);",
+      "const loaded = Object.keys(createRequire(import.meta.url).cache).filter((k) => /@tensorflow|onnxruntime/.test(k));",
+      "console.error(JSON.stringify({ code, engines: loaded.length }));",
+    ].join("\n");
+    const run = async (...args: string[]) => {
+      const { stderr } = await exec(process.execPath, ["--input-type=module", "-e", script, "--", ...args], { maxBuffer: 1 << 24 });
+      return JSON.parse(stderr.trim().split("\n").pop()!) as { code: number; engines: number };
+    };
+    expect(await run("--help")).toEqual({ code: 0, engines: 0 });
+    expect(await run("admin", "--help")).toEqual({ code: 0, engines: 0 });
+    // The check can see an engine: a command that trains loads one.
+    expect((await run("train", "--help")).engines).toBeGreaterThan(0);
   }, 30_000);
 });
 

@@ -28,10 +28,8 @@ async function adminCall(g: Global, method: string, path: string, body?: unknown
   return data;
 }
 
-export function adminCommand(program: Command): void {
-  const admin = program
-    .command("admin")
-    .description("manage a running gateway's clients, keys, plans and balances (over its admin API)")
+export function adminCommand(admin: Command): void {
+  admin
     .option("--url <url>", "the gateway", "http://127.0.0.1:8080")
     .option("--token <token>", "admin token (default: $HEIST_ADMIN_TOKEN)")
     .option("--json", "print results as JSON");

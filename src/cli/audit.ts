@@ -45,10 +45,8 @@ async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string
   ].join("\n"));
 }
 
-export function auditCommand(program: Command): void {
-  program
-    .command("audit")
-    .description("run every attack against every defence stack through a real gateway; write results and a report")
+export function auditCommand(command: Command): void {
+  command
     .requiredOption("--config <file>", "audit config (YAML or JSON): victims, stacks, attacks, budgets, seeds")
     .option("--out <dir>", "where results.jsonl, results.json and the report go (default .heist/audits/NAME); an audit killed there resumes")
     .option("--transport <t>", "http (a real heist serve) or local (the same pipeline in-process)")
@@ -59,18 +57,18 @@ export function auditCommand(program: Command): void {
       const args = parseFlags(AuditArgs, o, "heist audit");
       await run(loadAuditConfig(args.config!), args, "audit");
     });
+}
 
-  program
-    .command("demo")
-    .description("the main job on embedded defaults: train the demo victim, serve it behind each defence, steal it every way, report")
+export function demoCommand(command: Command): void {
+  command
     .option("--out <dir>", "where the results and the report go", join(".heist", "demo"))
     .option("--workers <n>", "worker processes", "2")
     .option("--json", "print the outcome as JSON")
     .action(async (o) => run(parseAuditConfig(DEMO_CONFIG, "demo"), parseFlags(AuditArgs, o, "heist demo"), "demo"));
+}
 
-  program
-    .command("worker")
-    .description("run queued audit jobs (heist audit --queue) until stopped (SIGINT/SIGTERM)")
+export function workerCommand(command: Command): void {
+  command
     .requiredOption("--redis <url>", "the Redis holding the queue")
     .option("--concurrency <n>", "jobs at once", "1")
     .action(async (o) => {

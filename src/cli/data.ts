@@ -6,8 +6,7 @@ import { fetchFashionMnist, FASHION_MNIST_URL } from "../data/fetch.js";
 import { emit, table } from "./output.js";
 import { progress, type Progress } from "./progress.js";
 
-export function dataCommand(program: Command): void {
-  const data = program.command("data").description("datasets: what is here, and fetching Fashion-MNIST");
+export function dataCommand(data: Command): void {
   data
     .command("list")
     .description("show each dataset, whether it is available, and where")

@@ -14,10 +14,8 @@ const EvalFlags = z.object({
   json: z.boolean().optional(),
 });
 
-export function evalCommand(program: Command): void {
-  program
-    .command("eval")
-    .description("measure a model's accuracy on a dataset's held-out test rows")
+export function evalCommand(command: Command): void {
+  command
     .requiredOption("--model <uri>", "zoo://NAME, tfjs://DIR, onnx://FILE, or a path")
     .option("--dataset <name>", `dataset (default: the one the model was trained on): ${DATASET_NAMES.join(", ")}`)
     .option("--seed <n>", "split seed (default: the model's own, so its test rows are the ones it never saw)")

@@ -15,10 +15,8 @@ const ExportFlags = z.object({
   json: z.boolean().optional(),
 });
 
-export function exportCommand(program: Command): void {
-  program
-    .command("export")
-    .description("export a heist dense model (softmax regression, MLP) as an ONNX file for any ONNX runtime")
+export function exportCommand(command: Command): void {
+  command
     .requiredOption("--model <uri>", "zoo://NAME, tfjs://DIR or a model directory")
     .requiredOption("--out <file>", "the .onnx file to write")
     .option("--output <head>", "which head the ONNX model answers with: probabilities or logits", "probabilities")

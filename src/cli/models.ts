@@ -7,10 +7,8 @@ import { ensureZooModel, zooDir } from "../models/load.js";
 import { emit, pct, table } from "./output.js";
 import { progress, type Progress } from "./progress.js";
 
-export function modelsCommand(program: Command): void {
-  program
-    .command("models")
-    .description("list the zoo's victim presets, whether each is trained here, and its test accuracy")
+export function modelsCommand(command: Command): void {
+  command
     .option("--train <name>", "train one zoo model now (or 'all'), instead of on first use")
     .option("--json", "print the list as JSON")
     .action(async (f: { train?: string; json?: boolean }) => {

@@ -38,10 +38,8 @@ export async function readAuditResults(file: string): Promise<AuditResults> {
   return r.data;
 }
 
-export function reportCommand(program: Command): void {
-  program
-    .command("report")
-    .description("write an audit's report: report.html (charts, verdicts, every run; one self-contained file), charts/*.png, summary.md, results.json")
+export function reportCommand(command: Command): void {
+  command
     .requiredOption("--results <file>", "the audit's results.json")
     .requiredOption("--out <dir>", "the directory to write the report into (created; other files there are left alone)")
     .option("--json", "print the files written and the verdicts as JSON")

@@ -7,10 +7,8 @@ import { openStore } from "../gateway/stores/open-store.js";
 import { fail } from "../core/errors.js";
 import { number } from "./output.js";
 
-export function serveCommand(program: Command): void {
-  program
-    .command("serve")
-    .description("serve models behind the protective gateway (Open Inference Protocol v2, keys, quotas, pricing, ledger)")
+export function serveCommand(command: Command): void {
+  command
     .option("--config <file>", "gateway config (YAML or JSON); without it, the zoo's small victims on an embedded SQLite file")
     .option("--host <host>", "address to listen on (overrides the config)")
     .option("--port <port>", "port to listen on (overrides the config; 0 picks a free one)")

@@ -34,10 +34,8 @@ const StealArgs = z.object({
 type StealArgs = z.infer<typeof StealArgs>;
 const ARGS_FILE = "steal.json";
 
-export function stealCommand(program: Command): void {
-  program
-    .command("steal")
-    .description("extract a model through its prediction API (Open Inference Protocol v2)")
+export function stealCommand(command: Command): void {
+  command
     .option("--target <url>", "the API, e.g. http://127.0.0.1:8080")
     .option("--model <name>", "the model's name on that API")
     .option("--key <key>", "API key (default: $HEIST_API_KEY)")

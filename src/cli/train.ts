@@ -58,10 +58,8 @@ export function specFromFlags(f: TrainFlags): TrainSpec {
   return parseFlags(TrainSpec, spec, "train");
 }
 
-export function trainCommand(program: Command): void {
-  program
-    .command("train")
-    .description("train a model on a dataset and save it with its manifest (test accuracy included)")
+export function trainCommand(command: Command): void {
+  command
     .option("--preset <name>", `a reviewed victim: ${PRESET_NAMES.join(", ")}`)
     .option("--dataset <name>", `dataset: ${DATASET_NAMES.join(", ")}`)
     .option("--arch <kind>", `architecture: ${ARCHITECTURE_KINDS.join(", ")}`)

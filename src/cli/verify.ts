@@ -206,10 +206,8 @@ function datasetInferenceText(r: DatasetInferenceReport): string {
   return r.claim ? `derived from the victim's private data: ${what} < alpha ${r.alpha}` : `no claim: ${what}, not below alpha ${r.alpha}`;
 }
 
-export function verifyCommand(program: Command): void {
-  program
-    .command("verify")
-    .description("is a suspect model a copy of ours? DAWN watermarks name the client it was stolen through; dataset inference tests the victim's private data")
+export function verifyCommand(command: Command): void {
+  command
     .option("--suspect <model-or-url>", "the suspect: zoo://NAME, tfjs://DIR, onnx://FILE, a path, or the URL of an OIP v2 API serving it")
     .option("--model <name>", "the suspect's model name at that URL")
     .option("--key <key>", "API key for the suspect's URL, if it needs one")
