@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
+import { decodeKeptAnswer, encodeKeptAnswer } from "../src/gateway/kept-answer.js";
 import { call, infer, inferBody, secretOf, startGateway, type Running } from "./gateway-helpers.js";
 
 const models = [
@@ -148,6 +149,22 @@ describe("bad input is refused, costs nothing and counts nothing", () => {
   });
 });
 
+describe("kept answers", () => {
+  const tensor = (data: number[], datatype: "FP32" | "INT64" = "FP32") => ({ name: "out", datatype, shape: [1, data.length], data });
+  it("round-trip the numbers exactly, as float32 bytes only where that is exact and shorter", () => {
+    const floats = Array.from(Float32Array.from({ length: 50 }, (_, i) => Math.sin(i) / 3));
+    const a = { outputs: [tensor(floats), tensor([0.1, 0.25]), tensor([3, 1], "INT64")], headers: { "heist-coverage": "0.123" } };
+    const s = encodeKeptAnswer(a);
+    expect(decodeKeptAnswer(s)).toEqual(a);
+    const kept = JSON.parse(s).outputs;
+    expect(kept.map((t: object) => ("f32" in t ? "f32" : "data"))).toEqual(["f32", "data", "data"]); // 0.1 is no float32
+    expect(s.length).toBeLessThan(JSON.stringify(a).length * 0.5);
+    // What a store kept before this encoding (plain JSON) still decodes.
+    expect(decodeKeptAnswer(JSON.stringify(a))).toEqual(a);
+    expect(() => decodeKeptAnswer('{"outputs":[{"name":"out","datatype":"FP32","shape":[1]}],"headers":{}}')).toThrow(/either data or f32/);
+  });
+});
+
 describe("quotas, tiers, balances and the ledger", () => {
   it("64 concurrent connections on one key get exactly the quota, then 429", async () => {
     const c = await g.client("small"); // 20 rows a day
@@ -201,6 +218,24 @@ describe("quotas, tiers, balances and the ledger", () => {
     const ledger = await g.store.ledger({ clientId: c.id });
     expect(ledger.map((r) => r.rows)).toEqual([3, 3]);
     expect(1_000_000 - (await g.store.usage(c.id, g.clock.now)).balance).toBe(6000);
+  });
+
+  it("keeps a model's float answer compactly and sends a retry the same numbers; rounded answers as they were", async () => {
+    const sendAs = (key: string, model: string, rows: number) => call(g.url, "POST", `/v2/models/${model}/infer`, {
+      inputs: [{ name: "input", shape: [rows, 64], datatype: "FP32", data: Array.from({ length: rows * 64 }, (_, i) => ((i * 7919) % 17) / 64) }],
+    }, { authorization: `Bearer ${key}`, "idempotency-key": "compact" });
+    for (const [plan, model, rows] of [["tiered", "digits", 32], ["top2", "digits", 8]] as const) {
+      const c = await g.client(plan, 1);
+      const first = await sendAs(c.key, model, rows);
+      const retry = await sendAs(c.key, model, rows);
+      expect(first.status).toBe(200);
+      expect([retry.status, retry.headers["heist-idempotent-replay"]]).toEqual([200, expect.stringMatching(/^\d+$/)]);
+      expect(retry.json.outputs).toEqual(first.json.outputs);
+      const kept = (await g.store.charged(`idem:${c.id}:compact`, g.clock.now))!.kept!.answer;
+      const asJson = JSON.stringify(first.json.outputs).length;
+      if (plan === "tiered") expect(kept.length).toBeLessThan(asJson * 0.4); // float32 bytes, not decimal text
+      else expect(kept).toContain('"data":['); // two decimals: JSON is the shorter
+    }
   });
 
   it("keeps no answer with server.idempotencyHours 0: a retry is answered afresh, and accepted by its hash", async () => {

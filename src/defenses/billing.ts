@@ -3,6 +3,7 @@ import { priceRows, windows } from "../gateway/pricing.js";
 import { mergeHeaders, type Answer, type Defense, type Query } from "../gateway/pipeline.js";
 import { Problem } from "../gateway/problem.js";
 import { fmtDollars } from "../gateway/money.js";
+import { decodeKeptAnswer, encodeKeptAnswer } from "../gateway/kept-answer.js";
 import type { ChargeResult, Store, Usage } from "../gateway/stores/store.js";
 
 /**
@@ -35,7 +36,7 @@ export function billing(deps: { store: Store; keepHours: number }): Defense {
     const answer = await next();
     const r = await deps.store.charge({
       requestId, clientId: client.id, keyId: key.id, model: q.model.name, rows: q.rows, plan, nowMs: q.nowMs, answerHash: answerHash(answer),
-      replay: requestId === q.id || deps.keepHours === 0 ? undefined : { requestHash: requestHash(q), answer: JSON.stringify({ outputs: answer.outputs, headers: answer.headers }), expiresMs: q.nowMs + deps.keepHours * 3600_000 },
+      replay: requestId === q.id || deps.keepHours === 0 ? undefined : { requestHash: requestHash(q), answer: encodeKeptAnswer(answer), expiresMs: q.nowMs + deps.keepHours * 3600_000 },
     });
     if (!r.ok) refuseIfOut(q, r, r.reason);
     mergeHeaders(answer.headers, usageHeaders(q, r));
@@ -59,7 +60,7 @@ export function idempotentReplay(deps: { store: Store }): Defense {
       return next();
     }
     if (charged.kept.requestHash !== requestHash(q)) throw reused(charged.ledgerId);
-    const { outputs, headers } = JSON.parse(charged.kept.answer) as Pick<Answer, "outputs" | "headers">;
+    const { outputs, headers } = decodeKeptAnswer(charged.kept.answer);
     const answer: Answer = { raw: { data: Float32Array.from(outputs[0].data), shape: outputs[0].shape }, kind: q.model.output, outputs, headers };
     return replayed(q, answer, charged.ledgerId, deps.store);
   };

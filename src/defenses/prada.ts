@@ -20,6 +20,7 @@ import type { Defense, Query } from "../gateway/pipeline.js";
 import type { AlarmRecord, Store } from "../gateway/stores/store.js";
 import { actionLabel, DetectorOptions } from "./alarms.js";
 import { argmax } from "./probabilities.js";
+import { float32FromBase64, toBase64 } from "../core/float-base64.js";
 
 export const PradaOptions = DetectorOptions.extend({
   kind: z.literal("prada"),
@@ -55,8 +56,7 @@ const listOf = <T>(m: Map<number, T[]>, c: number) => m.get(c) ?? (m.set(c, []),
 function apply(s: State, e: Decision): void {
   if (e.d !== undefined) s.distances.push(e.d);
   if (e.x !== undefined) {
-    const b = Buffer.from(e.x, "base64");
-    listOf(s.growing, e.c).push(new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
+    listOf(s.growing, e.c).push(float32FromBase64(e.x));
     if (e.d !== undefined) listOf(s.joins, e.c).push(e.d);
   }
 }
@@ -71,7 +71,7 @@ function threshold(joins: number[]): number {
 /** Decide about one query against the state (which the caller then updates with the decision). */
 export function decide(s: State, x: Float32Array, c: number): Decision {
   const g = s.growing.get(c);
-  if (!g || g.length === 0) return { c, x: Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString("base64") };
+  if (!g || g.length === 0) return { c, x: toBase64(x) };
   let best = Infinity;
   for (const y of g) {
     let sum = 0;
@@ -79,7 +79,7 @@ export function decide(s: State, x: Float32Array, c: number): Decision {
     if (sum < best) best = sum;
   }
   const d = Math.sqrt(best);
-  return d > threshold(s.joins.get(c) ?? []) ? { c, d, x: Buffer.from(x.buffer, x.byteOffset, x.byteLength).toString("base64") } : { c, d };
+  return d > threshold(s.joins.get(c) ?? []) ? { c, d, x: toBase64(x) } : { c, d };
 }
 
 /** Decide about one query and update the state with it; returns W when the test can run (offline replays use this). */

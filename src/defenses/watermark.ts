@@ -24,6 +24,7 @@ import type { Defense } from "../gateway/pipeline.js";
 import type { Store } from "../gateway/stores/store.js";
 import { rowBytes } from "./keyed-rng.js";
 import { argmax, renormalise } from "./probabilities.js";
+import { float32FromBase64, toBase64 } from "../core/float-base64.js";
 
 export const WatermarkOptions = z.object({
   kind: z.literal("watermark"),
@@ -62,12 +63,10 @@ export function markFor(key: Buffer, clientId: string, model: string, row: Uint8
   return (original + 1 + (h.readUIntBE(6, 6) % (classes - 1))) % classes;
 }
 
-const toBase64 = (row: Uint8Array) => Buffer.from(row.buffer, row.byteOffset, row.byteLength).toString("base64");
 
 export function decodeMark(entry: string): Mark {
   const e = StoredMark.parse(JSON.parse(entry));
-  const b = Buffer.from(e.x, "base64");
-  return { input: new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)), label: e.label, original: e.original, classes: e.classes };
+  return { input: float32FromBase64(e.x), label: e.label, original: e.original, classes: e.classes };
 }
 
 /**

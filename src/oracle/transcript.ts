@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { rowsOf, takeRows, widthOf, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import type { AnswerKind, Oracle, OracleAnswer } from "./oracle.js";
+import { float32FromBase64, toBase64 } from "../core/float-base64.js";
 
 export const TRANSCRIPT_FILE = "transcript.jsonl";
 
@@ -14,11 +15,6 @@ interface Entry {
   values?: Float32Array;
 }
 
-const b64 = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
-const f32 = (s: string) => {
-  const b = Buffer.from(s, "base64");
-  return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
-};
 const rowKey = (row: Float32Array) => createHash("sha1").update(Buffer.from(row.buffer, row.byteOffset, row.byteLength)).digest("base64");
 
 export interface RecordedOracle extends Oracle {
@@ -50,7 +46,7 @@ export function recorded(inner: Oracle, dir?: string): RecordedOracle {
         if (i === lines.length - 1 || lines.slice(i + 1).every((l) => !l.trim())) return; // a line cut by a crash: drop it
         return fail("bad-file", `${file} line ${i + 1} is not valid JSON`);
       }
-      const entry: Entry = { x: f32(e.x), label: e.l, leaf: e.f, values: e.v ? f32(e.v) : undefined };
+      const entry: Entry = { x: float32FromBase64(e.x), label: e.l, leaf: e.f, values: e.v ? float32FromBase64(e.v) : undefined };
       if (entry.x.length !== width) fail("bad-file", `${file} line ${i + 1} has ${entry.x.length} features`, `${width}`);
       kind = e.k;
       const key = rowKey(entry.x);
@@ -100,7 +96,7 @@ export function recorded(inner: Oracle, dir?: string): RecordedOracle {
           };
           cache.set(keys[missing[j]], entry);
           order.push(entry);
-          lines.push(JSON.stringify({ k: a.kind, x: b64(entry.x), l: entry.label, f: entry.leaf, v: entry.values ? b64(entry.values) : undefined }));
+          lines.push(JSON.stringify({ k: a.kind, x: toBase64(entry.x), l: entry.label, f: entry.leaf, v: entry.values ? toBase64(entry.values) : undefined }));
         }
         if (file && lines.length) appendFileSync(file, lines.join("\n") + "\n");
       }

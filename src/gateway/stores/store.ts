@@ -57,7 +57,7 @@ export interface ChargedRequest {
   kept?: {
     /** SHA-256 of what was asked (model and inputs): a retry must ask the same. */
     requestHash: string;
-    /** The answer as sent, JSON: its output tensors and the headers the defences gave it. */
+    /** The answer as sent: its output tensors and the headers the defences gave it (kept-answer.ts). */
     answer: string;
   };
 }
