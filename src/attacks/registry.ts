@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { Attack } from "./attack.js";
 import { equationSolving } from "./equation-solving.js";
 import { knockoff } from "./knockoff.js";
@@ -22,3 +23,25 @@ export const ATTACKS: Record<string, Attack> = {
   [reluExtraction.name]: reluExtraction as unknown as Attack,
 };
 export const ATTACK_NAMES = Object.keys(ATTACKS);
+
+/** One option of an attack as a user sets it in `--options`: its default, or the values it takes. */
+export interface OptionInfo {
+  default?: unknown;
+  values?: unknown[];
+  type?: string;
+}
+
+/** Every attack with what it does, its papers and its options (from its zod schema): `heist steal --list-attacks`. */
+export function attackCatalog(): { name: string; description: string; cites: string; options: Record<string, OptionInfo> }[] {
+  return Object.values(ATTACKS).map((a) => {
+    const schema = z.toJSONSchema(a.options, { io: "input", unrepresentable: "any" }) as { properties?: Record<string, Record<string, unknown>> };
+    const options = Object.fromEntries(Object.entries(schema.properties ?? {}).map(([key, p]) => {
+      const info: OptionInfo = {};
+      if ("default" in p) info.default = p.default;
+      if (Array.isArray(p.enum)) info.values = p.enum;
+      else if (typeof p.type === "string") info.type = p.type;
+      return [key, info];
+    }));
+    return { name: a.name, description: a.description, cites: a.cites, options };
+  });
+}

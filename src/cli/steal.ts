@@ -7,7 +7,7 @@ import { writeFileAtomic } from "../core/fs.js";
 import { sizeOf, sliceRows } from "../core/batch.js";
 import { loadSplits, DATASET_NAMES } from "../data/registry.js";
 import { accuracy, fidelityReport, linearProbeAccuracy, meanCosine } from "../audit/metrics.js";
-import { ATTACKS, ATTACK_NAMES } from "../attacks/registry.js";
+import { attackCatalog, ATTACKS, ATTACK_NAMES, type OptionInfo } from "../attacks/registry.js";
 import { steal } from "../attacks/steal.js";
 import { loadModel } from "../models/load.js";
 import { saveModel } from "../models/store.js";
@@ -50,8 +50,10 @@ export function stealCommand(command: Command): void {
     .option("--options <json>", "attack options as JSON, e.g. '{\"epochs\": 50}'", "{}")
     .option("--out <dir>", "where the transcript, result.json and the stolen model go")
     .option("--resume <dir>", "continue a stopped run from its directory (same arguments, answers already paid for are reused)")
+    .option("--list-attacks", "list every attack with its --options and their defaults (no target needed)")
     .option("--json", "print the result as JSON")
     .action(async (raw: Record<string, string | boolean | undefined>) => {
+      if (raw.listAttacks) return listAttacks(raw.json === true);
       let args: StealArgs;
       if (raw.resume) {
         const file = join(String(raw.resume), ARGS_FILE);
@@ -147,4 +149,24 @@ export function stealCommand(command: Command): void {
         `model and transcript in ${out}`,
       ].filter(Boolean).join("\n"));
     });
+}
+
+function listAttacks(json: boolean): void {
+  const catalog = attackCatalog();
+  const option = (key: string, o: OptionInfo) =>
+    `${key}${o.default !== undefined ? `=${JSON.stringify(o.default)}` : ""}${o.values ? ` (${o.values.join(" | ")})` : o.default === undefined && o.type ? ` (${o.type})` : ""}`;
+  emit(json, catalog, () => catalog.map((a) => [
+    `${a.name}: ${a.description} (${a.cites})`,
+    ...wrap(Object.entries(a.options).map(([k, o]) => option(k, o)), 100).map((l) => `    ${l}`),
+  ].join("\n")).join("\n\n"));
+}
+
+/** Words joined by two spaces into lines of at most `width` characters. */
+function wrap(words: string[], width: number): string[] {
+  const lines: string[] = [];
+  for (const w of words) {
+    if (lines.length && lines[lines.length - 1].length + 2 + w.length <= width) lines[lines.length - 1] += `  ${w}`;
+    else lines.push(w);
+  }
+  return lines;
 }
