@@ -8,7 +8,7 @@ import { denseWeights } from "../src/models/dense-net.js";
 import type { TfjsModel } from "../src/models/tfjs-model.js";
 import { modelOracle } from "../src/oracle/local-oracle.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
-import { TRANSCRIPT_FILE } from "../src/oracle/transcript.js";
+import { recorded, TRANSCRIPT_FILE } from "../src/oracle/transcript.js";
 import { equationSolving } from "../src/attacks/equation-solving.js";
 import { knockoff, surrogateFit } from "../src/attacks/knockoff.js";
 import { ATTACKS } from "../src/attacks/registry.js";
@@ -19,7 +19,7 @@ import { active } from "../src/attacks/active.js";
 import { upgrade } from "../src/attacks/upgrade.js";
 import { trainModel } from "../src/models/trainer.js";
 import { accuracy } from "../src/audit/metrics.js";
-import { sliceRows } from "../src/core/batch.js";
+import { row, sliceRows, type Batch } from "../src/core/batch.js";
 import type { TreeModel } from "../src/models/tree.js";
 import { startGateway, type Running } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
@@ -168,6 +168,26 @@ describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () =>
     expect(await probs(longer)).not.toEqual(await probs(distilled));
     expect(await fidelity(longer)).toBeGreaterThan(await fidelity(plain));
   }, 180_000);
+
+  it("spreads a round's least-sure batch out in input space with diversify", async () => {
+    const victim = await loadModel("zoo://digits-mlp");
+    const { pool } = loadSplits("digits", { seed: 0 });
+    const asked = async (diversify: number) => {
+      const dir = tempDir();
+      await steal(modelOracle(victim.model), { attack: active, options: { strategy: "margin", rounds: 4, epochs: 20, diversify }, limits: { rows: 160 }, seed: 3, pool: pool.x, dir });
+      return recorded(modelOracle(victim.model), dir).entries().x;
+    };
+    // Mean distance from each row asked after the random first round to its nearest other such row.
+    const spread = (x: Batch) => {
+      const rows = Array.from({ length: x.shape[0] - 40 }, (_, i) => row(x, 40 + i));
+      return rows.reduce((s, a, i) => s + Math.min(...rows.map((b, j) => (i === j ? Infinity : Math.hypot(...a.map((v, d) => v - b[d]))))), 0) / rows.length;
+    };
+    const plain = await asked(1);
+    const diverse = await asked(4);
+    expect([plain.shape[0], diverse.shape[0]]).toEqual([160, 160]);
+    expect(spread(diverse)).toBeGreaterThan(spread(plain) * 1.1);
+    expect(Array.from((await asked(4)).data)).toEqual(Array.from(diverse.data)); // seeded
+  }, 120_000);
 });
 
 describe("upgrade", () => {

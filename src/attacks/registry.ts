@@ -24,7 +24,7 @@ export const ATTACKS: Record<string, Attack> = {
 };
 export const ATTACK_NAMES = Object.keys(ATTACKS);
 
-/** One option of an attack as a user sets it in `--options`: its default, or the values it takes. */
+/** One option of an attack as a user sets it in `--options`: its default, and the values it takes or its type. */
 export interface OptionInfo {
   default?: unknown;
   values?: unknown[];
