@@ -63,7 +63,6 @@ export function markFor(key: Buffer, clientId: string, model: string, row: Uint8
   return (original + 1 + (h.readUIntBE(6, 6) % (classes - 1))) % classes;
 }
 
-
 export function decodeMark(entry: string): Mark {
   const e = StoredMark.parse(JSON.parse(entry));
   return { input: float32FromBase64(e.x), label: e.label, original: e.original, classes: e.classes };
