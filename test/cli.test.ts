@@ -107,6 +107,7 @@ describe("heist CLI", () => {
     };
     expect(await run("--help")).toEqual({ code: 0, engines: 0 });
     expect(await run("admin", "--help")).toEqual({ code: 0, engines: 0 });
+    expect(await run("steal", "--help")).toEqual({ code: 0, engines: 0 });
     // The check can see an engine: a command that trains loads one.
     expect((await run("train", "--help")).engines).toBeGreaterThan(0);
   }, 30_000);

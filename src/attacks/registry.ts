@@ -1,5 +1,6 @@
 import { z } from "zod";
 import type { Attack } from "./attack.js";
+import { ATTACK_NAMES } from "./names.js";
 import { equationSolving } from "./equation-solving.js";
 import { knockoff } from "./knockoff.js";
 import { pathFinding } from "./path-finding.js";
@@ -9,6 +10,8 @@ import { upgrade } from "./upgrade.js";
 import { semiSupervised } from "./semi-supervised.js";
 import { encoderStealing } from "./encoder-stealing.js";
 import { reluExtraction } from "./relu-extraction.js";
+
+export { ATTACK_NAMES };
 
 /** Every attack `heist steal --attack` knows, by name. */
 export const ATTACKS: Record<string, Attack> = {
@@ -22,7 +25,7 @@ export const ATTACKS: Record<string, Attack> = {
   [encoderStealing.name]: encoderStealing as unknown as Attack,
   [reluExtraction.name]: reluExtraction as unknown as Attack,
 };
-export const ATTACK_NAMES = Object.keys(ATTACKS);
+if (JSON.stringify(Object.keys(ATTACKS)) !== JSON.stringify(ATTACK_NAMES)) throw new Error(`attacks/names.ts lists ${ATTACK_NAMES.join(", ")} but the registry has ${Object.keys(ATTACKS).join(", ")}`);
 
 /** One option of an attack as a user sets it in `--options`: its default, and the values it takes or its type. */
 export interface OptionInfo {

@@ -7,10 +7,8 @@ import { writeFileAtomic } from "../core/fs.js";
 import { sizeOf, sliceRows } from "../core/batch.js";
 import { loadSplits, DATASET_NAMES } from "../data/registry.js";
 import { accuracy, fidelityReport, linearProbeAccuracy, meanCosine } from "../audit/metrics.js";
-import { attackCatalog, ATTACKS, ATTACK_NAMES, type OptionInfo } from "../attacks/registry.js";
-import { steal } from "../attacks/steal.js";
-import { loadModel } from "../models/load.js";
-import { saveModel } from "../models/store.js";
+import { ATTACK_NAMES } from "../attacks/names.js";
+import type { OptionInfo } from "../attacks/registry.js";
 import { httpOracle } from "../oracle/http-oracle.js";
 import { MICROS } from "../gateway/money.js";
 import { emit, parseFlags, pct } from "./output.js";
@@ -53,7 +51,11 @@ export function stealCommand(command: Command): void {
     .option("--list-attacks", "list every attack with its --options and their defaults (no target needed)")
     .option("--json", "print the result as JSON")
     .action(async (raw: Record<string, string | boolean | undefined>) => {
-      if (raw.listAttacks) return listAttacks(raw.json === true);
+      // The attacks and the model engines load only now, not for --help.
+      const [{ ATTACKS, attackCatalog }, { steal }, { loadModel }, { saveModel }] = await Promise.all([
+        import("../attacks/registry.js"), import("../attacks/steal.js"), import("../models/load.js"), import("../models/store.js"),
+      ]);
+      if (raw.listAttacks) return listAttacks(attackCatalog(), raw.json === true);
       let args: StealArgs;
       if (raw.resume) {
         const file = join(String(raw.resume), ARGS_FILE);
@@ -151,8 +153,7 @@ export function stealCommand(command: Command): void {
     });
 }
 
-function listAttacks(json: boolean): void {
-  const catalog = attackCatalog();
+function listAttacks(catalog: ReturnType<typeof import("../attacks/registry.js").attackCatalog>, json: boolean): void {
   const option = (key: string, o: OptionInfo) =>
     `${key}${o.default !== undefined ? `=${JSON.stringify(o.default)}` : ""}${o.values ? ` (${o.values.join(" | ")})` : o.default === undefined && o.type ? ` (${o.type})` : ""}`;
   emit(json, catalog, () => catalog.map((a) => [
