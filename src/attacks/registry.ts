@@ -34,8 +34,16 @@ export interface OptionInfo {
   type?: string;
 }
 
-/** Every attack with what it does, its papers and its options (from its zod schema): `heist steal --list-attacks`. */
-export function attackCatalog(): { name: string; description: string; cites: string; options: Record<string, OptionInfo> }[] {
+/** An attack as `heist steal --list-attacks` shows it. */
+export interface AttackInfo {
+  name: string;
+  description: string;
+  cites: string;
+  options: Record<string, OptionInfo>;
+}
+
+/** Every attack with what it does, its papers and its options (from its zod schema). */
+export function attackCatalog(): AttackInfo[] {
   return Object.values(ATTACKS).map((a) => {
     const schema = z.toJSONSchema(a.options, { io: "input", unrepresentable: "any" }) as { properties?: Record<string, Record<string, unknown>> };
     const options = Object.fromEntries(Object.entries(schema.properties ?? {}).map(([key, p]) => {

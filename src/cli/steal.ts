@@ -8,7 +8,7 @@ import { sizeOf, sliceRows } from "../core/batch.js";
 import { loadSplits, DATASET_NAMES } from "../data/registry.js";
 import { accuracy, fidelityReport, linearProbeAccuracy, meanCosine } from "../audit/metrics.js";
 import { ATTACK_NAMES } from "../attacks/names.js";
-import type { OptionInfo } from "../attacks/registry.js";
+import type { AttackInfo, OptionInfo } from "../attacks/registry.js";
 import { httpOracle } from "../oracle/http-oracle.js";
 import { MICROS } from "../gateway/money.js";
 import { emit, parseFlags, pct } from "./output.js";
@@ -153,7 +153,7 @@ export function stealCommand(command: Command): void {
     });
 }
 
-function listAttacks(catalog: ReturnType<typeof import("../attacks/registry.js").attackCatalog>, json: boolean): void {
+function listAttacks(catalog: AttackInfo[], json: boolean): void {
   const option = (key: string, o: OptionInfo) =>
     `${key}${o.default !== undefined ? `=${JSON.stringify(o.default)}` : ""}${o.values ? ` (${o.values.join(" | ")})` : o.default === undefined && o.type ? ` (${o.type})` : ""}`;
   emit(json, catalog, () => catalog.map((a) => [
