@@ -154,6 +154,7 @@ if (parts.includes("fashion")) {
     ["active-k-center", "active", { strategy: "k-center", rounds: 5 }],
     ["semi-supervised", "semi-supervised", { epochs: 60 }],
     ["active-margin-distilled", "active", activeDistilled],
+    ["active-margin-distilled-120", "active", activeDistilledLonger, [5000]],
   ];
   // FASHION_STRATEGIES=a,b runs only those rows (recorded as steal-fashion-a-b).
   const only = process.env.FASHION_STRATEGIES?.split(",");
