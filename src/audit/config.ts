@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ATTACK_NAMES } from "../attacks/registry.js";
+import { ATTACK_NAMES } from "../attacks/names.js";
 import { parseConfigValue, readConfigFile } from "../core/config-file.js";
 import { DefenseConfig } from "../defenses/catalog.js";
 import { OutputPolicy, Tier } from "../gateway/config.js";

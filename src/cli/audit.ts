@@ -3,9 +3,6 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { DEMO_CONFIG, loadAuditConfig, parseAuditConfig, type AuditConfig } from "../audit/config.js";
 import { fmtTarget, TARGET, verdicts, verdictText } from "../audit/report-data.js";
-import { RESULTS_FILE, runAudit } from "../audit/run.js";
-import { startQueueWorker } from "../audit/queue.js";
-import { writeReport } from "../audit/report.js";
 import { emit, parseFlags, pct, table } from "./output.js";
 import { progress } from "./progress.js";
 
@@ -23,6 +20,8 @@ async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string
   const dir = resolve(args.out ?? join(".heist", "audits", config.name));
   const quiet = !!args.json;
   let bar: ReturnType<typeof progress> | undefined;
+  // The runner loads the model engines, the report its chart renderer: not for --help.
+  const [{ RESULTS_FILE, runAudit }, { writeReport }] = await Promise.all([import("../audit/run.js"), import("../audit/report.js")]);
   const results = await runAudit(config, dir, {
     queue: args.queue,
     onPrepare: (name, source) => {
@@ -73,6 +72,7 @@ export function workerCommand(command: Command): void {
     .option("--concurrency <n>", "jobs at once", "1")
     .action(async (o) => {
       const args = parseFlags(z.object({ redis: z.string().url(), concurrency: z.coerce.number().int().min(1).max(64) }), o, "heist worker");
+      const { startQueueWorker } = await import("../audit/queue.js");
       const worker = startQueueWorker(args.redis, { concurrency: args.concurrency, onJob: (id, ms) => process.stderr.write(`worker ${process.pid}: ${id} in ${(ms / 1000).toFixed(1)} s\n`) });
       process.stderr.write(`worker ${process.pid}: waiting for audit jobs on ${args.redis}\n`);
       await new Promise<void>((done) => {

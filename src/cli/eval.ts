@@ -2,7 +2,6 @@ import type { Command } from "commander";
 import { fail } from "../core/errors.js";
 import { loadSplits, DATASET_NAMES } from "../data/registry.js";
 import { accuracy } from "../audit/metrics.js";
-import { loadModel } from "../models/load.js";
 import { sizeOf } from "../core/batch.js";
 import { emit, number, parseFlags, pct } from "./output.js";
 import { z } from "zod";
@@ -22,6 +21,7 @@ export function evalCommand(command: Command): void {
     .option("--json", "print the result as JSON")
     .action(async (raw: Record<string, string | boolean | undefined>) => {
       const f = parseFlags(EvalFlags, { ...raw, seed: raw.seed === undefined ? undefined : number(String(raw.seed)) }, "eval");
+      const { loadModel } = await import("../models/load.js");
       const { model, manifest } = await loadModel(f.model);
       try {
         const dataset = f.dataset ?? manifest.dataset;

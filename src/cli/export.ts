@@ -3,8 +3,6 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
-import { loadModel } from "../models/load.js";
-import { exportOnnx } from "../models/onnx-export.js";
 import type { TfjsModel } from "../models/tfjs-model.js";
 import { emit, parseFlags } from "./output.js";
 
@@ -23,6 +21,7 @@ export function exportCommand(command: Command): void {
     .option("--json", "print what was written as JSON")
     .action(async (raw: Record<string, unknown>) => {
       const f = parseFlags(ExportFlags, raw, "export");
+      const [{ loadModel }, { exportOnnx }] = await Promise.all([import("../models/load.js"), import("../models/onnx-export.js")]);
       const { model, manifest } = await loadModel(f.model);
       try {
         if (manifest.engine !== "tfjs") fail("unsupported", `${f.model} is a ${manifest.engine} model`, "a TensorFlow.js model directory");

@@ -2,8 +2,6 @@ import type { Command } from "commander";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { PRESETS } from "../models/presets.js";
-import { readManifest } from "../models/store.js";
-import { ensureZooModel, zooDir } from "../models/load.js";
 import { emit, pct, table } from "./output.js";
 import { progress, type Progress } from "./progress.js";
 
@@ -12,6 +10,7 @@ export function modelsCommand(command: Command): void {
     .option("--train <name>", "train one zoo model now (or 'all'), instead of on first use")
     .option("--json", "print the list as JSON")
     .action(async (f: { train?: string; json?: boolean }) => {
+      const [{ readManifest }, { ensureZooModel, zooDir }] = await Promise.all([import("../models/store.js"), import("../models/load.js")]);
       if (f.train) {
         for (const name of f.train === "all" ? Object.keys(PRESETS) : [f.train]) {
           let bar: Progress | undefined;

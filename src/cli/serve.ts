@@ -1,9 +1,6 @@
 import type { Command } from "commander";
 import { randomBytes } from "node:crypto";
 import { loadConfig, secret } from "../gateway/config.js";
-import { loadModels } from "../gateway/models.js";
-import { createGateway } from "../gateway/server.js";
-import { openStore } from "../gateway/stores/open-store.js";
 import { fail } from "../core/errors.js";
 import { number } from "./output.js";
 
@@ -29,8 +26,10 @@ export function serveCommand(command: Command): void {
         generatedToken = randomBytes(24).toString("base64url");
         config.admin.token = generatedToken;
       }
+      const { openStore } = await import("../gateway/stores/open-store.js");
       const store = await openStore(config.store);
       process.stderr.write(`loading ${config.models.length} model(s) (zoo models train on first use)…\n`);
+      const [{ loadModels }, { createGateway }] = await Promise.all([import("../gateway/models.js"), import("../gateway/server.js")]);
       const registry = await loadModels(config);
       const app = createGateway({ config, store, registry, logger: { level: f.logLevel, stream: process.stderr, redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] } });
       const address = await app.listen({ host: config.server.host, port: config.server.port });

@@ -3,8 +3,6 @@ import { resolve } from "node:path";
 import { fail } from "../core/errors.js";
 import { ARCHITECTURE_KINDS } from "../models/architecture.js";
 import { PRESETS, PRESET_NAMES, TrainSpec } from "../models/presets.js";
-import { saveModel } from "../models/store.js";
-import { trainModel } from "../models/trainer.js";
 import { DATASET_NAMES } from "../data/registry.js";
 import { emit, number, numberList, parseFlags, pct } from "./output.js";
 import { progress, type Progress } from "./progress.js";
@@ -81,6 +79,7 @@ export function trainCommand(command: Command): void {
       const spec = specFromFlags(f);
       const out = resolve(f.out ?? `.heist/models/${f.preset ?? `${spec.dataset}-${spec.arch.kind}`}`);
       let bar: Progress | undefined;
+      const [{ trainModel }, { saveModel }] = await Promise.all([import("../models/trainer.js"), import("../models/store.js")]);
       const { model, manifest } = await trainModel(spec, (p) => {
         bar ??= progress(`train ${spec.dataset}/${spec.arch.kind}`, p.epochs * p.rowsPerEpoch);
         bar.update((p.epoch - 1) * p.rowsPerEpoch + p.rows, { epoch: `${p.epoch}/${p.epochs}`, loss: p.loss });

@@ -10,8 +10,6 @@ import {
 } from "../audit/ownership.js";
 import { readWatermarks } from "../defenses/watermark.js";
 import { loadConfig } from "../gateway/config.js";
-import { openStore } from "../gateway/stores/open-store.js";
-import { loadModel } from "../models/load.js";
 import type { Model } from "../models/model.js";
 import { httpOracle } from "../oracle/http-oracle.js";
 import { emit, parseFlags, table } from "./output.js";
@@ -66,6 +64,7 @@ export async function openSuspect(uri: string, o: { model?: string; key?: string
       dispose: () => undefined,
     };
   }
+  const { loadModel } = await import("../models/load.js");
   const { model } = await loadModel(uri);
   return localSuspect(model, uri);
 }
@@ -120,6 +119,7 @@ export async function watermarkSetsFromConfig(path: string, model?: string): Pro
   const config = loadConfig(path);
   const models = config.models.map((m) => m.name).filter((m) => !model || m === model);
   if (model && models.length === 0) fail("bad-input", `--victim: ${path} has no model "${model}"`, `one of ${config.models.map((m) => m.name).join(", ")}`);
+  const { openStore } = await import("../gateway/stores/open-store.js");
   const store = await openStore(config.store);
   try {
     const sets: WatermarkSet[] = [];
@@ -147,6 +147,7 @@ export interface DatasetInferenceReport extends DatasetInferenceEvidence {
 
 /** Dataset inference: the suspect's margins on the victim's private training rows against held-out rows. */
 export async function verifyDatasetInference(victimUri: string, suspect: ScoredSuspect, o: { alpha: number; samples: number; seed: number }): Promise<DatasetInferenceReport> {
+  const { loadModel } = await import("../models/load.js");
   const victim = await loadModel(victimUri);
   try {
     const m = victim.manifest;
