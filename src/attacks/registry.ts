@@ -11,8 +11,6 @@ import { semiSupervised } from "./semi-supervised.js";
 import { encoderStealing } from "./encoder-stealing.js";
 import { reluExtraction } from "./relu-extraction.js";
 
-export { ATTACK_NAMES };
-
 /** Every attack `heist steal --attack` knows, by name. */
 export const ATTACKS: Record<string, Attack> = {
   [equationSolving.name]: equationSolving as unknown as Attack,
