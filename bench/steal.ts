@@ -141,6 +141,8 @@ const fashionSurrogate = { arch: { kind: "mlp", hidden: [256, 128] }, epochs: 60
 const activeDistilled = { strategy: "margin", rounds: 20, distil: 8 };
 /** The best strategy measured at 5k: the same with the distillation members and final surrogate trained for 120 epochs. */
 const activeDistilledLonger = { ...activeDistilled, distilEpochs: 120 };
+/** The same at 480 epochs: each member fits its 5k answers closer (a better ensemble) and the final surrogate fits the ensemble closer. */
+const activeDistilled480 = { ...activeDistilled, distilEpochs: 480 };
 
 if (parts.includes("fashion")) {
   const victim = await loadModel("zoo://fashion-mlp");
@@ -155,6 +157,7 @@ if (parts.includes("fashion")) {
     ["semi-supervised", "semi-supervised", { epochs: 60 }],
     ["active-margin-distilled", "active", activeDistilled],
     ["active-margin-distilled-120", "active", activeDistilledLonger, [5000]],
+    ["active-margin-distilled-480", "active", activeDistilled480, [5000]],
   ];
   // FASHION_STRATEGIES=a,b runs only those rows (recorded as steal-fashion-a-b).
   const only = process.env.FASHION_STRATEGIES?.split(",");
