@@ -139,7 +139,7 @@ async function fashionTable(served: string, victim: Awaited<ReturnType<typeof lo
 const fashionSurrogate = { arch: { kind: "mlp", hidden: [256, 128] }, epochs: 60, schedule: "cosine" };
 /** Margin in 20 rounds, then the unasked pool rows distilled by 8 surrogates. */
 const activeDistilled = { strategy: "margin", rounds: 20, distil: 8 };
-/** The best strategy measured at 5k: the same with the distillation members and final surrogate trained for 120 epochs. */
+/** The same with the distillation members and final surrogate trained for 120 epochs (what fashion-seeds compares with random at 20k). */
 const activeDistilledLonger = { ...activeDistilled, distilEpochs: 120 };
 /** The same at 480 epochs: each member fits its 5k answers closer (a better ensemble) and the final surrogate fits the ensemble closer. */
 const activeDistilled480 = { ...activeDistilled, distilEpochs: 480 };
