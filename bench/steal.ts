@@ -141,10 +141,8 @@ async function fashionTable(served: string, victim: Awaited<ReturnType<typeof lo
 const fashionSurrogate = { arch: { kind: "mlp", hidden: [256, 128] }, epochs: 60, schedule: "cosine" };
 /** Margin in 20 rounds, then the unasked pool rows distilled by 8 surrogates. */
 const activeDistilled = { strategy: "margin", rounds: 20, distil: 8 };
-/** The same with the distillation members and final surrogate trained for 120 epochs. */
-const activeDistilledLonger = { ...activeDistilled, distilEpochs: 120 };
-/** The same at 480 epochs: each member fits its 5k answers closer (a better ensemble) and the final surrogate fits the ensemble closer. */
-const activeDistilled480 = { ...activeDistilled, distilEpochs: 480 };
+/** The same with the distillation members and final surrogate trained for `distilEpochs` (at 480 each member fits its 5k answers closer and the final surrogate fits their ensemble closer). */
+const activeDistilledAt = (distilEpochs: number) => ({ ...activeDistilled, distilEpochs });
 const seedsDistilEpochs = Number(process.env.FASHION_SEEDS_DISTIL_EPOCHS ?? 120);
 
 if (parts.includes("fashion")) {
@@ -159,8 +157,8 @@ if (parts.includes("fashion")) {
     ["active-k-center", "active", { strategy: "k-center", rounds: 5 }],
     ["semi-supervised", "semi-supervised", { epochs: 60 }],
     ["active-margin-distilled", "active", activeDistilled],
-    ["active-margin-distilled-120", "active", activeDistilledLonger, [5000]],
-    ["active-margin-distilled-480", "active", activeDistilled480, [5000]],
+    ["active-margin-distilled-120", "active", activeDistilledAt(120), [5000]],
+    ["active-margin-distilled-480", "active", activeDistilledAt(480), [5000]],
   ];
   // FASHION_STRATEGIES=a,b runs only those rows (recorded as steal-fashion-a-b).
   const only = process.env.FASHION_STRATEGIES?.split(",");
@@ -195,7 +193,7 @@ if (parts.includes("fashion-seeds")) {
   const seeds = (process.env.FASHION_SEEDS ?? "11,12,13").split(",").map(Number);
   const bySeed: Record<number, Record<string, Record<string, number>>> = {};
   const random: Strategy = ["knockoff-natural", "knockoff", { pool: "natural" }, [20_000]];
-  const best: Strategy = [`active-margin-distilled-${seedsDistilEpochs}`, "active", { ...activeDistilled, distilEpochs: seedsDistilEpochs }, [5000]];
+  const best: Strategy = [`active-margin-distilled-${seedsDistilEpochs}`, "active", activeDistilledAt(seedsDistilEpochs), [5000]];
   for (const seed of seeds) bySeed[seed] = await fashionTable("fashion-30k", victim, pool.x, test.x, test.y, fashionSurrogate, [random, best], seed);
   const mean = (label: string, budget: number) => seeds.reduce((m, seed) => m + bySeed[seed][label][`fidelity@${budget}`] / seeds.length, 0);
   figures.fashionMlpLargePoolSeeds = { surrogate: fashionSurrogate, active: best[2], bySeed, meanRandomAt20k: mean(random[0], 20_000), meanActiveAt5k: mean(best[0], 5000) };
