@@ -144,6 +144,11 @@ const activeDistilled = { strategy: "margin", rounds: 20, distil: 8 };
 /** The same with the distillation members and final surrogate trained for `distilEpochs` (at 480 each member fits its 5k answers closer and the final surrogate fits their ensemble closer). */
 const activeDistilledAt = (distilEpochs: number) => ({ ...activeDistilled, distilEpochs });
 const seedsDistilEpochs = Number(process.env.FASHION_SEEDS_DISTIL_EPOCHS ?? 120);
+// FASHION_SEEDS_STUDENT=EPOCHSxBATCH trains the final surrogate alone for its own epochs and batch size.
+const seedsStudent = process.env.FASHION_SEEDS_STUDENT?.match(/^(\d+)x(\d+)$/);
+if (process.env.FASHION_SEEDS_STUDENT && !seedsStudent) throw new Error(`FASHION_SEEDS_STUDENT=${process.env.FASHION_SEEDS_STUDENT}: write epochs x batch size, e.g. 120x32`);
+const seedsVariant = `${seedsDistilEpochs}${seedsStudent ? `-student-${seedsStudent[0]}` : ""}`;
+const seedsActive = { ...activeDistilledAt(seedsDistilEpochs), ...(seedsStudent && { studentEpochs: Number(seedsStudent[1]), studentBatchSize: Number(seedsStudent[2]) }) };
 
 if (parts.includes("fashion")) {
   const victim = await loadModel("zoo://fashion-mlp");
@@ -187,13 +192,14 @@ if (parts.includes("fashion-seeds")) {
   // Not in the default run: npm run bench:steal -- fashion-seeds (FASHION_SEEDS=11,12,13). The
   // large-pool comparison, random at 20k against the best strategy at 5k, repeated over seeds: one
   // seed's noise (0.1 to 0.2 points) is the size of the gap. FASHION_SEEDS_DISTIL_EPOCHS sets the
-  // distillation's epochs (120; 480, the best at 5k in the fashion part, was worse here on seed 11).
+  // distillation's epochs (120; 480, the best at 5k in the fashion part, was worse here on seed 11),
+  // FASHION_SEEDS_STUDENT the final surrogate's own epochs and batch size.
   const victim = await loadModel("zoo://fashion-mlp-30k");
   const { pool, test } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 2 });
   const seeds = (process.env.FASHION_SEEDS ?? "11,12,13").split(",").map(Number);
   const bySeed: Record<number, Record<string, Record<string, number>>> = {};
   const random: Strategy = ["knockoff-natural", "knockoff", { pool: "natural" }, [20_000]];
-  const best: Strategy = [`active-margin-distilled-${seedsDistilEpochs}`, "active", activeDistilledAt(seedsDistilEpochs), [5000]];
+  const best: Strategy = [`active-margin-distilled-${seedsVariant}`, "active", seedsActive, [5000]];
   for (const seed of seeds) bySeed[seed] = await fashionTable("fashion-30k", victim, pool.x, test.x, test.y, fashionSurrogate, [random, best], seed);
   const mean = (label: string, budget: number) => seeds.reduce((m, seed) => m + bySeed[seed][label][`fidelity@${budget}`] / seeds.length, 0);
   figures.fashionMlpLargePoolSeeds = { surrogate: fashionSurrogate, active: best[2], bySeed, meanRandomAt20k: mean(random[0], 20_000), meanActiveAt5k: mean(best[0], 5000) };
@@ -404,13 +410,13 @@ const full = parts.join() === ALL_PARTS.join();
 // The environment settings that narrowed a part, for the recorded command.
 const partSettings: Record<string, string[]> = {
   fashion: ["FASHION_STRATEGIES"],
-  "fashion-seeds": ["FASHION_SEEDS", "FASHION_SEEDS_DISTIL_EPOCHS"],
+  "fashion-seeds": ["FASHION_SEEDS", "FASHION_SEEDS_DISTIL_EPOCHS", "FASHION_SEEDS_STUDENT"],
   encoder: ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS"],
   semi: ["SEMI_QUERIES", "SEMI_SEEDS"],
   upgrade: ["UPGRADE_VICTIMS", "UPGRADE_EPOCHS", "UPGRADE_COPIES", "UPGRADE_REPEATS"],
 };
 const settings = parts.flatMap((p) => partSettings[p] ?? []).filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
 const narrowed = parts.includes("fashion") && process.env.FASHION_STRATEGIES;
-const seedsSuffix = parts.includes("fashion-seeds") ? `-${seedsDistilEpochs}` : "";
+const seedsSuffix = parts.includes("fashion-seeds") ? `-${seedsVariant}` : "";
 await record(`steal${full ? "" : "-" + parts.join("-")}${narrowed ? "-" + narrowed.split(",").join("-") : ""}${seedsSuffix}`, `${settings}npm run bench:steal${full ? "" : " -- " + parts.join(" ")}`, figures);
 process.exit(0);

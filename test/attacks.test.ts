@@ -147,8 +147,8 @@ describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () =>
   it("labels every pool row the victim was not asked about with an ensemble, for no query, deterministically", async () => {
     const victim = await loadModel("zoo://digits-mlp");
     const { pool, test } = loadSplits("digits", { seed: 0 });
-    const run = (distil: number, answers: "probabilities" | "label" = "probabilities", distilEpochs?: number) =>
-      steal(modelOracle(victim.model, { kind: answers, k: 1 }), { attack: active, options: { strategy: "margin", rounds: 3, epochs: 30, distil, distilEpochs }, limits: { rows: 120 }, seed: 7, pool: pool.x });
+    const run = (distil: number, answers: "probabilities" | "label" = "probabilities", distilEpochs?: number, student: object = {}) =>
+      steal(modelOracle(victim.model, { kind: answers, k: 1 }), { attack: active, options: { strategy: "margin", rounds: 3, epochs: 30, distil, distilEpochs, ...student }, limits: { rows: 120 }, seed: 7, pool: pool.x });
     const plain = await run(0);
     const distilled = await run(3);
     expect(distilled.spent.rows).toBe(120);
@@ -167,6 +167,13 @@ describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () =>
     const longer = await run(3, "probabilities", 60);
     expect(await probs(longer)).not.toEqual(await probs(distilled));
     expect(await fidelity(longer)).toBeGreaterThan(await fidelity(plain));
+    // The final surrogate's own epochs and batch size: by default the members', otherwise a surrogate of its own.
+    expect(await probs(await run(3, "probabilities", 60, { studentEpochs: 60, studentBatchSize: 64 }))).toEqual(await probs(longer));
+    for (const student of [{ studentEpochs: 30 }, { studentBatchSize: 32 }]) {
+      const own = await run(3, "probabilities", 60, student);
+      expect(await probs(own)).not.toEqual(await probs(longer));
+      expect(await fidelity(own)).toBeGreaterThan(await fidelity(plain));
+    }
   }, 180_000);
 
   it("spreads a round's least-sure batch out in input space with diversify", async () => {

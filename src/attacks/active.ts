@@ -37,6 +37,13 @@ const Options = SurrogateOptions.extend({
    */
   distilEpochs: z.number().int().positive().optional(),
   /**
+   * Epochs and batch size of the final surrogate alone (defaults: `distilEpochs` or `epochs`, and `batchSize`): members trained on only the answers
+   * want many passes, while the final surrogate, which learns from every pool row, overfits their ensemble at as many.
+   * Fashion MLP, 30k pool, seed 11, 8 members at 480 epochs (ensemble 96.30%): the final surrogate 96.04% at 120 epochs, 96.20% at 120 epochs in batches of 32.
+   */
+  studentEpochs: z.number().int().positive().optional(),
+  studentBatchSize: z.number().int().positive().optional(),
+  /**
    * Entropy or margin: of the `diversify` × n least sure candidates, ask the n most spread out in input space (greedy k-center), so that
    * a round does not spend its batch on near-copies of one uncertain region (1: off). After Citovsky et al., "Batch Active Learning at Scale",
    * NeurIPS 2021 (cluster-margin). Fashion MLP, 30k pool, 5k margin answers, at 3: in 5 rounds, the surrogate 94.9% → 95.3% (seed 11) and
@@ -125,7 +132,12 @@ export const active: Attack<typeof Options> = {
       last = await trainSurrogate(ctx, o);
       if (asked === 0) break;
     }
-    const surrogate = await distilOntoPool(ctx, o, last.surrogate, last.classes, takeRows(ctx.pool!, unasked), o.distil, o.distilEpochs);
+    const surrogate = await distilOntoPool(ctx, o, last.surrogate, last.classes, takeRows(ctx.pool!, unasked), {
+      members: o.distil,
+      memberEpochs: o.distilEpochs,
+      studentEpochs: o.studentEpochs ?? o.distilEpochs,
+      studentBatchSize: o.studentBatchSize,
+    });
     return { surrogate, architecture: o.arch, details: { rounds: round, strategy: o.strategy, answered: ctx.oracle.size, distilledRows: o.distil > 0 ? unasked.length : 0 } };
   },
 };

@@ -24,31 +24,39 @@ function answerRows(ctx: AttackContext, k: number, soft: boolean): Batch {
   return { data: targetRows(labels, Int32Array.from(labels.keys()), k), shape: [labels.length, k] };
 }
 
+/** How the unasked rows are labelled and learnt: ensemble size, and epochs (default: the surrogate's) and batch size of members and of the final surrogate. */
+export interface Distillation {
+  members: number;
+  memberEpochs?: number;
+  studentEpochs?: number;
+  studentBatchSize?: number;
+}
+
 /**
  * `members` surrogates in all label `unasked`; returns the surrogate trained on the answers plus those
- * labels (or `first` when nothing is unasked). Every member and the final surrogate train for
- * `epochs`; `first` (already trained on every answer for the surrogate's own epochs) is the first
- * member when those are the same.
+ * labels (or `first` when nothing is unasked). `first` (already trained on every answer for the
+ * surrogate's own epochs) is the first member when members train for those epochs too.
  */
-export async function distilOntoPool(ctx: AttackContext, o: z.infer<typeof SurrogateOptions>, first: Model, k: number, unasked: Batch, members: number, epochs = o.epochs): Promise<Model> {
+export async function distilOntoPool(ctx: AttackContext, o: z.infer<typeof SurrogateOptions>, first: Model, k: number, unasked: Batch, d: Distillation): Promise<Model> {
   const n = rowsOf(unasked);
+  const { members, memberEpochs = o.epochs, studentEpochs = o.epochs, studentBatchSize = o.batchSize } = d;
   if (n === 0 || members < 1) return first;
   const { x } = ctx.oracle.entries();
   const answers = answerRows(ctx, k, o.soft);
   const guess = new Float32Array(n * k);
   const add = (p: Batch) => p.data.forEach((v, i) => (guess[i] += v / members));
-  const reuseFirst = epochs === o.epochs;
+  const reuseFirst = memberEpochs === o.epochs;
   if (reuseFirst) add(await first.predict(unasked));
   first.dispose();
   for (let m = reuseFirst ? 1 : 0; m < members; m++) {
     ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `distillation: ensemble member ${m + 1} of ${members}` });
     const member = tfjsModel(buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed + 100 * m), "probabilities");
-    await fitSurrogate(member.net, x, answers, k, o, ctx.seed + 100 * m, epochs);
+    await fitSurrogate(member.net, x, answers, k, o, ctx.seed + 100 * m, memberEpochs);
     add(await member.predict(unasked));
     member.dispose();
   }
   ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `distillation: ${rowsOf(x)} answers + ${n} unasked rows` });
   const student = buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed + 1);
-  await fitSurrogate(student, concatRows([x, unasked]), concatRows([answers, { data: guess, shape: [n, k] }]), k, o, ctx.seed + 1, epochs);
+  await fitSurrogate(student, concatRows([x, unasked]), concatRows([answers, { data: guess, shape: [n, k] }]), k, { ...o, batchSize: studentBatchSize }, ctx.seed + 1, studentEpochs);
   return tfjsModel(student, "probabilities");
 }
