@@ -37,8 +37,8 @@ const Options = SurrogateOptions.extend({
    */
   distilEpochs: z.number().int().positive().optional(),
   /**
-   * Epochs and batch size of the final surrogate alone (defaults: `distilEpochs` or `epochs`, and `batchSize`): members trained on only the answers
-   * want many passes, while the final surrogate, which learns from every pool row, overfits their ensemble at as many.
+   * Epochs and batch size of the final surrogate alone (defaults: `distilEpochs` or `epochs`, and `batchSize`): members learn from only the answers
+   * and want many passes; the final surrogate sees every pool row (in process, seed 11: 96.01 / 96.04 / 95.95% at 60 / 120 / 240 epochs from one teacher).
    * Fashion MLP, 30k pool, 8 members at 480 epochs: in process on seed 11 (ensemble 96.30%) the final surrogate 96.04% at 120 epochs, 96.20% at 120 in batches of 32;
    * over HTTP at 120 in batches of 32, seeds 11-13, 96.11 / 96.00 / 96.07% (mean 96.06%, the same as with members and final surrogate at 120 in batches of 64).
    */
