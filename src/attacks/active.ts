@@ -136,7 +136,7 @@ export const active: Attack<typeof Options> = {
     const surrogate = await distilOntoPool(ctx, o, last.surrogate, last.classes, takeRows(ctx.pool!, unasked), {
       members: o.distil,
       memberEpochs: o.distilEpochs,
-      studentEpochs: o.studentEpochs ?? o.distilEpochs,
+      studentEpochs: o.studentEpochs,
       studentBatchSize: o.studentBatchSize,
     });
     return { surrogate, architecture: o.arch, details: { rounds: round, strategy: o.strategy, answered: ctx.oracle.size, distilledRows: o.distil > 0 ? unasked.length : 0 } };

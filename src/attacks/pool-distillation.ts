@@ -24,7 +24,7 @@ function answerRows(ctx: AttackContext, k: number, soft: boolean): Batch {
   return { data: targetRows(labels, Int32Array.from(labels.keys()), k), shape: [labels.length, k] };
 }
 
-/** How the unasked rows are labelled and learnt: ensemble size, and epochs (default: the surrogate's) and batch size of members and of the final surrogate. */
+/** How the unasked rows are labelled and learnt: ensemble size; members' epochs (default: the surrogate's); the final surrogate's epochs (default: the members') and batch size. */
 export interface Distillation {
   members: number;
   memberEpochs?: number;
@@ -39,7 +39,7 @@ export interface Distillation {
  */
 export async function distilOntoPool(ctx: AttackContext, o: z.infer<typeof SurrogateOptions>, first: Model, k: number, unasked: Batch, d: Distillation): Promise<Model> {
   const n = rowsOf(unasked);
-  const { members, memberEpochs = o.epochs, studentEpochs = o.epochs, studentBatchSize = o.batchSize } = d;
+  const { members, memberEpochs = o.epochs, studentEpochs = memberEpochs, studentBatchSize = o.batchSize } = d;
   if (n === 0 || members < 1) return first;
   const { x } = ctx.oracle.entries();
   const answers = answerRows(ctx, k, o.soft);
