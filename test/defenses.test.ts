@@ -21,6 +21,7 @@ import { saveModel } from "../src/models/store.js";
 import { call, startGateway, type Running } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";
 import { join } from "node:path";
+import { createHash } from "node:crypto";
 
 process.env.HEIST_ZOO_DIR ??= tempDir("heist-zoo-");
 
@@ -211,7 +212,9 @@ describe("defences in the gateway", () => {
     const token = first.headers["heist-pow-challenge"] as string;
     expect(first.json.bits).toBe(4 + 3); // the base for 8 rows: 4 + log2(8)
     const proof = proveWork(token);
-    expect((await send(`${token}:not-a-solution`)).json.detail).toMatch(/does not solve/);
+    // A nonce whose hash starts with a one bit: a fixed wrong nonce would solve 1 challenge in 2^7.
+    const wrong = Array.from({ length: 64 }, (_, i) => `wrong-${i}`).find((n) => createHash("sha256").update(`${token}:${n}`).digest()[0] >= 0x80);
+    expect((await send(`${token}:${wrong}`)).json.detail).toMatch(/does not solve/);
     expect((await send(proof, (await g.client("work", 10)).key)).json.detail).toMatch(/another client/);
     expect((await send(proof, c.key, 16)).json.detail).toMatch(/covers 8 rows/);
     const ok = await send(proof);
