@@ -147,8 +147,11 @@ const seedsDistilEpochs = Number(process.env.FASHION_SEEDS_DISTIL_EPOCHS ?? 120)
 // FASHION_SEEDS_STUDENT=EPOCHSxBATCH trains the final surrogate alone for its own epochs and batch size.
 const seedsStudent = process.env.FASHION_SEEDS_STUDENT?.match(/^(\d+)x(\d+)$/);
 if (process.env.FASHION_SEEDS_STUDENT && !seedsStudent) throw new Error(`FASHION_SEEDS_STUDENT=${process.env.FASHION_SEEDS_STUDENT}: write epochs x batch size, e.g. 120x32`);
-const seedsVariant = `${seedsDistilEpochs}${seedsStudent ? `-student-${seedsStudent[0]}` : ""}`;
-const seedsActive = { ...activeDistilledAt(seedsDistilEpochs), ...(seedsStudent && { studentEpochs: Number(seedsStudent[1]), studentBatchSize: Number(seedsStudent[2]) }) };
+// FASHION_SEEDS_FINAL=ensemble keeps the members, merged into one network, as the stolen model.
+const seedsFinal = process.env.FASHION_SEEDS_FINAL ?? "student";
+if (!["student", "ensemble"].includes(seedsFinal)) throw new Error(`FASHION_SEEDS_FINAL=${seedsFinal}: write student or ensemble`);
+const seedsVariant = `${seedsDistilEpochs}${seedsStudent ? `-student-${seedsStudent[0]}` : ""}${seedsFinal === "ensemble" ? "-ensemble" : ""}`;
+const seedsActive = { ...activeDistilledAt(seedsDistilEpochs), final: seedsFinal, ...(seedsStudent && { studentEpochs: Number(seedsStudent[1]), studentBatchSize: Number(seedsStudent[2]) }) };
 
 if (parts.includes("fashion")) {
   const victim = await loadModel("zoo://fashion-mlp");
@@ -164,6 +167,7 @@ if (parts.includes("fashion")) {
     ["active-margin-distilled", "active", activeDistilled],
     ["active-margin-distilled-120", "active", activeDistilledAt(120), [5000]],
     ["active-margin-distilled-480", "active", activeDistilledAt(480), [5000]],
+    ["active-margin-ensemble-480", "active", { ...activeDistilledAt(480), final: "ensemble" }, [5000]],
   ];
   // FASHION_STRATEGIES=a,b runs only those rows (recorded as steal-fashion-a-b).
   const only = process.env.FASHION_STRATEGIES?.split(",");

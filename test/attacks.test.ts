@@ -176,6 +176,29 @@ describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () =>
     }
   }, 180_000);
 
+  it("returns the ensemble itself merged into one network with final: ensemble, and refuses a surrogate it cannot merge before asking", async () => {
+    const victim = await loadModel("zoo://digits-mlp");
+    const { pool, test } = loadSplits("digits", { seed: 0 });
+    const options = { strategy: "margin", rounds: 3, epochs: 30, arch: { kind: "mlp", hidden: [32] }, distil: 3 };
+    const run = (extra: object, oracle = modelOracle(victim.model)) => steal(oracle, { attack: active, options: { ...options, ...extra }, limits: { rows: 120 }, seed: 7, pool: pool.x });
+    const student = await run({});
+    const ensemble = await run({ final: "ensemble" });
+    expect(ensemble.spent.rows).toBe(120);
+    expect(student.result.architecture).toMatchObject({ kind: "mlp", hidden: [32] });
+    expect(ensemble.result.architecture).toMatchObject({ kind: "mlp", hidden: [96] });
+    const fidelity = async (o: typeof student) => (await fidelityReport(victim.model, o.result.surrogate, { test: test.x, uniformRows: 100 })).rTest;
+    const single = await run({ distil: 0 });
+    expect(await fidelity(ensemble)).toBeGreaterThan(await fidelity(single));
+    const probs = async (o: typeof student) => Array.from((await o.result.surrogate.predict(test.x)).data);
+    expect(await probs(await run({ final: "ensemble" }))).toEqual(await probs(ensemble));
+    // A convolutional surrogate cannot be merged exactly: refused before the first query is paid for.
+    const victimOracle = modelOracle(victim.model);
+    let asked = 0;
+    const counting = { inputShape: victimOracle.inputShape, query: (x: Batch) => (asked += x.shape[0], victimOracle.query(x)) };
+    await expect(run({ final: "ensemble", arch: { kind: "cnn" } }, counting)).rejects.toThrow(/final: "ensemble" merges mlp or softmax/);
+    expect(asked).toBe(0);
+  }, 120_000);
+
   it("spreads a round's least-sure batch out in input space with diversify", async () => {
     const victim = await loadModel("zoo://digits-mlp");
     const { pool } = loadSplits("digits", { seed: 0 });

@@ -18,6 +18,7 @@ import { permutation, rng } from "../core/rng.js";
 import type { Attack } from "./attack.js";
 import { askAll, SurrogateOptions, trainSurrogate } from "./knockoff.js";
 import { distilOntoPool } from "./pool-distillation.js";
+import { canMerge } from "../models/ensemble.js";
 
 const Options = SurrogateOptions.extend({
   strategy: z.enum(["entropy", "margin", "k-center", "random"]).default("entropy"),
@@ -44,6 +45,12 @@ const Options = SurrogateOptions.extend({
    */
   studentEpochs: z.number().int().positive().optional(),
   studentBatchSize: z.number().int().positive().optional(),
+  /**
+   * With `distil`, what the attack returns: a surrogate of the chosen architecture trained on the answers and the ensemble's labels for the
+   * unasked rows ("student"), or the ensemble itself, its members merged into one network `distil` times as wide that averages their
+   * logits ("ensemble"; mlp and softmax only; no final training, the unasked rows unused).
+   */
+  final: z.enum(["student", "ensemble"]).default("student"),
   /**
    * Entropy or margin: of the `diversify` × n least sure candidates, ask the n most spread out in input space (greedy k-center), so that
    * a round does not spend its batch on near-copies of one uncertain region (1: off). After Citovsky et al., "Batch Active Learning at Scale",
@@ -102,6 +109,7 @@ export const active: Attack<typeof Options> = {
   options: Options,
   async run(ctx, o) {
     if (!ctx.pool) fail("bad-input", "active learning picks from the attacker's own data", "--pool DATASET");
+    if (o.final === "ensemble" && !canMerge(o.arch)) fail("bad-input", `final: "ensemble" merges mlp or softmax surrogates, not ${o.arch.kind}`, `final: "student" or an mlp arch`);
     const total = (Number.isFinite(ctx.budget.remaining()) ? ctx.budget.remaining() : o.queries) + ctx.oracle.size;
     const r = rng(ctx.seed);
     const order = permutation(rowsOf(ctx.pool!), r);
@@ -133,12 +141,13 @@ export const active: Attack<typeof Options> = {
       last = await trainSurrogate(ctx, o);
       if (asked === 0) break;
     }
-    const surrogate = await distilOntoPool(ctx, o, last.surrogate, last.classes, takeRows(ctx.pool!, unasked), {
+    const final = await distilOntoPool(ctx, o, last.surrogate, last.classes, takeRows(ctx.pool!, unasked), {
       members: o.distil,
       memberEpochs: o.distilEpochs,
       studentEpochs: o.studentEpochs,
       studentBatchSize: o.studentBatchSize,
+      final: o.final,
     });
-    return { surrogate, architecture: o.arch, details: { rounds: round, strategy: o.strategy, answered: ctx.oracle.size, distilledRows: o.distil > 0 ? unasked.length : 0 } };
+    return { surrogate: final.model, architecture: final.arch, details: { rounds: round, strategy: o.strategy, answered: ctx.oracle.size, distilledRows: o.distil > 0 ? unasked.length : 0 } };
   },
 };
