@@ -59,6 +59,21 @@ describe("heist steal", () => {
     expect(JSON.parse(e.stdout).accuracy).toBe(result.accuracy);
   }, 60_000);
 
+  it("steals with active learning over HTTP and saves its merged ensemble as one model that evaluates the same", async () => {
+    const c = await g.client("paid", 5);
+    const out = join(tempDir(), "run");
+    const options = { strategy: "margin", rounds: 3, epochs: 60, arch: { kind: "mlp", hidden: [32] }, distil: 3, final: "ensemble" };
+    const r = await heist("steal", "--target", g.url, "--model", "mlp", "--key", c.key, "--attack", "active", "--budget", "150", "--pool", "digits",
+      "--options", JSON.stringify(options), "--eval", "digits", "--victim", "zoo://digits-mlp", "--out", out, "--json");
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result.rows).toBe(150);
+    expect(result.fidelityTest).toBeGreaterThan(0.7); // one such network alone, in process: 0.72; the three merged: 0.77
+    expect(JSON.parse(readFileSync(join(out, "model", "manifest.json"), "utf8")).architecture).toMatchObject({ kind: "mlp", hidden: [96] });
+    const e = await heist("eval", "--model", join(out, "model"), "--dataset", "digits", "--json");
+    expect(JSON.parse(e.stdout).accuracy).toBe(result.accuracy);
+  }, 60_000);
+
   it("stops at the victim's quota, keeps what it paid for, and resumes later", async () => {
     const c = await g.client("tight");
     const out = join(tempDir(), "run");
