@@ -197,7 +197,7 @@ if (parts.includes("fashion-seeds")) {
   // large-pool comparison, random at 20k against the best strategy at 5k, repeated over seeds: one
   // seed's noise (0.1 to 0.2 points) is the size of the gap. FASHION_SEEDS_DISTIL_EPOCHS sets the
   // distillation's epochs (120; 480, the best at 5k in the fashion part, was worse here on seed 11),
-  // FASHION_SEEDS_STUDENT the final surrogate's own epochs and batch size.
+  // FASHION_SEEDS_STUDENT the final surrogate's own epochs and batch size, FASHION_SEEDS_FINAL=ensemble the members merged instead.
   const victim = await loadModel("zoo://fashion-mlp-30k");
   const { pool, test } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 2 });
   const seeds = (process.env.FASHION_SEEDS ?? "11,12,13").split(",").map(Number);
@@ -414,7 +414,7 @@ const full = parts.join() === ALL_PARTS.join();
 // The environment settings that narrowed a part, for the recorded command.
 const partSettings: Record<string, string[]> = {
   fashion: ["FASHION_STRATEGIES"],
-  "fashion-seeds": ["FASHION_SEEDS", "FASHION_SEEDS_DISTIL_EPOCHS", "FASHION_SEEDS_STUDENT"],
+  "fashion-seeds": ["FASHION_SEEDS", "FASHION_SEEDS_DISTIL_EPOCHS", "FASHION_SEEDS_STUDENT", "FASHION_SEEDS_FINAL"],
   encoder: ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS"],
   semi: ["SEMI_QUERIES", "SEMI_SEEDS"],
   upgrade: ["UPGRADE_VICTIMS", "UPGRADE_EPOCHS", "UPGRADE_COPIES", "UPGRADE_REPEATS"],
