@@ -4,11 +4,12 @@
  * side by side over the shared input, later hidden layers are block-diagonal (each member's units see
  * only its own), and the logit layer sums each member's contribution divided by their count. The
  * result is exact and is a plain MLP n times as wide, so it is saved, served and exported like any
- * other network.
+ * other heist MLP.
  */
 import { fail } from "../core/errors.js";
 import type { Architecture } from "./architecture.js";
-import { tf } from "./tf.js";
+import { denseLayers, denseWeights, setDenseWeights } from "./dense-net.js";
+import type { tf } from "./tf.js";
 import { buildClassifier } from "./zoo.js";
 
 export const canMerge = (arch: Architecture) => arch.kind === "mlp" || arch.kind === "softmax";
@@ -24,12 +25,11 @@ interface Dense {
   cols: number;
 }
 
-function denseLayers(net: tf.LayersModel): Dense[] {
-  return net.layers.filter((l) => l.getClassName() === "Dense").map((l) => {
-    const [k, b] = l.getWeights();
-    const [rows, cols] = k.shape as [number, number];
-    return { kernel: k.dataSync() as Float32Array, bias: b.dataSync() as Float32Array, rows, cols };
-  });
+function layersOf(net: tf.LayersModel): Dense[] {
+  const shapes = denseLayers(net);
+  if (!shapes) fail("unsupported", "only networks of dense layers can be merged into one");
+  const weights = denseWeights(net);
+  return shapes!.map((l, i) => ({ kernel: weights[2 * i], bias: weights[2 * i + 1], rows: l.inputs, cols: l.units }));
 }
 
 /** One layer of the merged network from the members' same layer: its inputs are shared (first layer) or stacked, its outputs stacked (hidden) or averaged (logits). */
@@ -54,13 +54,10 @@ function mergeLayer(layers: Dense[], sharedInput: boolean, averagedOutput: boole
 export function mergeClassifiers(members: tf.LayersModel[], arch: Architecture, inputShape: readonly number[], classes: number): tf.LayersModel {
   if (!canMerge(arch)) fail("unsupported", `only mlp and softmax networks can be merged into one, not ${arch.kind}`);
   if (members.length === 0) fail("bad-input", "no network to merge");
-  const perMember = members.map(denseLayers);
+  const perMember = members.map(layersOf);
   const depth = perMember[0].length;
   const merged = buildClassifier(mergedArchitecture(arch, members.length), inputShape, classes, 0);
-  const targets = merged.layers.filter((l) => l.getClassName() === "Dense");
-  for (let j = 0; j < depth; j++) {
-    const layer = mergeLayer(perMember.map((layers) => layers[j]), j === 0, j === depth - 1);
-    tf.tidy(() => targets[j].setWeights([tf.tensor2d(layer.kernel, [layer.rows, layer.cols]), tf.tensor1d(layer.bias)]));
-  }
+  const layers = Array.from({ length: depth }, (_, j) => mergeLayer(perMember.map((own) => own[j]), j === 0, j === depth - 1));
+  setDenseWeights(merged, layers.flatMap((l) => [l.kernel, l.bias]));
   return merged;
 }
