@@ -27,7 +27,7 @@ describe("merging classifiers into one network", () => {
       const got = merged.predict(x) as tf.Tensor;
       const want = meanLogits(members, x);
       (got.arraySync() as number[][]).forEach((row, i) => row.forEach((v, j) => expect(v).toBeCloseTo(want[i][j], 5)));
-      // Not one member's answer, nor the mean of their probabilities, passed off as the merge.
+      // Not merely the first member's answer passed off as the merge.
       const first = (members[0].predict(x) as tf.Tensor).arraySync() as number[][];
       expect(Math.max(...first.flatMap((row, i) => row.map((v, j) => Math.abs(v - want[i][j]))))).toBeGreaterThan(1e-3);
       const params = (n: tf.LayersModel) => n.countParams();
