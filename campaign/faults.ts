@@ -26,8 +26,8 @@ interface Seen { status: number; id?: string; type?: string; at: number; replica
 
 /**
  * `n` clients, each sending one request after another to the replicas in turn, until `stop()`. Each
- * request carries an Idempotency-Key and is retried with it (on the next replica) after a 503 or a
- * lost connection, as heist's own oracle does, so its ledger row is `idem:<client>:<key>`.
+ * request carries an Idempotency-Key and is retried with it (on the next replica) after a 503, a 409
+ * (an earlier try still holds the key) or a lost connection, as heist's own oracle does, so its ledger row is `idem:<client>:<key>`.
  */
 function loadLoop(urls: () => string[], client: { id: string; key: string }, n: number) {
   const seen: Seen[] = [];
@@ -42,6 +42,10 @@ function loadLoop(urls: () => string[], client: { id: string; key: string }, n: 
         try {
           const r = await call(list[replica], "POST", "/v2/models/iris/infer", { raw: body, headers: { authorization: `Bearer ${client.key}`, "idempotency-key": idempotencyKey }, timeoutMs: 10_000 });
           seen.push({ status: r.status, id: `idem:${client.id}:${idempotencyKey}`, type: r.json?.type, at: Date.now(), replica });
+          if (r.status === 409) { // an earlier try still holds the key (its replica may have died): wait as told, then ask again
+            await sleep(Number(r.headers["retry-after"] ?? 1) * 1000);
+            continue;
+          }
           if (r.status !== 503) break;
         } catch {
           seen.push({ status: 0, at: Date.now(), replica });

@@ -16,6 +16,7 @@ import { HeistError } from "../src/core/errors.js";
 import { parseLabeledCsv } from "../src/data/csv.js";
 import { parseIdx } from "../src/data/idx.js";
 import { ensureZooModel } from "../src/models/load.js";
+import { rawExchange } from "./held-requests.js";
 import { ADMIN, call, fmt, inProcessGateway, table, tempDir, type CampaignOptions, type PartResult } from "./lib.js";
 
 const models = [{ name: "iris", source: "zoo://iris-tree" }, { name: "digits", source: "zoo://digits-softmax" }];
@@ -36,7 +37,9 @@ const inferBody = fc.record({
   rows: fc.integer({ min: 0, max: 300 }),
   width: fc.constantFrom(4, 64, 3, 0),
   datatype: fc.constantFrom("FP32", "FP32", "FP32", "INT64", "BYTES", "fp32", "", "FP64"),
-  mutate: fc.array(fc.constantFrom("shape", "data", "nest", "weird", "extra-input", "no-inputs", "id", "params", "drop-name", "string-data"), { maxLength: 3 }),
+  mutate: fc.array(fc.constantFrom("shape", "data", "nest", "weird", "extra-input", "no-inputs", "id", "params", "drop-name", "string-data", "deep", "f32"), { maxLength: 3 }),
+  depth: fc.oneof(fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1000, max: 30_000 })),
+  f32: fc.array(fc.constantFrom(1e39, -1e39, 3.5e38, 3.4028236e38, 1e308, -1e308, 3.4028234e38, 1e-46), { minLength: 1, maxLength: 4 }),
   shape: fc.array(shapeDim, { maxLength: 5 }),
   weird: fc.array(weirdNumber, { maxLength: 6 }),
   id: fc.oneof(fc.string(), fc.string({ minLength: 190, maxLength: 400 }), fc.integer()),
@@ -55,8 +58,12 @@ const inferBody = fc.record({
     if (m === "params") body.parameters = { binary_data_output: true, x: b.weird };
     if (m === "drop-name") delete input.name;
     if (m === "string-data") input.data = "not an array";
+    if (m === "f32" && Array.isArray(input.data)) input.data.splice(0, b.f32.length, ...b.f32);
   }
-  return JSON.stringify(body).replace(/"(NaN|-?Infinity)"/g, (_, v) => (b.mutate.includes("weird") ? v : `"${v}"`)); // raw NaN/Infinity: not JSON at all
+  let text = JSON.stringify(body);
+  // Data nested `depth` deep (built as text: JSON.stringify itself recurses).
+  if (b.mutate.includes("deep")) text = text.replace(/"data":\[/, `"data":${"[".repeat(b.depth)}`).replace(/\](,"parameters"|\}\])/, (_, rest) => `${"]".repeat(b.depth)}${rest}`);
+  return text.replace(/"(NaN|-?Infinity)"/g, (_, v) => (b.mutate.includes("weird") ? v : `"${v}"`)); // raw NaN/Infinity: not JSON at all
 });
 
 const headerValue = fc.stringMatching(/^[\x20-\x7e]{0,80}$/);
@@ -126,6 +133,60 @@ async function fuzzHttp(runs: number, seed: number): Promise<Stats> {
   if (Math.abs(spent + clientView.json.balance - 0.05) > 1e-9) stats.fiveXX.push(`paid client's balance ${clientView.json.balance} + ledger ${spent} ≠ 0.05 topped up`);
   await g.close();
   return stats;
+}
+
+/**
+ * Raw HTTP/1.1 on a socket, bent where Node's own parser refuses it (request lines, versions, header
+ * names and values, a header of 10–40 KB, Content-Length with Transfer-Encoding, bad chunks), and
+ * large bodies sent without a key: every refusal must be problem+json, never a 5xx, never unanswered.
+ */
+async function fuzzRawHttp(runs: number, seed: number): Promise<Stats & { unanswered: string[]; keylessMs: number; keylessStatuses: string }> {
+  const g = await inProcessGateway({ models, plans, server: { maxBatch: 256, bodyLimitBytes: 256 * 1024, lockout: { maxFailures: 0 } } });
+  const free = await g.client("free");
+  const stats = { cases: 0, byStatus: new Map<number, number>(), fiveXX: [] as string[], dropped: [] as string[], notProblem: [] as string[], unanswered: [] as string[] };
+  const good = JSON.stringify({ inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: [5.1, 3.5, 1.4, 0.2] }] });
+  const caseArb = fc.record({
+    method: fc.constantFrom("GET", "POST", "POST", "PUT", "FOO", "G ET", ""),
+    path: fc.constantFrom("/v2", "/v2/models/iris/infer", "*", "http://x/v2", "/%zz", "/v2/models/iris/infer?x", "", "/a b"),
+    version: fc.constantFrom("HTTP/1.1", "HTTP/1.1", "HTTP/1.0", "HTTP/9.9", "HTTP/1", "HTTX/1.1", "http/1.1", "HTTP/2.0"),
+    host: fc.boolean(),
+    key: fc.boolean(),
+    headers: fc.array(fc.tuple(fc.stringMatching(/^[!-~]{0,16}$/), fc.string({ maxLength: 40 })), { maxLength: 4 }),
+    big: fc.constantFrom(0, 0, 0, 10_000, 20_000, 40_000),
+    framing: fc.constantFrom("none", "length", "length", "both", "chunked", "bad-chunk", "short-length"),
+  });
+  await fc.assert(fc.asyncProperty(caseArb, async (c) => {
+    const lines = [`${c.method} ${c.path} ${c.version}`];
+    if (c.host) lines.push("host: fuzz");
+    if (c.key) lines.push(`authorization: Bearer ${free.key}`);
+    lines.push("content-type: application/json");
+    for (const [k, v] of c.headers) lines.push(`${k}: ${v.replace(/[\r\n]/g, " ")}`);
+    if (c.big) lines.push(`x-big: ${"a".repeat(c.big)}`);
+    let body = "";
+    if (c.framing === "length") { lines.push(`content-length: ${Buffer.byteLength(good)}`); body = good; }
+    if (c.framing === "both") { lines.push(`content-length: ${Buffer.byteLength(good)}`, "transfer-encoding: chunked"); body = `${Buffer.byteLength(good).toString(16)}\r\n${good}\r\n0\r\n\r\n`; }
+    if (c.framing === "chunked") { lines.push("transfer-encoding: chunked"); body = `${Buffer.byteLength(good).toString(16)}\r\n${good}\r\n0\r\n\r\n`; }
+    if (c.framing === "bad-chunk") { lines.push("transfer-encoding: chunked"); body = `zz\r\n${good}\r\n0\r\n\r\n`; }
+    if (c.framing === "short-length") { lines.push("content-length: 3"); body = good; }
+    const r = await rawExchange(g.url, `${lines.join("\r\n")}\r\n\r\n${body}`, { waitMs: 5000 });
+    stats.cases++;
+    stats.byStatus.set(r.status, (stats.byStatus.get(r.status) ?? 0) + 1);
+    const what = `${c.method} ${c.path} ${c.version} (${c.framing}${c.big ? `, ${c.big}-byte header` : ""})`;
+    if (r.status === 0) stats.unanswered.push(what);
+    else if (r.status >= 500) stats.fiveXX.push(`${what} → ${r.status} ${r.text.slice(0, 160)}`);
+    else if (r.status >= 400 && !String(r.headers["content-type"]).startsWith("application/problem+json")) stats.notProblem.push(`${what} → ${r.status} ${r.headers["content-type"]}`);
+  }), { numRuns: runs, seed, endOnFailure: false });
+  // Large bodies without a key, all at once: refused on their headers, before 4 MB each is read or parsed.
+  const started = Date.now();
+  const keyless = await Promise.all(Array.from({ length: 16 }, () => call(g.url, "POST", "/v2/models/iris/infer", { raw: `{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[${"0.5,".repeat(1_000_000)}0.5]}]}` }).catch(() => ({ status: 0, headers: {} as Record<string, string> }))));
+  const keylessMs = Date.now() - started;
+  for (const r of keyless) {
+    stats.byStatus.set(r.status, (stats.byStatus.get(r.status) ?? 0) + 1);
+    if (r.status !== 401 || !String(r.headers["content-type"]).startsWith("application/problem+json")) stats.notProblem.push(`a 4 MB body without a key → ${r.status}`);
+  }
+  const keylessStatuses = [...new Set(keyless.map((r) => r.status))].join(", ");
+  await g.close();
+  return { ...stats, keylessMs, keylessStatuses };
 }
 
 /** A loader property: loading either works or throws a HeistError; anything else is a crash. */
@@ -227,6 +288,11 @@ export async function fuzzPart(o: CampaignOptions): Promise<PartResult> {
     http.notProblem.push(...p.notProblem);
   }
   const httpSeconds = (Date.now() - started) / 1000;
+  const raw = await fuzzRawHttp(o.quick ? 300 : 3000, seed);
+  http.cases += raw.cases;
+  http.fiveXX.push(...raw.fiveXX);
+  http.notProblem.push(...raw.notProblem);
+  const rawStatuses = [...raw.byStatus].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s || "none"}: ${fmt(n)}`).join(", ");
   const emit = process.emitWarning;
   process.emitWarning = () => undefined; // the YAML parser warns about every odd directive it is fed
   const loaders = fuzzLoaders(o.quick ? { config: 600, csv: 600, idx: 600 } : { config: 16_000, csv: 14_000, idx: 14_000 }, seed);
@@ -237,9 +303,11 @@ export async function fuzzPart(o: CampaignOptions): Promise<PartResult> {
   const body = [
     `**${fmt(total)} cases** in all (seed ${seed}).`,
     "",
-    `**HTTP API** — ${fmt(http.cases)} random requests in ${httpSeconds.toFixed(0)} s from ${workers} fast-check runs, each against its own in-process gateway on a loopback socket (SQLite, iris tree + digits softmax, a free and a prepaid plan, 256 KiB body limit, lockout off so that random keys do not lock the fuzzer out — the lockout has its own part): random methods and paths (known routes, random and encoded segments, \`..\`, 300-char segments), content types, keys in either header (valid, wrong secret, random, the admin token), proof-of-work headers, and bodies: OIP v2 infer bodies bent in shape, datatype, data (NaN, ±Infinity raw and as strings, 1e308, -0, 2^53+1, nested, strings, objects), several or no inputs, random JSON, random bytes, truncated JSON, 5,000-deep arrays, \`__proto__\` keys, random admin bodies. After the run a valid request is still served and the prepaid client's balance plus its ledger equals what was topped up.`,
+    `**HTTP API** — ${fmt(http.cases)} random requests in ${httpSeconds.toFixed(0)} s from ${workers} fast-check runs, each against its own in-process gateway on a loopback socket (SQLite, iris tree + digits softmax, a free and a prepaid plan, 256 KiB body limit, lockout off so that random keys do not lock the fuzzer out — the lockout has its own part): random methods and paths (known routes, random and encoded segments, \`..\`, 300-char segments), content types, keys in either header (valid, wrong secret, random, the admin token), proof-of-work headers, and bodies: OIP v2 infer bodies bent in shape, datatype, data (NaN, ±Infinity raw and as strings, 1e308, -0, 2^53+1, values past float32's range such as 1e39 and 3.5e38, nested, nested 1–64 and 1,000–30,000 deep, strings, objects), several or no inputs, random JSON, random bytes, truncated JSON, 5,000-deep arrays, \`__proto__\` keys, random admin bodies. After the run a valid request is still served and the prepaid client's balance plus its ledger equals what was topped up.`,
     "",
     `Statuses seen: ${statuses}.`,
+    "",
+    `**Raw HTTP** — ${fmt(raw.cases)} requests written on a socket, bent where Node's parser refuses them: request lines (unknown methods, \`*\`, absolute and unparsable paths, HTTP/9.9, HTTP/1, HTTX), random header names and values, a 10–40 KB header, Content-Length with Transfer-Encoding, bad chunk sizes, a Content-Length shorter than the body, with and without a key; then 16 bodies of 4 MB without a key at once (answered ${raw.keylessStatuses} in ${fmt(raw.keylessMs)} ms, on the headers). Statuses: ${rawStatuses}; unanswered: ${raw.unanswered.length}.`,
     "",
     table(["loader", "cases", "loaded", "refused with a HeistError (by code)", "other exceptions (crashes)"], loaders.map((l) => [l.name, fmt(l.cases), fmt(l.loaded), [...l.codes].map(([c, n]) => `${c} ${fmt(n)}`).join(", "), l.crashes.length])),
     "",
@@ -254,6 +322,7 @@ export async function fuzzPart(o: CampaignOptions): Promise<PartResult> {
       { name: `≥ 100,000 cases in the full campaign`, ok: o.quick || total >= 100_000, detail: fmt(total) },
       { name: "0 responses 5xx", ok: http.fiveXX.length === 0, detail: http.fiveXX.slice(0, 3).join(" ; ") || "0" },
       { name: "0 dropped connections", ok: http.dropped.length === 0, detail: http.dropped.slice(0, 3).join(" ; ") || "0" },
+      { name: "every raw HTTP request answered (431, malformed HTTP included)", ok: raw.unanswered.length === 0, detail: raw.unanswered.slice(0, 3).join(" ; ") || `${fmt(raw.cases)} answered` },
       { name: "every 4xx is application/problem+json", ok: http.notProblem.length === 0, detail: http.notProblem.slice(0, 3).join(" ; ") || `${fmt([...http.byStatus].filter(([s]) => s >= 400).reduce((a, [, n]) => a + n, 0))} refusals` },
       { name: "0 loader crashes (only HeistErrors)", ok: crashes.length === 0, detail: crashes.slice(0, 3).join(" ; ") || "0" },
     ],

@@ -2,7 +2,7 @@
  * The reliability and security campaign (issue 8): bad input, limits, abuse, faults and load against
  * real gateways on loopback. Each part is bounded in cases and time and writes its figures to
  * docs/reliability.md. Run: npm run campaign [-- [--quick] [--soak-seconds N] [part ...]]
- * Parts, in order: fuzz, limits, abuse, sybil, faults, load.
+ * Parts, in order: fuzz, limits, abuse, idempotency, sybil, faults, load.
  */
 import { refreshPreamble, writeSection, type CampaignOptions, type PartResult, removeTempDirs } from "./lib.js";
 
@@ -10,6 +10,7 @@ const PARTS: Record<string, { budgetSeconds: number; run: (o: CampaignOptions) =
   fuzz: { budgetSeconds: 900, run: async (o) => (await import("./fuzz.js")).fuzzPart(o) },
   limits: { budgetSeconds: 300, run: async (o) => (await import("./limits.js")).limitsPart(o) },
   abuse: { budgetSeconds: 300, run: async (o) => (await import("./abuse.js")).abusePart(o) },
+  idempotency: { budgetSeconds: 300, run: async (o) => (await import("./idempotency.js")).idempotencyPart(o) },
   sybil: { budgetSeconds: 600, run: async (o) => (await import("./sybil.js")).sybilPart(o) },
   faults: { budgetSeconds: 600, run: async (o) => (await import("./faults.js")).faultsPart(o) },
   load: { budgetSeconds: 0, run: async (o) => (await import("./load.js")).loadPart(o) },

@@ -53,7 +53,7 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
   const settle = () => new Promise((r) => setTimeout(r, 300));
 
   const charge = (s: Store, id: string, requestId: string, nowMs = T) =>
-    s.charge({ requestId, clientId: id, keyId: "k", model: "m", rows: 3, plan, nowMs, answerHash: "h" });
+    s.charge({ requestId, clientId: id, keyId: "k", model: "m", rows: 3, plan, nowMs, answerHash: "h", requestHash: "same-ask" });
 
   it("gives back a stale pending charge the ledger lacks, once, and takes it again if the insert lands after all", async () => {
     await a.createClient({ id: "c_crash", name: "crash", plan: "p", nowMs: T });
@@ -103,7 +103,7 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
     expect((await b.usage("c_refused", T)).usedToday).toBe(0);
   });
 
-  it("takes once for a retry (same request id) on another replica while the first try is still in flight", async () => {
+  it("takes once for a retry (same request id) on another replica while the first try is still in flight, and serves only one", async () => {
     await a.createClient({ id: "c_retry", name: "retry", plan: "p", nowMs: T });
     await a.topUp("c_retry", 1_000_000, T);
     await holdLedger();
@@ -113,7 +113,8 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
     await settle();
     await db.query("COMMIT");
     const [x, y] = await Promise.all([first, retry]);
-    expect(x.ok && y.ok && x.ledgerId === y.ledgerId).toBe(true);
+    expect([x, y].filter((r) => r.ok)).toHaveLength(1);
+    expect([x, y].filter((r) => !r.ok && r.reason === "duplicate")).toHaveLength(1);
     expect((await b.ledger({ clientId: "c_retry" })).map((r) => r.rows)).toEqual([3]);
     for (const when of [T, T + PENDING_STALE_MS + 1000]) {
       const u = await b.usage("c_retry", when);
@@ -136,6 +137,22 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
       const u = await b.usage("c_cut2", when);
       expect([u.usedToday, u.balance]).toEqual([3, 1_000_000 - 3000]);
     }
+  });
+
+  it("lets no retry stand on a dead try's pending take unless it asks exactly the same", async () => {
+    await a.createClient({ id: "c_other", name: "other", plan: "p", nowMs: T });
+    await a.topUp("c_other", 1_000_000, T);
+    await holdLedger();
+    const cut = charge(a, "c_other", "idem:c_other:k1").then(() => "served", (e: Error) => e.message);
+    await settle();
+    await cutWaitingInserts();
+    await db.query("COMMIT");
+    expect(await cut).toMatch(/accounting database unavailable/);
+    const other = await b.charge({ requestId: "idem:c_other:k1", clientId: "c_other", keyId: "k", model: "m", rows: 50, plan, nowMs: T, answerHash: "h", requestHash: "another-ask" });
+    expect(other).toMatchObject({ ok: false, reason: "duplicate" });
+    expect(await b.ledger({ clientId: "c_other" })).toEqual([]);
+    const u = await b.usage("c_other", T + PENDING_STALE_MS + 1000); // the dead take is given back once stale
+    expect([u.usedToday, u.balance]).toEqual([0, 1_000_000]);
   });
 
   it("leaves a pending charge alone while it is fresh, and clears it when its row exists", async () => {

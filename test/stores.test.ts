@@ -197,13 +197,13 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     expect((await store.ledger()).length).toBeGreaterThanOrEqual(ledger.length);
   });
 
-  it("charges a request id once however often it is replayed, and finds its ledger row by it", async () => {
+  it("charges a request id once: a second charge of it is refused as a duplicate and takes nothing; finds its ledger row by it", async () => {
     const cl = await newClient();
     await store.topUp(cl.id, 100_000, T);
     const first = await charge(cl.id, TIERED, 4, T, `idem:${cl.id}:k1`);
     const again = await charge(cl.id, TIERED, 4, T, `idem:${cl.id}:k1`);
     expect(first).toMatchObject({ ok: true, cost: 4000, usedToday: 4, balance: 96_000 });
-    expect(again).toMatchObject({ ok: true, cost: 4000, ledgerId: first.ok ? first.ledgerId : -1, usedToday: 4, balance: 96_000 });
+    expect(again).toMatchObject({ ok: false, reason: "duplicate", usedToday: 4, balance: 96_000 });
     expect(await store.usage(cl.id, T)).toMatchObject({ usedToday: 4, balance: 96_000, monthSpend: 4000 });
     const rows = await store.ledger({ requestId: `idem:${cl.id}:k1` });
     expect(rows.map((r) => [r.clientId, r.rows, r.price])).toEqual([[cl.id, 4, 4000]]);
@@ -221,7 +221,7 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
       store.charge({ requestId: id, clientId: cl.id, keyId: "k_1", model: "iris-tree", rows: 2, plan: FREE10, nowMs: T, answerHash: "cd".repeat(32), replay: { requestHash: "ef".repeat(32), answer, expiresMs } });
     expect(await store.charged(id, T)).toBeUndefined();
     const first = await keep('[{"name":"probabilities","data":[0.25,0.75]}]');
-    expect(await keep("[]")).toMatchObject({ ok: true, ledgerId: first.ok ? first.ledgerId : -1 }); // a second charge keeps nothing new
+    expect(await keep("[]")).toMatchObject({ ok: false, reason: "duplicate" }); // a second charge keeps nothing new
     const ledgerId = first.ok ? first.ledgerId : -1;
     expect(await store.charged(id, T + 59_999)).toEqual({ ledgerId, answerHash: "cd".repeat(32), kept: { requestHash: "ef".repeat(32), answer: '[{"name":"probabilities","data":[0.25,0.75]}]' } });
     expect(await store.charged(id, T + 60_000)).toEqual({ ledgerId, answerHash: "cd".repeat(32) }); // still charged, its answer no longer kept
@@ -232,6 +232,39 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     const refused = await store.charge({ requestId: `idem:${cl.id}:k3`, clientId: cl.id, keyId: "k_1", model: "iris-tree", rows: 20, plan: FREE10, nowMs: T, answerHash: "cd".repeat(32), replay: { requestHash: "ef".repeat(32), answer: "[]", expiresMs: T + 60_000 } });
     expect(refused.ok).toBe(false);
     expect(await store.charged(`idem:${cl.id}:k3`, T)).toBeUndefined();
+  });
+
+  it("creates one client of concurrent creates of one id, and refuses the others as a conflict (409), not a store failure", async () => {
+    const id = `c_twice_${randomBytes(4).toString("hex")}`;
+    const results = await Promise.allSettled(Array.from({ length: 6 }, () => store.createClient({ id, name: "twice", plan: "p", nowMs: T })));
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    for (const r of results.filter((x) => x.status === "rejected")) expect((r as PromiseRejectedResult).reason).toMatchObject({ type: "conflict", status: 409 });
+  });
+
+  it("lets one try at a time claim an Idempotency-Key: others wait (same ask) or conflict, until it charges, gives up or its lease ends", async () => {
+    const cl = await newClient();
+    await store.topUp(cl.id, 100_000, T);
+    const id = `idem:${cl.id}:claim`;
+    const claim = (holder: string, requestHash = "aa".repeat(32), nowMs = T) => ({ requestId: id, clientId: cl.id, requestHash, holder, nowMs, leaseMs: 5000 });
+    expect(await store.claimIdempotency(claim("try-1"))).toEqual({ state: "claimed" });
+    expect(await store.claimIdempotency(claim("try-2"))).toMatchObject({ state: "in-flight", sameRequest: true });
+    expect(await store.claimIdempotency(claim("try-3", "bb".repeat(32)))).toMatchObject({ state: "in-flight", sameRequest: false });
+    await store.releaseIdempotency(claim("try-2")); // not its claim: nothing happens
+    expect(await store.claimIdempotency(claim("try-2"))).toMatchObject({ state: "in-flight" });
+    await store.releaseIdempotency(claim("try-1")); // the holder failed: the next try may claim
+    expect(await store.claimIdempotency(claim("try-2"))).toEqual({ state: "claimed" });
+    const charged = await store.charge({ requestId: id, clientId: cl.id, keyId: "k_1", model: "m", rows: 1, plan: TIERED, nowMs: T, answerHash: "cd".repeat(32), requestHash: "aa".repeat(32),
+      replay: { requestHash: "aa".repeat(32), answer: "kept", expiresMs: T + 60_000 } });
+    expect(charged.ok).toBe(true);
+    for (const holder of ["try-1", "try-3"]) {
+      expect(await store.claimIdempotency(claim(holder))).toEqual({ state: "charged", charged: { ledgerId: expect.any(Number), answerHash: "cd".repeat(32), kept: { requestHash: "aa".repeat(32), answer: "kept" } } });
+    }
+    if (store.kind === "sqlite") { // the lease runs on the query clock here (Redis keeps it with its own)
+      const other = `idem:${cl.id}:lease`;
+      expect(await store.claimIdempotency({ ...claim("a"), requestId: other })).toEqual({ state: "claimed" });
+      expect(await store.claimIdempotency({ ...claim("b", "aa".repeat(32), T + 4999), requestId: other })).toMatchObject({ state: "in-flight", retryAfterMs: 1 });
+      expect(await store.claimIdempotency({ ...claim("b", "aa".repeat(32), T + 5000), requestId: other })).toEqual({ state: "claimed" });
+    }
   });
 
   it("admits exactly the quota out of 200 concurrent charges", async () => {
@@ -337,13 +370,13 @@ describe.skipIf(!!down)("redis+postgres store: failures, replays and lost counte
     expect(await charge(a, cl.id, TIERED, 1)).toMatchObject({ ok: true, cost: 1000, usedToday: 3, balance: 97_000 });
   });
 
-  it("charges a request id once, however often it is replayed", async () => {
+  it("charges a request id once, however often it is sent again: the others are refused as duplicates", async () => {
     const cl = await newClient();
     await a.topUp(cl.id, 100_000, T);
     const first = await charge(a, cl.id, TIERED, 4, { requestId: "req-1" });
     const again = await charge(b, cl.id, TIERED, 4, { requestId: "req-1" });
-    expect(first.ok && again.ok).toBe(true);
-    expect(again).toMatchObject({ ok: true, cost: 4000, ledgerId: first.ok ? first.ledgerId : -1, usedToday: 4, balance: 96_000 });
+    expect(first.ok).toBe(true);
+    expect(again).toMatchObject({ ok: false, reason: "duplicate", usedToday: 4, balance: 96_000 });
     expect(await a.ledger({ clientId: cl.id })).toHaveLength(1);
   });
 

@@ -27,7 +27,10 @@ export function serveCommand(command: Command): void {
         config.admin.token = generatedToken;
       }
       const { openStore } = await import("../gateway/stores/open-store.js");
-      const store = await openStore(config.store);
+      const store = await openStore(config.store).catch((e: Error): never => {
+        const which = config.store.redis ? "store.redis and store.postgres" : "store.sqlite";
+        return fail("network", `the gateway cannot open its store: ${e.message.split("\n")[0]}; start it, or fix ${which} in ${f.config ?? "the config"}`);
+      });
       process.stderr.write(`loading ${config.models.length} model(s) (zoo models train on first use)…\n`);
       const [{ loadModels }, { createGateway }] = await Promise.all([import("../gateway/models.js"), import("../gateway/server.js")]);
       const registry = await loadModels(config);

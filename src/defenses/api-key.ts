@@ -2,7 +2,7 @@ import type { Lockout, Plan } from "../gateway/config.js";
 import { keyIdOf, keyMatches } from "../gateway/keys.js";
 import type { Defense } from "../gateway/pipeline.js";
 import { Problem } from "../gateway/problem.js";
-import type { Store } from "../gateway/stores/store.js";
+import type { ClientRecord, KeyRecord, Store } from "../gateway/stores/store.js";
 
 /** A source address (inference), a key id, or a source address on the admin API. */
 export type LockoutScope = "source" | "key" | "admin";
@@ -63,46 +63,70 @@ export class LockoutTracker {
 const lockedOut = (what: string, seconds: number) =>
   new Problem("locked-out", `too many invalid API keys ${what}; try again in ${seconds} s`, { headers: { "retry-after": String(seconds) } });
 
+/** Who is asking, once verified. */
+export interface Identity {
+  key: KeyRecord;
+  client: ClientRecord;
+  plan: Plan;
+}
+
+export interface Credentials {
+  apiKey?: string;
+  /** The peer address, for the lockout by source. */
+  source?: string;
+  nowMs: number;
+  /** The model asked for: the plan must include it. */
+  model: string;
+}
+
 /**
  * Who is asking: verifies the API key (hash compared in constant time), refuses revoked and
  * expired keys, loads the client and its plan, and enforces the plan's model allow-list. With a
- * lockout, repeated invalid keys from one address (or wrong secrets for one key id) are refused for a while.
+ * lockout, repeated invalid keys from one address, or against one key id (whether or not that id
+ * exists, so the lockout tells nothing about which ids do), are refused for a while. Needs only the
+ * request's headers, so the HTTP server runs it before it reads or parses a body.
  */
-export function apiKey(deps: { store: Store; plans: ReadonlyMap<string, Plan>; lockout?: LockoutTracker; onLockout?: (scope: LockoutScope, id: string) => void }): Defense {
+export function authenticator(deps: { store: Store; plans: ReadonlyMap<string, Plan>; lockout?: LockoutTracker; onLockout?: (scope: LockoutScope, id: string) => void }) {
   const lock = deps.lockout;
   const failed = (scope: LockoutScope, id: string, nowMs: number) => {
     if (lock?.fail(scope, id, nowMs)) deps.onLockout?.(scope, id);
   };
-  return async (q, next) => {
-    const src = lock?.o.bySource ? q.source : undefined;
+  return async (c: Credentials): Promise<Identity> => {
+    const src = lock?.o.bySource ? c.source : undefined;
     if (lock && src) {
-      const s = lock.lockedFor("source", src, q.nowMs);
+      const s = lock.lockedFor("source", src, c.nowMs);
       if (s) throw lockedOut("from your address", s);
     }
-    if (!q.apiKey) throw new Problem("missing-api-key", "send your API key as 'Authorization: Bearer <key>' or in the 'x-api-key' header");
-    const id = keyIdOf(q.apiKey);
+    if (!c.apiKey) throw new Problem("missing-api-key", "send your API key as 'Authorization: Bearer <key>' or in the 'x-api-key' header");
+    const id = keyIdOf(c.apiKey);
     if (lock && id) {
-      const s = lock.lockedFor("key", id, q.nowMs);
+      const s = lock.lockedFor("key", id, c.nowMs);
       if (s) throw lockedOut("for this key id", s);
     }
     const key = id ? await deps.store.getKey(id) : undefined;
-    if (!key || !keyMatches(q.apiKey, key.hash)) {
-      if (src) failed("source", src, q.nowMs);
-      if (key) failed("key", key.id, q.nowMs);
+    if (!key || !keyMatches(c.apiKey, key.hash)) {
+      if (src) failed("source", src, c.nowMs);
+      if (id) failed("key", id, c.nowMs);
       throw new Problem("invalid-api-key", "this API key is not valid");
     }
     if (key.revokedAt) throw new Problem("key-revoked", "this API key has been revoked; ask for a new one");
-    if (key.expiresAt && Date.parse(key.expiresAt) <= q.nowMs) throw new Problem("key-expired", "this API key has expired; ask for a new one");
+    if (key.expiresAt && Date.parse(key.expiresAt) <= c.nowMs) throw new Problem("key-expired", "this API key has expired; ask for a new one");
     const client = await deps.store.getClient(key.clientId);
     if (!client) throw new Problem("invalid-api-key", "this API key belongs to no client");
     const plan = deps.plans.get(client.plan);
     if (!plan) throw new Problem("internal", "your plan is not configured on this gateway");
-    if (!plan.models.includes("*") && !plan.models.includes(q.model.name)) {
-      throw new Problem("model-not-in-plan", `your plan "${plan.name}" does not include model "${q.model.name}"`);
+    if (!plan.models.includes("*") && !plan.models.includes(c.model)) {
+      throw new Problem("model-not-in-plan", `your plan "${plan.name}" does not include model "${c.model}"`);
     }
-    q.key = key;
-    q.client = client;
-    q.plan = plan;
+    return { key, client, plan };
+  };
+}
+
+/** The onion's first layer: who is asking, unless the HTTP server already verified it from the headers (then q.key is set). */
+export function apiKey(deps: Parameters<typeof authenticator>[0]): Defense {
+  const authenticate = authenticator(deps);
+  return async (q, next) => {
+    if (!q.key || !q.client || !q.plan) Object.assign(q, await authenticate({ apiKey: q.apiKey, source: q.source, nowMs: q.nowMs, model: q.model.name }));
     return next();
   };
 }

@@ -4,79 +4,101 @@ import { mergeHeaders, type Answer, type Defense, type Query } from "../gateway/
 import { Problem } from "../gateway/problem.js";
 import { fmtDollars } from "../gateway/money.js";
 import { decodeKeptAnswer, encodeKeptAnswer } from "../gateway/kept-answer.js";
-import type { ChargeResult, Store, Usage } from "../gateway/stores/store.js";
+import type { ChargeResult, IdempotencyClaim, Store, Usage } from "../gateway/stores/store.js";
 
 /**
  * Daily quota, tiered per-row pricing, prepaid balance or monthly cap, and the ledger, in one place
  * because they must be one atomic step: a cheap pre-check refuses what is already out of reach
  * before the model runs, then the store checks again and charges and writes the ledger row in one
- * transaction. Only served rows count and only served requests cost money.
+ * transaction. Only served rows count and only served requests cost money, and no answer is served
+ * that was not charged: a request id the ledger has already (another try of the same
+ * Idempotency-Key won the race) is refused, its answer dropped.
  *
  * With an Idempotency-Key (draft-ietf-httpapi-idempotency-key-header) the ledger row is keyed by the
  * client and that key, and the answer is kept with it (same transaction) for `keepHours`: a retry
  * after an ambiguous failure (a 503 or a cut connection after the charge committed) is sent that
- * answer again, byte for byte, without a second charge, and says so in `heist-idempotent-replay`.
- * The same key on a request that asks something else is refused (422). Whether the key was charged
- * already is looked up once, by idempotentReplay, which runs first.
+ * answer again, byte for byte, without a second charge (idempotentReplay, which runs first).
  */
 export function billing(deps: { store: Store; keepHours: number }): Defense {
   return async (q, next) => {
     const { client, plan, key } = q;
     if (!client || !plan || !key) return next();
-    const requestId = idempotentId(q) ?? q.id;
-    const charged = q.charged;
-    if (charged) {
-      // Charged, but its answer is no longer kept (expired, or charged before answers were kept): a
-      // deterministic model answers the same again, which the ledger's hash proves.
-      const answer = await next();
-      if (answerHash(answer) !== charged.answerHash) throw reused(charged.ledgerId);
-      return replayed(q, answer, charged.ledgerId, deps.store);
-    }
     refuseIfOut(q, await deps.store.usage(client.id, q.nowMs));
     const answer = await next();
+    const idempotent = q.idempotencyKey !== undefined && q.requestHash !== undefined;
     const r = await deps.store.charge({
-      requestId, clientId: client.id, keyId: key.id, model: q.model.name, rows: q.rows, plan, nowMs: q.nowMs, answerHash: answerHash(answer),
-      replay: requestId === q.id || deps.keepHours === 0 ? undefined : { requestHash: requestHash(q), answer: encodeKeptAnswer(answer), expiresMs: q.nowMs + deps.keepHours * 3600_000 },
+      requestId: idempotent ? idempotentId(q) : q.id, clientId: client.id, keyId: key.id, model: q.model.name, rows: q.rows, plan, nowMs: q.nowMs,
+      answerHash: answerHash(answer), requestHash: q.requestHash,
+      replay: !idempotent || deps.keepHours === 0 ? undefined : { requestHash: q.requestHash!, answer: encodeKeptAnswer(answer), expiresMs: q.nowMs + deps.keepHours * 3600_000 },
     });
+    if (!r.ok && r.reason === "duplicate") throw inFlight(1000);
     if (!r.ok) refuseIfOut(q, r, r.reason);
-    mergeHeaders(answer.headers, usageHeaders(q, r));
+    mergeHeaders(answer.headers, usageHeaders(q, r as ChargeResult & { ok: true }));
     return answer;
   };
 }
 
+/** How long an Idempotency-Key claim holds if its try never charges nor gives it up (its replica died). */
+export const IDEMPOTENCY_LEASE_MS = 10_000;
+
 /**
- * A retry of an idempotent request already charged gets the kept answer, before the detectors and
- * the model see it again: a randomised defence would otherwise answer a fresh draw (a false 422, or a
- * second sample for free), a detector would count the same query twice, and a proof of work already
- * spent would be refused. Sits between the rate limit and the detectors. A charged request whose
- * answer is no longer kept goes on, marked (`q.charged`), for billing to check instead of charge.
+ * One try at a time per Idempotency-Key, decided by the store before the detectors and the model see
+ * the request: the first try claims the key and goes on; a try whose key was charged gets the kept
+ * answer if it asks the same (a randomised defence would otherwise answer a fresh draw, a detector
+ * would count it twice, a spent proof of work would be refused) and 422 otherwise; a try whose key is
+ * held by another still in flight waits up to `waitMs` for that answer, then gets 409 with
+ * Retry-After, or 422 at once if it asks something else. A charged key whose answer is no longer
+ * kept is refused (422): it never reaches the model again, charged or not. A try that fails before
+ * it is charged gives its claim up, so the client's retry may claim it.
  */
-export function idempotentReplay(deps: { store: Store }): Defense {
+export function idempotentReplay(deps: { store: Store; waitMs?: number; leaseMs?: number }): Defense {
+  const waitMs = deps.waitMs ?? 2000;
   return async (q, next) => {
-    const requestId = q.client && q.plan && q.key ? idempotentId(q) : undefined;
-    const charged = requestId === undefined ? undefined : await deps.store.charged(requestId, q.nowMs);
-    if (!charged?.kept) {
-      q.charged = charged;
-      return next();
+    if (!q.client || !q.plan || !q.key || q.idempotencyKey === undefined) return next();
+    const started = Date.now();
+    q.requestHash = requestHash(q);
+    const claim: IdempotencyClaim = { requestId: idempotentId(q), clientId: q.client.id, requestHash: q.requestHash, holder: q.id, nowMs: q.nowMs, leaseMs: deps.leaseMs ?? IDEMPOTENCY_LEASE_MS };
+    for (let pause = 5; ; pause = Math.min(50, pause * 2)) {
+      const r = await deps.store.claimIdempotency({ ...claim, nowMs: q.nowMs + (Date.now() - started) });
+      if (r.state === "claimed") break;
+      if (r.state === "charged") {
+        const kept = r.charged.kept;
+        if (!kept) throw new Problem("idempotency-key-reused", "this Idempotency-Key was charged already and its answer is no longer kept; send a new request with a fresh key");
+        if (kept.requestHash !== claim.requestHash) throw reused();
+        return replayed(q, kept.answer, deps.store);
+      }
+      if (!r.sameRequest) throw reused();
+      if (Date.now() - started >= waitMs) throw inFlight(r.retryAfterMs);
+      await sleep(pause);
     }
-    if (charged.kept.requestHash !== requestHash(q)) throw reused(charged.ledgerId);
-    const { outputs, headers } = decodeKeptAnswer(charged.kept.answer);
-    const answer: Answer = { raw: { data: Float32Array.from(outputs[0].data), shape: outputs[0].shape }, kind: q.model.output, outputs, headers };
-    return replayed(q, answer, charged.ledgerId, deps.store);
+    try {
+      return await next();
+    } catch (e) {
+      await deps.store.releaseIdempotency(claim).catch(() => undefined);
+      throw e;
+    }
   };
 }
 
-const idempotentId = (q: Query) => (q.idempotencyKey === undefined ? undefined : `idem:${q.client!.id}:${q.idempotencyKey}`);
+const idempotentId = (q: Query) => `idem:${q.client!.id}:${q.idempotencyKey}`;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const reused = (ledgerId: number) =>
-  new Problem("idempotency-key-reused", `this Idempotency-Key was used for another request (ledger row ${ledgerId}); use a fresh key for a new request`);
+const reused = () =>
+  new Problem("idempotency-key-reused", "this Idempotency-Key was used for another request (other model or inputs); use a fresh key for a new request");
 
-async function replayed(q: Query, answer: Answer, ledgerId: number, store: Store): Promise<Answer> {
-  mergeHeaders(answer.headers, { ...usageHeaders(q, { ...(await store.usage(q.client!.id, q.nowMs)), ok: true, cost: 0 }), "heist-idempotent-replay": String(ledgerId) });
+const inFlight = (retryAfterMs: number) => {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new Problem("idempotency-key-in-flight", `another request with this Idempotency-Key is still being answered; retry in ${seconds} s to get its answer`, { headers: { "retry-after": String(seconds) } });
+};
+
+async function replayed(q: Query, kept: string, store: Store): Promise<Answer> {
+  const { outputs, headers } = decodeKeptAnswer(kept);
+  const answer: Answer = { raw: { data: Float32Array.from(outputs[0].data), shape: outputs[0].shape }, kind: q.model.output, outputs, headers };
+  mergeHeaders(answer.headers, { ...usageHeaders(q, { ...(await store.usage(q.client!.id, q.nowMs)), ok: true, cost: 0 }), "heist-idempotent-replay": "true" });
   return answer;
 }
 
-function refuseIfOut(q: Query, u: Usage, reason?: "quota" | "balance" | "cap"): void {
+function refuseIfOut(q: Query, u: Usage, reason?: "quota" | "balance" | "cap" | "duplicate"): void {
   const plan = q.plan!;
   const cost = priceRows(plan.tiers, u.usedToday, q.rows);
   const { secondsToMidnight } = windows(q.nowMs);

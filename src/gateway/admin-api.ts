@@ -34,15 +34,11 @@ function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
 export const isLoopback = (addr?: string) => !!addr && (addr === "::1" || addr.startsWith("127.") || addr.startsWith("::ffff:127."));
 const digest = (s: string) => createHash("sha256").update(s).digest();
 
-/**
- * The operator's API, under /admin, behind its own bearer token (never an API key), optionally
- * reachable from loopback only. API keys are returned once, when created or rotated.
- */
-export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => number, metrics?: GatewayMetrics): void {
+/** The admin API's check of a request: its address (admin.loopbackOnly), the lockout, and the admin token. */
+export function adminGuard(d: GatewayDeps, now: () => number): (req: FastifyRequest) => Promise<void> {
   const token = secret(d.config.admin.token);
   const expected = token ? digest(token) : undefined;
-
-  const guard = async (req: FastifyRequest) => {
+  return async (req: FastifyRequest) => {
     const src = req.socket.remoteAddress;
     if (d.config.admin.loopbackOnly && !isLoopback(src)) throw new Problem("admin-forbidden", "the admin API answers on loopback only");
     const lockSrc = d.lockout?.o.bySource ? src : undefined;
@@ -56,6 +52,14 @@ export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => num
       throw new Problem("admin-forbidden", expected ? "a valid admin token is required" : "the admin API is disabled: no admin token is configured");
     }
   };
+}
+
+/**
+ * The operator's API, under /admin, behind its own bearer token (never an API key), optionally
+ * reachable from loopback only. API keys are returned once, when created or rotated.
+ */
+export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => number, metrics?: GatewayMetrics): void {
+  const guard = adminGuard(d, now);
   const plans = new Set(d.config.plans.map((p) => p.name));
   const needPlan = (plan: string) => {
     if (!plans.has(plan)) throw new Problem("bad-request", `no plan named "${plan}"; plans here: ${[...plans].join(", ")}`);

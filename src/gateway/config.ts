@@ -1,3 +1,4 @@
+import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { parseConfigValue, readConfigFile } from "../core/config-file.js";
 import { DefenseConfig } from "../defenses/catalog.js";
@@ -25,6 +26,8 @@ export const Plan = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "letters, digits, '.', '_' or '-'"),
   /** Rows per UTC day; a batch of N rows counts N. */
   dailyQuota: z.number().int().nonnegative(),
+  /** Rows per request for this plan (at most server.maxBatch); it also bounds the body a client of the plan may send. */
+  maxBatch: z.number().int().positive().optional(),
   /** Token bucket: at most `capacity` rows at once, refilled at `refillPerSecond`. */
   burst: z.object({ capacity: z.number().int().positive(), refillPerSecond: z.number().positive() }).optional(),
   /** Price per row, rising with the day's use. */
@@ -89,9 +92,11 @@ export const GatewayConfig = z.object({
     requestTimeoutMs: z.number().int().positive().default(30_000),
     /** Repeated bad API keys: `maxFailures` in `windowSeconds` from one source address, or against one key id, lock it out (429) for `lockSeconds`. */
     lockout: Lockout.default(LOCKOUT_DEFAULTS),
-    /** Hours the answer of a request with an Idempotency-Key is kept, to send its retries (0: none kept; a retry is answered afresh, accepted if it hashes to the charged answer). */
+    /** Hours the answer of a request with an Idempotency-Key is kept, to send its retries (0: none kept; a charged key is then refused, never answered again). */
     idempotencyHours: z.number().min(0).max(720).default(24),
-  }).default({ host: "127.0.0.1", port: 8080, maxBatch: 256, bodyLimitBytes: 8 * 1024 * 1024, requestTimeoutMs: 30_000, lockout: LOCKOUT_DEFAULTS, idempotencyHours: 24 }),
+    /** Who may read /metrics (revenue per plan and model): requests from loopback, holders of the admin token, or anyone. */
+    metrics: z.enum(["loopback", "admin", "open"]).default("loopback"),
+  }).default({ host: "127.0.0.1", port: 8080, maxBatch: 256, bodyLimitBytes: 8 * 1024 * 1024, requestTimeoutMs: 30_000, lockout: LOCKOUT_DEFAULTS, idempotencyHours: 24, metrics: "loopback" }),
   admin: z.object({
     /** The admin API's bearer token; `env:NAME` reads it from the environment. */
     token: z.string().min(1).default("env:HEIST_ADMIN_TOKEN"),
@@ -142,9 +147,20 @@ export const DEFAULT_CONFIG: GatewayConfigInput = {
 
 export const parseConfig = (raw: unknown, source = "config"): GatewayConfig => parseConfigValue(GatewayConfig, raw, source);
 
+/** A config file's relative paths (the SQLite file, onnx://, tfjs:// and plain model paths) are read from the file's folder, wherever heist runs. */
 export function loadConfig(path?: string): GatewayConfig {
   if (!path) return parseConfig(DEFAULT_CONFIG, "embedded defaults");
-  return parseConfig(readConfigFile(path), path);
+  const config = parseConfig(readConfigFile(path), path);
+  const base = dirname(resolve(path));
+  if (config.store.sqlite !== ":memory:") config.store.sqlite = resolve(base, config.store.sqlite);
+  for (const m of config.models) if (m.source) m.source = resolveSource(m.source, base);
+  return config;
+}
+
+function resolveSource(source: string, base: string): string {
+  const m = /^([a-z]+):\/\/(.*)$/.exec(source);
+  if (!m) return resolve(base, source);
+  return m[1] === "onnx" || m[1] === "tfjs" ? `${m[1]}://${resolve(base, m[2])}` : source;
 }
 
 /** Resolve `env:NAME` secrets. */

@@ -12,7 +12,7 @@ const Nested = z.unknown();
 
 export const InferInput = z.object({
   name: z.string().min(1),
-  shape: z.array(z.number().int().nonnegative()).min(1),
+  shape: z.array(z.number().int().nonnegative()).min(1).max(16),
   datatype: z.string(),
   data: z.array(Nested),
   parameters: z.record(z.string(), z.unknown()).optional(),
@@ -51,12 +51,24 @@ export const ModelMetadata = z.object({
 });
 export type ModelMetadata = z.infer<typeof ModelMetadata>;
 
-function flatten(data: readonly Nested[], out: number[], name: string): void {
-  for (const v of data) {
+/** The values of nested data, row by row, iteratively (a body nested thousands deep must not overflow the stack); no deeper than the shape's rank. */
+function flatten(data: readonly Nested[], rank: number, name: string): number[] {
+  const out: number[] = [];
+  const stack: { a: readonly Nested[]; i: number }[] = [{ a: data, i: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (top.i === top.a.length) {
+      stack.pop();
+      continue;
+    }
+    const v = top.a[top.i++];
     if (typeof v === "number") out.push(v);
-    else if (Array.isArray(v)) flatten(v, out, name);
-    else throw new Problem("invalid-tensor", `input "${name}" value ${out.length} is ${JSON.stringify(v)?.slice(0, 20) ?? typeof v}, not a number`);
+    else if (Array.isArray(v)) {
+      if (stack.length >= rank) throw new Problem("invalid-tensor", `input "${name}" nests its data deeper than its shape's ${rank} dimension${rank === 1 ? "" : "s"}`);
+      stack.push({ a: v, i: 0 });
+    } else throw new Problem("invalid-tensor", `input "${name}" value ${out.length} is ${JSON.stringify(v)?.slice(0, 20) ?? typeof v}, not a number`);
   }
+  return out;
 }
 
 /**
@@ -73,8 +85,7 @@ export function requestBatch(body: unknown, inputShape: readonly number[], maxBa
   if (req.inputs.length !== 1) throw new Problem("invalid-tensor", `send exactly one input tensor, got ${req.inputs.length}`);
   const input = req.inputs[0];
   if (input.datatype !== "FP32") throw new Problem("invalid-tensor", `input "${input.name}" has datatype ${input.datatype}; this gateway accepts FP32`);
-  const values: number[] = [];
-  flatten(input.data, values, input.name);
+  const values = flatten(input.data, input.shape.length, input.name);
   const declared = sizeOf(input.shape);
   if (values.length !== declared) {
     throw new Problem("invalid-tensor", `input "${input.name}" has shape [${input.shape}] (${declared} values) but its data holds ${values.length}`);
@@ -88,8 +99,9 @@ export function requestBatch(body: unknown, inputShape: readonly number[], maxBa
   if (rows > maxBatch) throw new Problem("batch-too-large", `a batch of ${rows} rows is above this gateway's maximum of ${maxBatch}`);
   const data = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) {
-    if (!Number.isFinite(values[i])) throw new Problem("invalid-tensor", `input "${input.name}" value ${i} is not a finite number`);
     data[i] = values[i];
+    // A finite double past float32's range (1e39, 1e308) becomes Infinity here: refused like NaN, never served.
+    if (!Number.isFinite(data[i])) throw new Problem("invalid-tensor", `input "${input.name}" value ${i} (${values[i]}) is not a finite 32-bit float (|x| ≤ 3.4028235e38)`);
   }
   return { data, shape: [rows, ...inputShape] };
 }

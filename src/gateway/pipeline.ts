@@ -1,7 +1,7 @@
 import type { Batch } from "../core/batch.js";
 import type { OutputKind } from "../models/model.js";
 import type { OutputPolicy, Plan } from "./config.js";
-import type { ChargedRequest, ClientRecord, KeyRecord } from "./stores/store.js";
+import type { ClientRecord, KeyRecord } from "./stores/store.js";
 
 /** A model as the gateway serves it: local or upstream, with its default output policy. */
 export interface ServedModel {
@@ -30,8 +30,8 @@ export interface Query {
   nowMs: number;
   /** The address the request came from (the socket's peer), for the bad-key lockout. */
   source?: string;
-  /** Filled in by idempotentReplay: the ledger row this Idempotency-Key was already charged under, its answer no longer kept. */
-  charged?: ChargedRequest;
+  /** Filled in by idempotentReplay when an Idempotency-Key is sent: SHA-256 of what was asked (model and inputs). */
+  requestHash?: string;
   /** Filled in by the api-key defence. */
   client?: ClientRecord;
   key?: KeyRecord;

@@ -1,12 +1,14 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import { randomUUID } from "node:crypto";
-import { apiKey, LockoutTracker, type LockoutScope } from "../defenses/api-key.js";
+import { STATUS_CODES } from "node:http";
+import { Transform, type Duplex } from "node:stream";
+import { apiKey, authenticator, LockoutTracker, type Identity, type LockoutScope } from "../defenses/api-key.js";
 import { billing, idempotentReplay } from "../defenses/billing.js";
 import { outputPolicy } from "../defenses/output-policy.js";
 import { rateLimit } from "../defenses/rate-limit.js";
 import { defenseSlots, warmDefenses } from "../defenses/catalog.js";
 import { SOLUTION_HEADER } from "../defenses/proof-of-work.js";
-import { adminRoutes } from "./admin-api.js";
+import { adminGuard, adminRoutes, isLoopback } from "./admin-api.js";
 import { dashboardRoutes } from "./dashboard.js";
 import { secret, type GatewayConfig } from "./config.js";
 import type { ModelRegistry } from "./models.js";
@@ -65,6 +67,25 @@ function sendProblem(reply: FastifyReply, p: Problem, instance?: string): Fastif
   return reply.code(p.status).headers(p.headers).type("application/problem+json").send(p.body(instance));
 }
 
+/** What a body may hold beyond its values (names, shape, brackets), and at most what one value takes as JSON (pretty-printed). */
+const BODY_OVERHEAD_BYTES = 16 * 1024;
+const BYTES_PER_VALUE = 48;
+
+/**
+ * What Node's HTTP parser refuses before any route sees it (headers too large, a bad header, both
+ * Content-Length and Transfer-Encoding, an unknown HTTP version) is answered as problem+json too,
+ * and the connection closed.
+ */
+function malformedRequest(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === "ECONNRESET" || socket.destroyed) return;
+  const p = err.code === "HPE_HEADER_OVERFLOW" ? new Problem("headers-too-large", "the request's headers are larger than this server accepts")
+    : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? new Problem("request-timeout", "the request was not received in time")
+    : new Problem("bad-request", `the request is not valid HTTP/1.1 (${err.code ?? "unparsable"}); check its request line and headers`);
+  const body = JSON.stringify(p.body());
+  if (!socket.writable) return void socket.destroy();
+  socket.end(`HTTP/1.1 ${p.status} ${STATUS_CODES[p.status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+}
+
 /** Build the gateway's HTTP app (not listening yet). */
 export function createGateway(d: GatewayDeps): FastifyInstance {
   const now = d.now ?? Date.now;
@@ -76,6 +97,7 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     // dribbling its headers or body one byte at a time would hold its socket that long whatever the limit.
     http: { connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(d.config.server.requestTimeoutMs / 4))) },
     genReqId: () => randomUUID(),
+    clientErrorHandler: malformedRequest,
     // A URL the router cannot decode (bad percent-encoding) is a problem+json 400 like every other refusal.
     frameworkErrors: (err, _req, reply) => {
       sendProblem(reply, new Problem("bad-request", err.code === "FST_ERR_BAD_URL" ? "the request URL is not valid (bad percent-encoding)" : "the request could not be routed"));
@@ -100,6 +122,7 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     notifyLockout?.(scope, id);
   } };
   const pipeline = gatewayPipeline(d);
+  const authenticate = authenticator({ store: d.store, plans: new Map(d.config.plans.map((p) => [p.name, p])), lockout: d.lockout, onLockout: d.onLockout });
   app.addHook("onReady", () => warmDefenses(d.config, d.registry));
   const planOf = new WeakMap<FastifyRequest, string>();
   app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415
@@ -155,16 +178,55 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     return { name: req.params.name, ready: true };
   });
 
-  app.post<{ Params: { name: string } }>("/v2/models/:name/infer", async (req, reply) => {
-    const started = performance.now();
+  // Who is asking is decided on the headers, before the body is read: a client without a valid key
+  // costs the server no parsing, and a verified one may send only what its plan allows.
+  const identities = new WeakMap<FastifyRequest, Identity>();
+  const maxRows = (plan: Identity["plan"]) => Math.min(d.config.server.maxBatch, plan.maxBatch ?? Infinity);
+  const bodyLimit = (req: FastifyRequest) => {
+    const id = identities.get(req);
+    const model = d.registry.models.get((req.params as { name: string }).name);
+    if (!id || !model) return d.config.server.bodyLimitBytes;
+    return Math.min(d.config.server.bodyLimitBytes, BODY_OVERHEAD_BYTES + maxRows(id.plan) * model.inputShape.reduce((a, b) => a * b, 1) * BYTES_PER_VALUE);
+  };
+  const tooLarge = (limit: number) => new Problem("body-too-large", `the request body is larger than the ${limit} bytes your plan's batch of rows can need`);
+  const inferHooks = {
+    onRequest: async (req: FastifyRequest<{ Params: { name: string } }>) => {
+      const model = d.registry.models.get(req.params.name);
+      if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
+      const id = await authenticate({ apiKey: credential(req), source: req.socket.remoteAddress, nowMs: now(), model: model.name });
+      identities.set(req, id);
+      planOf.set(req, id.plan.name);
+      const limit = bodyLimit(req);
+      if (Number(req.headers["content-length"]) > limit) throw tooLarge(limit);
+    },
+    // Every answer's time, refusals on the headers included.
+    onResponse: async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
+      metrics.latency.observe({ model: d.registry.models.has(req.params.name) ? req.params.name : "(unknown)" }, reply.elapsedTime / 1000);
+    },
+    // A body without Content-Length (chunked) is counted as it arrives.
+    preParsing: async (req: FastifyRequest, _reply: FastifyReply, payload: NodeJS.ReadableStream) => {
+      if (req.headers["content-length"] !== undefined) return payload;
+      const limit = bodyLimit(req);
+      let seen = 0;
+      return payload.pipe(new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          seen += chunk.length;
+          cb(seen > limit ? tooLarge(limit) : null, chunk);
+        },
+      }));
+    },
+  };
+
+  app.post<{ Params: { name: string } }>("/v2/models/:name/infer", inferHooks, async (req, reply) => {
     const model = d.registry.models.get(req.params.name);
     const q: Partial<Query> = {};
     try {
-      if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
-      const x = requestBatch(req.body, model.inputShape, d.config.server.maxBatch);
+      const id = identities.get(req);
+      if (!model || !id) throw new Problem("internal", "the request was not authenticated");
+      const x = requestBatch(req.body, model.inputShape, maxRows(id.plan));
       const idempotencyKey = header(req, "idempotency-key");
       if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new Problem("bad-request", "the Idempotency-Key header must be 1 to 255 visible ASCII characters");
-      Object.assign(q, { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), proof: header(req, SOLUTION_HEADER), idempotencyKey, nowMs: now(), source: req.socket.remoteAddress });
+      Object.assign(q, { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), proof: header(req, SOLUTION_HEADER), idempotencyKey, nowMs: now(), source: req.socket.remoteAddress, ...id });
       const answer = await pipeline(q as Query);
       const plan = q.plan?.name ?? "";
       metrics.requests.inc({ status: "200", model: model.name, plan });
@@ -175,13 +237,17 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     } catch (e) {
       if (q.plan) planOf.set(req, q.plan.name);
       throw e;
-    } finally {
-      metrics.latency.observe({ model: model?.name ?? "(unknown)" }, (performance.now() - started) / 1000);
     }
   });
 
   app.get("/openapi.json", async () => openApiDocument());
-  app.get("/metrics", async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
+  const admin = adminGuard(d, now);
+  app.get("/metrics", async (req, reply) => {
+    const who = d.config.server.metrics;
+    if (who === "loopback" && !isLoopback(req.socket.remoteAddress)) throw new Problem("admin-forbidden", "/metrics answers on loopback only (server.metrics)");
+    if (who === "admin") await admin(req);
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
 
   adminRoutes(app, d, now, metrics);
   dashboardRoutes(app, d.config);

@@ -94,6 +94,10 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
         continue;
       }
       if (res.status === 402) throw new OracleStopped("payment", `the victim wants payment: ${detail}`);
+      if (type === "idempotency-key-in-flight" && attempt < retries) { // an earlier try of this request is still being answered: its answer comes next
+        await sleep(Number(res.headers.get("retry-after") ?? 1) * 1000);
+        continue;
+      }
       if (res.status >= 500 && attempt < retries) {
         await sleep(Math.min(10_000, 200 * 2 ** attempt));
         continue;

@@ -53,6 +53,9 @@ export function guardedStore(store: Store, mode: "closed" | "open", onFailure: (
     revokeKey: (id, now) => guard(() => store.revokeKey(id, now)),
     ledger: (f) => guard(() => store.ledger(f)),
     charged: (id, now) => guard(() => store.charged(id, now)),
+    // Fail-open serves uncharged anyway, so a claim it cannot make does not stop the request.
+    claimIdempotency: (c) => guard(() => store.claimIdempotency(c), () => ({ state: "claimed" as const })),
+    releaseIdempotency: (c) => guard(() => store.releaseIdempotency(c)),
     // Fail-open serves without the defences' state (a detector then sees nothing new); closed refuses.
     appendEvents: (id, s, e) => guard(() => store.appendEvents(id, s, e).then(() => true), () => false).then(() => undefined),
     readEvents: (id, s, from) => guard(() => store.readEvents(id, s, from), () => []),

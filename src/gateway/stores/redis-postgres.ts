@@ -1,7 +1,8 @@
 import { Redis } from "ioredis";
 import pg from "pg";
 import { windows } from "../pricing.js";
-import { chargedRequest, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "./store.js";
+import { Problem } from "../problem.js";
+import { chargedRequest, clientExists, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClaimResult, type IdempotencyClaim, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "./store.js";
 
 /**
  * The shared store for several gateway replicas.
@@ -46,10 +47,10 @@ export class StoreUnavailable extends Error {
  * month TTL (s), number of tiers, then (upTo or -1, micro-dollars per row) per tier.
  * Returns {status, cost, usedToday, balance, monthSpend}; status 1 ok, 2 quota, 3 balance, 4 cap,
  * -1 a counter is missing (rebuild it from the ledger and call again).
- * KEYS[4]: the client's pending charges; after the tiers, ARGV: request id, nowMs (recorded as pending
- * "rows cost debit nowMs" on success). Status 5: this request id already has a pending take (a retry
- * of a request still in flight or whose replica died): nothing is taken again; cost (and a sixth
- * element, rows) are that take's.
+ * KEYS[4]: the client's pending charges; after the tiers, ARGV: request id, nowMs, request hash or '-'
+ * (recorded as pending "rows cost debit nowMs hash" on success). Status 5: this request id already has
+ * a pending take (a try whose replica died, or one still in flight past its claim): nothing is taken
+ * again; a sixth element is that pending record, whose take the caller may use only for the same request.
  */
 const CHARGE_LUA = `
 local used = redis.call('GET', KEYS[1])
@@ -62,8 +63,8 @@ bal = tonumber(bal)
 local ntiers = tonumber(ARGV[7])
 local pending = redis.call('HGET', KEYS[4], ARGV[8 + 2 * ntiers])
 if pending then
-  local taken, price = string.match(pending, '^(%d+) (%d+)')
-  return {5, tonumber(price), used, bal, spend, tonumber(taken)}
+  local price = string.match(pending, '^%d+ (%d+)')
+  return {5, tonumber(price), used, bal, spend, pending}
 end
 local rows = tonumber(ARGV[1])
 local quota = tonumber(ARGV[2])
@@ -94,7 +95,7 @@ if kind == 'prepaid' and cost > 0 then
   bal = redis.call('DECRBY', KEYS[3], string.format('%d', cost))
   debit = cost
 end
-redis.call('HSET', KEYS[4], ARGV[8 + 2 * ntiers], string.format('%d %d %d %s', rows, cost, debit, ARGV[9 + 2 * ntiers]))
+redis.call('HSET', KEYS[4], ARGV[8 + 2 * ntiers], string.format('%d %d %d %s %s', rows, cost, debit, ARGV[9 + 2 * ntiers], ARGV[10 + 2 * ntiers]))
 return {1, cost, used, bal, spend}
 `;
 
@@ -184,7 +185,14 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return {1, math.floor(tokens), 0}
 `;
 
+/** Give up an Idempotency-Key claim only if this try still holds it. KEYS: the claim. ARGV: its value. */
+const RELEASE_LUA = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
 type Scripted = Redis & {
+  heistRelease(claim: string, value: string): Promise<number>;
   heistCharge(...keysAndArgs: (string | number)[]): Promise<number[]>;
   heistAccount(pending: string, requestId: string): Promise<number>;
   heistAdjust(...keysAndArgs: (string | number)[]): Promise<number[]>;
@@ -273,6 +281,7 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
   redis.defineCommand("heistAdjust", { lua: ADJUST_LUA }); // number of keys given per call
   redis.defineCommand("heistBurst", { numberOfKeys: 1, lua: BURST_LUA });
   redis.defineCommand("heistReclaim", { numberOfKeys: 4, lua: RECLAIM_LUA });
+  redis.defineCommand("heistRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
 
   try {
     await redis.connect().catch((e: unknown) => {
@@ -299,7 +308,7 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
 
   const k = (clientId: string) => {
     const base = `${ns}:{${clientId}}`; // one hash slot per client, should the Redis be a cluster
-    return { bal: `${base}:bal`, events: (stream: string) => `${base}:events:${stream}`, use: (day: string) => `${base}:use:${day}`, spend: (month: string) => `${base}:spend:${month}`, bucket: `${base}:bucket`, pending: `${base}:pending` };
+    return { bal: `${base}:bal`, events: (stream: string) => `${base}:events:${stream}`, use: (day: string) => `${base}:use:${day}`, spend: (month: string) => `${base}:spend:${month}`, bucket: `${base}:bucket`, pending: `${base}:pending`, claim: (requestId: string) => `${base}:claim:${requestId}` };
   };
 
   /** Rebuild a client's missing counters for the window around nowMs from the ledger; only-if-absent. */
@@ -367,19 +376,23 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     const billing = c.plan.billing;
     const args = [
       c.rows, c.plan.dailyQuota, billing.kind, billing.kind === "cap" ? billing.monthlyCap : 0, b.dayTtl, b.monthTtl,
-      c.plan.tiers.length, ...c.plan.tiers.flatMap((tier) => [tier.upTo ?? -1, tier.pricePerRow]), c.requestId, c.nowMs,
+      c.plan.tiers.length, ...c.plan.tiers.flatMap((tier) => [tier.upTo ?? -1, tier.pricePerRow]), c.requestId, c.nowMs, c.requestHash ?? "-",
     ];
     let r = await redis.heistCharge(...counters, keys.pending, ...args);
     for (let i = 0; r[0] === -1 && i < 3; i++) {
       await hydrate(c.clientId, c.nowMs);
       r = await redis.heistCharge(...counters, keys.pending, ...args);
     }
-    const [status, cost, usedToday, balance, monthSpend] = r;
+    const [status, cost, usedToday, balance, monthSpend] = r as number[];
     if (status === -1) throw new Error("the usage counters vanished while charging");
     if (status !== 1 && status !== 5) return { ok: false, reason: status === 2 ? "quota" : status === 3 ? "balance" : "cap", cost, usedToday, balance, monthSpend };
+    // A take is pending for this request id: a retry may stand on it only if it asks exactly what that
+    // try asked (same rows, same price); anything else waits until that take is written or given back.
+    const pending = status === 5 ? String(r[5]).split(" ") : [];
+    if (status === 5 && (!c.requestHash || pending[4] !== c.requestHash)) return { ok: false, reason: "duplicate", cost: 0, usedToday, balance, monthSpend };
 
     const debit = billing.kind === "prepaid" ? cost : 0;
-    const taken = status === 5 ? r[5] : c.rows;
+    const taken = status === 5 ? Number(pending[0]) : c.rows;
     // Give back the take this request id holds, unless a reconcile already did (or does it later, from
     // the pending record, if Redis is away now). A retry that found a take pending (status 5) took
     // nothing itself: the pending take stands for both tries.
@@ -417,13 +430,33 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
       return { ok: true, cost, ledgerId: Number(inserted.rows[0].id), usedToday, balance, monthSpend };
     }
 
-    // The same request id again: it was charged once already. Give back this second take and answer
-    // as the first did. A retry that took nothing leaves the pending take to the try that holds it.
+    // The same request id again: another try was charged first. Give back this second take and refuse:
+    // only the charged try's answer may be served. A retry that took nothing leaves the pending take
+    // to the try that holds it.
     if (status !== 5) await refund();
-    const first = await pool.query(`SELECT * FROM ${t("ledger")} WHERE request_id = $1`, [c.requestId]);
-    const row = first.rows[0] ? ledgerRow(first.rows[0]) : undefined;
-    if (!row || row.clientId !== c.clientId) throw new Error(`request id ${c.requestId} is already in the ledger for another client`);
-    return { ok: true, cost: row.price, ledgerId: row.id, ...(await usageOf(c.clientId, c.nowMs)) };
+    const first = await pool.query(`SELECT client_id FROM ${t("ledger")} WHERE request_id = $1`, [c.requestId]);
+    if (first.rows[0]?.client_id !== c.clientId) throw new Error(`request id ${c.requestId} is already in the ledger for another client`);
+    return { ok: false, reason: "duplicate", cost: 0, ...(await usageOf(c.clientId, c.nowMs)) };
+  };
+
+  const chargedOf = async (requestId: string, nowMs: number) => {
+    const r = await pool.query(`SELECT l.id, l.answer_hash, r.request_hash, r.answer FROM ${t("ledger")} l LEFT JOIN ${t("replays")} r ON r.request_id = l.request_id AND r.expires_at > $2 WHERE l.request_id = $1`, [requestId, new Date(nowMs)]);
+    const row = r.rows[0] as Row | undefined;
+    return row && chargedRequest(row);
+  };
+
+  /**
+   * The ledger first (a charged request id is final), then the claim in Redis, set only if absent
+   * with its lease. A charged try leaves its claim to expire, so a try that read the ledger just
+   * before the row landed finds the claim still there and waits, instead of running the model again.
+   */
+  const claimIdempotency = async (c: IdempotencyClaim): Promise<ClaimResult> => {
+    const charged = await chargedOf(c.requestId, c.nowMs);
+    if (charged) return { state: "charged", charged };
+    const key = k(c.clientId).claim(c.requestId);
+    const held = (await redis.call("SET", key, `${c.requestHash} ${c.holder}`, "PX", Math.max(1, Math.ceil(c.leaseMs)), "NX", "GET")) as string | null;
+    if (held === null) return { state: "claimed" };
+    return { state: "in-flight", sameRequest: held.split(" ")[0] === c.requestHash, retryAfterMs: Math.max(0, await redis.pttl(key)) };
   };
 
   const topUp = async (clientId: string, micros: number, nowMs: number): Promise<number> => {
@@ -466,14 +499,15 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     try {
       return await f(...a);
     } catch (e) {
-      throw e instanceof StoreUnavailable ? e : new StoreUnavailable(what, e);
+      throw e instanceof StoreUnavailable || e instanceof Problem ? e : new StoreUnavailable(what, e);
     }
   };
 
   return {
     kind: "redis+postgres",
     createClient: guard("creating a client", async (c) => {
-      const r = await pool.query(`INSERT INTO ${t("clients")} (id, name, plan, created_at) VALUES ($1, $2, $3, $4) RETURNING *`, [c.id, c.name, c.plan, new Date(c.nowMs).toISOString()]);
+      const r = await pool.query(`INSERT INTO ${t("clients")} (id, name, plan, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING *`, [c.id, c.name, c.plan, new Date(c.nowMs).toISOString()]);
+      if (r.rowCount === 0) throw clientExists(c.id);
       await redis.set(k(c.id).bal, "0"); // a new client has no top-ups (and a stale counter for the same id must go)
       return client(r.rows[0], 0);
     }),
@@ -517,10 +551,10 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
       const r = await pool.query(`SELECT * FROM ${t("ledger")} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT $${args.push(limit)}`, args);
       return r.rows.map(ledgerRow);
     }),
-    charged: guard("reading a charged request", async (requestId, nowMs) => {
-      const r = await pool.query(`SELECT l.id, l.answer_hash, r.request_hash, r.answer FROM ${t("ledger")} l LEFT JOIN ${t("replays")} r ON r.request_id = l.request_id AND r.expires_at > $2 WHERE l.request_id = $1`, [requestId, new Date(nowMs)]);
-      const row = r.rows[0] as Row | undefined;
-      return row && chargedRequest(row);
+    charged: guard("reading a charged request", chargedOf),
+    claimIdempotency: guard("claiming an Idempotency-Key", claimIdempotency),
+    releaseIdempotency: guard("releasing an Idempotency-Key", async (c) => {
+      await redis.heistRelease(k(c.clientId).claim(c.requestId), `${c.requestHash} ${c.holder}`);
     }),
     // The defences' streams live in Redis (RPUSH is atomic, so replicas append in one order); alarms, the record, in PostgreSQL.
     appendEvents: guard("recording a defence's state", async (clientId, stream, entries) => {

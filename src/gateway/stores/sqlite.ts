@@ -2,7 +2,7 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { priceRows, windows } from "../pricing.js";
-import { chargedRequest, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "./store.js";
+import { chargedRequest, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, clientExists, type ChargeRequest, type ChargeResult, type ClaimResult, type IdempotencyClaim, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "./store.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, name TEXT NOT NULL, plan TEXT NOT NULL, balance INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
@@ -20,6 +20,7 @@ CREATE INDEX IF NOT EXISTS alarms_client ON alarms (client_id, id);
 CREATE TABLE IF NOT EXISTS claims (id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS replays (request_id TEXT PRIMARY KEY REFERENCES ledger(request_id), request_hash TEXT NOT NULL, answer TEXT NOT NULL, expires_ms INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS replays_expiry ON replays (expires_ms);
+CREATE TABLE IF NOT EXISTS idempotency_claims (request_id TEXT PRIMARY KEY, request_hash TEXT NOT NULL, holder TEXT NOT NULL, expires_ms INTEGER NOT NULL);
 `;
 
 type Row = Record<string, unknown>;
@@ -63,6 +64,11 @@ export function sqliteStore(path: string): Store {
     keepReplay: db.prepare("INSERT INTO replays (request_id, request_hash, answer, expires_ms) VALUES (?, ?, ?, ?)"),
     charged: db.prepare("SELECT l.id, l.answer_hash, r.request_hash, r.answer FROM ledger l LEFT JOIN replays r ON r.request_id = l.request_id AND r.expires_ms > ? WHERE l.request_id = ?"),
     pruneReplays: db.prepare("DELETE FROM replays WHERE expires_ms <= ?"),
+    claimOf: db.prepare("SELECT request_hash, holder, expires_ms FROM idempotency_claims WHERE request_id = ?"),
+    setClaim: db.prepare("INSERT INTO idempotency_claims (request_id, request_hash, holder, expires_ms) VALUES (?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET request_hash = excluded.request_hash, holder = excluded.holder, expires_ms = excluded.expires_ms"),
+    dropClaim: db.prepare("DELETE FROM idempotency_claims WHERE request_id = ?"),
+    releaseClaim: db.prepare("DELETE FROM idempotency_claims WHERE request_id = ? AND holder = ?"),
+    pruneClaims: db.prepare("DELETE FROM idempotency_claims WHERE expires_ms <= ?"),
     getKey: db.prepare("SELECT * FROM keys WHERE id = ?"),
     bucket: db.prepare("SELECT tokens, updated_ms FROM buckets WHERE client_id = ?"),
     setBucket: db.prepare("INSERT INTO buckets (client_id, tokens, updated_ms) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms"),
@@ -84,7 +90,7 @@ export function sqliteStore(path: string): Store {
     const first = q.byRequest.get(c.requestId) as Row | undefined;
     if (first) {
       if (first.client_id !== c.clientId) throw new Error(`request id ${c.requestId} is already in the ledger for another client`);
-      return { ok: true, cost: first.price as number, ledgerId: first.id as number, ...u };
+      return { ok: false, reason: "duplicate", cost: 0, ...u };
     }
     const cost = priceRows(c.plan.tiers, u.usedToday, c.rows);
     if (u.usedToday + c.rows > c.plan.dailyQuota) return { ok: false, reason: "quota", cost, ...u };
@@ -95,14 +101,27 @@ export function sqliteStore(path: string): Store {
     const balance = c.plan.billing.kind === "prepaid" ? u.balance - cost : u.balance;
     if (c.plan.billing.kind === "prepaid" && cost > 0) q.debit.run(cost, c.clientId);
     const info = q.ledger.run(new Date(c.nowMs).toISOString(), c.requestId, c.clientId, c.keyId, c.model, c.rows, cost, c.answerHash, balance);
+    if (c.requestHash) q.dropClaim.run(c.requestId); // charged: the ledger row answers every later claim
     if (c.replay) {
       q.keepReplay.run(c.requestId, c.replay.requestHash, c.replay.answer, c.replay.expiresMs);
       if (c.nowMs - prunedAt > PRUNE_REPLAYS_EVERY_MS) {
         prunedAt = c.nowMs;
         q.pruneReplays.run(c.nowMs);
+        q.pruneClaims.run(c.nowMs);
       }
     }
     return { ok: true, cost, ledgerId: Number(info.lastInsertRowid), usedToday: u.usedToday + c.rows, balance, monthSpend: u.monthSpend + cost };
+  });
+
+  const claimIdempotency = db.transaction((c: IdempotencyClaim): ClaimResult => {
+    const charged = q.charged.get(c.nowMs, c.requestId) as Row | undefined;
+    if (charged) return { state: "charged", charged: chargedRequest(charged) };
+    const held = q.claimOf.get(c.requestId) as { request_hash: string; holder: string; expires_ms: number } | undefined;
+    if (held && held.expires_ms > c.nowMs && held.holder !== c.holder) {
+      return { state: "in-flight", sameRequest: held.request_hash === c.requestHash, retryAfterMs: held.expires_ms - c.nowMs };
+    }
+    q.setClaim.run(c.requestId, c.requestHash, c.holder, c.nowMs + c.leaseMs);
+    return { state: "claimed" };
   });
 
   const takeBurst = db.transaction((clientId: string, burst: { capacity: number; refillPerSecond: number }, rows: number, nowMs: number): BurstResult => {
@@ -135,7 +154,8 @@ export function sqliteStore(path: string): Store {
   return {
     kind: "sqlite",
     async createClient(c) {
-      db.prepare("INSERT INTO clients (id, name, plan, balance, created_at) VALUES (?, ?, ?, 0, ?)").run(c.id, c.name, c.plan, new Date(c.nowMs).toISOString());
+      const info = db.prepare("INSERT INTO clients (id, name, plan, balance, created_at) VALUES (?, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING").run(c.id, c.name, c.plan, new Date(c.nowMs).toISOString());
+      if (info.changes === 0) throw clientExists(c.id);
       return client(q.getClient.get(c.id) as Row);
     },
     async getClient(id) {
@@ -181,6 +201,12 @@ export function sqliteStore(path: string): Store {
     async charged(requestId, nowMs) {
       const r = q.charged.get(nowMs, requestId) as Row | undefined;
       return r && chargedRequest(r);
+    },
+    async claimIdempotency(c) {
+      return claimIdempotency.immediate(c);
+    },
+    async releaseIdempotency(c) {
+      q.releaseClaim.run(c.requestId, c.holder);
     },
     async appendEvents(clientId, stream, entries) {
       appendEvents.immediate(clientId, stream, entries);

@@ -1,4 +1,8 @@
 import type { Plan } from "../config.js";
+import { Problem } from "../problem.js";
+
+/** What createClient throws for an id that exists (two admins racing to create one id): a 409, not a store failure. */
+export const clientExists = (id: string) => new Problem("conflict", `a client "${id}" already exists`);
 
 export interface ClientRecord {
   id: string;
@@ -29,7 +33,8 @@ export interface Usage {
 
 /**
  * One served request, charged and recorded atomically with the quota and balance checks. A request
- * id already in the ledger is not charged again: the answer is the first charge's.
+ * id already in the ledger is refused (`duplicate`): nothing is taken, and the caller must not serve
+ * its answer (the first try's is the one paid for).
  */
 export interface ChargeRequest {
   requestId: string;
@@ -41,9 +46,34 @@ export interface ChargeRequest {
   nowMs: number;
   /** SHA-256 of the answer as served. */
   answerHash: string;
+  /** SHA-256 of what was asked, for an idempotent request: a retry may take over a dead try's pending charge only if it asks the same. */
+  requestHash?: string;
   /** An idempotent request's answer, kept with its ledger row (in the same transaction) until `expiresMs` for retries to be sent again. */
   replay?: { requestHash: string; answer: string; expiresMs: number };
 }
+
+/** Who may run the model for an idempotent request: one try at a time holds its request id. */
+export interface IdempotencyClaim {
+  requestId: string;
+  clientId: string;
+  /** SHA-256 of what was asked (model and inputs). */
+  requestHash: string;
+  /** Unique to this try: only its holder releases a claim. */
+  holder: string;
+  nowMs: number;
+  /** How long the claim holds if its holder never charges nor releases it (a replica that died). */
+  leaseMs: number;
+}
+
+/**
+ * What claiming an idempotent request id found, decided atomically: already charged (with its kept
+ * answer, if still kept), held by another try still in flight (asking the same or something else),
+ * or claimed now by this try, which alone may run the model and charge it.
+ */
+export type ClaimResult =
+  | { state: "claimed" }
+  | { state: "charged"; charged: ChargedRequest }
+  | { state: "in-flight"; sameRequest: boolean; retryAfterMs: number };
 
 /** How often a store deletes the expired kept answers (on a charge that keeps one). */
 export const PRUNE_REPLAYS_EVERY_MS = 60_000;
@@ -71,7 +101,7 @@ export const chargedRequest = (r: Record<string, unknown>): ChargedRequest => ({
 
 export type ChargeResult =
   | ({ ok: true; cost: number; ledgerId: number } & Usage)
-  | ({ ok: false; reason: "quota" | "balance" | "cap"; cost: number } & Usage);
+  | ({ ok: false; reason: "quota" | "balance" | "cap" | "duplicate"; cost: number } & Usage);
 
 export interface BurstResult {
   ok: boolean;
@@ -130,6 +160,10 @@ export interface Store {
   charge(c: ChargeRequest): Promise<ChargeResult>;
   /** The ledger row a request id was charged under, with its kept answer unless that has expired. */
   charged(requestId: string, nowMs: number): Promise<ChargedRequest | undefined>;
+  /** Claim an idempotent request id before its model runs (see ClaimResult). */
+  claimIdempotency(c: IdempotencyClaim): Promise<ClaimResult>;
+  /** Give up a claim this holder has (its request failed before being charged); a no-op otherwise. */
+  releaseIdempotency(c: IdempotencyClaim): Promise<void>;
   /** Ledger rows in order; `requestId` finds the one row a request was charged under. */
   ledger(filter?: { clientId?: string; requestId?: string; limit?: number }): Promise<LedgerRow[]>;
   /**
