@@ -53,6 +53,7 @@ export type ModelMetadata = z.infer<typeof ModelMetadata>;
 
 /** The values of nested data, row by row, iteratively (a body nested thousands deep must not overflow the stack); no deeper than the shape's rank. */
 function flatten(data: readonly Nested[], rank: number, name: string): number[] {
+  if (data.every((v) => typeof v === "number")) return data as number[]; // flat already: the common case
   const out: number[] = [];
   const stack: { a: readonly Nested[]; i: number }[] = [{ a: data, i: 0 }];
   while (stack.length > 0) {

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type preParsingHookHandler } from "fastify";
 import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import { Transform, type Duplex } from "node:stream";
@@ -124,7 +124,12 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
   const pipeline = gatewayPipeline(d);
   const authenticate = authenticator({ store: d.store, plans: new Map(d.config.plans.map((p) => [p.name, p])), lockout: d.lockout, onLockout: d.onLockout });
   app.addHook("onReady", () => warmDefenses(d.config, d.registry));
-  const planOf = new WeakMap<FastifyRequest, string>();
+  // Who is asking, decided on the headers before the body is read (see the infer route).
+  const identities = new WeakMap<FastifyRequest, Identity>();
+  const latency = (req: FastifyRequest, reply: FastifyReply) => {
+    const model = (req.params as { name?: string }).name ?? "";
+    metrics.latency.observe({ model: d.registry.models.has(model) ? model : "(unknown)" }, reply.elapsedTime / 1000);
+  };
   app.removeContentTypeParser("text/plain"); // JSON only: anything else is 415
 
   // Node's requestTimeout bounds slow headers but not a body sent one byte at a time (it waited 60 s
@@ -162,8 +167,9 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     }
     if (req.method === "POST" && /\/infer$/.test(req.url.split("?")[0])) {
       const model = (req.params as { name?: string }).name ?? "(unknown)";
-      metrics.requests.inc({ status: String(p.status), model: d.registry.models.has(model) ? model : "(unknown)", plan: planOf.get(req) ?? "" });
+      metrics.requests.inc({ status: String(p.status), model: d.registry.models.has(model) ? model : "(unknown)", plan: identities.get(req)?.plan.name ?? "" });
       metrics.rejections.inc({ reason: p.type });
+      latency(req, reply);
     }
     return sendProblem(reply, p, req.url);
   });
@@ -180,7 +186,6 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
 
   // Who is asking is decided on the headers, before the body is read: a client without a valid key
   // costs the server no parsing, and a verified one may send only what its plan allows.
-  const identities = new WeakMap<FastifyRequest, Identity>();
   const maxRows = (plan: Identity["plan"]) => Math.min(d.config.server.maxBatch, plan.maxBatch ?? Infinity);
   const bodyLimit = (req: FastifyRequest) => {
     const id = identities.get(req);
@@ -195,49 +200,39 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
       if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
       const id = await authenticate({ apiKey: credential(req), source: req.socket.remoteAddress, nowMs: now(), model: model.name });
       identities.set(req, id);
-      planOf.set(req, id.plan.name);
       const limit = bodyLimit(req);
       if (Number(req.headers["content-length"]) > limit) throw tooLarge(limit);
     },
-    // Every answer's time, refusals on the headers included.
-    onResponse: async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
-      metrics.latency.observe({ model: d.registry.models.has(req.params.name) ? req.params.name : "(unknown)" }, reply.elapsedTime / 1000);
-    },
     // A body without Content-Length (chunked) is counted as it arrives.
-    preParsing: async (req: FastifyRequest, _reply: FastifyReply, payload: NodeJS.ReadableStream) => {
-      if (req.headers["content-length"] !== undefined) return payload;
+    preParsing: ((req, _reply, payload, done) => {
+      if (req.headers["content-length"] !== undefined) return done(null, payload);
       const limit = bodyLimit(req);
       let seen = 0;
-      return payload.pipe(new Transform({
+      done(null, payload.pipe(new Transform({
         transform(chunk: Buffer, _enc, cb) {
           seen += chunk.length;
           cb(seen > limit ? tooLarge(limit) : null, chunk);
         },
-      }));
-    },
+      })));
+    }) as preParsingHookHandler,
   };
 
   app.post<{ Params: { name: string } }>("/v2/models/:name/infer", inferHooks, async (req, reply) => {
     const model = d.registry.models.get(req.params.name);
-    const q: Partial<Query> = {};
-    try {
-      const id = identities.get(req);
-      if (!model || !id) throw new Problem("internal", "the request was not authenticated");
-      const x = requestBatch(req.body, model.inputShape, maxRows(id.plan));
-      const idempotencyKey = header(req, "idempotency-key");
-      if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new Problem("bad-request", "the Idempotency-Key header must be 1 to 255 visible ASCII characters");
-      Object.assign(q, { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), proof: header(req, SOLUTION_HEADER), idempotencyKey, nowMs: now(), source: req.socket.remoteAddress, ...id });
-      const answer = await pipeline(q as Query);
-      const plan = q.plan?.name ?? "";
-      metrics.requests.inc({ status: "200", model: model.name, plan });
-      metrics.rows.inc({ model: model.name, plan }, q.rows ?? 0);
-      if (answer.headers["heist-cost"]) metrics.revenue.inc({ model: model.name, plan }, Number(answer.headers["heist-cost"]));
-      const body: InferResponse = { model_name: model.name, model_version: "1", id: (req.body as { id?: string }).id ?? String(req.id), outputs: answer.outputs };
-      return reply.headers(answer.headers).send(body);
-    } catch (e) {
-      if (q.plan) planOf.set(req, q.plan.name);
-      throw e;
-    }
+    const id = identities.get(req);
+    if (!model || !id) throw new Problem("internal", "the request was not authenticated");
+    const x = requestBatch(req.body, model.inputShape, maxRows(id.plan));
+    const idempotencyKey = header(req, "idempotency-key");
+    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new Problem("bad-request", "the Idempotency-Key header must be 1 to 255 visible ASCII characters");
+    const q: Query = { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), proof: header(req, SOLUTION_HEADER), idempotencyKey, nowMs: now(), source: req.socket.remoteAddress, ...id };
+    const answer = await pipeline(q);
+    const plan = id.plan.name;
+    metrics.requests.inc({ status: "200", model: model.name, plan });
+    metrics.rows.inc({ model: model.name, plan }, q.rows);
+    if (answer.headers["heist-cost"]) metrics.revenue.inc({ model: model.name, plan }, Number(answer.headers["heist-cost"]));
+    latency(req, reply);
+    const body: InferResponse = { model_name: model.name, model_version: "1", id: (req.body as { id?: string }).id ?? String(req.id), outputs: answer.outputs };
+    return reply.headers(answer.headers).send(body);
   });
 
   app.get("/openapi.json", async () => openApiDocument());
