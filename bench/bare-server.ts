@@ -1,7 +1,7 @@
 /** The baseline for bench/gateway-load.ts: the same OIP v2 route and model, with no defence at all. */
 import Fastify from "fastify";
 import { loadModel } from "../src/models/load.js";
-import { requestBatch } from "../src/gateway/oip.js";
+import { requestBatch } from "../src/protocol/oip.js";
 import { shape } from "../src/defenses/output-policy.js";
 
 const [uri, port] = process.argv.slice(2);

@@ -16,7 +16,7 @@
  * - Dataset inference on the same suspects, for comparison.
  * DAWN_RATE sets the watermark rate (default 0.004, the option's default).
  */
-import { accuracy, agreement } from "../src/audit/metrics.js";
+import { accuracy, agreement } from "../src/metrics/agreement.js";
 import { verifyWatermarks } from "../src/audit/ownership.js";
 import { knockoff } from "../src/attacks/knockoff.js";
 import { steal } from "../src/attacks/steal.js";

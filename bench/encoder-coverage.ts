@@ -17,7 +17,7 @@
  */
 import { steal } from "../src/attacks/steal.js";
 import { ATTACKS } from "../src/attacks/registry.js";
-import { accuracy, meanCosine } from "../src/audit/metrics.js";
+import { accuracy, meanCosine } from "../src/metrics/agreement.js";
 import { concatRows, rowsOf, sliceRows, takeRows } from "../src/core/batch.js";
 import { loadSplits } from "../src/data/registry.js";
 import { sample } from "../src/data/split.js";

@@ -15,7 +15,8 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { concatRows, rowsOf, sliceRows, type Batch } from "../src/core/batch.js";
 import { loadSplits } from "../src/data/registry.js";
-import { fidelityReport, parameterError, accuracy, agreement, linearProbeAccuracy, meanCosine } from "../src/audit/metrics.js";
+import { parameterError, accuracy, agreement, meanCosine } from "../src/metrics/agreement.js";
+import { fidelityReport, linearProbeAccuracy } from "../src/models/evaluate.js";
 import { sample } from "../src/data/split.js";
 import { augmentBatch } from "../src/models/augment.js";
 import { rng } from "../src/core/rng.js";
@@ -378,7 +379,7 @@ if (parts.includes("relu")) {
   // what the gateway would send as JSON), then the zoo's trained digits MLP over HTTP, with the
   // attacker's digits pool. Error: max |victim − copy| / (1 + |victim logit|) over every logit.
   const { victim: reluVictim, uniform, maxRelativeError, recovery } = await import("../test/relu-victims.js");
-  const { modelOracle } = await import("../src/oracle/local-oracle.js");
+  const { modelOracle } = await import("../src/gateway/local-oracle.js");
   for (const [d, hidden, k] of [[20, [16], 5], [20, [12, 8], 5]] as const) {
     const v = await reluVictim(d, [...hidden], k, 1);
     const t = performance.now();

@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
-import { keyMatches, newKey } from "../src/gateway/keys.js";
+import { keyMatches, newKey } from "../src/pipeline/keys.js";
 import { call, fmt, table, tempDir, type CampaignOptions, type HttpResult, type PartResult } from "./lib.js";
 
 const TOKEN = "abuse-campaign-admin-token-0123456789";
@@ -69,7 +69,6 @@ export async function abusePart(o: CampaignOptions): Promise<PartResult> {
   try {
     const c = (await admin("POST", "/admin/clients", { name: "abuse", plan: "free" })).json;
     const k = (await admin("POST", `/admin/clients/${c.id}/keys`, {})).json as { key: string; keyId: string };
-    const secret = k.key.slice(16);
     const body = { inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: [5.1, 3.5, 1.4, 0.2] }] };
     const infer = (headers: Record<string, string>) => ask("POST", "/v2/models/iris/infer", { body, headers });
     const okBearer = await infer({ authorization: `Bearer ${k.key}` });

@@ -7,7 +7,7 @@ import { parseConfig, type GatewayConfigInput } from "../src/gateway/config.js";
 import { loadModels } from "../src/gateway/models.js";
 import { createGateway } from "../src/gateway/server.js";
 import { sqliteStore } from "../src/gateway/stores/sqlite.js";
-import type { Store } from "../src/gateway/stores/store.js";
+import type { Store } from "../src/pipeline/store.js";
 
 /** What one part of the campaign found: figures for docs/reliability.md, and whether its checks held. */
 export interface PartResult {

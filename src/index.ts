@@ -23,4 +23,5 @@ export { trainTree, treeModel, TreeJson } from "./models/tree.js";
 export { tfjsModel } from "./models/tfjs-model.js";
 export { fitLogistic } from "./models/logistic.js";
 export { tfReady } from "./models/tf.js";
-export * from "./audit/metrics.js";
+export * from "./metrics/agreement.js";
+export * from "./models/evaluate.js";

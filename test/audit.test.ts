@@ -4,7 +4,8 @@ import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs
 import { join } from "node:path";
 import { parseAuditConfig, type AuditConfigInput } from "../src/audit/config.js";
 import { AuditResults } from "../src/audit/results.js";
-import { jobs, readRecords, RECORDS_FILE, runAudit } from "../src/audit/run.js";
+import { jobs } from "../src/audit/jobs.js";
+import { readRecords, RECORDS_FILE, runAudit } from "../src/audit/run.js";
 import { runHeist, tempDir } from "./helpers.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { REDIS_URL, requireServices } from "./services.js";

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_CONFIG, loadConfig, parseConfig } from "../src/gateway/config.js";
-import { priceRows, windows } from "../src/gateway/pricing.js";
+import { priceRows, windows } from "../src/pipeline/pricing.js";
 import { tempDir } from "./helpers.js";
 
 describe("gateway config", () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
-import { decodeKeptAnswer, encodeKeptAnswer } from "../src/gateway/kept-answer.js";
+import { decodeKeptAnswer, encodeKeptAnswer } from "../src/pipeline/kept-answer.js";
 import { call, infer, inferBody, secretOf, startGateway, type Running } from "./gateway-helpers.js";
 
 const models = [

@@ -3,7 +3,8 @@ import type { Batch } from "../src/core/batch.js";
 import { HeistError } from "../src/core/errors.js";
 import { rng } from "../src/core/rng.js";
 import { fitLogistic } from "../src/models/logistic.js";
-import { accuracy, linearProbeAccuracy } from "../src/audit/metrics.js";
+import { accuracy } from "../src/metrics/agreement.js";
+import { linearProbeAccuracy } from "../src/models/evaluate.js";
 
 /** Seeded Gaussian blobs: 3 well-separated classes in d dimensions, offset and scaled on purpose. */
 function blobs(n: number, seed: number, d = 4): { x: Batch; y: Int32Array } {

@@ -2,9 +2,8 @@ import { describe, expect, it } from "vitest";
 import { batch, rowsOf, widthOf, type Batch } from "../src/core/batch.js";
 import { HeistError } from "../src/core/errors.js";
 import type { Model } from "../src/models/model.js";
-import {
-  accuracy, agreement, fidelity, fidelityReport, meanCosine, meanKL, meanL1, mse, parameterError,
-} from "../src/audit/metrics.js";
+import { accuracy, agreement, meanCosine, meanKL, meanL1, mse, parameterError } from "../src/metrics/agreement.js";
+import { fidelity, fidelityReport } from "../src/models/evaluate.js";
 
 /** A two-class model on 2 features: class 1 iff feature 0 ≥ t, as one-hot probabilities. */
 function threshold(t: number, calls: number[] = []): Model {

@@ -5,7 +5,7 @@ import { batch, sliceRows } from "../src/core/batch.js";
 import { HeistError } from "../src/core/errors.js";
 import { sample } from "../src/data/split.js";
 import { loadSplits } from "../src/data/registry.js";
-import { accuracy, agreement } from "../src/audit/metrics.js";
+import { accuracy, agreement } from "../src/metrics/agreement.js";
 import { tf, tfReady } from "../src/models/tf.js";
 import { buildClassifier } from "../src/models/zoo.js";
 import { fitClassifier } from "../src/models/train.js";

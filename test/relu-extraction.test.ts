@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { blobs } from "../src/data/synthetic.js";
-import { fidelityReport } from "../src/audit/metrics.js";
+import { fidelityReport } from "../src/models/evaluate.js";
 import { denseWeights } from "../src/models/dense-net.js";
 import { loadModel } from "../src/models/load.js";
 import { saveModel } from "../src/models/store.js";
@@ -9,7 +9,7 @@ import { tfReady } from "../src/models/tf.js";
 import { fitClassifier } from "../src/models/train.js";
 import { tfjsModel, type TfjsModel } from "../src/models/tfjs-model.js";
 import { buildClassifier } from "../src/models/zoo.js";
-import { modelOracle } from "../src/oracle/local-oracle.js";
+import { modelOracle } from "../src/gateway/local-oracle.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
 import { steal } from "../src/attacks/steal.js";
 import { reluExtraction } from "../src/attacks/relu-extraction.js";

@@ -4,7 +4,7 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { Plan } from "../src/gateway/config.js";
 import { PENDING_STALE_MS, redisPostgresStore } from "../src/gateway/stores/redis-postgres.js";
-import type { Store } from "../src/gateway/stores/store.js";
+import type { Store } from "../src/pipeline/store.js";
 import { POSTGRES_URL, REDIS_URL, requireServices } from "./services.js";
 
 /**

@@ -6,7 +6,7 @@ import pg from "pg";
 import { Plan } from "../src/gateway/config.js";
 import { redisPostgresStore, StoreUnavailable } from "../src/gateway/stores/redis-postgres.js";
 import { sqliteStore } from "../src/gateway/stores/sqlite.js";
-import type { Store } from "../src/gateway/stores/store.js";
+import type { Store } from "../src/pipeline/store.js";
 import { tempDir } from "./helpers.js";
 import Database from "better-sqlite3";
 import { POSTGRES_URL, REDIS_URL, requireServices } from "./services.js";

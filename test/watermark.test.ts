@@ -8,7 +8,7 @@ import { steal } from "../src/attacks/steal.js";
 import { knockoff } from "../src/attacks/knockoff.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
 import { chernoffUniformSumLowerTail, uniformSumLowerTail, binomialUpperTail, studentUpperTail, verifyWatermarks, watermarkTest, welchTTest } from "../src/audit/ownership.js";
-import { DefenseConfig, defenseFits } from "../src/defenses/catalog.js";
+import { DefenseConfig, defenseFits } from "../src/gateway/defense-config.js";
 import { markFor } from "../src/defenses/watermark.js";
 import { localSuspect, watermarkSetsFromGateway } from "../src/cli/verify.js";
 import { loadModel } from "../src/models/load.js";

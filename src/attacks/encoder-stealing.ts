@@ -31,7 +31,7 @@ import { z } from "zod";
 import { columnMeans, rowsOf, takeRows, widthOf, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { permutation, rng } from "../core/rng.js";
-import { meanCosine } from "../audit/metrics.js";
+import { meanCosine } from "../metrics/agreement.js";
 import type { Architecture } from "../models/architecture.js";
 import { augmentBatch } from "../models/augment.js";
 import { buildEncoder } from "../models/encoder.js";

@@ -7,7 +7,7 @@ import type { Splits } from "../data/split.js";
 import { loadModel } from "../models/load.js";
 import type { Model } from "../models/model.js";
 import { OracleStopped } from "../oracle/oracle.js";
-import { accuracy, agreement } from "./metrics.js";
+import { accuracy, agreement } from "../metrics/agreement.js";
 import type { AuditConfig } from "./config.js";
 import { cellId, type CellKey, type CellResult, type HonestResult } from "./results.js";
 import type { Target } from "./target.js";

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { ATTACK_NAMES } from "../attacks/names.js";
 import { parseConfigValue, readConfigFile } from "../core/config-file.js";
-import { DefenseConfig } from "../defenses/catalog.js";
-import { OutputPolicy, Tier } from "../gateway/config.js";
+import { DefenseConfig } from "../gateway/defense-config.js";
+import { OutputPolicy, Tier } from "../pipeline/plan.js";
 
 const Name = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "letters, digits, '.', '_' or '-'");
 

@@ -3,7 +3,7 @@ import { Redis } from "ioredis";
 import { judge } from "./cell.js";
 import type { AuditConfig } from "./config.js";
 import { AuditRecord } from "./results.js";
-import { jobId, runJob, type Job } from "./run.js";
+import { jobId, runJob, type Job } from "./jobs.js";
 import { connectTarget, type Target, type TargetAddress } from "./target.js";
 
 /**

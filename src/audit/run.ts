@@ -4,31 +4,15 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
-import { runOnQueue } from "./queue.js";
+import { jobId, jobs, runJob, type Job } from "./jobs.js";
 import { loadModel } from "../models/load.js";
-import { accuracy } from "./metrics.js";
-import { judge, runCell, runHonest } from "./cell.js";
+import { accuracy } from "../metrics/agreement.js";
+import { judge } from "./cell.js";
 import type { AuditConfig } from "./config.js";
-import { AuditRecord, AuditResults, cellId, type CellKey, type CellResult, type HonestResult } from "./results.js";
+import { AuditRecord, AuditResults, cellId, type CellResult, type HonestResult } from "./results.js";
 import { connectTarget, startTarget, type TargetAddress } from "./target.js";
 
-/** A unit of audit work: one thief's cell, or one honest user's run against a stack. */
-export type Job = { kind: "cell"; cell: CellKey } | { kind: "honest"; victim: string; stack: string };
-
-export const jobId = (j: Job) => (j.kind === "cell" ? cellId(j.cell) : `honest/${j.victim}/${j.stack}`);
 const recordId = (r: AuditRecord) => (r.kind === "cell" ? cellId(r) : `honest/${r.victim}/${r.stack}`);
-
-/** Every job of the matrix: victims × stacks × (honest, attacks × budgets × seeds). */
-export function jobs(a: AuditConfig): Job[] {
-  const out: Job[] = [];
-  for (const v of a.victims) {
-    for (const s of a.stacks) {
-      out.push({ kind: "honest", victim: v.name, stack: s.name });
-      for (const at of a.attacks) for (const budget of a.budgets) for (const seed of a.seeds) out.push({ kind: "cell", cell: { victim: v.name, stack: s.name, attack: at.name, budget, seed } });
-    }
-  }
-  return out;
-}
 
 export const RECORDS_FILE = "results.jsonl";
 export const RESULTS_FILE = "results.json";
@@ -49,10 +33,6 @@ export function readRecords(dir: string): AuditRecord[] {
   return out;
 }
 
-/** Run one job against a connected target (in the audit's process or a worker's). */
-export async function runJob(a: AuditConfig, t: Awaited<ReturnType<typeof connectTarget>>, j: ReturnType<typeof judge>, job: Job): Promise<AuditRecord> {
-  return job.kind === "cell" ? runCell(a, t, j, job.cell) : runHonest(a, t, j, job.victim, job.stack);
-}
 
 export interface AuditProgress {
   done: number;
@@ -109,7 +89,7 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
       const { address, stop, died, pid } = await startTarget(a, dir);
       if (pid) o.onGateway?.(pid);
       try {
-        if (o.queue) await runOnQueue(o.queue, a, address, left, record);
+        if (o.queue) await (await import("./queue.js")).runOnQueue(o.queue, a, address, left, record); // BullMQ loads only for queued audits
         else if (a.workers > 1 && left.length > 1) await inWorkers(a, address, left, record);
         else {
           const target = await connectTarget(a, address);

@@ -4,7 +4,7 @@
  */
 import { judge } from "./cell.js";
 import type { AuditConfig } from "./config.js";
-import { jobId, runJob, type Job } from "./run.js";
+import { jobId, runJob, type Job } from "./jobs.js";
 import { connectTarget, type Target, type TargetAddress } from "./target.js";
 
 let target: { address: string; target: Target } | undefined;

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { fail } from "../core/errors.js";
 import { loadSplits, DATASET_NAMES } from "../data/registry.js";
-import { accuracy } from "../audit/metrics.js";
+import { accuracy } from "../metrics/agreement.js";
 import { sizeOf } from "../core/batch.js";
 import { emit, number, parseFlags, pct } from "./output.js";
 import { z } from "zod";

@@ -6,11 +6,12 @@ import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
 import { sizeOf, sliceRows } from "../core/batch.js";
 import { loadSplits, DATASET_NAMES } from "../data/registry.js";
-import { accuracy, fidelityReport, linearProbeAccuracy, meanCosine } from "../audit/metrics.js";
+import { accuracy, meanCosine } from "../metrics/agreement.js";
+import { fidelityReport, linearProbeAccuracy } from "../models/evaluate.js";
 import { ATTACK_NAMES } from "../attacks/names.js";
 import type { AttackInfo, OptionInfo } from "../attacks/registry.js";
 import { httpOracle } from "../oracle/http-oracle.js";
-import { MICROS } from "../gateway/money.js";
+import { MICROS } from "../pipeline/money.js";
 import { emit, parseFlags, pct } from "./output.js";
 import { progress } from "./progress.js";
 

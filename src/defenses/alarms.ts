@@ -1,7 +1,7 @@
 import { z } from "zod";
-import type { Defense, Query } from "../gateway/pipeline.js";
-import { Problem } from "../gateway/problem.js";
-import type { AlarmRecord, Store } from "../gateway/stores/store.js";
+import type { Defense, Query } from "../pipeline/onion.js";
+import { Problem } from "../protocol/problem.js";
+import type { AlarmRecord, Store } from "../pipeline/store.js";
 
 /**
  * What the gateway does to a client once a detector has raised an alarm on it, from the next query

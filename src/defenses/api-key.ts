@@ -1,8 +1,20 @@
-import type { Lockout, Plan } from "../gateway/config.js";
-import { keyIdOf, keyMatches } from "../gateway/keys.js";
-import type { Defense } from "../gateway/pipeline.js";
-import { Problem } from "../gateway/problem.js";
-import type { ClientRecord, KeyRecord, Store } from "../gateway/stores/store.js";
+import { z } from "zod";
+import type { Plan } from "../pipeline/plan.js";
+import { keyIdOf, keyMatches } from "../pipeline/keys.js";
+import type { Defense } from "../pipeline/onion.js";
+import { Problem } from "../protocol/problem.js";
+import type { ClientRecord, KeyRecord, Store } from "../pipeline/store.js";
+
+export const Lockout = z.object({
+  /** Failed keys allowed in the window before the lockout; 0 turns the lockout off. */
+  maxFailures: z.number().int().nonnegative().default(10),
+  windowSeconds: z.number().positive().default(60),
+  lockSeconds: z.number().positive().default(300),
+  /** Also lock out source addresses; turn off behind a proxy, where every client shares its address (key ids are still locked out). */
+  bySource: z.boolean().default(true),
+});
+export type Lockout = z.infer<typeof Lockout>;
+export const LOCKOUT_DEFAULTS: Lockout = { maxFailures: 10, windowSeconds: 60, lockSeconds: 300, bySource: true };
 
 /** A source address (inference), a key id, or a source address on the admin API. */
 export type LockoutScope = "source" | "key" | "admin";

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import { priceRows, windows } from "../gateway/pricing.js";
-import { mergeHeaders, type Answer, type Defense, type Query } from "../gateway/pipeline.js";
-import { Problem } from "../gateway/problem.js";
-import { fmtDollars } from "../gateway/money.js";
-import { decodeKeptAnswer, encodeKeptAnswer } from "../gateway/kept-answer.js";
-import type { ChargeResult, IdempotencyClaim, Store, Usage } from "../gateway/stores/store.js";
+import { priceRows, windows } from "../pipeline/pricing.js";
+import { mergeHeaders, type Answer, type Defense, type Query } from "../pipeline/onion.js";
+import { Problem } from "../protocol/problem.js";
+import { fmtDollars } from "../pipeline/money.js";
+import { decodeKeptAnswer, encodeKeptAnswer } from "../pipeline/kept-answer.js";
+import type { ChargeResult, IdempotencyClaim, Store, Usage } from "../pipeline/store.js";
 
 /**
  * Daily quota, tiered per-row pricing, prepaid balance or monthly cap, and the ledger, in one place

@@ -25,8 +25,8 @@
 import { z } from "zod";
 import { columnMeans, type Batch } from "../core/batch.js";
 import { calibrationRows, perModelCache } from "./calibration.js";
-import type { Defense, Query } from "../gateway/pipeline.js";
-import type { AlarmRecord, Store } from "../gateway/stores/store.js";
+import type { Defense, Query } from "../pipeline/onion.js";
+import type { AlarmRecord, Store } from "../pipeline/store.js";
 import { actionLabel, DetectorOptions } from "./alarms.js";
 import { keyedRng, rowBytes } from "./keyed-rng.js";
 

@@ -10,7 +10,7 @@
  * puts the least mass where the victim puts the most, with no second model to serve.
  */
 import { z } from "zod";
-import type { Defense } from "../gateway/pipeline.js";
+import type { Defense } from "../pipeline/onion.js";
 import { mapRows } from "./probabilities.js";
 
 export const MisinformationOptions = z.object({

@@ -7,7 +7,7 @@
  * keyed per client and input (keyed-rng.ts): asking again returns the same answer.
  */
 import { z } from "zod";
-import type { Defense } from "../gateway/pipeline.js";
+import type { Defense } from "../pipeline/onion.js";
 import { keyedRng, rowBytes } from "./keyed-rng.js";
 import { keepLabel, mapRows, renormalise } from "./probabilities.js";
 

@@ -1,6 +1,6 @@
 import { argmaxRows, rowsOf, widthOf, type Batch } from "../core/batch.js";
-import type { OutputPolicy } from "../gateway/config.js";
-import type { Defense, OutputTensor } from "../gateway/pipeline.js";
+import type { OutputPolicy } from "../pipeline/plan.js";
+import type { Defense, OutputTensor } from "../pipeline/onion.js";
 
 /**
  * What a client may see of an answer — the first defence against extraction: a label alone leaks

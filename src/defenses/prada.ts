@@ -16,8 +16,8 @@
  */
 import { z } from "zod";
 import { shapiroWilk } from "../core/shapiro-wilk.js";
-import type { Defense, Query } from "../gateway/pipeline.js";
-import type { AlarmRecord, Store } from "../gateway/stores/store.js";
+import type { Defense, Query } from "../pipeline/onion.js";
+import type { AlarmRecord, Store } from "../pipeline/store.js";
 import { actionLabel, DetectorOptions } from "./alarms.js";
 import { argmax } from "./probabilities.js";
 import { float32FromBase64, toBase64 } from "../core/float-base64.js";

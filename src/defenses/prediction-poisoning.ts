@@ -13,7 +13,7 @@
  * class stays the same.
  */
 import { z } from "zod";
-import type { Defense } from "../gateway/pipeline.js";
+import type { Defense } from "../pipeline/onion.js";
 import { keyedRng } from "./keyed-rng.js";
 import { argmax, leads, mapRows } from "./probabilities.js";
 

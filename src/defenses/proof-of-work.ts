@@ -25,14 +25,15 @@
  * row). A thief whose inputs and volume look benign (natural data, spread over days or keys) pays
  * what an honest user pays: the signals see what is asked, not who is asking.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
 import { rowsOf, type Batch } from "../core/batch.js";
 import { calibrationRows, perModelCache } from "./calibration.js";
-import type { Defense, Query } from "../gateway/pipeline.js";
-import { mergeHeaders } from "../gateway/pipeline.js";
-import { Problem } from "../gateway/problem.js";
-import type { Store } from "../gateway/stores/store.js";
+import type { Defense, Query } from "../pipeline/onion.js";
+import { mergeHeaders } from "../pipeline/onion.js";
+import { Problem } from "../protocol/problem.js";
+import { CHALLENGE_HEADER, digest, SOLUTION_HEADER, zeroBits, type Challenge } from "../protocol/proof-of-work.js";
+import type { Store } from "../pipeline/store.js";
 
 export const ProofOfWorkOptions = z.object({
   kind: z.literal("pow"),
@@ -54,56 +55,6 @@ export const ProofOfWorkOptions = z.object({
   ttlSeconds: z.number().int().positive().default(120),
 }).refine((o) => o.benignEntropy !== undefined || o.calibrate !== undefined, { message: "set benignEntropy or calibrate (a dataset name)" });
 export type ProofOfWorkOptions = z.infer<typeof ProofOfWorkOptions>;
-
-export const CHALLENGE_HEADER = "heist-pow-challenge";
-export const SOLUTION_HEADER = "heist-pow-solution";
-
-interface Challenge {
-  /** Random id: what claimOnce spends. */
-  id: string;
-  client: string;
-  model: string;
-  rows: number;
-  bits: number;
-  expiresMs: number;
-}
-
-/** Leading zero bits of a digest. */
-function zeroBits(d: Buffer): number {
-  let n = 0;
-  for (const byte of d) {
-    if (byte === 0) {
-      n += 8;
-      continue;
-    }
-    return n + Math.clz32(byte) - 24;
-  }
-  return n;
-}
-
-const digest = (token: string, nonce: string) => createHash("sha256").update(`${token}:${nonce}`).digest();
-
-/** Find a nonce for a challenge token (what heist's own oracles do on a 428). */
-export function solveChallenge(token: string, bits: number): string {
-  for (let n = 0; ; n++) {
-    const nonce = n.toString(36);
-    if (zeroBits(digest(token, nonce)) >= bits) return nonce;
-  }
-}
-
-/** The bits a challenge token asks for (clients read them from the token, which is plain base64url JSON before its signature). */
-export function challengeBits(token: string): number {
-  return (JSON.parse(Buffer.from(token.split(".")[0], "base64url").toString("utf8")) as Challenge).bits;
-}
-
-/** What a client sends back for a challenge ("challenge:nonce"); reports the bits and the seconds spent. */
-export function proveWork(token: string, onSolved?: (bits: number, seconds: number) => void): string {
-  const bits = challengeBits(token);
-  const started = performance.now();
-  const proof = `${token}:${solveChallenge(token, bits)}`;
-  onSolved?.(bits, (performance.now() - started) / 1000);
-  return proof;
-}
 
 /** Total entropy in bits of the rows of a probability batch. */
 function entropySum(p: Batch): number {

@@ -1,6 +1,6 @@
-import { mergeHeaders, type Defense } from "../gateway/pipeline.js";
-import { Problem } from "../gateway/problem.js";
-import type { Store } from "../gateway/stores/store.js";
+import { mergeHeaders, type Defense } from "../pipeline/onion.js";
+import { Problem } from "../protocol/problem.js";
+import type { Store } from "../pipeline/store.js";
 
 /**
  * Burst limit: a token bucket per client holding at most `capacity` rows, refilled at

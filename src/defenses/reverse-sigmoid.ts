@@ -8,7 +8,7 @@
  * perturbation's gradient misleads training. The top-1 class is always kept (see keepLabel).
  */
 import { z } from "zod";
-import type { Defense } from "../gateway/pipeline.js";
+import type { Defense } from "../pipeline/onion.js";
 import { keepLabel, mapRows, renormalise } from "./probabilities.js";
 
 export const ReverseSigmoidOptions = z.object({

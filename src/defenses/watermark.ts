@@ -20,8 +20,8 @@
  */
 import { createHmac } from "node:crypto";
 import { z } from "zod";
-import type { Defense } from "../gateway/pipeline.js";
-import type { Store } from "../gateway/stores/store.js";
+import type { Defense } from "../pipeline/onion.js";
+import type { Store } from "../pipeline/store.js";
 import { rowBytes } from "./keyed-rng.js";
 import { argmax, renormalise } from "./probabilities.js";
 import { float32FromBase64, toBase64 } from "../core/float-base64.js";

@@ -4,11 +4,11 @@ import { z } from "zod";
 import { secret } from "./config.js";
 import { readWatermarks } from "../defenses/watermark.js";
 import { insightRoutes } from "./insights.js";
-import { newKey } from "./keys.js";
+import { newKey } from "../pipeline/keys.js";
 import type { GatewayMetrics } from "./metrics.js";
-import { dollars } from "./money.js";
-import { Problem } from "./problem.js";
-import type { GatewayDeps } from "./server.js";
+import { dollars } from "../pipeline/money.js";
+import { Problem } from "../protocol/problem.js";
+import type { GatewayDeps } from "./gateway-pipeline.js";
 
 const NewClient = z.object({
   name: z.string().min(1).max(200),

@@ -1,56 +1,16 @@
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { parseConfigValue, readConfigFile } from "../core/config-file.js";
-import { DefenseConfig } from "../defenses/catalog.js";
-import { dollars } from "./money.js";
+import { DefenseConfig } from "./defense-config.js";
+import { Lockout, LOCKOUT_DEFAULTS } from "../defenses/api-key.js";
+import { checkTiers, OutputPolicy, PlanTerms } from "../pipeline/plan.js";
 
-/** What a client may see of a model's answer. Narrower policies leak less (see defenses/output-policy.ts). */
-export const OutputPolicy = z.object({
-  /** `leaf`: the label and the id of the decision-tree leaf that decided it (as BigML answers). */
-  kind: z.enum(["label", "top-k", "probabilities", "embedding", "logits", "leaf"]).default("probabilities"),
-  /** For top-k. */
-  k: z.number().int().positive().default(1),
-  /** Round every returned value to this many decimals. */
-  decimals: z.number().int().min(0).max(8).optional(),
-});
-export type OutputPolicy = z.infer<typeof OutputPolicy>;
 
-export const Tier = z.object({
-  /** Rows per day up to which this price applies (the last tier has none: unbounded). */
-  upTo: z.number().int().positive().optional(),
-  /** Dollars per row. */
-  pricePerRow: dollars,
-});
-
-export const Plan = z.object({
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "letters, digits, '.', '_' or '-'"),
-  /** Rows per UTC day; a batch of N rows counts N. */
-  dailyQuota: z.number().int().nonnegative(),
-  /** Rows per request for this plan (at most server.maxBatch); it also bounds the body a client of the plan may send. */
-  maxBatch: z.number().int().positive().optional(),
-  /** Token bucket: at most `capacity` rows at once, refilled at `refillPerSecond`. */
-  burst: z.object({ capacity: z.number().int().positive(), refillPerSecond: z.number().positive() }).optional(),
-  /** Price per row, rising with the day's use. */
-  tiers: z.array(Tier).min(1).default([{ pricePerRow: 0 }]),
-  billing: z.discriminatedUnion("kind", [
-    /** Spend from a balance topped up in advance; 402 when it runs out. */
-    z.object({ kind: z.literal("prepaid") }),
-    /** Post-paid with a monthly spending cap; 402 when the month's spend would pass it. */
-    z.object({ kind: z.literal("cap"), monthlyCap: dollars }),
-  ]).default({ kind: "prepaid" }),
-  /** Model names this plan may query; "*" for all. */
-  models: z.array(z.string()).default(["*"]),
-  /** Overrides the model's output policy for this plan. */
-  output: OutputPolicy.optional(),
+/** A plan's terms (pipeline/plan.ts) and the defences for its clients. */
+export const Plan = PlanTerms.extend({
   /** Defences for this plan's clients, on top of each model's (an entry replaces the model's of the same kind). */
   defenses: z.array(DefenseConfig).default([]),
-}).superRefine((p, ctx) => {
-  p.tiers.forEach((t, i) => {
-    const last = i === p.tiers.length - 1;
-    if (!last && t.upTo === undefined) ctx.addIssue({ code: "custom", path: ["tiers", i, "upTo"], message: "every tier but the last needs upTo" });
-    if (i > 0 && t.upTo !== undefined && t.upTo <= (p.tiers[i - 1].upTo ?? 0)) ctx.addIssue({ code: "custom", path: ["tiers", i, "upTo"], message: "tiers must rise" });
-  });
-});
+}).superRefine(checkTiers);
 export type Plan = z.infer<typeof Plan>;
 
 export const ModelConfig = z.object({
@@ -66,21 +26,11 @@ export const ModelConfig = z.object({
     apiKey: z.string().optional(),
   }).optional(),
   output: OutputPolicy.default({ kind: "probabilities", k: 1 }),
-  /** Defences for every client of this model (see defenses/catalog.ts). */
+  /** Defences for every client of this model (see gateway/defense-config.ts). */
   defenses: z.array(DefenseConfig).default([]),
 }).refine((m) => (m.source === undefined) !== (m.upstream === undefined), { message: "a model needs exactly one of source or upstream" });
 export type ModelConfig = z.infer<typeof ModelConfig>;
 
-export const Lockout = z.object({
-  /** Failed keys allowed in the window before the lockout; 0 turns the lockout off. */
-  maxFailures: z.number().int().nonnegative().default(10),
-  windowSeconds: z.number().positive().default(60),
-  lockSeconds: z.number().positive().default(300),
-  /** Also lock out source addresses; turn off behind a proxy, where every client shares its address (key ids are still locked out). */
-  bySource: z.boolean().default(true),
-});
-export type Lockout = z.infer<typeof Lockout>;
-const LOCKOUT_DEFAULTS: Lockout = { maxFailures: 10, windowSeconds: 60, lockSeconds: 300, bySource: true };
 
 export const GatewayConfig = z.object({
   server: z.object({

@@ -5,7 +5,7 @@ import { extname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { isLoopback } from "./admin-api.js";
 import type { GatewayConfig } from "./config.js";
-import { Problem } from "./problem.js";
+import { Problem } from "../protocol/problem.js";
 
 /**
  * The operator dashboard's files (built by Vite from dashboard/ into dist/dashboard/ by `npm run

@@ -1,14 +1,14 @@
 import type { FastifyInstance } from "fastify";
 import { z } from "zod";
-import { defensesFor, type DefenseConfig } from "../defenses/catalog.js";
+import { defensesFor, type DefenseConfig } from "./defense-config.js";
 import { readCoverageTrack, type CoverageOptions, type CoverageTrack } from "../defenses/coverage.js";
 import { pradaStatistic, readPradaTrack, type PradaOptions, type PradaTrack } from "../defenses/prada.js";
 import { departure, profileFor, emptyTotals, powBits, readPowTrack, type BenignProfile, type PowTrack, type ProofOfWorkOptions } from "../defenses/proof-of-work.js";
 import { readWatermarks } from "../defenses/watermark.js";
 import type { GatewayMetrics } from "./metrics.js";
-import { Problem } from "./problem.js";
-import type { GatewayDeps } from "./server.js";
-import type { AlarmRecord, ClientRecord } from "./stores/store.js";
+import { Problem } from "../protocol/problem.js";
+import type { GatewayDeps } from "./gateway-pipeline.js";
+import type { AlarmRecord, ClientRecord } from "../pipeline/store.js";
 
 /**
  * What the operator dashboard reads, beside the plain admin API (all of it under /admin, behind the

@@ -4,11 +4,11 @@ import { loadModel } from "../models/load.js";
 import type { Model } from "../models/model.js";
 import type { TreeModel } from "../models/tree.js";
 import { policyFits } from "../defenses/output-policy.js";
-import { defenseFits, defensesFor } from "../defenses/catalog.js";
+import { defenseFits, defensesFor } from "./defense-config.js";
 import { secret, type GatewayConfig, type ModelConfig } from "./config.js";
-import { InferResponse, ModelMetadata } from "./oip.js";
-import type { ServedModel } from "./pipeline.js";
-import { Problem } from "./problem.js";
+import { InferResponse, ModelMetadata } from "../protocol/oip.js";
+import type { ServedModel } from "../pipeline/onion.js";
+import { Problem } from "../protocol/problem.js";
 
 export interface ModelRegistry {
   models: ReadonlyMap<string, ServedModel>;

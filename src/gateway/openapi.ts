@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { InferRequest, InferResponse, ModelMetadata } from "./oip.js";
+import { InferRequest, InferResponse, ModelMetadata } from "../protocol/oip.js";
 import { AdminSchemas } from "./admin-api.js";
 
 const json = (schema: z.ZodType) => ({ "application/json": { schema: z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) } });

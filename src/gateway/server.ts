@@ -2,54 +2,18 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { randomUUID } from "node:crypto";
 import { STATUS_CODES } from "node:http";
 import { Transform, type Duplex } from "node:stream";
-import { apiKey, authenticator, LockoutTracker, type Identity, type LockoutScope } from "../defenses/api-key.js";
-import { billing, idempotentReplay } from "../defenses/billing.js";
-import { outputPolicy } from "../defenses/output-policy.js";
-import { rateLimit } from "../defenses/rate-limit.js";
-import { defenseSlots, warmDefenses } from "../defenses/catalog.js";
-import { SOLUTION_HEADER } from "../defenses/proof-of-work.js";
+import { authenticator, LockoutTracker, type Identity } from "../defenses/api-key.js";
+import { warmDefenses } from "./defense-catalog.js";
+import { gatewayPipeline, type GatewayDeps } from "./gateway-pipeline.js";
+import { SOLUTION_HEADER } from "../protocol/proof-of-work.js";
 import { adminGuard, adminRoutes, isLoopback } from "./admin-api.js";
 import { dashboardRoutes } from "./dashboard.js";
-import { secret, type GatewayConfig } from "./config.js";
-import type { ModelRegistry } from "./models.js";
-import { requestBatch, type InferResponse } from "./oip.js";
-import { askModel, compose, type Defense, type Query } from "./pipeline.js";
-import { Problem, toProblem } from "./problem.js";
+import { requestBatch, type InferResponse } from "../protocol/oip.js";
+import type { Query } from "../pipeline/onion.js";
+import { Problem, toProblem } from "../protocol/problem.js";
 import { gatewayMetrics } from "./metrics.js";
 import { guardedStore } from "./stores/guarded.js";
 import { openApiDocument } from "./openapi.js";
-import type { AlarmRecord, Store } from "./stores/store.js";
-
-export interface GatewayDeps {
-  config: GatewayConfig;
-  store: Store;
-  registry: ModelRegistry;
-  /** Injectable clock (ms since epoch), for quota windows in tests. */
-  now?: () => number;
-  /** Extra defences, placed between billing and the output policy (later issues add theirs here). */
-  extraDefenses?: Defense[];
-  logger?: boolean | object;
-  /** Called when a detector raises an alarm (metrics count them). */
-  onAlarm?: (a: AlarmRecord) => void;
-  /** Locks out repeated bad API keys (createGateway makes one from `server.lockout`). */
-  lockout?: LockoutTracker;
-  onLockout?: (scope: LockoutScope, id: string) => void;
-}
-
-/**
- * The defence onion for a gateway: also what an in-process (local) oracle runs. Outermost first:
- * who is asking, how fast, a retry's kept answer, then the detectors (before billing, so a blocked
- * query costs nothing), billing and the ledger, then the output policy, and innermost the
- * perturbations of the raw answer.
- */
-export function gatewayPipeline(d: GatewayDeps): (q: Query) => Promise<import("./pipeline.js").Answer> {
-  const plans = new Map(d.config.plans.map((p) => [p.name, p]));
-  const slots = defenseSlots(d.config, { store: d.store, secret: secret(d.config.defenseSecret), onAlarm: d.onAlarm });
-  return compose([
-    apiKey({ store: d.store, plans, lockout: d.lockout, onLockout: d.onLockout }), rateLimit({ store: d.store }), idempotentReplay({ store: d.store }), slots.detection, billing({ store: d.store, keepHours: d.config.server.idempotencyHours }),
-    ...(d.extraDefenses ?? []), outputPolicy(), slots.hardening,
-  ], askModel);
-}
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
   const v = req.headers[name];

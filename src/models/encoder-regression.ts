@@ -22,7 +22,7 @@ import { permutation, rng } from "../core/rng.js";
 import { imageShapeOf } from "./augment.js";
 import { encoderStepSession, fastForward, fromOihw, onnxPlan, type EmbeddingLoss, type EncoderStepSession, type OnnxPlan } from "./encoder.js";
 import { tf } from "./tf.js";
-import type { TrainProgress } from "./train.js";
+import type { TrainProgress } from "./epoch-loop.js";
 import { cosineRate } from "./epoch-loop.js";
 
 export const REGRESSION_LOSSES = ["mse", "cosine", "infonce"] as const;

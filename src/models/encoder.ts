@@ -20,7 +20,7 @@
 import { rowsOf, sizeOf, takeRows, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { permutation, rng } from "../core/rng.js";
-import { linearProbeAccuracy } from "../audit/metrics.js";
+import { linearProbeAccuracy } from "./evaluate.js";
 import type { Dataset } from "../data/dataset.js";
 import { sample } from "../data/split.js";
 import type { Architecture } from "./architecture.js";
@@ -31,7 +31,7 @@ import { InferenceSession, Tensor } from "onnxruntime-node";
 import { graphBuilder, type Dim, type GraphBuilder } from "./onnx-proto.js";
 import { tf } from "./tf.js";
 import { EMBEDDING_LAYER } from "./tfjs-model.js";
-import type { TrainProgress } from "./train.js";
+import type { TrainProgress } from "./epoch-loop.js";
 import { cosineRate } from "./epoch-loop.js";
 import { imageView } from "./zoo.js";
 

@@ -4,7 +4,7 @@ import { fail } from "../core/errors.js";
 import type { OutputKind } from "./model.js";
 import { PRESETS, PRESET_NAMES } from "./presets.js";
 import { isDirectory, loadModelDir, loadOnnxFile, saveModel, type SavedModel } from "./store.js";
-import type { TrainProgress } from "./train.js";
+import type { TrainProgress } from "./epoch-loop.js";
 import { trainModel } from "./trainer.js";
 
 /** Where zoo models are kept once trained: $HEIST_ZOO_DIR, else ./.heist/zoo. */

@@ -1,6 +1,6 @@
 import { sliceRows } from "../core/batch.js";
 import { loadSplits } from "../data/registry.js";
-import { accuracy } from "../audit/metrics.js";
+import { accuracy } from "../metrics/agreement.js";
 import type { Manifest } from "./manifest.js";
 import type { Model } from "./model.js";
 import { TrainSpec, type TrainSpecInput } from "./presets.js";

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { concatRows, rowsOf, sliceRows, type Batch } from "../core/batch.js";
-import { CHALLENGE_HEADER, proveWork, SOLUTION_HEADER } from "../defenses/proof-of-work.js";
+import { CHALLENGE_HEADER, proveWork, SOLUTION_HEADER } from "../protocol/proof-of-work.js";
 import { OracleStopped, parseOutputs, type Oracle, type OracleAnswer } from "./oracle.js";
 
 export interface HttpOracleOptions {

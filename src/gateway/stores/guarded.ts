@@ -1,5 +1,5 @@
-import { Problem } from "../problem.js";
-import type { ClientRecord, KeyRecord, Store } from "./store.js";
+import { Problem } from "../../protocol/problem.js";
+import type { ClientRecord, KeyRecord, Store } from "../../pipeline/store.js";
 
 /**
  * What the gateway does when its store cannot be reached. Closed (the default): every request that

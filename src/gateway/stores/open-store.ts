@@ -1,7 +1,7 @@
 import type { GatewayConfig } from "../config.js";
 import { redisPostgresStore } from "./redis-postgres.js";
 import { sqliteStore } from "./sqlite.js";
-import type { Store } from "./store.js";
+import type { Store } from "../../pipeline/store.js";
 
 /** The store a gateway config asks for: Redis + PostgreSQL when both URLs are set (shared by replicas), else the SQLite file. */
 export async function openStore(s: GatewayConfig["store"]): Promise<Store> {

@@ -1,8 +1,8 @@
 import { Redis } from "ioredis";
 import pg from "pg";
-import { windows } from "../pricing.js";
-import { Problem } from "../problem.js";
-import { chargedRequest, clientExists, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClaimResult, type IdempotencyClaim, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "./store.js";
+import { windows } from "../../pipeline/pricing.js";
+import { Problem } from "../../protocol/problem.js";
+import { chargedRequest, clientExists, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClaimResult, type IdempotencyClaim, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "../../pipeline/store.js";
 
 /**
  * The shared store for several gateway replicas.

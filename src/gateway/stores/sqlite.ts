@@ -1,8 +1,8 @@
 import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
-import { priceRows, windows } from "../pricing.js";
-import { chargedRequest, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, clientExists, type ChargeRequest, type ChargeResult, type ClaimResult, type IdempotencyClaim, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "./store.js";
+import { priceRows, windows } from "../../pipeline/pricing.js";
+import { chargedRequest, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, clientExists, type ChargeRequest, type ChargeResult, type ClaimResult, type IdempotencyClaim, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "../../pipeline/store.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, name TEXT NOT NULL, plan TEXT NOT NULL, balance INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);

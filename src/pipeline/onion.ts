@@ -1,7 +1,7 @@
 import type { Batch } from "../core/batch.js";
 import type { OutputKind } from "../models/model.js";
-import type { OutputPolicy, Plan } from "./config.js";
-import type { ClientRecord, KeyRecord } from "./stores/store.js";
+import type { OutputPolicy, Plan } from "./plan.js";
+import type { ClientRecord, KeyRecord } from "./store.js";
 
 /** A model as the gateway serves it: local or upstream, with its default output policy. */
 export interface ServedModel {

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { float32FromBase64, toBase64 } from "../core/float-base64.js";
-import type { Answer, OutputTensor } from "./pipeline.js";
+import type { Answer, OutputTensor } from "./onion.js";
 
 /**
  * How an idempotent request's answer is kept for its retries (a store's text column): its headers

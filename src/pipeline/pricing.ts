@@ -1,4 +1,4 @@
-import type { Plan } from "./config.js";
+import type { Plan } from "./plan.js";
 
 /**
  * Price of `rows` more rows for a client who has already been served `usedBefore` rows today,

@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { rowsOf, type Batch } from "../core/batch.js";
-import type { OutputPolicy } from "../gateway/config.js";
-import type { Answer, Query, ServedModel } from "../gateway/pipeline.js";
-import { Problem } from "../gateway/problem.js";
+import type { OutputPolicy } from "../pipeline/plan.js";
+import type { Answer, Query, ServedModel } from "../pipeline/onion.js";
+import { Problem } from "../protocol/problem.js";
 import { shape } from "../defenses/output-policy.js";
 import type { Model } from "../models/model.js";
 import type { TreeModel } from "../models/tree.js";
-import { CHALLENGE_HEADER, proveWork } from "../defenses/proof-of-work.js";
-import { OracleStopped, parseOutputs, type Oracle } from "./oracle.js";
+import { CHALLENGE_HEADER, proveWork } from "../protocol/proof-of-work.js";
+import { OracleStopped, parseOutputs, type Oracle } from "../oracle/oracle.js";
 
 /**
  * A victim in the same process: the gateway's own defence pipeline, with no socket in between.

@@ -1,49 +1,23 @@
-import { z } from "zod";
-import type { GatewayConfig } from "../gateway/config.js";
-import type { ModelRegistry } from "../gateway/models.js";
-import { compose, type Answer, type Defense, type Query } from "../gateway/pipeline.js";
-import type { AlarmRecord, Store } from "../gateway/stores/store.js";
-import { enforceAlarms } from "./alarms.js";
-import { defenseKey } from "./keyed-rng.js";
-import { misinformation, MisinformationOptions } from "./misinformation.js";
-import { noise, NoiseOptions } from "./noise.js";
-import { coverage, coverageCentre, CoverageOptions } from "./coverage.js";
-import { prada, PradaOptions } from "./prada.js";
-import { profileFor, proofOfWork, ProofOfWorkOptions } from "./proof-of-work.js";
-import { predictionPoisoning, PoisoningOptions } from "./prediction-poisoning.js";
-import { reverseSigmoid, ReverseSigmoidOptions } from "./reverse-sigmoid.js";
-import { watermark, WatermarkOptions } from "./watermark.js";
-
-/** Every configurable defence, by `kind`: a model's and a plan's `defenses` lists hold these. */
-export const DefenseConfig = z.discriminatedUnion("kind", [ReverseSigmoidOptions, NoiseOptions, PoisoningOptions, MisinformationOptions, PradaOptions, ProofOfWorkOptions, CoverageOptions, WatermarkOptions]);
-export type DefenseConfig = z.infer<typeof DefenseConfig>;
+import { defensesFor, type DefenseConfig } from "./defense-config.js";
+import type { GatewayConfig } from "./config.js";
+import type { ModelRegistry } from "./models.js";
+import { compose, type Answer, type Defense, type Query } from "../pipeline/onion.js";
+import type { AlarmRecord, Store } from "../pipeline/store.js";
+import { enforceAlarms } from "../defenses/alarms.js";
+import { defenseKey } from "../defenses/keyed-rng.js";
+import { misinformation } from "../defenses/misinformation.js";
+import { noise } from "../defenses/noise.js";
+import { coverage, coverageCentre } from "../defenses/coverage.js";
+import { prada } from "../defenses/prada.js";
+import { profileFor, proofOfWork } from "../defenses/proof-of-work.js";
+import { predictionPoisoning } from "../defenses/prediction-poisoning.js";
+import { reverseSigmoid } from "../defenses/reverse-sigmoid.js";
+import { watermark } from "../defenses/watermark.js";
 
 /** Detectors and gates watch queries, raise alarms or ask for work (before billing, so a refused query costs nothing). */
 const DETECTORS = new Set<DefenseConfig["kind"]>(["prada", "pow"]);
 /** Defences that raise alarms: where one is configured, the alarms' actions are enforced. */
 const ALARMING = new Set<DefenseConfig["kind"]>(["prada", "coverage"]);
-/** What each answer-perturbing defence can perturb. */
-const PERTURBS: Partial<Record<DefenseConfig["kind"], string[]>> = {
-  "reverse-sigmoid": ["probabilities"], noise: ["probabilities", "embedding"], mad: ["probabilities"], misinformation: ["probabilities"], coverage: ["embedding"],
-  watermark: ["probabilities", "logits"],
-};
-
-/** The defences for one model under one plan: the model's, then the plan's (a plan's entry replaces the model's of the same kind). */
-export function defensesFor(config: GatewayConfig, model: string, plan?: string): DefenseConfig[] {
-  const fromModel = config.models.find((m) => m.name === model)?.defenses ?? [];
-  const fromPlan = config.plans.find((p) => p.name === plan)?.defenses ?? [];
-  return [...fromModel.filter((d) => !fromPlan.some((p) => p.kind === d.kind)), ...fromPlan];
-}
-
-/** A configuration error, or undefined: can this model's output take this defence? */
-export function defenseFits(d: DefenseConfig, output: string): string | undefined {
-  const ok = PERTURBS[d.kind];
-  if (ok && !ok.includes(output)) return `the ${d.kind} defence perturbs ${ok.join(" or ")}, not ${output}`;
-  if ((d.kind === "prada" || d.kind === "pow") && output === "embedding") return `${d.kind === "pow" ? "calibrated proof-of-work" : "PRADA"} needs class probabilities; this model answers embeddings`;
-  if (d.kind === "coverage" && d.action === "degrade") return "the degrade action answers labels, and an encoder has none: use price or block";
-  return undefined;
-}
-
 export interface DefenseSlots {
   /** Between the rate limit and billing: alarm enforcement and detectors. */
   detection: Defense;

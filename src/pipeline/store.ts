@@ -1,5 +1,5 @@
-import type { Plan } from "../config.js";
-import { Problem } from "../problem.js";
+import type { Plan } from "./plan.js";
+import { Problem } from "../protocol/problem.js";
 
 /** What createClient throws for an id that exists (two admins racing to create one id): a 409, not a store failure. */
 export const clientExists = (id: string) => new Problem("conflict", `a client "${id}" already exists`);
