@@ -11,7 +11,11 @@ import { trainModel } from "../src/models/trainer.js";
 import { zooDir } from "../src/models/load.js";
 import { record } from "./record.js";
 
-const available = new Set(listDatasets().filter((d) => d.available).map((d) => d.name));
+const available = new Set(
+  listDatasets()
+    .filter((d) => d.available)
+    .map((d) => d.name),
+);
 const names = process.argv.slice(2).length ? process.argv.slice(2) : Object.keys(PRESETS).filter((n) => available.has(PRESETS[n].spec.dataset));
 const figures: Record<string, Record<string, number>> = {};
 for (const name of names) {

@@ -13,4 +13,4 @@ app.post<{ Params: { name: string } }>("/v2/models/:name/infer", async (req) => 
   return { model_name: req.params.name, outputs: shape(raw, { kind: "probabilities", k: 1 }) };
 });
 const url = await app.listen({ host: "127.0.0.1", port: Number(port ?? 0) });
-process.stdout.write(JSON.stringify({ url }) + "\n");
+process.stdout.write(`${JSON.stringify({ url })}\n`);

@@ -41,7 +41,10 @@ const fashion = !!findFashionMnist();
 const preset = fashion ? "fashion-mlp" : "digits-mlp";
 const dataset = fashion ? "fashion-mnist" : "digits";
 const rate = Number(process.env.DAWN_RATE ?? 0.004);
-const thefts = (process.env.THEFT_QUERIES ?? "5000,10000").split(",").map(Number).flatMap((q) => Array.from({ length: Number(process.env.THIEVES ?? 5) }, (_, j) => ({ queries: q, j })));
+const thefts = (process.env.THEFT_QUERIES ?? "5000,10000")
+  .split(",")
+  .map(Number)
+  .flatMap((q) => Array.from({ length: Number(process.env.THIEVES ?? 5) }, (_, j) => ({ queries: q, j })));
 const independent = Number(process.env.INDEPENDENT ?? 10);
 const independentEpochs = Number(process.env.INDEPENDENT_EPOCHS ?? 10);
 const alpha = 1e-6;
@@ -50,7 +53,10 @@ const dir = await ensureZooModel(preset);
 const victim = await loadModel(`zoo://${preset}`);
 const gateway = await inProcessGateway({
   models: [{ name: "victim", source: dir }],
-  plans: [{ name: "plain", dailyQuota: 10_000_000 }, { name: "dawn", dailyQuota: 10_000_000, defenses: [{ kind: "watermark", rate }] }],
+  plans: [
+    { name: "plain", dailyQuota: 10_000_000 },
+    { name: "dawn", dailyQuota: 10_000_000, defenses: [{ kind: "watermark", rate }] },
+  ],
 });
 const { url, token } = gateway;
 const client = (name: string, plan: string) => gateway.client(name, plan, `c_${name.replace(/[^a-z0-9]+/g, "_")}`);
@@ -62,18 +68,33 @@ const victimTestAccuracy = accuracy(await victim.model.predict(test.x), test.y);
 const servedAccuracy = async (plan: string) => accuracy((await (await oracle((await client(`honest ${plan}`, plan)).key)).query(test.x)).labels!, test.y);
 const plainAccuracy = await servedAccuracy("plain");
 const dawnAccuracy = await servedAccuracy("dawn");
-const honest = { rows: test.y.length, victimTestAccuracy, plainAccuracy, watermarkedAccuracy: dawnAccuracy, costPoints: 100 * (plainAccuracy - dawnAccuracy), expectedCostPoints: 100 * rate * victimTestAccuracy };
+const honest = {
+  rows: test.y.length,
+  victimTestAccuracy,
+  plainAccuracy,
+  watermarkedAccuracy: dawnAccuracy,
+  costPoints: 100 * (plainAccuracy - dawnAccuracy),
+  expectedCostPoints: 100 * rate * victimTestAccuracy,
+};
 log("honest", honest);
 
 // Thefts through their own clients (each with a seed of its own).
-const stolen: { queries: number; client: string; surrogate: import("../src/models/model.js").Model; accuracy: number; fidelity: number; seconds: number }[] = [];
+const stolen: { queries: number; client: string; surrogate: import("../src/models/model.js").Model; accuracy: number; fidelity: number; seconds: number }[] =
+  [];
 for (const [i, { queries, j }] of thefts.entries()) {
   const c = await client(`thief ${queries} ${j + 1}`, "dawn");
   const t = performance.now();
   const out = await steal(await oracle(c.key), { attack: knockoff, options: { pool: "natural" }, limits: { rows: queries }, seed: 11 + i, pool: pool.x });
   const s = out.result.surrogate;
   const pred = await s.predict(test.x);
-  stolen.push({ queries: out.spent.rows, client: c.id, surrogate: s, accuracy: accuracy(pred, test.y), fidelity: agreement(argmaxRows(pred), argmaxRows(await victim.model.predict(test.x))), seconds: (performance.now() - t) / 1000 });
+  stolen.push({
+    queries: out.spent.rows,
+    client: c.id,
+    surrogate: s,
+    accuracy: accuracy(pred, test.y),
+    fidelity: agreement(argmaxRows(pred), argmaxRows(await victim.model.predict(test.x))),
+    seconds: (performance.now() - t) / 1000,
+  });
   log("stole", queries, stolen[stolen.length - 1].accuracy);
 }
 
@@ -87,9 +108,21 @@ for (const s of stolen) {
   const own = v.results.find((r) => r.clientId === s.client)!;
   const di = await verifyDatasetInference(`zoo://${preset}`, localSuspect(s.surrogate), { alpha, samples: 2000, seed: 0 });
   theft.push({
-    queries: s.queries, surrogateAccuracy: s.accuracy, fidelity: s.fidelity, stealSeconds: s.seconds,
-    marks: own.marks, disagreements: own.disagreements, matches: own.matches, test: own.test, ranked: own.ranked, meanRank: own.meanRank, p: own.p, pAdjusted: v.best?.clientId === s.client ? v.best.pAdjusted : undefined,
-    named: v.claim && v.best?.clientId === s.client, claimedSomeoneElse: v.claim && v.best?.clientId !== s.client, tests: v.tests,
+    queries: s.queries,
+    surrogateAccuracy: s.accuracy,
+    fidelity: s.fidelity,
+    stealSeconds: s.seconds,
+    marks: own.marks,
+    disagreements: own.disagreements,
+    matches: own.matches,
+    test: own.test,
+    ranked: own.ranked,
+    meanRank: own.meanRank,
+    p: own.p,
+    pAdjusted: v.best?.clientId === s.client ? v.best.pAdjusted : undefined,
+    named: v.claim && v.best?.clientId === s.client,
+    claimedSomeoneElse: v.claim && v.best?.clientId !== s.client,
+    tests: v.tests,
     datasetInference: { t: di.t, p: di.p, claim: di.claim },
   });
   log("verify", theft[theft.length - 1]);
@@ -109,14 +142,25 @@ for (let seed = 1; seed <= independent; seed++) {
   const m = tfjsModel(net, "probabilities");
   const v = await verifyWatermarks(sets, localSuspect(m), alpha);
   const di = await verifyDatasetInference(`zoo://${preset}`, localSuspect(m), { alpha, samples: 2000, seed: 0 });
-  independents.push({ seed, testAccuracy: accuracy(await m.predict(test.x), test.y), claim: v.claim, smallestP: v.best?.p, smallestPAdjusted: v.best?.pAdjusted, datasetInference: { t: di.t, p: di.p, claim: di.claim }, trainSeconds: (performance.now() - t) / 1000 });
+  independents.push({
+    seed,
+    testAccuracy: accuracy(await m.predict(test.x), test.y),
+    claim: v.claim,
+    smallestP: v.best?.p,
+    smallestPAdjusted: v.best?.pAdjusted,
+    datasetInference: { t: di.t, p: di.p, claim: di.claim },
+    trainSeconds: (performance.now() - t) / 1000,
+  });
   log("independent", independents[independents.length - 1]);
   m.dispose();
 }
 
 await gateway.close();
 await record("dawn", `npm run bench:dawn${process.env.DAWN_RATE ? ` (DAWN_RATE=${rate})` : ""}`, {
-  victim: `zoo://${preset}`, dataset, rate, alpha,
+  victim: `zoo://${preset}`,
+  dataset,
+  rate,
+  alpha,
   watermarkSets: setSizes,
   theftSummary: [...new Set(thefts.map((t) => t.queries))].map((q) => {
     const ts = theft.filter((t) => t.queries === q);
@@ -124,7 +168,13 @@ await record("dawn", `npm run bench:dawn${process.env.DAWN_RATE ? ` (DAWN_RATE=$
   }),
   theft,
   victimItself: { claim: victimSelf.claim, smallestP: victimSelf.best?.p },
-  falseClaims: { count: independents.length, epochs: independentEpochs, watermarkClaims: independents.filter((m) => m.claim).length, datasetInferenceClaims: independents.filter((m) => m.datasetInference.claim).length, perModel: independents },
+  falseClaims: {
+    count: independents.length,
+    epochs: independentEpochs,
+    watermarkClaims: independents.filter((m) => m.claim).length,
+    datasetInferenceClaims: independents.filter((m) => m.datasetInference.claim).length,
+    perModel: independents,
+  },
   honest,
   seconds: (performance.now() - started) / 1000,
 });

@@ -71,9 +71,12 @@ const parts: Record<string, () => Promise<void>> = {
       honestRows: 2000,
     });
     const byStack = (f: (c: AuditResults["cells"][number]) => unknown) =>
-      Object.fromEntries(r.stacks.map((s) => [s.name, Object.fromEntries(r.cells.filter((c) => c.stack === s.name).map((c) => [`${c.attack}@${c.budget}`, f(c)]))]));
+      Object.fromEntries(
+        r.stacks.map((s) => [s.name, Object.fromEntries(r.cells.filter((c) => c.stack === s.name).map((c) => [`${c.attack}@${c.budget}`, f(c)]))]),
+      );
     await record("defenses-matrix", `npm run bench:defenses -- matrix`, {
-      victim: "zoo://fashion-mlp", victimTestAccuracy: r.victims[0].testAccuracy,
+      victim: "zoo://fashion-mlp",
+      victimTestAccuracy: r.victims[0].testAccuracy,
       honestUtility: Object.fromEntries(r.honest.map((h) => [h.stack, round(h.utility)])),
       thiefFidelity: byStack((c) => (c.error ? `error: ${c.error}` : round(c.fidelity))),
       thiefRows: byStack((c) => c.rows),
@@ -102,12 +105,15 @@ const parts: Record<string, () => Promise<void>> = {
       return round(w);
     };
     await record("defenses-prada", `npm run bench:defenses -- prada`, {
-      victim: "zoo://fashion-mlp", delta: 0.95,
+      victim: "zoo://fashion-mlp",
+      delta: 0.95,
       queriesUntilDetection: Object.fromEntries(r.cells.map((c) => [c.attack, c.detected ? c.detectedAtRows : `not detected in ${c.rows}`])),
       benignReplay: r.honest.map((h) => ({ rows: h.rows, falseAlarm: h.flagged })),
       minimumW2000: {
-        testInOrder: await minW(splits.test.x, false), testShuffled: await minW(splits.test.x, true),
-        poolInOrder: await minW(splits.pool.x, false), poolShuffled: await minW(splits.pool.x, true),
+        testInOrder: await minW(splits.test.x, false),
+        testShuffled: await minW(splits.test.x, true),
+        poolInOrder: await minW(splits.pool.x, false),
+        poolShuffled: await minW(splits.pool.x, true),
       },
     });
   },
@@ -130,17 +136,25 @@ const parts: Record<string, () => Promise<void>> = {
     const cell = (stack: string, attack: string) => r.cells.find((c) => c.stack === stack && c.attack === attack)!;
     const honest = (stack: string) => r.honest.find((h) => h.stack === stack)!;
     await record("defenses-pow", `${volumeBits ? `POW_VOLUME_BITS=${volumeBits} ` : ""}npm run bench:defenses -- pow`, {
-      victim: "zoo://fashion-mlp", pow, thiefRows: 5000, honestRows: 2000,
+      victim: "zoo://fashion-mlp",
+      pow,
+      thiefRows: 5000,
+      honestRows: 2000,
       slowdown: {
         honest: round(honest("pow").seconds / honest("none").seconds, 2),
         ...Object.fromEntries(thieves.map((a) => [a.name, round(cell("pow", a.name).querySeconds / cell("none", a.name).querySeconds, 2)])),
       },
       querySeconds: {
         honest: { none: round(honest("none").seconds, 2), pow: round(honest("pow").seconds, 2) },
-        ...Object.fromEntries(thieves.map((a) => [a.name, { none: round(cell("none", a.name).querySeconds, 2), pow: round(cell("pow", a.name).querySeconds, 2) }])),
+        ...Object.fromEntries(
+          thieves.map((a) => [a.name, { none: round(cell("none", a.name).querySeconds, 2), pow: round(cell("pow", a.name).querySeconds, 2) }]),
+        ),
       },
       attackSeconds: Object.fromEntries(r.cells.map((c) => [`${c.stack}/${c.attack}`, round(c.seconds, 2)])),
-      powSeconds: Object.fromEntries([...r.cells.map((c) => [`${c.stack}/${c.attack}`, round(c.powSeconds, 2)]), ...r.honest.map((h) => [`${h.stack}/honest`, round(h.powSeconds, 2)])]),
+      powSeconds: Object.fromEntries([
+        ...r.cells.map((c) => [`${c.stack}/${c.attack}`, round(c.powSeconds, 2)]),
+        ...r.honest.map((h) => [`${h.stack}/honest`, round(h.powSeconds, 2)]),
+      ]),
       fidelity: Object.fromEntries(r.cells.map((c) => [`${c.stack}/${c.attack}`, round(c.fidelity)])),
     });
   },

@@ -50,7 +50,8 @@ export async function encoderCoverage(): Promise<void> {
   // (one more row: it can only add one bucket).
   const coverageOf = async (model: string, key: string) => {
     const r = await fetch(`${url}/v2/models/${model}/infer`, {
-      method: "POST", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
       body: JSON.stringify({ inputs: [{ name: "input", shape: [1, 784], datatype: "FP32", data: Array.from(train.x.data.subarray(0, 784)) }] }),
     });
     return Number(r.headers.get("heist-coverage") ?? NaN);
@@ -70,7 +71,10 @@ export async function encoderCoverage(): Promise<void> {
     shoes: (() => {
       const f = shoes(train.y).subarray(0, 1000);
       const e = shoes(test.y).subarray(0, 1000);
-      return { fit: { x: takeRows(train.x, f), y: Int32Array.from(f, (i) => train.y[i]) }, eval: { x: takeRows(test.x, e), y: Int32Array.from(e, (i) => test.y[i]) } };
+      return {
+        fit: { x: takeRows(train.x, f), y: Int32Array.from(f, (i) => train.y[i]) },
+        eval: { x: takeRows(test.x, e), y: Int32Array.from(e, (i) => test.y[i]) },
+      };
     })(),
   };
   const honest: Record<string, Record<string, { probeAccuracy: number; coverage: number }>> = {};
@@ -93,7 +97,13 @@ export async function encoderCoverage(): Promise<void> {
     for (const budget of model === "b4b-transformed" ? budgets.slice(-1) : budgets) {
       const key = await client(`thief ${model} ${budget}`);
       const t = performance.now();
-      const out = await steal(await httpOracle({ url, model, key, maxBatch: 512 }), { attack: ATTACKS["encoder-stealing"], options: { loss: "cosine" }, limits: { rows: budget }, seed: 11, pool: pool.x });
+      const out = await steal(await httpOracle({ url, model, key, maxBatch: 512 }), {
+        attack: ATTACKS["encoder-stealing"],
+        options: { loss: "cosine" },
+        limits: { rows: budget },
+        seed: 11,
+        pool: pool.x,
+      });
       const copy = out.result.surrogate;
       const stolenTest = await copy.predict(test.x);
       const own = fitLogistic(await copy.predict(fit.x), fit.y, classes);
@@ -113,9 +123,15 @@ export async function encoderCoverage(): Promise<void> {
   await gateway.close();
   victim.model.dispose();
   await record("defenses-coverage", `npm run bench:defenses -- coverage`, {
-    victim: "zoo://fashion-encoder", b4b, victimProbeAccuracy: victimProbe,
+    victim: "zoo://fashion-encoder",
+    b4b,
+    victimProbeAccuracy: victimProbe,
     probe: "logistic regression (models/logistic.ts defaults) on the victim's embeddings of 10k victim-train images",
-    thiefPool: "10k Fashion-MNIST pool images the victim never trained on", thiefAttack: "encoder-stealing, cosine loss, its defaults otherwise",
-    honest, thief, alarms: alarms.length, alarmEvidence: alarms,
+    thiefPool: "10k Fashion-MNIST pool images the victim never trained on",
+    thiefAttack: "encoder-stealing, cosine loss, its defaults otherwise",
+    honest,
+    thief,
+    alarms: alarms.length,
+    alarmEvidence: alarms,
   });
 }

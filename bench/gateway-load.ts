@@ -34,12 +34,18 @@ async function start(cmd: string, args: string[], env: Record<string, string> = 
   throw new Error(`${cmd} ${args.join(" ")} exited before listening`);
 }
 
-const body = JSON.stringify({ inputs: [{ name: "input", shape: [1, 28, 28, 1], datatype: "FP32", data: Array.from({ length: 784 }, (_, i) => (i % 255) / 255) }] });
+const body = JSON.stringify({
+  inputs: [{ name: "input", shape: [1, 28, 28, 1], datatype: "FP32", data: Array.from({ length: 784 }, (_, i) => (i % 255) / 255) }],
+});
 
 async function load(url: string, headers: Record<string, string> = {}, connections = CONNECTIONS) {
   const r = await autocannon({
-    url: `${url}/v2/models/${MODEL}/infer`, method: "POST", connections, duration: DURATION,
-    headers: { "content-type": "application/json", ...headers }, body,
+    url: `${url}/v2/models/${MODEL}/infer`,
+    method: "POST",
+    connections,
+    duration: DURATION,
+    headers: { "content-type": "application/json", ...headers },
+    body,
   });
   return { requestsPerSecond: r.requests.average, p50ms: r.latency.p50, p99ms: r.latency.p99, non2xx: r.non2xx, errors: r.errors, total: r.requests.total };
 }
@@ -57,9 +63,14 @@ async function fullStack(store: Record<string, string>, replicas: number) {
   const config = join(dir, `heist-${replicas}.yaml`);
   writeFileSync(config, JSON.stringify({ store, models: [{ name: MODEL, source: `zoo://${MODEL}` }], plans }));
   const urls: string[] = [];
-  for (let i = 0; i < replicas; i++) urls.push(await start("node", ["bin/heist.js", "serve", "--config", config, "--port", "0", "--json"], { HEIST_ADMIN_TOKEN: token }));
+  for (let i = 0; i < replicas; i++)
+    urls.push(await start("node", ["bin/heist.js", "serve", "--config", config, "--port", "0", "--json"], { HEIST_ADMIN_TOKEN: token }));
   const admin = (method: string, path: string, b?: unknown) =>
-    fetch(`${urls[0]}${path}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: b === undefined ? undefined : JSON.stringify(b) }).then((r) => r.json());
+    fetch(`${urls[0]}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: b === undefined ? undefined : JSON.stringify(b),
+    }).then((r) => r.json());
   const client = await admin("POST", "/admin/clients", { name: "bench", plan: "bench" });
   await admin("POST", `/admin/clients/${client.id}/topup`, { dollars: 1_000_000 });
   const key = (await admin("POST", `/admin/clients/${client.id}/keys`, {})).key as string;
@@ -79,10 +90,15 @@ async function fullStack(store: Record<string, string>, replicas: number) {
 
 const sqliteFigures = await fullStack({ sqlite: join(dir, "gateway.sqlite") }, 1);
 const namespace = `heist_bench_${Date.now()}`;
-const sharedFigures = process.env.SKIP_REDIS ? null : await fullStack({
-  redis: process.env.HEIST_REDIS_URL ?? "redis://127.0.0.1:6379",
-  postgres: `${process.env.HEIST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"}?schema=${namespace}`,
-}, 2);
+const sharedFigures = process.env.SKIP_REDIS
+  ? null
+  : await fullStack(
+      {
+        redis: process.env.HEIST_REDIS_URL ?? "redis://127.0.0.1:6379",
+        postgres: `${process.env.HEIST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres"}?schema=${namespace}`,
+      },
+      2,
+    );
 if (sharedFigures) {
   const db = new pg.Client({ connectionString: process.env.HEIST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres" });
   await db.connect();

@@ -15,7 +15,9 @@ import { sqliteStore } from "../src/gateway/stores/sqlite.js";
 export async function inProcessGateway(c: { models: unknown[]; plans: unknown[] }) {
   const token = "bench";
   const config = parseConfig({
-    admin: { token }, defenseSecret: "bench-secret", server: { maxBatch: 512 },
+    admin: { token },
+    defenseSecret: "bench-secret",
+    server: { maxBatch: 512 },
     store: { sqlite: join(mkdtempSync(join(tmpdir(), "heist-bench-")), "gw.sqlite") },
     ...c,
   });
@@ -24,9 +26,16 @@ export async function inProcessGateway(c: { models: unknown[]; plans: unknown[] 
   const app = createGateway({ config, store, registry });
   await app.listen({ host: "127.0.0.1", port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  const admin = (m: string, p: string, b?: unknown) => fetch(`${url}${p}`, { method: m, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: b === undefined ? undefined : JSON.stringify(b) }).then((r) => r.json());
+  const admin = (m: string, p: string, b?: unknown) =>
+    fetch(`${url}${p}`, {
+      method: m,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: b === undefined ? undefined : JSON.stringify(b),
+    }).then((r) => r.json());
   return {
-    url, token, store,
+    url,
+    token,
+    store,
     /** A new client on `plan` (with the id given, else one the gateway draws) and a key of its own. */
     async client(name: string, plan: string, id?: string) {
       const created = await admin("POST", "/admin/clients", { ...(id ? { id } : {}), name, plan });

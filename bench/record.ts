@@ -12,6 +12,6 @@ export async function record(name: string, command: string, figures: unknown): P
     ...(process.env.BENCH_NOTE ? { note: process.env.BENCH_NOTE } : {}),
     figures,
   };
-  await writeFileAtomic(`bench/results/${name}.json`, JSON.stringify(result, null, 2) + "\n");
+  await writeFileAtomic(`bench/results/${name}.json`, `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result, null, 2));
 }

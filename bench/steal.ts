@@ -41,30 +41,57 @@ const dir = mkdtempSync(join(tmpdir(), "heist-steal-"));
 // The victims each part attacks (only those are trained, if missing, and served).
 const served: Record<string, { name: string; source: string; output?: { kind: string } }[]> = {
   equation: [{ name: "digits", source: "zoo://digits-softmax" }],
-  trees: [{ name: "iris", source: "zoo://iris-tree", output: { kind: "leaf" } }, { name: "breast-cancer", source: "zoo://breast-cancer-tree", output: { kind: "leaf" } }],
+  trees: [
+    { name: "iris", source: "zoo://iris-tree", output: { kind: "leaf" } },
+    { name: "breast-cancer", source: "zoo://breast-cancer-tree", output: { kind: "leaf" } },
+  ],
   fashion: [{ name: "fashion", source: "zoo://fashion-mlp" }],
   "fashion-large-pool": [{ name: "fashion-30k", source: "zoo://fashion-mlp-30k" }],
   "fashion-seeds": [{ name: "fashion-30k", source: "zoo://fashion-mlp-30k" }],
   encoder: [{ name: "fashion-encoder", source: "zoo://fashion-encoder", output: { kind: "embedding" } }],
-  "trees-labels": [{ name: "iris-labels", source: "zoo://iris-tree", output: { kind: "label" } }, { name: "breast-cancer-labels", source: "zoo://breast-cancer-tree", output: { kind: "label" } }],
-  semi: [{ name: "fashion", source: "zoo://fashion-mlp" }, { name: "fashion-labels", source: "zoo://fashion-mlp", output: { kind: "label" } }],
-  upgrade: [{ name: "fashion-softmax", source: "zoo://fashion-softmax" }, { name: "fashion-mlp", source: "zoo://fashion-mlp" }],
+  "trees-labels": [
+    { name: "iris-labels", source: "zoo://iris-tree", output: { kind: "label" } },
+    { name: "breast-cancer-labels", source: "zoo://breast-cancer-tree", output: { kind: "label" } },
+  ],
+  semi: [
+    { name: "fashion", source: "zoo://fashion-mlp" },
+    { name: "fashion-labels", source: "zoo://fashion-mlp", output: { kind: "label" } },
+  ],
+  upgrade: [
+    { name: "fashion-softmax", source: "zoo://fashion-softmax" },
+    { name: "fashion-mlp", source: "zoo://fashion-mlp" },
+  ],
   relu: [{ name: "digits-mlp-logits", source: "zoo://digits-mlp", output: { kind: "logits" } }],
 };
 const models = parts.flatMap((p) => served[p] ?? []);
 for (const m of models) await ensureZooModel(m.source.slice("zoo://".length));
-writeFileSync(join(dir, "heist.yaml"), JSON.stringify({
-  store: { sqlite: join(dir, "gw.sqlite") },
-  server: { maxBatch: 512 },
-  models,
-  plans: [{ name: "bench", dailyQuota: 10_000_000 }],
-}));
+writeFileSync(
+  join(dir, "heist.yaml"),
+  JSON.stringify({
+    store: { sqlite: join(dir, "gw.sqlite") },
+    server: { maxBatch: 512 },
+    models,
+    plans: [{ name: "bench", dailyQuota: 10_000_000 }],
+  }),
+);
 const token = "bench";
-const server = spawn("node", ["bin/heist.js", "serve", "--config", join(dir, "heist.yaml"), "--port", "0", "--json"], { env: { ...process.env, HEIST_ADMIN_TOKEN: token }, stdio: ["ignore", "pipe", "inherit"] });
+const server = spawn("node", ["bin/heist.js", "serve", "--config", join(dir, "heist.yaml"), "--port", "0", "--json"], {
+  env: { ...process.env, HEIST_ADMIN_TOKEN: token },
+  stdio: ["ignore", "pipe", "inherit"],
+});
 process.on("exit", () => server.kill("SIGKILL"));
 let url = "";
-for await (const line of createInterface({ input: server.stdout! })) if (line.startsWith("{") && JSON.parse(line).url) { url = JSON.parse(line).url; break; }
-const admin = (m: string, p: string, b?: unknown) => fetch(`${url}${p}`, { method: m, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: b === undefined ? undefined : JSON.stringify(b) }).then((r) => r.json());
+for await (const line of createInterface({ input: server.stdout! }))
+  if (line.startsWith("{") && JSON.parse(line).url) {
+    url = JSON.parse(line).url;
+    break;
+  }
+const admin = (m: string, p: string, b?: unknown) =>
+  fetch(`${url}${p}`, {
+    method: m,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: b === undefined ? undefined : JSON.stringify(b),
+  }).then((r) => r.json());
 const client = await admin("POST", "/admin/clients", { name: "thief", plan: "bench" });
 const key = (await admin("POST", `/admin/clients/${client.id}/keys`, {})).key as string;
 // Reading a model's metadata is not retried by the client: a keep-alive socket the server closed
@@ -93,12 +120,21 @@ if (parts.includes("equation")) {
     return Float32Array.from([...W, ...b].flatMap((v, i, all) => (i % k === 0 ? [] : [v - all[i - (i % k)]])));
   };
   const err = parameterError(rel(denseWeights((victim.model as TfjsModel).net)), rel(denseWeights((out.result.surrogate as TfjsModel).net)));
-  figures.equationSolvingDigits = { queries: out.spent.rows, fidelityTest: f.rTest, fidelityUniform: f.rUnif, parameterError: err, seconds: (performance.now() - t) / 1000 };
+  figures.equationSolvingDigits = {
+    queries: out.spent.rows,
+    fidelityTest: f.rTest,
+    fidelityUniform: f.rUnif,
+    parameterError: err,
+    seconds: (performance.now() - t) / 1000,
+  };
   log("equation", figures.equationSolvingDigits);
 }
 
 if (parts.includes("trees")) {
-  for (const [name, zoo] of [["iris", "iris-tree"], ["breast-cancer", "breast-cancer-tree"]] as const) {
+  for (const [name, zoo] of [
+    ["iris", "iris-tree"],
+    ["breast-cancer", "breast-cancer-tree"],
+  ] as const) {
     const victim = await loadModel(`zoo://${zoo}`);
     const out = await steal(await oracle(name), { attack: ATTACKS["path-finding"], limits: { rows: 1_000_000 }, seed: 3 });
     const { test } = loadSplits(name, { seed: 0 });
@@ -120,7 +156,16 @@ function fashionPool(): Batch {
 type Strategy = [label: string, attack: string, options: Record<string, unknown>, budgets?: number[]];
 
 /** Fidelity, accuracy and seconds of each strategy at each budget against one served Fashion victim. */
-async function fashionTable(served: string, victim: Awaited<ReturnType<typeof loadModel>>, pool: Batch, test: Batch, testY: Int32Array, surrogate: object, strategies: Strategy[], seed = 11) {
+async function fashionTable(
+  served: string,
+  victim: Awaited<ReturnType<typeof loadModel>>,
+  pool: Batch,
+  test: Batch,
+  testY: Int32Array,
+  surrogate: object,
+  strategies: Strategy[],
+  seed = 11,
+) {
   const table: Record<string, Record<string, number>> = {};
   for (const [label, attack, options, budgets = [1000, 5000, 20_000]] of strategies) {
     table[label] = {};
@@ -128,7 +173,14 @@ async function fashionTable(served: string, victim: Awaited<ReturnType<typeof lo
       const t = performance.now();
       let phase = "";
       const onProgress = (p: { phase?: string }) => p.phase && p.phase !== phase && log(served, label, budget, (phase = p.phase));
-      const out = await steal(await oracle(served), { attack: ATTACKS[attack], options: { ...surrogate, ...options }, limits: { rows: budget }, seed, pool, onProgress });
+      const out = await steal(await oracle(served), {
+        attack: ATTACKS[attack],
+        options: { ...surrogate, ...options },
+        limits: { rows: budget },
+        seed,
+        pool,
+        onProgress,
+      });
       const f = await fidelityReport(victim.model, out.result.surrogate, { test, uniformRows: 5000 });
       table[label][`fidelity@${budget}`] = f.rTest;
       table[label][`accuracy@${budget}`] = accuracy(await out.result.surrogate.predict(test), testY);
@@ -147,12 +199,17 @@ const activeDistilledAt = (distilEpochs: number) => ({ ...activeDistilled, disti
 const seedsDistilEpochs = Number(process.env.FASHION_SEEDS_DISTIL_EPOCHS ?? 120);
 // FASHION_SEEDS_STUDENT=EPOCHSxBATCH trains the final surrogate alone for its own epochs and batch size.
 const seedsStudent = process.env.FASHION_SEEDS_STUDENT?.match(/^(\d+)x(\d+)$/);
-if (process.env.FASHION_SEEDS_STUDENT && !seedsStudent) throw new Error(`FASHION_SEEDS_STUDENT=${process.env.FASHION_SEEDS_STUDENT}: write epochs x batch size, e.g. 120x32`);
+if (process.env.FASHION_SEEDS_STUDENT && !seedsStudent)
+  throw new Error(`FASHION_SEEDS_STUDENT=${process.env.FASHION_SEEDS_STUDENT}: write epochs x batch size, e.g. 120x32`);
 // FASHION_SEEDS_FINAL=ensemble keeps the members, merged into one network, as the stolen model.
 const seedsFinal = process.env.FASHION_SEEDS_FINAL ?? "student";
 if (!["student", "ensemble"].includes(seedsFinal)) throw new Error(`FASHION_SEEDS_FINAL=${seedsFinal}: write student or ensemble`);
 const seedsVariant = `${seedsDistilEpochs}${seedsStudent ? `-student-${seedsStudent[0]}` : ""}${seedsFinal === "ensemble" ? "-ensemble" : ""}`;
-const seedsActive = { ...activeDistilledAt(seedsDistilEpochs), final: seedsFinal, ...(seedsStudent && { studentEpochs: Number(seedsStudent[1]), studentBatchSize: Number(seedsStudent[2]) }) };
+const seedsActive = {
+  ...activeDistilledAt(seedsDistilEpochs),
+  final: seedsFinal,
+  ...(seedsStudent && { studentEpochs: Number(seedsStudent[1]), studentBatchSize: Number(seedsStudent[2]) }),
+};
 
 if (parts.includes("fashion")) {
   const victim = await loadModel("zoo://fashion-mlp");
@@ -172,8 +229,21 @@ if (parts.includes("fashion")) {
   ];
   // FASHION_STRATEGIES=a,b runs only those rows (recorded as steal-fashion-a-b).
   const only = process.env.FASHION_STRATEGIES?.split(",");
-  const table = await fashionTable("fashion", victim, fashionPool(), test.x, test.y, fashionSurrogate, strategies.filter(([label]) => !only || only.includes(label)));
-  figures.fashionMlp = { victimAccuracy: accuracy(await victim.model.predict(test.x), test.y), pool: "10k Fashion-MNIST training images the victim never saw, plus one augmented copy of each (crop, flip, brightness, contrast)", surrogate: fashionSurrogate, table };
+  const table = await fashionTable(
+    "fashion",
+    victim,
+    fashionPool(),
+    test.x,
+    test.y,
+    fashionSurrogate,
+    strategies.filter(([label]) => !only || only.includes(label)),
+  );
+  figures.fashionMlp = {
+    victimAccuracy: accuracy(await victim.model.predict(test.x), test.y),
+    pool: "10k Fashion-MNIST training images the victim never saw, plus one augmented copy of each (crop, flip, brightness, contrast)",
+    surrogate: fashionSurrogate,
+    table,
+  };
 }
 
 if (parts.includes("fashion-large-pool")) {
@@ -190,7 +260,12 @@ if (parts.includes("fashion-large-pool")) {
     ["active-margin-distilled", "active", activeDistilled, [5000]],
     ["active-margin-distilled-t3", "active", { ...activeDistilled, distillTemperature: 3 }, [5000]],
   ]);
-  figures.fashionMlpLargePool = { victimAccuracy: accuracy(await victim.model.predict(test.x), test.y), pool: "30k Fashion-MNIST training images the victim never saw (no augmented copies)", surrogate: fashionSurrogate, table };
+  figures.fashionMlpLargePool = {
+    victimAccuracy: accuracy(await victim.model.predict(test.x), test.y),
+    pool: "30k Fashion-MNIST training images the victim never saw (no augmented copies)",
+    surrogate: fashionSurrogate,
+    table,
+  };
 }
 
 if (parts.includes("fashion-seeds")) {
@@ -207,7 +282,13 @@ if (parts.includes("fashion-seeds")) {
   const best: Strategy = [`active-margin-distilled-${seedsVariant}`, "active", seedsActive, [5000]];
   for (const seed of seeds) bySeed[seed] = await fashionTable("fashion-30k", victim, pool.x, test.x, test.y, fashionSurrogate, [random, best], seed);
   const mean = (label: string, budget: number) => seeds.reduce((m, seed) => m + bySeed[seed][label][`fidelity@${budget}`] / seeds.length, 0);
-  figures.fashionMlpLargePoolSeeds = { surrogate: fashionSurrogate, active: best[2], bySeed, meanRandomAt20k: mean(random[0], 20_000), meanActiveAt5k: mean(best[0], 5000) };
+  figures.fashionMlpLargePoolSeeds = {
+    surrogate: fashionSurrogate,
+    active: best[2],
+    bySeed,
+    meanRandomAt20k: mean(random[0], 20_000),
+    meanActiveAt5k: mean(best[0], 5000),
+  };
 }
 
 if (parts.includes("encoder")) {
@@ -225,7 +306,7 @@ if (parts.includes("encoder")) {
   const victimProbe = accuracy(probe.predict(victimTest), test.y);
   // Every embedding shares a large common direction: the cosine "centred" on the victim's mean test
   // embedding says how much of what tells images apart was copied.
-  const centre = victimTest.data.reduce((m, v, i) => (m[i % width] += v / test.y.length, m), new Float32Array(width));
+  const centre = victimTest.data.reduce((m, v, i) => ((m[i % width] += v / test.y.length), m), new Float32Array(width));
   const centred = (b: Batch): Batch => ({ data: b.data.map((v, i) => v - centre[i % width]), shape: b.shape });
   const measure = async (embed: (x: Batch) => Promise<Batch>) => {
     const stolenTest = await embed(test.x);
@@ -249,15 +330,24 @@ if (parts.includes("encoder")) {
   untrained.dispose();
   log("encoder", "untrained surrogate", baseline);
   // The dumbest copy: the victim's mean embedding of 1,000 pool images, whatever the input.
-  const mean = (await victim.model.predict(sliceRows(pool.x, 0, 1000))).data.reduce((m, v, i) => (m[i % width] += v / 1000, m), new Float32Array(width));
-  const constant = await measure(async (x) => ({ data: Float32Array.from({ length: rowsOf(x) * width }, (_, i) => mean[i % width]), shape: [rowsOf(x), width] }));
+  const mean = (await victim.model.predict(sliceRows(pool.x, 0, 1000))).data.reduce((m, v, i) => ((m[i % width] += v / 1000), m), new Float32Array(width));
+  const constant = await measure(async (x) => ({
+    data: Float32Array.from({ length: rowsOf(x) * width }, (_, i) => mean[i % width]),
+    shape: [rowsOf(x), width],
+  }));
   log("encoder", "mean embedding", constant);
   const table: Record<string, Record<string, number>> = {};
   for (const loss of losses) {
     table[loss] = {};
     for (const budget of budgets) {
       const t = performance.now();
-      const out = await steal(await oracle("fashion-encoder"), { attack: ATTACKS["encoder-stealing"], options: { ...options, loss }, limits: { rows: budget }, seed, pool: pool.x });
+      const out = await steal(await oracle("fashion-encoder"), {
+        attack: ATTACKS["encoder-stealing"],
+        options: { ...options, loss },
+        limits: { rows: budget },
+        seed,
+        pool: pool.x,
+      });
       const seconds = (performance.now() - t) / 1000;
       const m = await measure((x) => out.result.surrogate.predict(x));
       for (const [k, v] of Object.entries(m)) table[loss][`${k}@${budget}`] = v;
@@ -269,23 +359,53 @@ if (parts.includes("encoder")) {
   }
   figures.fashionEncoder = {
     victim: { linearProbeAccuracy: victim.manifest.metrics.linearProbeAccuracy, probeAccuracy: victimProbe, width: victim.model.outputWidth },
-    pool: "10k Fashion-MNIST pool images the victim never trained on (no augmented copies)", testRows: test.y.length, probeRows,
+    pool: "10k Fashion-MNIST pool images the victim never trained on (no augmented copies)",
+    testRows: test.y.length,
+    probeRows,
     probe: "logistic regression (models/logistic.ts defaults) fitted on the victim's embeddings of 10k victim-train images",
-    surrogate: (({ epochs, batchSize, learningRate, temperature, augmented, center, rescale }) => ({ arch: "the victim's (encoder, filters [32, 64]), from scratch", seed, epochs, batchSize, learningRate, temperature, augmented, center, rescale }))(encoderStealing.options.parse(options)),
-    untrainedSurrogate: baseline, meanEmbedding: constant, table,
+    surrogate: (({ epochs, batchSize, learningRate, temperature, augmented, center, rescale }) => ({
+      arch: "the victim's (encoder, filters [32, 64]), from scratch",
+      seed,
+      epochs,
+      batchSize,
+      learningRate,
+      temperature,
+      augmented,
+      center,
+      rescale,
+    }))(encoderStealing.options.parse(options)),
+    untrainedSurrogate: baseline,
+    meanEmbedding: constant,
+    table,
   };
   victim.model.dispose();
 }
 
 if (parts.includes("trees-labels")) {
   // Path-finding from labels alone (not in the default run: npm run bench:steal -- trees-labels).
-  for (const [name, zoo] of [["iris", "iris-tree"], ["breast-cancer", "breast-cancer-tree"]] as const) {
+  for (const [name, zoo] of [
+    ["iris", "iris-tree"],
+    ["breast-cancer", "breast-cancer-tree"],
+  ] as const) {
     const victim = await loadModel(`zoo://${zoo}`);
     const t = performance.now();
-    const out = await steal(await oracle(`${name}-labels`), { attack: ATTACKS["path-finding"], options: { mode: "labels" }, limits: { rows: 1_000_000 }, seed: 3 });
+    const out = await steal(await oracle(`${name}-labels`), {
+      attack: ATTACKS["path-finding"],
+      options: { mode: "labels" },
+      limits: { rows: 1_000_000 },
+      seed: 3,
+    });
     const { test } = loadSplits(name, { seed: 0 });
     const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 100_000 });
-    figures[`pathFindingLabels_${name}`] = { queries: out.spent.rows, requests: out.spent.requests, leaves: out.result.details.leaves, thresholds: out.result.details.thresholds, fidelityTest: f.rTest, fidelityUniform: f.rUnif, seconds: (performance.now() - t) / 1000 };
+    figures[`pathFindingLabels_${name}`] = {
+      queries: out.spent.rows,
+      requests: out.spent.requests,
+      leaves: out.result.details.leaves,
+      thresholds: out.result.details.thresholds,
+      fidelityTest: f.rTest,
+      fidelityUniform: f.rUnif,
+      seconds: (performance.now() - t) / 1000,
+    };
     log("trees-labels", name, figures[`pathFindingLabels_${name}`]);
   }
 }
@@ -301,8 +421,14 @@ if (parts.includes("semi")) {
   const budgets = (process.env.SEMI_QUERIES ?? "250,500").split(",").map(Number);
   const seeds = (process.env.SEMI_SEEDS ?? "1,2,3").split(",").map(Number);
   const table: Record<string, Record<string, number>> = {};
-  for (const [answers, model] of [["probabilities", "fashion"], ["labels", "fashion-labels"]] as const) {
-    for (const [label, attack, options] of [["knockoff", "knockoff", { pool: "natural", arch, epochs: 300 }], ["semi-supervised", "semi-supervised", { arch, epochs: 100 }]] as const) {
+  for (const [answers, model] of [
+    ["probabilities", "fashion"],
+    ["labels", "fashion-labels"],
+  ] as const) {
+    for (const [label, attack, options] of [
+      ["knockoff", "knockoff", { pool: "natural", arch, epochs: 300 }],
+      ["semi-supervised", "semi-supervised", { arch, epochs: 100 }],
+    ] as const) {
       const row = (table[`${label} (${answers})`] = {} as Record<string, number>);
       for (const budget of budgets) {
         let sum = 0;
@@ -336,7 +462,10 @@ if (parts.includes("upgrade")) {
   const own = sliceRows(pool.x, 0, n - 1000);
   const copies = Number(process.env.UPGRADE_COPIES ?? 1);
   const r = rng(5);
-  const unlabeled = concatRows([own, ...Array.from({ length: copies }, () => augmentBatch(own, r, { scale: [0.8, 1], jitter: 0.3, brightness: 0.2, contrast: 0.2 }))]);
+  const unlabeled = concatRows([
+    own,
+    ...Array.from({ length: copies }, () => augmentBatch(own, r, { scale: [0.8, 1], jitter: 0.3, brightness: 0.2, contrast: 0.2 })),
+  ]);
   const arch = { kind: "cnn", filters: [32, 64], dense: 256, dropout: 0 } as Architecture;
   const epochs = Number(process.env.UPGRADE_EPOCHS ?? 20);
   const repeats = Number(process.env.UPGRADE_REPEATS ?? 10);
@@ -357,19 +486,34 @@ if (parts.includes("upgrade")) {
   for (const name of (process.env.UPGRADE_VICTIMS ?? "fashion-softmax,fashion-mlp").split(",")) {
     const victim = await loadModel(`zoo://${name}`);
     const t = performance.now();
-    const out = await steal(await oracle(name), { attack: ATTACKS.upgrade, options: { arch, epochs, labeledRepeats: repeats }, limits: { rows: rowsOf(unlabeled) }, seed: 3, pool: unlabeled, labeled });
+    const out = await steal(await oracle(name), {
+      attack: ATTACKS.upgrade,
+      options: { arch, epochs, labeledRepeats: repeats },
+      limits: { rows: rowsOf(unlabeled) },
+      seed: 3,
+      pool: unlabeled,
+      labeled,
+    });
     const stolen = out.result.surrogate;
     table[name] = {
-      victimAccuracy: accuracy(await victim.model.predict(test.x), test.y), stolenAccuracy: accuracy(await stolen.predict(test.x), test.y),
-      fidelityTest: (await fidelityReport(victim.model, stolen, { test: test.x, uniformRows: 1000 })).rTest, queries: out.spent.rows, seconds: (performance.now() - t) / 1000,
+      victimAccuracy: accuracy(await victim.model.predict(test.x), test.y),
+      stolenAccuracy: accuracy(await stolen.predict(test.x), test.y),
+      fidelityTest: (await fidelityReport(victim.model, stolen, { test: test.x, uniformRows: 1000 })).rTest,
+      queries: out.spent.rows,
+      seconds: (performance.now() - t) / 1000,
     };
     log("upgrade", name, table[name]);
     stolen.dispose();
     victim.model.dispose();
   }
   figures.upgradeFashion = {
-    labeled: 1000, augmentedCopies: copies, labeledRepeats: repeats, surrogate: { arch, epochs },
-    labeledAloneAccuracy, trueLabelsAccuracy, victims: table,
+    labeled: 1000,
+    augmentedCopies: copies,
+    labeledRepeats: repeats,
+    surrogate: { arch, epochs },
+    labeledAloneAccuracy,
+    trueLabelsAccuracy,
+    victims: table,
   };
 }
 
@@ -380,7 +524,10 @@ if (parts.includes("relu")) {
   // attacker's digits pool. Error: max |victim − copy| / (1 + |victim logit|) over every logit.
   const { victim: reluVictim, uniform, maxRelativeError, recovery } = await import("../test/relu-victims.js");
   const { modelOracle } = await import("../src/gateway/local-oracle.js");
-  for (const [d, hidden, k] of [[20, [16], 5], [20, [12, 8], 5]] as const) {
+  for (const [d, hidden, k] of [
+    [20, [16], 5],
+    [20, [12, 8], 5],
+  ] as const) {
     const v = await reluVictim(d, [...hidden], k, 1);
     const t = performance.now();
     const out = await steal(modelOracle(v.model), { attack: ATTACKS["relu-extraction"], limits: { rows: 1_000_000 }, seed: 2 });
@@ -389,7 +536,9 @@ if (parts.includes("relu")) {
     const x = uniform(10_000, d, 3);
     const wide = { data: uniform(10_000, d, 4).data.map((u) => 3 * u - 1), shape: [10_000, d] };
     figures[`reluExtraction_${d}-${hidden.join("-")}-${k}`] = {
-      queries: out.spent.rows, seconds, details: out.result.details,
+      queries: out.spent.rows,
+      seconds,
+      details: out.result.details,
       maxRelativeErrorBox: await maxRelativeError(v.model, copy, x),
       maxRelativeErrorWide: await maxRelativeError(v.model, copy, wide),
       fidelityUniform: (await fidelityReport(v.model, copy, { test: x, uniformRows: 10_000 })).rUnif,
@@ -404,7 +553,12 @@ if (parts.includes("relu")) {
   const seconds = (performance.now() - t) / 1000;
   const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 10_000 });
   figures.reluExtractionDigitsMlp = {
-    queries: out.spent.rows, requests: out.spent.requests, seconds, details: out.result.details, fidelityTest: f.rTest, fidelityUniform: f.rUnif,
+    queries: out.spent.rows,
+    requests: out.spent.requests,
+    seconds,
+    details: out.result.details,
+    fidelityTest: f.rTest,
+    fidelityUniform: f.rUnif,
     maxRelativeErrorTest: await maxRelativeError(victim.model, out.result.surrogate, test.x),
   };
   log("relu", "digits-mlp", figures.reluExtractionDigitsMlp);
@@ -420,8 +574,16 @@ const partSettings: Record<string, string[]> = {
   semi: ["SEMI_QUERIES", "SEMI_SEEDS"],
   upgrade: ["UPGRADE_VICTIMS", "UPGRADE_EPOCHS", "UPGRADE_COPIES", "UPGRADE_REPEATS"],
 };
-const settings = parts.flatMap((p) => partSettings[p] ?? []).filter((k) => process.env[k]).map((k) => `${k}=${process.env[k]} `).join("");
+const settings = parts
+  .flatMap((p) => partSettings[p] ?? [])
+  .filter((k) => process.env[k])
+  .map((k) => `${k}=${process.env[k]} `)
+  .join("");
 const narrowed = parts.includes("fashion") && process.env.FASHION_STRATEGIES;
 const seedsSuffix = parts.includes("fashion-seeds") ? `-${seedsVariant}` : "";
-await record(`steal${full ? "" : "-" + parts.join("-")}${narrowed ? "-" + narrowed.split(",").join("-") : ""}${seedsSuffix}`, `${settings}npm run bench:steal${full ? "" : " -- " + parts.join(" ")}`, figures);
+await record(
+  `steal${full ? "" : `-${parts.join("-")}`}${narrowed ? `-${narrowed.split(",").join("-")}` : ""}${seedsSuffix}`,
+  `${settings}npm run bench:steal${full ? "" : ` -- ${parts.join(" ")}`}`,
+  figures,
+);
 process.exit(0);

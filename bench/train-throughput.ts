@@ -76,5 +76,7 @@ const s = figures.samplesPerSecond;
 figures.ratioToPytorch = s.pytorch1Thread ? s.heistOnnxRuntime2Threads / s.pytorch1Thread : NaN;
 const c = figures.cnn.samplesPerSecond;
 figures.cnn.ratioToPytorch = c.pytorch1Thread ? c.heistOnnxRuntime2Threads / c.pytorch1Thread : NaN;
-console.error(`heist (ONNX Runtime, 2 threads) / PyTorch (1 thread) = ${figures.ratioToPytorch.toFixed(2)} (MLP), ${figures.cnn.ratioToPytorch.toFixed(2)} (CNN)`);
+console.error(
+  `heist (ONNX Runtime, 2 threads) / PyTorch (1 thread) = ${figures.ratioToPytorch.toFixed(2)} (MLP), ${figures.cnn.ratioToPytorch.toFixed(2)} (CNN)`,
+);
 await record("train-throughput", "npm run bench:train", figures);

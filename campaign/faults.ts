@@ -22,7 +22,13 @@ const POSTGRES_URL = process.env.HEIST_TEST_POSTGRES_URL ?? "postgres://postgres
 const body = JSON.stringify({ inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: [5.1, 3.5, 1.4, 0.2] }] });
 type Check = PartResult["checks"][number];
 
-interface Seen { status: number; id?: string; type?: string; at: number; replica: number }
+interface Seen {
+  status: number;
+  id?: string;
+  type?: string;
+  at: number;
+  replica: number;
+}
 
 /**
  * `n` clients, each sending one request after another to the replicas in turn, until `stop()`. Each
@@ -40,9 +46,14 @@ function loadLoop(urls: () => string[], client: { id: string; key: string }, n: 
         const list = urls();
         const replica = j++ % list.length;
         try {
-          const r = await call(list[replica], "POST", "/v2/models/iris/infer", { raw: body, headers: { authorization: `Bearer ${client.key}`, "idempotency-key": idempotencyKey }, timeoutMs: 10_000 });
+          const r = await call(list[replica], "POST", "/v2/models/iris/infer", {
+            raw: body,
+            headers: { authorization: `Bearer ${client.key}`, "idempotency-key": idempotencyKey },
+            timeoutMs: 10_000,
+          });
           seen.push({ status: r.status, id: `idem:${client.id}:${idempotencyKey}`, type: r.json?.type, at: Date.now(), replica });
-          if (r.status === 409) { // an earlier try still holds the key (its replica may have died): wait as told, then ask again
+          if (r.status === 409) {
+            // an earlier try still holds the key (its replica may have died): wait as told, then ask again
             await sleep(Number(r.headers["retry-after"] ?? 1) * 1000);
             continue;
           }
@@ -54,21 +65,34 @@ function loadLoop(urls: () => string[], client: { id: string; key: string }, n: 
       }
     }
   });
-  return { seen, stop: async () => { stopped = true; await Promise.all(loops); } };
+  return {
+    seen,
+    stop: async () => {
+      stopped = true;
+      await Promise.all(loops);
+    },
+  };
 }
 
 const count = (xs: Seen[], f: (s: Seen) => boolean) => xs.filter(f).length;
-const statuses = (xs: Seen[]) => [...xs.reduce((m, s) => m.set(s.status, (m.get(s.status) ?? 0) + 1), new Map<number, number>())].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s || "conn. error"}: ${fmt(n)}`).join(", ");
+const statuses = (xs: Seen[]) =>
+  [...xs.reduce((m, s) => m.set(s.status, (m.get(s.status) ?? 0) + 1), new Map<number, number>())]
+    .sort((a, b) => a[0] - b[0])
+    .map(([s, n]) => `${s || "conn. error"}: ${fmt(n)}`)
+    .join(", ");
 
 async function sharedConfig(dir: string, namespace: string, redisUrl: string) {
   const postgres = new URL(POSTGRES_URL);
   postgres.searchParams.set("schema", namespace);
   const config = join(dir, `${namespace}.yaml`);
-  writeFileSync(config, stringify({
-    store: { redis: redisUrl, postgres: postgres.toString() },
-    models: [{ name: "iris", source: "zoo://iris-tree" }],
-    plans: [{ name: "bulk", dailyQuota: 1_000_000_000, tiers: [{ pricePerRow: 0.000001 }], billing: { kind: "prepaid" } }],
-  }));
+  writeFileSync(
+    config,
+    stringify({
+      store: { redis: redisUrl, postgres: postgres.toString() },
+      models: [{ name: "iris", source: "zoo://iris-tree" }],
+      plans: [{ name: "bulk", dailyQuota: 1_000_000_000, tiers: [{ pricePerRow: 0.000001 }], billing: { kind: "prepaid" } }],
+    }),
+  );
   return config;
 }
 
@@ -94,13 +118,24 @@ async function newClient(url: string, dollars: number) {
 async function ledgerOf(namespace: string, clientId: string) {
   const db = new pg.Client({ connectionString: POSTGRES_URL });
   await db.connect();
-  const rows = (await db.query(`SELECT request_id, rows, price FROM "${namespace}".ledger WHERE client_id = $1`, [clientId])).rows as { request_id: string; rows: number; price: string }[];
+  const rows = (await db.query(`SELECT request_id, rows, price FROM "${namespace}".ledger WHERE client_id = $1`, [clientId])).rows as {
+    request_id: string;
+    rows: number;
+    price: string;
+  }[];
   await db.end();
   return rows;
 }
 
 /** Every 200 has one ledger row; no request id twice; money and counters agree with the ledger. */
-async function consistency(label: string, url: string, namespace: string, clientId: string, seen: Seen[], topup: number): Promise<{ checks: Check[]; line: string[] }> {
+async function consistency(
+  label: string,
+  url: string,
+  namespace: string,
+  clientId: string,
+  seen: Seen[],
+  topup: number,
+): Promise<{ checks: Check[]; line: string[] }> {
   const ledger = await ledgerOf(namespace, clientId);
   const byId = new Map<string, number>();
   for (const r of ledger) byId.set(r.request_id, (byId.get(r.request_id) ?? 0) + 1);
@@ -114,12 +149,28 @@ async function consistency(label: string, url: string, namespace: string, client
   const balanceOk = Math.round(topup * 1e6) - spent === Math.round(view.usage.balance * 1e6); // usage: read after any reconcile
   return {
     checks: [
-      { name: `${label}: every 200 a client saw has exactly one ledger row`, ok: missing === 0, detail: `${fmt(ok.length)} answers 200, ${missing} without exactly one row` },
+      {
+        name: `${label}: every 200 a client saw has exactly one ledger row`,
+        ok: missing === 0,
+        detail: `${fmt(ok.length)} answers 200, ${missing} without exactly one row`,
+      },
       { name: `${label}: nothing charged twice`, ok: dupes === 0, detail: `${fmt(ledger.length)} ledger rows, ${dupes} request ids twice` },
-      { name: `${label}: nothing charged that the client never got (it retries with its Idempotency-Key)`, ok: unseen === 0, detail: `${unseen} ledger rows without a 200` },
-      { name: `${label}: balance and day's counter agree with the ledger`, ok: balanceOk && view.usage.usedToday === rows, detail: `balance ${view.usage.balance} = ${topup} − ${spent / 1e6}; usedToday ${view.usage.usedToday}, ledger rows ${rows}` },
+      {
+        name: `${label}: nothing charged that the client never got (it retries with its Idempotency-Key)`,
+        ok: unseen === 0,
+        detail: `${unseen} ledger rows without a 200`,
+      },
+      {
+        name: `${label}: balance and day's counter agree with the ledger`,
+        ok: balanceOk && view.usage.usedToday === rows,
+        detail: `balance ${view.usage.balance} = ${topup} − ${spent / 1e6}; usedToday ${view.usage.usedToday}, ledger rows ${rows}`,
+      },
     ],
-    line: [`${fmt(ok.length)} answered 200`, `${fmt(ledger.length)} ledger rows (${unseen} charged whose answer the client never got, retries with the same Idempotency-Key included)`, `${dupes} duplicates`],
+    line: [
+      `${fmt(ok.length)} answered 200`,
+      `${fmt(ledger.length)} ledger rows (${unseen} charged whose answer the client never got, retries with the same Idempotency-Key included)`,
+      `${dupes} duplicates`,
+    ],
   };
 }
 
@@ -137,7 +188,10 @@ interface UnderLoad {
  * Two `heist serve` replicas of one config, a client with $1,000 on them and 16 client loops asking
  * them in turn; `run` gets them all. Afterwards both replicas are stopped and the namespace dropped.
  */
-async function underLoad<T>(s: { config: string; dir: string; zoo: string; namespace: string; redisUrl: string }, run: (r: UnderLoad) => Promise<T>): Promise<T> {
+async function underLoad<T>(
+  s: { config: string; dir: string; zoo: string; namespace: string; redisUrl: string },
+  run: (r: UnderLoad) => Promise<T>,
+): Promise<T> {
   const start = () => startHeist(s.config, s.dir, { HEIST_ZOO_DIR: s.zoo, HEIST_ADMIN_TOKEN: ADMIN });
   const replicas: (HeistProcess | undefined)[] = [];
   try {
@@ -176,14 +230,31 @@ async function killReplica(o: CampaignOptions, dir: string, zoo: string): Promis
     const afterKill = load.seen.filter((s) => s.at > killedAt && s.replica === 0 && s.status !== 0 && s.status !== 200).length;
     const one = (u.replicas[0] = await u.start()); // back up
     const again = await call(one.url, "POST", "/v2/models/iris/infer", { raw: body, headers: { authorization: `Bearer ${c.key}` } });
-    const after = await consistency("kill -9, after the replica restarts", one.url, namespace, c.id, load.seen.concat(again.status === 200 ? [{ status: 200, id: again.json.id, at: Date.now(), replica: 0 }] : []), 1000);
+    const after = await consistency(
+      "kill -9, after the replica restarts",
+      one.url,
+      namespace,
+      c.id,
+      load.seen.concat(again.status === 200 ? [{ status: 200, id: again.json.id, at: Date.now(), replica: 0 }] : []),
+      1000,
+    );
     return {
       checks: [
         ...r.checks,
         { name: "kill -9: no 5xx from the surviving replica", ok: count(load.seen, (s) => s.status >= 500) === 0, detail: statuses(load.seen) },
-        { name: "kill -9: the killed replica restarts and serves, the books still balance", ok: again.status === 200 && after.checks.every((x) => x.ok), detail: after.checks.map((x) => x.detail).join("; ") },
+        {
+          name: "kill -9: the killed replica restarts and serves, the books still balance",
+          ok: again.status === 200 && after.checks.every((x) => x.ok),
+          detail: after.checks.map((x) => x.detail).join("; "),
+        },
       ],
-      rows: [["kill -9 one of two replicas (Redis + PostgreSQL) under 16 clients", statuses(load.seen) + (afterKill ? `; ${afterKill} odd answers from the killed one` : ""), r.line.join("; ")]],
+      rows: [
+        [
+          "kill -9 one of two replicas (Redis + PostgreSQL) under 16 clients",
+          statuses(load.seen) + (afterKill ? `; ${afterKill} odd answers from the killed one` : ""),
+          r.line.join("; "),
+        ],
+      ],
     };
   });
 }
@@ -220,15 +291,23 @@ async function killRedis(o: CampaignOptions, dir: string, zoo: string): Promise<
   const namespace = `heist_campaign_redis_${randomBytes(4).toString("hex")}`;
   const config = await sharedConfig(dir, namespace, url);
   try {
-    return await underLoad({ config, dir, zoo, namespace, redisUrl: url }, (u) => storeOutage(o, u, namespace, {
-      down: () => { redis.kill("SIGKILL"); },
-      up: async () => {
-        redis = startRedis(port);
-        await waitRedis(url, 10_000);
-      },
-      label: "Redis killed", downName: "Redis down", backName: "Redis back", away: "down", after: " the restart",
-      row: `kill -9 the Redis under 16 clients for ${o.quick ? 2 : 5} s, then restart it (empty)`,
-    }));
+    return await underLoad({ config, dir, zoo, namespace, redisUrl: url }, (u) =>
+      storeOutage(o, u, namespace, {
+        down: () => {
+          redis.kill("SIGKILL");
+        },
+        up: async () => {
+          redis = startRedis(port);
+          await waitRedis(url, 10_000);
+        },
+        label: "Redis killed",
+        downName: "Redis down",
+        backName: "Redis back",
+        away: "down",
+        after: " the restart",
+        row: `kill -9 the Redis under 16 clients for ${o.quick ? 2 : 5} s, then restart it (empty)`,
+      }),
+    );
   } finally {
     redis.kill("SIGKILL");
   }
@@ -239,10 +318,22 @@ async function killRedis(o: CampaignOptions, dir: string, zoo: string): Promise<
  * while it is away and never a 500, both replicas must serve again within 5 s, and the counters
  * must still equal the ledger. `after` ends the recovery's wording (" the restart" or nothing).
  */
-async function storeOutage(o: CampaignOptions, { replicas: [one], client: c, load }: UnderLoad, namespace: string, s: {
-  down(): Promise<void> | void; up(): Promise<void>; settle?(downAt: number): Promise<void>;
-  label: string; downName: string; backName: string; away: string; after: string; row: string;
-}): Promise<{ checks: Check[]; rows: string[][] }> {
+async function storeOutage(
+  o: CampaignOptions,
+  { replicas: [one], client: c, load }: UnderLoad,
+  namespace: string,
+  s: {
+    down(): Promise<void> | void;
+    up(): Promise<void>;
+    settle?(downAt: number): Promise<void>;
+    label: string;
+    downName: string;
+    backName: string;
+    away: string;
+    after: string;
+    row: string;
+  },
+): Promise<{ checks: Check[]; rows: string[][] }> {
   await sleep(o.quick ? 1500 : 4000);
   await s.down();
   const downAt = Date.now();
@@ -259,9 +350,17 @@ async function storeOutage(o: CampaignOptions, { replicas: [one], client: c, loa
   const duringTypes = [...new Set(during.map((x) => `${x.status} ${x.type?.replace("urn:heist:problem:", "") ?? ""}`))].join(", ");
   return {
     checks: [
-      { name: `${s.downName}: fail closed — only 503 store-unavailable while it is ${s.away}`, ok: during.length > 0 && during.every((x) => x.status === 503 && x.type === "urn:heist:problem:store-unavailable"), detail: `${fmt(during.length)} answers while ${s.away}: ${duringTypes}` },
+      {
+        name: `${s.downName}: fail closed — only 503 store-unavailable while it is ${s.away}`,
+        ok: during.length > 0 && during.every((x) => x.status === 503 && x.type === "urn:heist:problem:store-unavailable"),
+        detail: `${fmt(during.length)} answers while ${s.away}: ${duringTypes}`,
+      },
       { name: `${s.downName}: no 500 at any time`, ok: count(load.seen, (x) => x.status >= 500 && x.status !== 503) === 0, detail: statuses(load.seen) },
-      { name: `${s.backName}: both replicas serve again within 5 s${s.after ? ` of${s.after}` : ""}`, ok: recovery.every((x) => x < 5), detail: `first 200 after ${recovery.map((x) => x.toFixed(2)).join(" s and ")} s` },
+      {
+        name: `${s.backName}: both replicas serve again within 5 s${s.after ? ` of${s.after}` : ""}`,
+        ok: recovery.every((x) => x < 5),
+        detail: `first 200 after ${recovery.map((x) => x.toFixed(2)).join(" s and ")} s`,
+      },
       ...r.checks,
     ],
     rows: [[s.row, statuses(load.seen), `${r.line.join("; ")}; back ${recovery.map((x) => x.toFixed(2)).join(" / ")} s after${s.after}`]],
@@ -277,7 +376,12 @@ async function pgProxy() {
   const handle = (c: import("node:net").Socket) => {
     const up = connect(Number(target.port || 5432), target.hostname);
     sockets.add(c).add(up);
-    const drop = () => { c.destroy(); up.destroy(); sockets.delete(c); sockets.delete(up); };
+    const drop = () => {
+      c.destroy();
+      up.destroy();
+      sockets.delete(c);
+      sockets.delete(up);
+    };
     c.on("error", drop).on("close", drop);
     up.on("error", drop).on("close", drop);
     c.pipe(up).pipe(c);
@@ -286,16 +390,27 @@ async function pgProxy() {
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as import("node:net").AddressInfo).port;
   return {
-    url: (() => { const u = new URL(POSTGRES_URL); u.port = String(port); return u; })(),
+    url: (() => {
+      const u = new URL(POSTGRES_URL);
+      u.port = String(port);
+      return u;
+    })(),
     async down() {
-      await new Promise<void>((r) => { server.close(() => r()); for (const s of sockets) s.destroy(); });
+      await new Promise<void>((r) => {
+        server.close(() => r());
+        for (const s of sockets) s.destroy();
+      });
     },
     async up() {
       server = createServer();
       server.on("connection", handle);
       await new Promise<void>((r) => server.listen(port, "127.0.0.1", r));
     },
-    close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -304,35 +419,54 @@ async function killPostgres(o: CampaignOptions, dir: string, zoo: string): Promi
   const namespace = `heist_campaign_pg_${randomBytes(4).toString("hex")}`;
   proxy.url.searchParams.set("schema", namespace);
   const config = join(dir, `${namespace}.yaml`);
-  writeFileSync(config, stringify({
-    store: { redis: REDIS_URL, postgres: proxy.url.toString() },
-    models: [{ name: "iris", source: "zoo://iris-tree" }],
-    plans: [{ name: "bulk", dailyQuota: 1_000_000_000, tiers: [{ pricePerRow: 0.000001 }], billing: { kind: "prepaid" } }],
-  }));
+  writeFileSync(
+    config,
+    stringify({
+      store: { redis: REDIS_URL, postgres: proxy.url.toString() },
+      models: [{ name: "iris", source: "zoo://iris-tree" }],
+      plans: [{ name: "bulk", dailyQuota: 1_000_000_000, tiers: [{ pricePerRow: 0.000001 }], billing: { kind: "prepaid" } }],
+    }),
+  );
   try {
-    return await underLoad({ config, dir, zoo, namespace, redisUrl: REDIS_URL }, (u) => storeOutage(o, u, namespace, {
-      down: () => proxy.down(),
-      up: () => proxy.up(),
-      // Takes whose insert outcome was unknown are settled from the ledger once stale.
-      settle: async (downAt) => {
-        const wait = downAt + PENDING_STALE_MS + 1000 - Date.now();
-        if (wait > 0) {
-          console.log(`   waiting ${Math.ceil(wait / 1000)} s for pending charges to go stale`);
-          await sleep(wait);
-        }
-      },
-      label: "PostgreSQL cut", downName: "PostgreSQL cut", backName: "PostgreSQL back", away: "away", after: "",
-      row: `cut every PostgreSQL connection (a proxy the campaign owns) under 16 clients for ${o.quick ? 2 : 5} s, then let it back`,
-    }));
+    return await underLoad({ config, dir, zoo, namespace, redisUrl: REDIS_URL }, (u) =>
+      storeOutage(o, u, namespace, {
+        down: () => proxy.down(),
+        up: () => proxy.up(),
+        // Takes whose insert outcome was unknown are settled from the ledger once stale.
+        settle: async (downAt) => {
+          const wait = downAt + PENDING_STALE_MS + 1000 - Date.now();
+          if (wait > 0) {
+            console.log(`   waiting ${Math.ceil(wait / 1000)} s for pending charges to go stale`);
+            await sleep(wait);
+          }
+        },
+        label: "PostgreSQL cut",
+        downName: "PostgreSQL cut",
+        backName: "PostgreSQL back",
+        away: "away",
+        after: "",
+        row: `cut every PostgreSQL connection (a proxy the campaign owns) under 16 clients for ${o.quick ? 2 : 5} s, then let it back`,
+      }),
+    );
   } finally {
     await proxy.close();
   }
 }
 
-async function sqliteDisk(o: CampaignOptions, zoo: string): Promise<{ checks: Check[]; rows: string[][] }> {
+async function sqliteDisk(zoo: string): Promise<{ checks: Check[]; rows: string[][] }> {
   const mnt = tempDir("heist-campaign-disk-");
   const mounted = spawnSync("mount", ["-t", "tmpfs", "-o", "size=2m", "tmpfs", mnt], { encoding: "utf8" });
-  if (mounted.status !== 0) return { checks: [{ name: "SQLite on a full / read-only disk", ok: true, detail: `skipped: cannot mount a tmpfs here (${mounted.stderr.trim().slice(0, 100)}); needs root` }], rows: [] };
+  if (mounted.status !== 0)
+    return {
+      checks: [
+        {
+          name: "SQLite on a full / read-only disk",
+          ok: true,
+          detail: `skipped: cannot mount a tmpfs here (${mounted.stderr.trim().slice(0, 100)}); needs root`,
+        },
+      ],
+      rows: [],
+    };
   const config = join(mnt, "..", `${mnt.split("/").pop()}.yaml`);
   const db = join(mnt, "db", "gateway.sqlite");
   const checks: Check[] = [];
@@ -340,7 +474,14 @@ async function sqliteDisk(o: CampaignOptions, zoo: string): Promise<{ checks: Ch
   let g: HeistProcess | undefined;
   try {
     mkdirSync(join(mnt, "db"));
-    writeFileSync(config, stringify({ store: { sqlite: db }, models: [{ name: "iris", source: "zoo://iris-tree" }], plans: [{ name: "bulk", dailyQuota: 1_000_000_000, tiers: [{ pricePerRow: 0.000001 }] }] }));
+    writeFileSync(
+      config,
+      stringify({
+        store: { sqlite: db },
+        models: [{ name: "iris", source: "zoo://iris-tree" }],
+        plans: [{ name: "bulk", dailyQuota: 1_000_000_000, tiers: [{ pricePerRow: 0.000001 }] }],
+      }),
+    );
     g = await startHeist(config, tempDir(), { HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN });
     const c = await newClient(g.url, 1000);
     writeFileSync(join(mnt, "filler"), Buffer.alloc(512 * 1024)); // room to free later
@@ -365,15 +506,30 @@ async function sqliteDisk(o: CampaignOptions, zoo: string): Promise<{ checks: Ch
     d.close();
     const served = seen.filter((s) => s.status === 200);
     const ids = new Set(ledger);
-    checks.push({ name: "full disk: a clear 503, nothing charged, the process stays up", ok: firstFull > 0 && full.every((s) => s.status === 503 && s.type === "urn:heist:problem:store-unavailable") && live.status === 200, detail: `full after ${fmt(firstFull)} requests; then ${statuses(full)}; /v2/health/live ${live.status}` });
+    checks.push({
+      name: "full disk: a clear 503, nothing charged, the process stays up",
+      ok: firstFull > 0 && full.every((s) => s.status === 503 && s.type === "urn:heist:problem:store-unavailable") && live.status === 200,
+      detail: `full after ${fmt(firstFull)} requests; then ${statuses(full)}; /v2/health/live ${live.status}`,
+    });
     checks.push({ name: "full disk: serves again once space is freed", ok: back.status === 200, detail: String(back.status) });
-    checks.push({ name: "full disk: no corruption (integrity_check ok) and one ledger row per 200", ok: integrity === "ok" && served.every((s) => ids.has(s.id!)) && ledger.length === served.length, detail: `integrity_check: ${integrity}; ${served.length} answered 200, ${ledger.length} ledger rows` });
-    rows.push([`SQLite on a 2 MiB tmpfs filled by the ledger`, statuses(seen), `503 from request ${fmt(firstFull)}; integrity ${integrity}; ${ledger.length} rows for ${served.length} answers 200; 200 again after freeing space`]);
+    checks.push({
+      name: "full disk: no corruption (integrity_check ok) and one ledger row per 200",
+      ok: integrity === "ok" && served.every((s) => ids.has(s.id!)) && ledger.length === served.length,
+      detail: `integrity_check: ${integrity}; ${served.length} answered 200, ${ledger.length} ledger rows`,
+    });
+    rows.push([
+      `SQLite on a 2 MiB tmpfs filled by the ledger`,
+      statuses(seen),
+      `503 from request ${fmt(firstFull)}; integrity ${integrity}; ${ledger.length} rows for ${served.length} answers 200; 200 again after freeing space`,
+    ]);
 
     // Read-only: the disk is remounted read-only before the gateway starts.
     const ro = spawnSync("mount", ["-o", "remount,ro", mnt], { encoding: "utf8" });
     if (ro.status === 0) {
-      const started = await startHeist(config, tempDir(), { HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN }).then((p) => ({ p, e: undefined }), (e: Error) => ({ p: undefined, e }));
+      const started = await startHeist(config, tempDir(), { HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN }).then(
+        (p) => ({ p, e: undefined }),
+        (e: Error) => ({ p: undefined, e }),
+      );
       let detail: string;
       let ok: boolean;
       if (started.p) {
@@ -423,8 +579,21 @@ async function midnight(): Promise<{ checks: Check[]; rows: string[][] }> {
   const back = await ask(c.key);
   g.clock.now = Date.parse("2026-03-11T00:00:02.000Z");
   const fwd = await ask(c.key);
-  checks.push({ name: "midnight: the quota runs out at 23:59:59 with Retry-After to 00:00 and resets at 00:00:00 UTC", ok: day1.every((s) => s === 200) && over.status === 429 && over.headers["retry-after"] === "1" && next.status === 200 && next.headers["heist-quota-remaining"] === String(Q - 1), detail: `${Q} × 200, then ${over.status} Retry-After ${over.headers["retry-after"]}; at 00:00:00.5: ${next.status}, ${next.headers["heist-quota-remaining"]} left` });
-  checks.push({ name: "skew: a clock stepping back across midnight counts against yesterday (full: 429), nothing granted twice", ok: back.status === 429 && fwd.status === 200 && fwd.headers["heist-quota-remaining"] === String(Q - 2), detail: `back to 23:59:59.9: ${back.status}; forward again: ${fwd.status}, ${fwd.headers["heist-quota-remaining"]} left` });
+  checks.push({
+    name: "midnight: the quota runs out at 23:59:59 with Retry-After to 00:00 and resets at 00:00:00 UTC",
+    ok:
+      day1.every((s) => s === 200) &&
+      over.status === 429 &&
+      over.headers["retry-after"] === "1" &&
+      next.status === 200 &&
+      next.headers["heist-quota-remaining"] === String(Q - 1),
+    detail: `${Q} × 200, then ${over.status} Retry-After ${over.headers["retry-after"]}; at 00:00:00.5: ${next.status}, ${next.headers["heist-quota-remaining"]} left`,
+  });
+  checks.push({
+    name: "skew: a clock stepping back across midnight counts against yesterday (full: 429), nothing granted twice",
+    ok: back.status === 429 && fwd.status === 200 && fwd.headers["heist-quota-remaining"] === String(Q - 2),
+    detail: `back to 23:59:59.9: ${back.status}; forward again: ${fwd.status}, ${fwd.headers["heist-quota-remaining"]} left`,
+  });
   // Month boundary with a spending cap.
   g.clock.now = Date.parse("2026-03-31T23:59:59.000Z");
   const m = await g.client("capped");
@@ -432,7 +601,11 @@ async function midnight(): Promise<{ checks: Check[]; rows: string[][] }> {
   for (let i = 0; i < 11; i++) march.push((await ask(m.key)).status);
   g.clock.now = Date.parse("2026-04-01T00:00:00.100Z");
   const april = await ask(m.key);
-  checks.push({ name: "month end: a $0.01 cap stops the 11th row on 31 March, 1 April starts afresh", ok: march.slice(0, 10).every((s) => s === 200) && march[10] === 402 && april.status === 200, detail: `31 March: ${march.filter((s) => s === 200).length} × 200 then ${march[10]}; 1 April: ${april.status}` });
+  checks.push({
+    name: "month end: a $0.01 cap stops the 11th row on 31 March, 1 April starts afresh",
+    ok: march.slice(0, 10).every((s) => s === 200) && march[10] === 402 && april.status === 200,
+    detail: `31 March: ${march.filter((s) => s === 200).length} × 200 then ${march[10]}; 1 April: ${april.status}`,
+  });
   await g.close();
   // Two replicas on one store with clocks 2 s apart around midnight.
   const shared = join(tempDir(), "skew.sqlite");
@@ -445,12 +618,20 @@ async function midnight(): Promise<{ checks: Check[]; rows: string[][] }> {
   const stores = [sqliteStore(shared), sqliteStore(shared)];
   const behind = createGateway({ config, store: stores[0], registry, now: () => Date.parse("2026-03-10T23:59:59.000Z") });
   const ahead = createGateway({ config, store: stores[1], registry, now: () => Date.parse("2026-03-11T00:00:01.000Z") });
-  const cl = (await ahead.inject({ method: "POST", url: "/admin/clients", headers: { authorization: `Bearer ${ADMIN}` }, payload: { name: "skew", plan: "daily" } })).json();
-  const key = (await ahead.inject({ method: "POST", url: `/admin/clients/${cl.id}/keys`, headers: { authorization: `Bearer ${ADMIN}` }, payload: {} })).json().key;
+  const cl = (
+    await ahead.inject({ method: "POST", url: "/admin/clients", headers: { authorization: `Bearer ${ADMIN}` }, payload: { name: "skew", plan: "daily" } })
+  ).json();
+  const key = (await ahead.inject({ method: "POST", url: `/admin/clients/${cl.id}/keys`, headers: { authorization: `Bearer ${ADMIN}` }, payload: {} })).json()
+    .key;
   let served = 0;
   for (let i = 0; i < 3 * Q; i++) {
     const app = i % 2 ? ahead : behind;
-    const r = await app.inject({ method: "POST", url: "/v2/models/iris/infer", headers: { authorization: `Bearer ${key}`, "content-type": "application/json" }, payload: body });
+    const r = await app.inject({
+      method: "POST",
+      url: "/v2/models/iris/infer",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      payload: body,
+    });
     if (r.statusCode === 200) served++;
   }
   const d = new Database(shared, { readonly: true });
@@ -460,7 +641,11 @@ async function midnight(): Promise<{ checks: Check[]; rows: string[][] }> {
   await ahead.close();
   registry.dispose();
   for (const s of stores) await s.close();
-  checks.push({ name: "skew between replicas: each counts by its own clock, no day gets more than its quota", ok: served === 2 * Q && days.every((x) => x.rows <= Q), detail: `replicas at 23:59:59 and 00:00:01 on one store: ${served} rows served in all (${days.map((x) => `${x.day}: ${x.rows}`).join(", ")})` });
+  checks.push({
+    name: "skew between replicas: each counts by its own clock, no day gets more than its quota",
+    ok: served === 2 * Q && days.every((x) => x.rows <= Q),
+    detail: `replicas at 23:59:59 and 00:00:01 on one store: ${served} rows served in all (${days.map((x) => `${x.day}: ${x.rows}`).join(", ")})`,
+  });
   return { checks, rows: [["quota across midnight, clock stepping back, month end, 2 s skew between replicas", "—", checks.map((c) => c.detail).join("; ")]] };
 }
 
@@ -485,7 +670,7 @@ export async function faultsPart(o: CampaignOptions): Promise<PartResult> {
   await run("kill -9 a replica", () => killReplica(o, dir, zoo));
   await run("kill the Redis", () => killRedis(o, dir, zoo));
   await run("cut PostgreSQL", () => killPostgres(o, dir, zoo));
-  await run("SQLite disk", () => sqliteDisk(o, zoo));
+  await run("SQLite disk", () => sqliteDisk(zoo));
   const body = [
     `Replicas are real \`heist serve\` processes on the shared PostgreSQL (${new URL(POSTGRES_URL).host}, a schema of their own, dropped afterwards) and a Redis: the shared one for the kill -9, a \`redis-server\` the campaign starts on a spare port for the Redis fault. Load: 16 clients, each sending single-row requests back to back, alternating replicas. Every 200 is matched to the ledger by its response id (the ledger's request id).`,
     "",

@@ -28,8 +28,14 @@ export async function sendTogether(requests: readonly HeldRequest[], settleMs = 
   const heads = requests.map((r) => {
     const body = Buffer.from(r.body);
     const u = new URL(r.url);
-    const lines = [`POST ${r.path} HTTP/1.1`, `host: ${u.host}`, "connection: close", "content-type: application/json", `content-length: ${body.length}`,
-      ...Object.entries(r.headers).map(([k, v]) => `${k}: ${v}`)];
+    const lines = [
+      `POST ${r.path} HTTP/1.1`,
+      `host: ${u.host}`,
+      "connection: close",
+      "content-type: application/json",
+      `content-length: ${body.length}`,
+      ...Object.entries(r.headers).map(([k, v]) => `${k}: ${v}`),
+    ];
     return { first: Buffer.concat([Buffer.from(`${lines.join("\r\n")}\r\n\r\n`), body.subarray(0, body.length - 1)]), last: body.subarray(body.length - 1) };
   });
   await Promise.all(sockets.map((s, i) => new Promise<void>((resolve) => s.write(heads[i].first, () => resolve()))));
@@ -60,7 +66,11 @@ function readAll(s: Socket): Promise<RawResponse> {
  * Send raw bytes on a fresh connection and read one answer: until the server closes the connection
  * (`untilClose`), else until the answer's body is whole; give up after `waitMs` (status 0 if nothing came).
  */
-export function rawExchange(url: string, bytes: string | Buffer, o: { untilClose?: boolean; waitMs?: number } = {}): Promise<RawResponse & { closedByServer: boolean }> {
+export function rawExchange(
+  url: string,
+  bytes: string | Buffer,
+  o: { untilClose?: boolean; waitMs?: number } = {},
+): Promise<RawResponse & { closedByServer: boolean }> {
   const u = new URL(url);
   return new Promise((resolvePromise) => {
     const chunks: Buffer[] = [];
@@ -96,7 +106,7 @@ export function parseResponse(raw: Buffer): RawResponse {
   let body = raw.subarray(split + 4);
   if (headers["transfer-encoding"]?.includes("chunked")) {
     const parts: Buffer[] = [];
-    for (let at = 0; at < body.length;) {
+    for (let at = 0; at < body.length; ) {
       const eol = body.indexOf("\r\n", at);
       const size = parseInt(body.subarray(at, eol).toString("latin1"), 16);
       if (!(size > 0)) break;

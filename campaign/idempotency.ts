@@ -20,7 +20,10 @@ const POSTGRES_URL = process.env.HEIST_TEST_POSTGRES_URL ?? "postgres://postgres
 type Check = PartResult["checks"][number];
 
 // A PyTorch MLP served by ONNX Runtime (answers come from a worker thread, so requests interleave) and a zoo tree.
-const models = [{ name: "torch-mlp", source: `onnx://${resolve("test/fixtures/mlp.onnx")}` }, { name: "iris", source: "zoo://iris-tree" }];
+const models = [
+  { name: "torch-mlp", source: `onnx://${resolve("test/fixtures/mlp.onnx")}` },
+  { name: "iris", source: "zoo://iris-tree" },
+];
 const WIDTH: Record<string, number> = { "torch-mlp": 64, iris: 4 };
 // The attacker's plan of the issue: 500 rows a day, $0.20 prepaid at $0.001 a row.
 const plans = [{ name: "paid", dailyQuota: 500, tiers: [{ pricePerRow: 0.001 }], billing: { kind: "prepaid" as const } }];
@@ -32,10 +35,21 @@ function ask(url: string, key: string, idem: string, i: number, copy: boolean): 
   const rows = copy ? 3 : 1 + (i % 9);
   const w = WIDTH[model];
   const data = Array.from({ length: rows * w }, (_, j) => (copy ? 0.25 : ((i * 31 + j * 7) % 97) / 97));
-  return { url, path: `/v2/models/${model}/infer`, headers: { authorization: `Bearer ${key}`, "idempotency-key": idem }, body: JSON.stringify({ inputs: [{ name: "input", shape: [rows, w], datatype: "FP32", data }] }) };
+  return {
+    url,
+    path: `/v2/models/${model}/infer`,
+    headers: { authorization: `Bearer ${key}`, "idempotency-key": idem },
+    body: JSON.stringify({ inputs: [{ name: "input", shape: [rows, w], datatype: "FP32", data }] }),
+  };
 }
 
-interface Tally { requests: number; fresh: number; replayed: number; byStatus: Map<number, number>; replayOfUncharged: number }
+interface Tally {
+  requests: number;
+  fresh: number;
+  replayed: number;
+  byStatus: Map<number, number>;
+  replayOfUncharged: number;
+}
 
 /** Rounds of `n` requests, a new key each round; in mixed rounds half are copies of one request and half ask other things. */
 async function race(urls: string[], key: string, rounds: number, n: number, kind: "different" | "copies" | "mixed", tally: Tally) {
@@ -78,12 +92,23 @@ async function scenario(label: string, urls: string[], o: CampaignOptions): Prom
   const charged = ledger.reduce((s, r) => s + r.rows, 0);
   const paid = Math.round(ledger.reduce((s, r) => s + r.price, 0) * 1e6);
   const fiveXX = [...tally.byStatus].filter(([s]) => s >= 500 || s === 0).reduce((s, [, n]) => s + n, 0);
-  const statuses = [...tally.byStatus].sort((a, b) => a[0] - b[0]).map(([s, n]) => `${s || "cut"}: ${fmt(n)}`).join(", ");
+  const statuses = [...tally.byStatus]
+    .sort((a, b) => a[0] - b[0])
+    .map(([s, n]) => `${s || "cut"}: ${fmt(n)}`)
+    .join(", ");
   return {
     row: [label, fmt(tally.requests), statuses, fmt(tally.fresh), fmt(tally.replayed), fmt(charged), `$${(paid / 1e6).toFixed(3)}`],
     checks: [
-      { name: `${label}: rows served ≤ rows charged + rows legitimately replayed`, ok: tally.fresh <= charged && tally.replayOfUncharged === 0, detail: `${fmt(tally.fresh)} served fresh, ${fmt(charged)} charged, ${fmt(tally.replayed)} replayed (${tally.replayOfUncharged} replays of an uncharged request)` },
-      { name: `${label}: balance change = ledger sum`, ok: Math.round((TOPUP - view.usage.balance) * 1e6) === paid, detail: `$${TOPUP} − $${view.usage.balance} against $${(paid / 1e6).toFixed(6)} in ${fmt(ledger.length)} ledger rows` },
+      {
+        name: `${label}: rows served ≤ rows charged + rows legitimately replayed`,
+        ok: tally.fresh <= charged && tally.replayOfUncharged === 0,
+        detail: `${fmt(tally.fresh)} served fresh, ${fmt(charged)} charged, ${fmt(tally.replayed)} replayed (${tally.replayOfUncharged} replays of an uncharged request)`,
+      },
+      {
+        name: `${label}: balance change = ledger sum`,
+        ok: Math.round((TOPUP - view.usage.balance) * 1e6) === paid,
+        detail: `$${TOPUP} − $${view.usage.balance} against $${(paid / 1e6).toFixed(6)} in ${fmt(ledger.length)} ledger rows`,
+      },
       { name: `${label}: usedToday = ledger rows`, ok: view.usage.usedToday === charged, detail: `${fmt(view.usage.usedToday)} and ${fmt(charged)}` },
       { name: `${label}: no 5xx, no cut connection`, ok: fiveXX === 0, detail: String(fiveXX) },
     ],

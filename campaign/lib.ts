@@ -55,23 +55,38 @@ export interface HttpResult {
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
 /** One HTTP request (keep-alive); `raw` is sent as is, else `body` as JSON. Rejects on socket errors. */
-export function call(base: string, method: string, path: string, o: { body?: unknown; raw?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {}): Promise<HttpResult> {
+export function call(
+  base: string,
+  method: string,
+  path: string,
+  o: { body?: unknown; raw?: string | Buffer; headers?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const payload = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
-    const req = request(`${base}${path}`, {
-      method, agent, timeout: o.timeoutMs ?? 30_000,
-      headers: { ...(payload !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}), ...o.headers },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        let json: unknown;
-        try { json = JSON.parse(text); } catch { json = undefined; }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
-      res.on("error", reject);
-    });
+    const req = request(
+      `${base}${path}`,
+      {
+        method,
+        agent,
+        timeout: o.timeoutMs ?? 30_000,
+        headers: { ...(payload !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}), ...o.headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+        res.on("error", reject);
+      },
+    );
     req.on("timeout", () => req.destroy(new Error("client timeout")));
     req.on("error", reject);
     if (payload !== undefined) req.write(payload);
@@ -91,7 +106,10 @@ export interface InProcess {
 }
 
 /** A gateway in this process on a real loopback socket over a real SQLite file, with an injectable clock and captured logs. */
-export async function inProcessGateway(cfg: Partial<GatewayConfigInput> & Pick<GatewayConfigInput, "models" | "plans">, o: { clock?: number; logLevel?: string } = {}): Promise<InProcess> {
+export async function inProcessGateway(
+  cfg: Partial<GatewayConfigInput> & Pick<GatewayConfigInput, "models" | "plans">,
+  o: { clock?: number; logLevel?: string } = {},
+): Promise<InProcess> {
   process.env.HEIST_ZOO_DIR ??= join(tmpdir(), "heist-campaign-zoo");
   const dbPath = join(tempDir(), "gateway.sqlite");
   const config = parseConfig({ admin: { token: ADMIN }, ...cfg, store: { sqlite: dbPath } });
@@ -100,14 +118,31 @@ export async function inProcessGateway(cfg: Partial<GatewayConfigInput> & Pick<G
   const clock = { now: o.clock ?? Date.now() };
   const logs: string[] = [];
   const app = createGateway({
-    config, store, registry, now: () => clock.now,
-    logger: { level: o.logLevel ?? "warn", stream: { write: (s: string) => { if (logs.length < 100_000) logs.push(s); } }, redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] },
+    config,
+    store,
+    registry,
+    now: () => clock.now,
+    logger: {
+      level: o.logLevel ?? "warn",
+      stream: {
+        write: (s: string) => {
+          if (logs.length < 100_000) logs.push(s);
+        },
+      },
+      redact: ["req.headers.authorization", 'req.headers["x-api-key"]'],
+    },
   });
   await app.listen({ host: "127.0.0.1", port: 0 });
   const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  const admin = (method: string, path: string, body?: unknown) => call(url, method, path, { body: body ?? (method === "GET" ? undefined : {}), headers: { authorization: `Bearer ${ADMIN}` } });
+  const admin = (method: string, path: string, body?: unknown) =>
+    call(url, method, path, { body: body ?? (method === "GET" ? undefined : {}), headers: { authorization: `Bearer ${ADMIN}` } });
   return {
-    url, store, dbPath, clock, logs, admin,
+    url,
+    store,
+    dbPath,
+    clock,
+    logs,
+    admin,
     async client(plan, balance) {
       const c = await admin("POST", "/admin/clients", { name: `campaign ${plan}`, plan });
       if (balance) await admin("POST", `/admin/clients/${c.json.id}/topup`, { dollars: balance });
@@ -182,7 +217,7 @@ client's next usage read (its \`usage.balance\` does not).
 export function refreshPreamble(): void {
   const text = existsSync(DOC) ? readFileSync(DOC, "utf8") : "";
   const i = text.indexOf("<!-- part:");
-  writeFileSync(DOC, PREAMBLE + (i >= 0 ? "\n" + text.slice(i) : ""));
+  writeFileSync(DOC, PREAMBLE + (i >= 0 ? `\n${text.slice(i)}` : ""));
 }
 
 /** Write one part's section into docs/reliability.md, keeping the other parts' sections as they were. */
@@ -197,15 +232,19 @@ export function writeSection(part: string, r: PartResult, o: CampaignOptions, st
     `## ${r.title}`,
     "",
     `\`${r.command}${o.quick ? " -- --quick" : ""}\` — run ${startedAt.toISOString().slice(0, 16).replace("T", " ")} UTC, ${seconds.toFixed(0)} s${o.quick ? ", **quick mode**" : ""}; ` +
-      (failed.length ? `**${failed.length} of ${r.checks.length} checks failed**` : `all ${r.checks.length} checks held`) + ".",
+      (failed.length ? `**${failed.length} of ${r.checks.length} checks failed**` : `all ${r.checks.length} checks held`) +
+      ".",
     "",
     r.body.trim(),
     "",
-    table(["check", "held", "detail"], r.checks.map((c) => [c.name, c.ok ? "yes" : "**NO**", (c.detail ?? "").replace(/\|/g, "\\|").replace(/\n/g, " ")])),
+    table(
+      ["check", "held", "detail"],
+      r.checks.map((c) => [c.name, c.ok ? "yes" : "**NO**", (c.detail ?? "").replace(/\|/g, "\\|").replace(/\n/g, " ")]),
+    ),
     end,
   ].join("\n");
   const i = text.indexOf(begin);
   const j = text.indexOf(end);
-  const next = i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : text.trimEnd() + "\n\n" + section + "\n";
+  const next = i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : `${text.trimEnd()}\n\n${section}\n`;
   writeFileSync(DOC, next);
 }

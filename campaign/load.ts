@@ -36,21 +36,25 @@ export async function loadPart(o: CampaignOptions): Promise<PartResult> {
   postgres.searchParams.set("schema", namespace);
   const Q = 2000;
   const config = join(dir, "load.yaml");
-  writeFileSync(config, stringify({
-    store: { redis: REDIS_URL, postgres: postgres.toString() },
-    models: [{ name: MODEL, source: `zoo://${MODEL}` }],
-    plans: [
-      { name: "bulk", dailyQuota: 1_000_000_000, tiers: [{ upTo: 10_000, pricePerRow: 0.000001 }, { pricePerRow: 0.000002 }], billing: { kind: "prepaid" } },
-      { name: "small", dailyQuota: Q, tiers: [{ pricePerRow: 0 }] },
-    ],
-  }));
+  writeFileSync(
+    config,
+    stringify({
+      store: { redis: REDIS_URL, postgres: postgres.toString() },
+      models: [{ name: MODEL, source: `zoo://${MODEL}` }],
+      plans: [
+        { name: "bulk", dailyQuota: 1_000_000_000, tiers: [{ upTo: 10_000, pricePerRow: 0.000001 }, { pricePerRow: 0.000002 }], billing: { kind: "prepaid" } },
+        { name: "small", dailyQuota: Q, tiers: [{ pricePerRow: 0 }] },
+      ],
+    }),
+  );
   const env = { HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN };
   let replicas: HeistProcess[] = [];
   const db = new pg.Client({ connectionString: POSTGRES_URL });
   try {
     replicas = [await startHeist(config, dir, env), await startHeist(config, dir, env)];
     const urls = replicas.map((r) => r.url);
-    const admin = (m: string, p: string, b: unknown = {}) => call(urls[0], m, p, { body: m === "GET" ? undefined : b, headers: { authorization: `Bearer ${ADMIN}` } });
+    const admin = (m: string, p: string, b: unknown = {}) =>
+      call(urls[0], m, p, { body: m === "GET" ? undefined : b, headers: { authorization: `Bearer ${ADMIN}` } });
     const client = async (plan: string, dollars?: number) => {
       const c = (await admin("POST", "/admin/clients", { name: `load ${plan}`, plan })).json;
       if (dollars) await admin("POST", `/admin/clients/${c.id}/topup`, { dollars });
@@ -58,7 +62,9 @@ export async function loadPart(o: CampaignOptions): Promise<PartResult> {
     };
     const bulk = await client("bulk", 1_000_000);
     const small = await client("small");
-    const body = JSON.stringify({ inputs: [{ name: "input", shape: [1, WIDTH], datatype: "FP32", data: Array.from({ length: WIDTH }, (_, i) => (i % 16) / 16) }] });
+    const body = JSON.stringify({
+      inputs: [{ name: "input", shape: [1, WIDTH], datatype: "FP32", data: Array.from({ length: WIDTH }, (_, i) => (i % 16) / 16) }],
+    });
 
     // The quota client: 8 loops, both replicas, for the whole soak.
     let stop = false;
@@ -67,7 +73,9 @@ export async function loadPart(o: CampaignOptions): Promise<PartResult> {
     const smallLoops = Array.from({ length: 8 }, async (_, i) => {
       let j = i;
       while (!stop) {
-        const r = await call(urls[j++ % 2], "POST", `/v2/models/${MODEL}/infer`, { raw: body, headers: { authorization: `Bearer ${small.key}` } }).catch(() => ({ status: 0, json: undefined }));
+        const r = await call(urls[j++ % 2], "POST", `/v2/models/${MODEL}/infer`, { raw: body, headers: { authorization: `Bearer ${small.key}` } }).catch(
+          () => ({ status: 0, json: undefined }),
+        );
         if (r.status === 200) small200.push(r.json.id);
         else smallOther.set(r.status, (smallOther.get(r.status) ?? 0) + 1);
         await sleep(5);
@@ -86,10 +94,18 @@ export async function loadPart(o: CampaignOptions): Promise<PartResult> {
     const memory: number[][] = [];
     const started = Date.now();
     for (let s = 0; s < slices; s++) {
-      const parts = await Promise.all(urls.map((url) => autocannon({
-        url: `${url}/v2/models/${MODEL}/infer`, method: "POST", connections: CONNECTIONS / 2, duration: sliceSeconds,
-        headers: { "content-type": "application/json", authorization: `Bearer ${bulk.key}` }, body,
-      })));
+      const parts = await Promise.all(
+        urls.map((url) =>
+          autocannon({
+            url: `${url}/v2/models/${MODEL}/infer`,
+            method: "POST",
+            connections: CONNECTIONS / 2,
+            duration: sliceSeconds,
+            headers: { "content-type": "application/json", authorization: `Bearer ${bulk.key}` },
+            body,
+          }),
+        ),
+      );
       const mem = await Promise.all(urls.map(rss));
       memory.push(mem);
       const req = parts.reduce((a, p) => a + p.requests.total, 0);
@@ -101,7 +117,14 @@ export async function loadPart(o: CampaignOptions): Promise<PartResult> {
       fiveXX += five;
       inFlight += parts.reduce((a, p) => a + Math.max(0, ((p.requests as { sent?: number }).sent ?? p.requests.total) - p.requests.total), 0);
       worstP99 = Math.max(worstP99, p99);
-      rows.push([`${Math.round((Date.now() - started) / 1000)} s`, fmt(Math.round(req / sliceSeconds)), Math.max(...parts.map((p) => p.latency.p50)), p99, five, mem.map((m) => m.toFixed(0)).join(" / ")]);
+      rows.push([
+        `${Math.round((Date.now() - started) / 1000)} s`,
+        fmt(Math.round(req / sliceSeconds)),
+        Math.max(...parts.map((p) => p.latency.p50)),
+        p99,
+        five,
+        mem.map((m) => m.toFixed(0)).join(" / "),
+      ]);
       console.log(`slice ${s + 1}/${slices}: ${rows[rows.length - 1].join(" | ")}`);
     }
     stop = true;
@@ -109,7 +132,9 @@ export async function loadPart(o: CampaignOptions): Promise<PartResult> {
 
     await db.connect();
     const ledgerCount = async (id: string) => Number((await db.query(`SELECT count(*) AS n FROM "${namespace}".ledger WHERE client_id = $1`, [id])).rows[0].n);
-    const smallIds = new Set((await db.query(`SELECT request_id FROM "${namespace}".ledger WHERE client_id = $1`, [small.id])).rows.map((r) => r.request_id as string));
+    const smallIds = new Set(
+      (await db.query(`SELECT request_id FROM "${namespace}".ledger WHERE client_id = $1`, [small.id])).rows.map((r) => r.request_id as string),
+    );
     const bulkLedger = await ledgerCount(bulk.id);
     const bulkView = (await admin("GET", `/admin/clients/${bulk.id}`)).json;
     const spent = Number((await db.query(`SELECT COALESCE(sum(price), 0) AS p FROM "${namespace}".ledger WHERE client_id = $1`, [bulk.id])).rows[0].p);
@@ -128,18 +153,40 @@ export async function loadPart(o: CampaignOptions): Promise<PartResult> {
       body: body2,
       checks: [
         { name: "0 over-admissions: the quota client got exactly its quota across both replicas", ok: over === 0, detail: `${small200.length} served of ${Q}` },
-        { name: "every 200 of the quota client has its ledger row", ok: small200.every((id) => smallIds.has(id)) && smallIds.size === small200.length, detail: `${smallIds.size} rows` },
-        { name: "0 5xx and 0 socket errors", ok: fiveXX === 0 && errors === 0 && ![...smallOther.keys()].some((s) => s >= 500 || s === 0), detail: `${fiveXX} 5xx, ${errors} errors` },
-        { name: "load client: one ledger row per 2xx (plus at most the requests in flight when a slice ended), balance = top-up − ledger", ok: bulkLedger >= total - non2xx && bulkLedger <= total - non2xx + inFlight + CONNECTIONS * slices && Math.round(1_000_000 * 1e6) - spent === Math.round(bulkView.usage.balance * 1e6), detail: `${fmt(total - non2xx)} 2xx counted, ${fmt(inFlight)} in flight at slice ends, ${fmt(bulkLedger)} rows; balance ${bulkView.usage.balance}` },
-        { name: "p99 and memory reported", ok: true, detail: `worst slice p99 ${worstP99} ms; RSS growth from slice 2 to the end: ${memGrowth.map((m) => m.toFixed(0)).join(" / ")} MiB` },
+        {
+          name: "every 200 of the quota client has its ledger row",
+          ok: small200.every((id) => smallIds.has(id)) && smallIds.size === small200.length,
+          detail: `${smallIds.size} rows`,
+        },
+        {
+          name: "0 5xx and 0 socket errors",
+          ok: fiveXX === 0 && errors === 0 && ![...smallOther.keys()].some((s) => s >= 500 || s === 0),
+          detail: `${fiveXX} 5xx, ${errors} errors`,
+        },
+        {
+          name: "load client: one ledger row per 2xx (plus at most the requests in flight when a slice ended), balance = top-up − ledger",
+          ok:
+            bulkLedger >= total - non2xx &&
+            bulkLedger <= total - non2xx + inFlight + CONNECTIONS * slices &&
+            Math.round(1_000_000 * 1e6) - spent === Math.round(bulkView.usage.balance * 1e6),
+          detail: `${fmt(total - non2xx)} 2xx counted, ${fmt(inFlight)} in flight at slice ends, ${fmt(bulkLedger)} rows; balance ${bulkView.usage.balance}`,
+        },
+        {
+          name: "p99 and memory reported",
+          ok: true,
+          detail: `worst slice p99 ${worstP99} ms; RSS growth from slice 2 to the end: ${memGrowth.map((m) => m.toFixed(0)).join(" / ")} MiB`,
+        },
       ],
     };
   } finally {
     await Promise.all(replicas.map((r) => stopHeist(r)));
-    await db.query(`DROP SCHEMA IF EXISTS "${namespace}" CASCADE`).catch(async () => {
-      await db.connect();
-      await db.query(`DROP SCHEMA IF EXISTS "${namespace}" CASCADE`);
-    }).catch(() => undefined);
+    await db
+      .query(`DROP SCHEMA IF EXISTS "${namespace}" CASCADE`)
+      .catch(async () => {
+        await db.connect();
+        await db.query(`DROP SCHEMA IF EXISTS "${namespace}" CASCADE`);
+      })
+      .catch(() => undefined);
     await db.end().catch(() => undefined);
     const r = new Redis(REDIS_URL);
     const keys = await r.keys(`${namespace}:*`);

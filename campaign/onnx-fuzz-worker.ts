@@ -25,24 +25,27 @@ let cases = 0;
 let loaded = 0;
 const crashes: string[] = [];
 const codes: Record<string, number> = {};
-await fc.assert(fc.asyncProperty(arb, async (v) => {
-  let b: Uint8Array = Uint8Array.from(base);
-  if (v.random) b = v.random;
-  else {
-    for (const [i, x] of v.edits) b[i % b.length] = x;
-    b = Uint8Array.from([...b.subarray(0, v.cut === null ? b.length : v.cut % (b.length + 1)), ...v.extra]);
-  }
-  const p = join(dir, `m${cases % 8}.onnx`);
-  writeFileSync(p, b);
-  cases++;
-  try {
-    const m = await loadOnnxModel(p);
-    loaded++;
-    m.dispose();
-  } catch (e) {
-    if (e instanceof HeistError) codes[e.code] = (codes[e.code] ?? 0) + 1;
-    else if (crashes.length < 5) crashes.push(`${(e as Error)?.constructor?.name}: ${String((e as Error)?.message).slice(0, 160)}`);
-  }
-}), { numRuns: runs, seed });
-process.stdout.write(JSON.stringify({ cases, loaded, crashes, codes }) + "\n");
+await fc.assert(
+  fc.asyncProperty(arb, async (v) => {
+    let b: Uint8Array = Uint8Array.from(base);
+    if (v.random) b = v.random;
+    else {
+      for (const [i, x] of v.edits) b[i % b.length] = x;
+      b = Uint8Array.from([...b.subarray(0, v.cut === null ? b.length : v.cut % (b.length + 1)), ...v.extra]);
+    }
+    const p = join(dir, `m${cases % 8}.onnx`);
+    writeFileSync(p, b);
+    cases++;
+    try {
+      const m = await loadOnnxModel(p);
+      loaded++;
+      m.dispose();
+    } catch (e) {
+      if (e instanceof HeistError) codes[e.code] = (codes[e.code] ?? 0) + 1;
+      else if (crashes.length < 5) crashes.push(`${(e as Error)?.constructor?.name}: ${String((e as Error)?.message).slice(0, 160)}`);
+    }
+  }),
+  { numRuns: runs, seed },
+);
+process.stdout.write(`${JSON.stringify({ cases, loaded, crashes, codes })}\n`);
 process.exit(0);

@@ -25,8 +25,7 @@ for (let i = 0; i < args.length; i++) {
   else if (a === "--doc-only") {
     refreshPreamble(); // rewrite the preamble of docs/reliability.md, keep every part's figures
     process.exit(0);
-  }
-  else if (a === "--soak-seconds") opts.soakSeconds = Number(args[++i]);
+  } else if (a === "--soak-seconds") opts.soakSeconds = Number(args[++i]);
   else if (a in PARTS) chosen.push(a);
   else {
     console.error(`unknown argument ${a}; parts: ${Object.keys(PARTS).join(", ")}; flags: --quick, --soak-seconds N`);
@@ -50,8 +49,17 @@ for (const name of parts) {
   let timer: NodeJS.Timeout | undefined;
   const result = await Promise.race([
     p.run(opts),
-    new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`part ${name} ran past its bound of ${Math.round(budget)} s`)), budget * 1000); }),
-  ]).catch((e: Error): PartResult => ({ title: name, command: `npm run campaign -- ${name}`, body: `The part did not finish: ${e.message}`, checks: [{ name: "finished", ok: false, detail: e.stack?.split("\n").slice(0, 3).join(" ") }] }));
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`part ${name} ran past its bound of ${Math.round(budget)} s`)), budget * 1000);
+    }),
+  ]).catch(
+    (e: Error): PartResult => ({
+      title: name,
+      command: `npm run campaign -- ${name}`,
+      body: `The part did not finish: ${e.message}`,
+      checks: [{ name: "finished", ok: false, detail: e.stack?.split("\n").slice(0, 3).join(" ") }],
+    }),
+  );
   clearTimeout(timer);
   const seconds = (Date.now() - started.getTime()) / 1000;
   writeSection(name, result, opts, started, seconds);

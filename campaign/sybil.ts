@@ -31,11 +31,19 @@ function thiefStream(seeds: number, rounds: number, lambda: number): Float32Arra
 /** Natural inputs, each asked once: the attacker's pool split, then test rows the thief does not use as seeds. */
 function honestStream(n: number): Float32Array[] {
   const { pool, test } = loadSplits("digits");
-  const rows = (x: { data: Float32Array }, from = 0) => Array.from({ length: x.data.length / WIDTH - from }, (_, i) => x.data.slice((i + from) * WIDTH, (i + from + 1) * WIDTH));
+  const rows = (x: { data: Float32Array }, from = 0) =>
+    Array.from({ length: x.data.length / WIDTH - from }, (_, i) => x.data.slice((i + from) * WIDTH, (i + from + 1) * WIDTH));
   return [...rows(pool.x), ...rows(test.x, 40)].slice(0, n);
 }
 
-interface Outcome { label: string; identities: number; queries: number; answered: number; caught: number; firstCaughtAt: number | null }
+interface Outcome {
+  label: string;
+  identities: number;
+  queries: number;
+  answered: number;
+  caught: number;
+  firstCaughtAt: number | null;
+}
 
 async function spread(label: string, stream: Float32Array[], clients: number, keysPerClient: number): Promise<Outcome> {
   const g = await inProcessGateway({
@@ -53,7 +61,10 @@ async function spread(label: string, stream: Float32Array[], clients: number, ke
   const caught = new Set<string>();
   for (let i = 0; i < stream.length; i++) {
     const who = keys[i % keys.length];
-    const r = await call(g.url, "POST", "/v2/models/digits/infer", { body: { inputs: [{ name: "input", shape: [1, WIDTH], datatype: "FP32", data: Array.from(stream[i]) }] }, headers: { authorization: `Bearer ${who.key}` } });
+    const r = await call(g.url, "POST", "/v2/models/digits/infer", {
+      body: { inputs: [{ name: "input", shape: [1, WIDTH], datatype: "FP32", data: Array.from(stream[i]) }] },
+      headers: { authorization: `Bearer ${who.key}` },
+    });
     if (r.status === 200) answered++;
     else if (r.json?.type === "urn:heist:problem:abnormal-usage-detected") {
       caught.add(who.client);
@@ -81,7 +92,17 @@ export async function sybilPart(o: CampaignOptions): Promise<PartResult> {
   const body = [
     `PRADA (δ 0.95, 100 distances before the test, action \`block\`) on the digits MLP (64 features). The thief's stream: 40 seeds from the digits test set, then ${o.quick ? 3 : 4} rounds that each double the set with x + λ·s, λ = 0.1 (Jacobian-based augmentation, the sign from a random direction rather than a substitute's gradient: every child lies λ·√d from its parent either way, which is what PRADA measures) — ${fmt(stream.length)} single-row queries in all, sent round-robin over the thief's identities; a blocked identity keeps being tried.`,
     "",
-    table(["stream", "identities", "queries", "answered", "identities caught", "first caught at query"], outcomes.map((x) => [x.label, x.identities, x.queries, x.answered, `${x.caught} of ${x.label.includes("keys of 1") ? 1 : x.identities} client${x.identities > 1 ? "s" : ""}`, x.firstCaughtAt ?? "never"])),
+    table(
+      ["stream", "identities", "queries", "answered", "identities caught", "first caught at query"],
+      outcomes.map((x) => [
+        x.label,
+        x.identities,
+        x.queries,
+        x.answered,
+        `${x.caught} of ${x.label.includes("keys of 1") ? 1 : x.identities} client${x.identities > 1 ? "s" : ""}`,
+        x.firstCaughtAt ?? "never",
+      ]),
+    ),
     "",
     "**Per client vs per key.** PRADA's state (and every detector's) is kept per *client*, not per key: keys of one client share one stream, so spreading the queries over 20 keys of one account changes nothing (the same query index is caught). Spreading them over separate *clients* (Sybil accounts) divides the stream: each identity needs 100 distances of its own before the test even runs, so an identity that asks fewer than ~100 queries is never tested, and one that asks a few hundred is tested on a thinner sample. What stops Sybils is not the detector but what each account costs to open: sign-up checks, prepaid balances, per-plan quotas, and the operator linking accounts (same payment, same address); heist's lockout and quotas are per key id / client / source address, and its detectors per client. B4B's keyed per-client transforms (`coverage`) make answers from different accounts disagree, which is the counter designed for Sybils on encoders.",
   ].join("\n");
@@ -91,9 +112,24 @@ export async function sybilPart(o: CampaignOptions): Promise<PartResult> {
     body,
     checks: [
       { name: "an honest natural stream raises no alarm", ok: honest.caught === 0, detail: `${honest.answered}/${honest.queries} answered` },
-      { name: "one client asking the whole stream is caught", ok: one.caught === 1, detail: `at query ${one.firstCaughtAt}, ${one.answered}/${one.queries} answered` },
-      { name: "20 keys of one client are caught as one (per-client state)", ok: manyKeys.caught === 1 && manyKeys.firstCaughtAt === one.firstCaughtAt, detail: `at query ${manyKeys.firstCaughtAt}` },
-      { name: "measured: what Sybil clients get", ok: true, detail: [five, twenty].filter(Boolean).map((x) => `${x!.identities} clients: ${x!.answered}/${x!.queries} answered, ${x!.caught} caught`).join("; ") },
+      {
+        name: "one client asking the whole stream is caught",
+        ok: one.caught === 1,
+        detail: `at query ${one.firstCaughtAt}, ${one.answered}/${one.queries} answered`,
+      },
+      {
+        name: "20 keys of one client are caught as one (per-client state)",
+        ok: manyKeys.caught === 1 && manyKeys.firstCaughtAt === one.firstCaughtAt,
+        detail: `at query ${manyKeys.firstCaughtAt}`,
+      },
+      {
+        name: "measured: what Sybil clients get",
+        ok: true,
+        detail: [five, twenty]
+          .filter(Boolean)
+          .map((x) => `${x!.identities} clients: ${x!.answered}/${x!.queries} answered, ${x!.caught} caught`)
+          .join("; "),
+      },
     ],
   };
 }

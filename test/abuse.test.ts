@@ -22,7 +22,13 @@ interface Gw {
   app: FastifyInstance;
   clock: { now: number };
   logs: string[];
-  inject(o: { method?: string; url: string; from?: string; headers?: Record<string, string>; body?: unknown }): Promise<{ status: number; headers: Record<string, unknown>; json: any; text: string }>;
+  inject(o: {
+    method?: string;
+    url: string;
+    from?: string;
+    headers?: Record<string, string>;
+    body?: unknown;
+  }): Promise<{ status: number; headers: Record<string, unknown>; json: any; text: string }>;
   key(): Promise<{ id: string; key: string; keyId: string }>;
 }
 
@@ -31,32 +37,60 @@ const stores: Store[] = [];
 const apps: FastifyInstance[] = [];
 
 async function gateway(extra: Partial<GatewayConfigInput> = {}, o: { throwInside?: boolean } = {}): Promise<Gw> {
-  const config = parseConfig({ admin: { token: ADMIN }, models: [{ name: "iris", source: "zoo://iris-tree" }], plans: [{ name: "free", dailyQuota: 1000 }], ...extra });
+  const config = parseConfig({
+    admin: { token: ADMIN },
+    models: [{ name: "iris", source: "zoo://iris-tree" }],
+    plans: [{ name: "free", dailyQuota: 1000 }],
+    ...extra,
+  });
   const store = sqliteStore(":memory:");
   stores.push(store);
   const clock = { now: T0 };
   const logs: string[] = [];
-  const stream = new Writable({ write(chunk, _e, cb) { logs.push(String(chunk)); cb(); } });
+  const stream = new Writable({
+    write(chunk, _e, cb) {
+      logs.push(String(chunk));
+      cb();
+    },
+  });
   const app = createGateway({
-    config, store, registry, now: () => clock.now,
+    config,
+    store,
+    registry,
+    now: () => clock.now,
     logger: { level: "trace", stream, redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] },
-    extraDefenses: o.throwInside ? [async () => { throw new Error("secret internal detail at /srv/heist/db.ts:42"); }] : [],
+    extraDefenses: o.throwInside
+      ? [
+          async () => {
+            throw new Error("secret internal detail at /srv/heist/db.ts:42");
+          },
+        ]
+      : [],
   });
   apps.push(app);
   await app.ready();
   const inject: Gw["inject"] = async (r) => {
     const res = await app.inject({
-      method: (r.method ?? "GET") as "GET", url: r.url, remoteAddress: r.from ?? "127.0.0.1",
+      method: (r.method ?? "GET") as "GET",
+      url: r.url,
+      remoteAddress: r.from ?? "127.0.0.1",
       headers: { ...(r.body !== undefined ? { "content-type": "application/json" } : {}), ...r.headers },
       payload: r.body === undefined ? undefined : JSON.stringify(r.body),
     });
     let json: unknown;
-    try { json = res.json(); } catch { json = undefined; }
+    try {
+      json = res.json();
+    } catch {
+      json = undefined;
+    }
     return { status: res.statusCode, headers: res.headers, json, text: res.body };
   };
   const adminCall = (method: string, url: string, body?: unknown) => inject({ method, url, body: body ?? {}, headers: { authorization: `Bearer ${ADMIN}` } });
   return {
-    app, clock, logs, inject,
+    app,
+    clock,
+    logs,
+    inject,
     async key() {
       const c = await adminCall("POST", "/admin/clients", { name: "abuse", plan: "free" });
       const k = await adminCall("POST", `/admin/clients/${c.json.id}/keys`, {});
@@ -67,9 +101,19 @@ async function gateway(extra: Partial<GatewayConfigInput> = {}, o: { throwInside
 
 const body = { inputs: [{ name: "input", shape: [1, 4], datatype: "FP32", data: [5.1, 3.5, 1.4, 0.2] }] };
 const ask = (g: Gw, key: string | undefined, from = "127.0.0.1", header: "authorization" | "x-api-key" = "authorization") =>
-  g.inject({ method: "POST", url: "/v2/models/iris/infer", from, body, headers: key === undefined ? {} : { [header]: header === "authorization" ? `Bearer ${key}` : key } });
+  g.inject({
+    method: "POST",
+    url: "/v2/models/iris/infer",
+    from,
+    body,
+    headers: key === undefined ? {} : { [header]: header === "authorization" ? `Bearer ${key}` : key },
+  });
 const wrongSecret = (key: string) => key.slice(0, -4) + (key.endsWith("AAAA") ? "BBBB" : "AAAA");
-const metric = async (g: Gw, name: string) => (await g.inject({ url: "/metrics" })).text.split("\n").filter((l) => l.startsWith(name)).join("\n");
+const metric = async (g: Gw, name: string) =>
+  (await g.inject({ url: "/metrics" })).text
+    .split("\n")
+    .filter((l) => l.startsWith(name))
+    .join("\n");
 
 beforeAll(async () => {
   process.env.HEIST_ZOO_DIR ??= tempDir("heist-zoo-");
@@ -126,8 +170,12 @@ describe("lockout after repeated bad keys", () => {
   });
 
   it("is off with maxFailures 0, and on by default (10 in 60 s, 300 s)", async () => {
-    expect(parseConfig({ models: [{ name: "m", source: "zoo://iris-tree" }], plans: [{ name: "p", dailyQuota: 1 }] }).server.lockout)
-      .toEqual({ maxFailures: 10, windowSeconds: 60, lockSeconds: 300, bySource: true });
+    expect(parseConfig({ models: [{ name: "m", source: "zoo://iris-tree" }], plans: [{ name: "p", dailyQuota: 1 }] }).server.lockout).toEqual({
+      maxFailures: 10,
+      windowSeconds: 60,
+      lockSeconds: 300,
+      bySource: true,
+    });
     const g = await gateway({ server: { lockout: { maxFailures: 0 } } });
     const good = await g.key();
     for (let i = 0; i < 30; i++) expect((await ask(g, "hk_bad", "10.3.0.1")).status).toBe(401);
@@ -166,7 +214,12 @@ describe("what clients and logs never see", () => {
     await ask(g, good.key);
     await ask(g, good.key, "127.0.0.1", "x-api-key");
     await ask(g, wrongSecret(good.key));
-    await g.inject({ method: "POST", url: "/v2/models/iris/infer", headers: { authorization: `Bearer ${good.key}`, "content-type": "application/json" }, body: undefined });
+    await g.inject({
+      method: "POST",
+      url: "/v2/models/iris/infer",
+      headers: { authorization: `Bearer ${good.key}`, "content-type": "application/json" },
+      body: undefined,
+    });
     const all = g.logs.join("");
     expect(all.length).toBeGreaterThan(0);
     expect(all).not.toContain(secretOf(good.key));

@@ -57,14 +57,17 @@ describe("equation-solving (Tramèr et al. 2016)", () => {
   it("stops at a budget spent in the middle of its batch and says how many it got", async () => {
     const victim = await loadModel("zoo://digits-softmax");
     const dir = tempDir();
-    await expect(steal(modelOracle(victim.model), { attack: equationSolving, limits: { rows: 30 }, seed: 1, dir })).rejects.toThrow(/only 30 of the 65 queries needed were answered/);
+    await expect(steal(modelOracle(victim.model), { attack: equationSolving, limits: { rows: 30 }, seed: 1, dir })).rejects.toThrow(
+      /only 30 of the 65 queries needed were answered/,
+    );
     expect(readFileSync(join(dir, TRANSCRIPT_FILE), "utf8").trim().split("\n")).toHaveLength(30); // what was paid for is kept
   });
 
   it("says what to do when the API answers with labels only", async () => {
     const victim = await loadModel("zoo://digits-softmax");
-    await expect(steal(modelOracle(victim.model, { kind: "label", k: 1 }), { attack: equationSolving, limits: { rows: 65 }, seed: 1 }))
-      .rejects.toThrow(/needs probabilities or logits, but this API answers with label/);
+    await expect(steal(modelOracle(victim.model, { kind: "label", k: 1 }), { attack: equationSolving, limits: { rows: 65 }, seed: 1 })).rejects.toThrow(
+      /needs probabilities or logits, but this API answers with label/,
+    );
   });
 });
 
@@ -86,7 +89,8 @@ describe("knockoff (learning-based)", () => {
   it("distils a digits MLP from the attacker's own disjoint data, deterministically", async () => {
     const victim = await loadModel("zoo://digits-mlp");
     const { pool, test } = loadSplits("digits", { seed: 0 });
-    const run = () => steal(modelOracle(victim.model), { attack: knockoff, options: { pool: "natural", epochs: 40 }, limits: { rows: 400 }, seed: 2, pool: pool.x });
+    const run = () =>
+      steal(modelOracle(victim.model), { attack: knockoff, options: { pool: "natural", epochs: 40 }, limits: { rows: 400 }, seed: 2, pool: pool.x });
     const a = await run();
     expect(a.spent.rows).toBe(400);
     const f = await fidelityReport(victim.model, a.result.surrogate, { test: test.x, uniformRows: 2000 });
@@ -98,7 +102,12 @@ describe("knockoff (learning-based)", () => {
   it("learns from labels alone when that is all the API gives", async () => {
     const victim = await loadModel("zoo://breast-cancer-logistic");
     const { test } = loadSplits("breast-cancer", { seed: 0 });
-    const out = await steal(modelOracle(victim.model, { kind: "label", k: 1 }), { attack: knockoff, options: { pool: "uniform", epochs: 60, arch: { kind: "softmax" } }, limits: { rows: 500 }, seed: 4 });
+    const out = await steal(modelOracle(victim.model, { kind: "label", k: 1 }), {
+      attack: knockoff,
+      options: { pool: "uniform", epochs: 60, arch: { kind: "softmax" } },
+      limits: { rows: 500 },
+      seed: 4,
+    });
     expect(out.result.details.targets).toBe("labels");
     const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 2000 });
     expect(f.rUnif).toBeGreaterThan(0.9);
@@ -108,11 +117,25 @@ describe("knockoff (learning-based)", () => {
     const victim = await loadModel("zoo://digits-mlp");
     const { pool } = loadSplits("digits", { seed: 0 });
     const dir = tempDir();
-    const first = await steal(modelOracle(victim.model), { attack: knockoff, options: { pool: "natural", epochs: 2 }, limits: { rows: 150 }, seed: 5, pool: pool.x, dir });
+    const first = await steal(modelOracle(victim.model), {
+      attack: knockoff,
+      options: { pool: "natural", epochs: 2 },
+      limits: { rows: 150 },
+      seed: 5,
+      pool: pool.x,
+      dir,
+    });
     expect(first.spent.rows).toBe(150);
     expect(readFileSync(join(dir, TRANSCRIPT_FILE), "utf8").trim().split("\n")).toHaveLength(150);
     // Same seed, a budget of 250 for the whole run: the first 150 answers come from the transcript, only 100 are paid.
-    const second = await steal(modelOracle(victim.model), { attack: knockoff, options: { pool: "natural", epochs: 2 }, limits: { rows: 250 }, seed: 5, pool: pool.x, dir });
+    const second = await steal(modelOracle(victim.model), {
+      attack: knockoff,
+      options: { pool: "natural", epochs: 2 },
+      limits: { rows: 250 },
+      seed: 5,
+      pool: pool.x,
+      dir,
+    });
     expect(second.reused).toBe(150);
     expect(second.spent.rows).toBe(100);
     expect(readFileSync(join(dir, TRANSCRIPT_FILE), "utf8").trim().split("\n")).toHaveLength(250);
@@ -123,25 +146,36 @@ describe("jacobian augmentation (Papernot et al. 2017) and active learning (Pal 
   it("jacobian grows a 50-point seed set to the budget and learns the victim", async () => {
     const victim = await loadModel("zoo://digits-mlp");
     const { pool, test } = loadSplits("digits", { seed: 0 });
-    const out = await steal(modelOracle(victim.model, { kind: "label", k: 1 }), { attack: jacobian, options: { seedSize: 50, rounds: 3, epochs: 40 }, limits: { rows: 400 }, seed: 6, pool: pool.x });
+    const out = await steal(modelOracle(victim.model, { kind: "label", k: 1 }), {
+      attack: jacobian,
+      options: { seedSize: 50, rounds: 3, epochs: 40 },
+      limits: { rows: 400 },
+      seed: 6,
+      pool: pool.x,
+    });
     expect(out.spent.rows).toBeLessThanOrEqual(400); // augmented points that repeat a known one are not paid again
     expect(out.spent.rows).toBeGreaterThan(350);
     expect(out.result.details.rounds).toBe(3);
     expect((await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 1000 })).rTest).toBeGreaterThan(0.6);
   }, 60_000);
 
-  it.each(["entropy", "margin", "k-center"])("active learning by %s spends the budget in rounds, deterministically", async (strategy) => {
-    const victim = await loadModel("zoo://digits-mlp");
-    const { pool, test } = loadSplits("digits", { seed: 0 });
-    const run = () => steal(modelOracle(victim.model), { attack: active, options: { strategy, rounds: 4, epochs: 30 }, limits: { rows: 300 }, seed: 7, pool: pool.x });
-    const out = await run();
-    expect(out.spent.rows).toBe(300);
-    expect(out.result.details.rounds).toBe(4);
-    const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 1000 });
-    expect(f.rTest).toBeGreaterThan(0.88);
-    const again = await run();
-    expect(Array.from((await again.result.surrogate.predict(test.x)).data)).toEqual(Array.from((await out.result.surrogate.predict(test.x)).data));
-  }, 60_000);
+  it.each(["entropy", "margin", "k-center"])(
+    "active learning by %s spends the budget in rounds, deterministically",
+    async (strategy) => {
+      const victim = await loadModel("zoo://digits-mlp");
+      const { pool, test } = loadSplits("digits", { seed: 0 });
+      const run = () =>
+        steal(modelOracle(victim.model), { attack: active, options: { strategy, rounds: 4, epochs: 30 }, limits: { rows: 300 }, seed: 7, pool: pool.x });
+      const out = await run();
+      expect(out.spent.rows).toBe(300);
+      expect(out.result.details.rounds).toBe(4);
+      const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 1000 });
+      expect(f.rTest).toBeGreaterThan(0.88);
+      const again = await run();
+      expect(Array.from((await again.result.surrogate.predict(test.x)).data)).toEqual(Array.from((await out.result.surrogate.predict(test.x)).data));
+    },
+    60_000,
+  );
 });
 
 describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () => {
@@ -149,7 +183,13 @@ describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () =>
     const victim = await loadModel("zoo://digits-mlp");
     const { pool, test } = loadSplits("digits", { seed: 0 });
     const run = (distil: number, answers: "probabilities" | "label" = "probabilities", distilEpochs?: number, student: object = {}) =>
-      steal(modelOracle(victim.model, { kind: answers, k: 1 }), { attack: active, options: { strategy: "margin", rounds: 3, epochs: 30, distil, distilEpochs, ...student }, limits: { rows: 120 }, seed: 7, pool: pool.x });
+      steal(modelOracle(victim.model, { kind: answers, k: 1 }), {
+        attack: active,
+        options: { strategy: "margin", rounds: 3, epochs: 30, distil, distilEpochs, ...student },
+        limits: { rows: 120 },
+        seed: 7,
+        pool: pool.x,
+      });
     const plain = await run(0);
     const distilled = await run(3);
     expect(distilled.spent.rows).toBe(120);
@@ -181,7 +221,8 @@ describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () =>
     const victim = await loadModel("zoo://digits-mlp");
     const { pool, test } = loadSplits("digits", { seed: 0 });
     const options = { strategy: "margin", rounds: 3, epochs: 30, arch: { kind: "mlp", hidden: [32] }, distil: 3 };
-    const run = (extra: object, oracle = modelOracle(victim.model)) => steal(oracle, { attack: active, options: { ...options, ...extra }, limits: { rows: 120 }, seed: 7, pool: pool.x });
+    const run = (extra: object, oracle = modelOracle(victim.model)) =>
+      steal(oracle, { attack: active, options: { ...options, ...extra }, limits: { rows: 120 }, seed: 7, pool: pool.x });
     const student = await run({});
     const ensemble = await run({ final: "ensemble" });
     expect(ensemble.spent.rows).toBe(120);
@@ -195,7 +236,7 @@ describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () =>
     // A convolutional surrogate cannot be merged exactly: refused before the first query is paid for.
     const victimOracle = modelOracle(victim.model);
     let asked = 0;
-    const counting = { inputShape: victimOracle.inputShape, query: (x: Batch) => (asked += x.shape[0], victimOracle.query(x)) };
+    const counting = { inputShape: victimOracle.inputShape, query: (x: Batch) => ((asked += x.shape[0]), victimOracle.query(x)) };
     await expect(run({ final: "ensemble", arch: { kind: "cnn" } }, counting)).rejects.toThrow(/final: "ensemble" merges mlp or softmax/);
     expect(asked).toBe(0);
   }, 120_000);
@@ -205,7 +246,14 @@ describe("distillation onto the unasked pool rows (Buciluǎ et al. 2006)", () =>
     const { pool } = loadSplits("digits", { seed: 0 });
     const asked = async (diversify: number) => {
       const dir = tempDir();
-      await steal(modelOracle(victim.model), { attack: active, options: { strategy: "margin", rounds: 4, epochs: 20, diversify }, limits: { rows: 160 }, seed: 3, pool: pool.x, dir });
+      await steal(modelOracle(victim.model), {
+        attack: active,
+        options: { strategy: "margin", rounds: 4, epochs: 20, diversify },
+        limits: { rows: 160 },
+        seed: 3,
+        pool: pool.x,
+        dir,
+      });
       return recorded(modelOracle(victim.model), dir).entries().x;
     };
     // Mean distance from each row asked after the random first round to its nearest other such row.
@@ -226,39 +274,62 @@ describe("upgrade", () => {
     const weak = await trainModel({ dataset: "digits", arch: { kind: "softmax" }, epochs: 1, batchSize: 64, learningRate: 0.005, seed: 0 });
     const { pool, test } = loadSplits("digits", { seed: 0 });
     const labeled = { x: sliceRows(pool.x, 0, 300), y: pool.y.slice(0, 300) };
-    const out = await steal(modelOracle(weak.model), { attack: upgrade, options: { arch: { kind: "mlp", hidden: [64] }, epochs: 60 }, limits: { rows: 539 }, seed: 1, pool: pool.x, labeled });
+    const out = await steal(modelOracle(weak.model), {
+      attack: upgrade,
+      options: { arch: { kind: "mlp", hidden: [64] }, epochs: 60 },
+      limits: { rows: 539 },
+      seed: 1,
+      pool: pool.x,
+      labeled,
+    });
     const victimAccuracy = accuracy(await weak.model.predict(test.x), test.y);
     const stolenAccuracy = accuracy(await out.result.surrogate.predict(test.x), test.y);
     expect(victimAccuracy).toBeLessThan(0.9);
     expect(stolenAccuracy).toBeGreaterThan(victimAccuracy + 0.03);
-    await expect(steal(modelOracle(weak.model), { attack: upgrade, limits: { rows: 10 }, seed: 1, pool: pool.x })).rejects.toThrow(/needs the attacker's own labeled examples/);
+    await expect(steal(modelOracle(weak.model), { attack: upgrade, limits: { rows: 10 }, seed: 1, pool: pool.x })).rejects.toThrow(
+      /needs the attacker's own labeled examples/,
+    );
     // A CNN over random convolutions, its labeled rows counted three times: still past the victim.
     const cnn = { arch: { kind: "cnn", filters: [8], dense: 32, dropout: 0 }, convolutions: "random", labeledRepeats: 3, epochs: 60 };
     const convolutional = await steal(modelOracle(weak.model), { attack: upgrade, options: cnn, limits: { rows: 539 }, seed: 1, pool: pool.x, labeled });
     expect(accuracy(await convolutional.result.surrogate.predict(test.x), test.y)).toBeGreaterThan(victimAccuracy + 0.03);
     // Refused before a single query is paid for.
     let asked = 0;
-    const counting = { ...modelOracle(weak.model), query: (x: Parameters<ReturnType<typeof modelOracle>["query"]>[0]) => (asked++, modelOracle(weak.model).query(x)) };
-    await expect(steal(counting, { attack: upgrade, options: { convolutions: "random" }, limits: { rows: 10 }, seed: 1, pool: pool.x, labeled })).rejects.toThrow(/needs a cnn surrogate/);
+    const counting = {
+      ...modelOracle(weak.model),
+      query: (x: Parameters<ReturnType<typeof modelOracle>["query"]>[0]) => (asked++, modelOracle(weak.model).query(x)),
+    };
+    await expect(
+      steal(counting, { attack: upgrade, options: { convolutions: "random" }, limits: { rows: 10 }, seed: 1, pool: pool.x, labeled }),
+    ).rejects.toThrow(/needs a cnn surrogate/);
     expect(asked).toBe(0);
   }, 60_000);
 });
 
 describe("path-finding (Tramèr et al. 2016)", () => {
-  it.each([["iris-tree", "iris"], ["breast-cancer-tree", "breast-cancer"]])("copies %s exactly from its leaf ids", async (zoo, dataset) => {
-    const victim = await loadModel(`zoo://${zoo}`);
-    const out = await steal(modelOracle(victim.model, { kind: "leaf", k: 1 }), { attack: pathFinding, limits: { rows: 200_000 }, seed: 3 });
-    const { test } = loadSplits(dataset, { seed: 0 });
-    const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 20_000, seed: 1 });
-    expect(f.rTest).toBe(1);
-    expect(f.rUnif).toBeGreaterThan(0.999);
-    expect(out.result.details.leaves).toBe((victim.model as TreeModel).leafCount);
-    expect(out.spent.rows).toBeGreaterThan(0);
-  }, 60_000);
+  it.each([
+    ["iris-tree", "iris"],
+    ["breast-cancer-tree", "breast-cancer"],
+  ])(
+    "copies %s exactly from its leaf ids",
+    async (zoo, dataset) => {
+      const victim = await loadModel(`zoo://${zoo}`);
+      const out = await steal(modelOracle(victim.model, { kind: "leaf", k: 1 }), { attack: pathFinding, limits: { rows: 200_000 }, seed: 3 });
+      const { test } = loadSplits(dataset, { seed: 0 });
+      const f = await fidelityReport(victim.model, out.result.surrogate, { test: test.x, uniformRows: 20_000, seed: 1 });
+      expect(f.rTest).toBe(1);
+      expect(f.rUnif).toBeGreaterThan(0.999);
+      expect(out.result.details.leaves).toBe((victim.model as TreeModel).leafCount);
+      expect(out.spent.rows).toBeGreaterThan(0);
+    },
+    60_000,
+  );
 
   it("needs leaf ids and says so", async () => {
     const victim = await loadModel("zoo://iris-tree");
-    await expect(steal(modelOracle(victim.model, { kind: "label", k: 1 }), { attack: pathFinding, limits: { rows: 1000 }, seed: 3 })).rejects.toThrow(/path-finding needs leaf ids, but this API answers with label/);
+    await expect(steal(modelOracle(victim.model, { kind: "label", k: 1 }), { attack: pathFinding, limits: { rows: 1000 }, seed: 3 })).rejects.toThrow(
+      /path-finding needs leaf ids, but this API answers with label/,
+    );
   });
 });
 
@@ -266,8 +337,15 @@ describe("attacks over HTTP against heist serve", () => {
   let g: Running;
   beforeAll(async () => {
     g = await startGateway({
-      models: [{ name: "digits", source: "zoo://digits-softmax" }, { name: "mlp", source: "zoo://digits-mlp" }, { name: "iris", source: "zoo://iris-tree", output: { kind: "leaf" as const } }],
-      plans: [{ name: "paid", dailyQuota: 300, tiers: [{ pricePerRow: 0.001 }] }, { name: "big", dailyQuota: 100_000 }],
+      models: [
+        { name: "digits", source: "zoo://digits-softmax" },
+        { name: "mlp", source: "zoo://digits-mlp" },
+        { name: "iris", source: "zoo://iris-tree", output: { kind: "leaf" as const } },
+      ],
+      plans: [
+        { name: "paid", dailyQuota: 300, tiers: [{ pricePerRow: 0.001 }] },
+        { name: "big", dailyQuota: 100_000 },
+      ],
     });
   }, 60_000);
   afterAll(() => g.close());
@@ -287,7 +365,14 @@ describe("attacks over HTTP against heist serve", () => {
     const dir = tempDir();
     const oracle = await httpOracle({ url: g.url, model: "mlp", key: c.key, maxBatch: 64 });
     const { pool } = loadSplits("digits", { seed: 0 });
-    const out = await steal(oracle, { attack: knockoff, options: { pool: "natural", epochs: 5, chunk: 100 }, limits: { rows: 1000 }, seed: 3, pool: pool.x, dir });
+    const out = await steal(oracle, {
+      attack: knockoff,
+      options: { pool: "natural", epochs: 5, chunk: 100 },
+      limits: { rows: 1000 },
+      seed: 3,
+      pool: pool.x,
+      dir,
+    });
     expect(out.stopped?.reason).toBe("quota");
     expect(out.stopped?.message).toMatch(/daily quota reached/);
     expect(out.spent.rows).toBe(300);

@@ -46,7 +46,8 @@ describe("heist audit", () => {
     expect(AuditResults.parse(JSON.parse(readFileSync(join(dir, "results.json"), "utf8")))).toEqual(overHttp);
     expect(overHttp.cells).toHaveLength(4 * 3 * 2);
     expect(overHttp.honest).toHaveLength(4);
-    const cell = (stack: string, attack: string, budget: number) => overHttp.cells.find((c) => c.stack === stack && c.attack === attack && c.budget === budget)!;
+    const cell = (stack: string, attack: string, budget: number) =>
+      overHttp.cells.find((c) => c.stack === stack && c.attack === attack && c.budget === budget)!;
 
     // More queries steal more; the answers cost what the plan charges ($0.001 a row).
     expect(cell("none", "knockoff-natural", 300).fidelity).toBeGreaterThan(cell("none", "knockoff-natural", 100).fidelity);
@@ -64,28 +65,40 @@ describe("heist audit", () => {
     expect(overHttp.victims[0].testAccuracy).toBeGreaterThan(0.9);
   }, 300_000);
 
-  it.skipIf(!!down)("spreads the jobs over two heist worker processes through a BullMQ queue on Redis", async () => {
-    const workers: { proc: ChildProcess; log: string }[] = [];
-    for (let i = 0; i < 2; i++) {
-      const proc = spawn(process.execPath, ["bin/heist.js", "worker", "--redis", REDIS_URL], { env: { ...process.env }, stdio: ["ignore", "ignore", "pipe"] });
-      const w = { proc, log: "" };
-      proc.stderr!.on("data", (d: Buffer) => (w.log += d.toString()));
-      workers.push(w);
-    }
-    try {
-      await Promise.all(workers.map((w) => new Promise<void>((ok) => {
-        const check = () => (w.log.includes("waiting for audit jobs") ? ok() : setTimeout(check, 50));
-        check();
-      })));
-      const queued = await runAudit(parseAuditConfig({ ...tiny, transport: "http" }), tempDir("audit-queue-"), { queue: REDIS_URL });
-      expect(strip(queued)).toEqual(strip(overHttp)); // the same answers, whoever ran them
-      for (const w of workers) expect(w.log).toMatch(/: digits\/\S+ in \d/); // both took jobs
-    } finally {
-      const exited = workers.map((w) => new Promise<number | null>((ok) => w.proc.once("exit", (code) => ok(code))));
-      for (const w of workers) w.proc.kill("SIGTERM");
-      expect(await Promise.all(exited)).toEqual([0, 0]); // a stopped worker leaves nothing running
-    }
-  }, 300_000);
+  it.skipIf(!!down)(
+    "spreads the jobs over two heist worker processes through a BullMQ queue on Redis",
+    async () => {
+      const workers: { proc: ChildProcess; log: string }[] = [];
+      for (let i = 0; i < 2; i++) {
+        const proc = spawn(process.execPath, ["bin/heist.js", "worker", "--redis", REDIS_URL], {
+          env: { ...process.env },
+          stdio: ["ignore", "ignore", "pipe"],
+        });
+        const w = { proc, log: "" };
+        proc.stderr!.on("data", (d: Buffer) => (w.log += d.toString()));
+        workers.push(w);
+      }
+      try {
+        await Promise.all(
+          workers.map(
+            (w) =>
+              new Promise<void>((ok) => {
+                const check = () => (w.log.includes("waiting for audit jobs") ? ok() : setTimeout(check, 50));
+                check();
+              }),
+          ),
+        );
+        const queued = await runAudit(parseAuditConfig({ ...tiny, transport: "http" }), tempDir("audit-queue-"), { queue: REDIS_URL });
+        expect(strip(queued)).toEqual(strip(overHttp)); // the same answers, whoever ran them
+        for (const w of workers) expect(w.log).toMatch(/: digits\/\S+ in \d/); // both took jobs
+      } finally {
+        const exited = workers.map((w) => new Promise<number | null>((ok) => w.proc.once("exit", (code) => ok(code))));
+        for (const w of workers) w.proc.kill("SIGTERM");
+        expect(await Promise.all(exited)).toEqual([0, 0]); // a stopped worker leaves nothing running
+      }
+    },
+    300_000,
+  );
 
   it("gives the same results in-process as over HTTP", async () => {
     const local = await runAudit(parseAuditConfig({ ...tiny, transport: "local", workers: 1 }), tempDir("audit-local-"));

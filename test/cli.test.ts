@@ -15,7 +15,24 @@ const heist = (...args: string[]) => runHeist(args, { ...process.env, HEIST_ZOO_
 describe("heist CLI", () => {
   it("trains, saves and evaluates a model, with --json for programs", async () => {
     const out = join(tempDir(), "digits-mlp");
-    const t = await heist("train", "--dataset", "digits", "--arch", "mlp", "--hidden", "32", "--epochs", "15", "--lr", "0.005", "--seed", "2", "--out", out, "--json");
+    const t = await heist(
+      "train",
+      "--dataset",
+      "digits",
+      "--arch",
+      "mlp",
+      "--hidden",
+      "32",
+      "--epochs",
+      "15",
+      "--lr",
+      "0.005",
+      "--seed",
+      "2",
+      "--out",
+      out,
+      "--json",
+    );
     expect(t.code).toBe(0);
     const trained = JSON.parse(t.stdout);
     expect(trained.manifest.architecture).toEqual({ kind: "mlp", hidden: [32], activation: "relu", l2: 0 });
@@ -69,18 +86,24 @@ describe("heist CLI", () => {
     [["eval", "--model", "zoo://iris-tree", "--dataset", "digits"], /shape \[4\] but digits rows have shape \[64\]/],
     [["data", "fetch", "mnist", "--dir", "x"], /"mnist" cannot be fetched/],
     [["eval", "--model", "onnx://test/fixtures/badshape.onnx", "--dataset", "iris"], /input "grid".*\[3, 4, 5\]/],
-  ])("%j fails with a clear message and a non-zero exit", async (args, message) => {
-    const r = await heist(...(args as string[]));
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(message);
-    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
-  }, 30_000);
+  ])(
+    "%j fails with a clear message and a non-zero exit",
+    async (args, message) => {
+      const r = await heist(...(args as string[]));
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    },
+    30_000,
+  );
 
   it("has --help for every command, each with its own options", async () => {
     const top = await heist("--help");
     expect(top.code).toBe(0);
     const listed = [...top.stdout.matchAll(/^ {2}(\w+) +(\S.*)$/gm)].map((m) => ({ name: m[1], line: m[2] })).filter((c) => c.name !== "help");
-    expect(listed.map((c) => c.name)).toEqual(expect.arrayContaining(["train", "steal", "serve", "audit", "demo", "worker", "admin", "data", "report", "verify"]));
+    expect(listed.map((c) => c.name)).toEqual(
+      expect.arrayContaining(["train", "steal", "serve", "audit", "demo", "worker", "admin", "data", "report", "verify"]),
+    );
     const cmds = [...listed.map((c) => [c.name]), ["data", "list"], ["data", "fetch"], ["admin", "keys"]];
     const helps = await Promise.all(cmds.map((cmd) => heist(...cmd, "--help")));
     helps.forEach((r, i) => {
@@ -139,7 +162,12 @@ describe.skipIf(skipWithoutFashion)("heist data fetch", () => {
     const r = await heist("data", "fetch", "fashion-mnist", "--dir", dir, "--base-url", base, "--json");
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).written).toHaveLength(4);
-    expect(readdirSync(dir).sort()).toEqual(["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]);
+    expect(readdirSync(dir).sort()).toEqual([
+      "t10k-images-idx3-ubyte.gz",
+      "t10k-labels-idx1-ubyte.gz",
+      "train-images-idx3-ubyte.gz",
+      "train-labels-idx1-ubyte.gz",
+    ]);
     const again = await heist("data", "fetch", "fashion-mnist", "--dir", dir, "--base-url", base, "--json");
     expect(JSON.parse(again.stdout).written).toHaveLength(0); // present and valid: kept
   }, 60_000);

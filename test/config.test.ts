@@ -18,7 +18,15 @@ describe("gateway config", () => {
     [{ plans: [{ name: "p", dailyQuota: 1, tiers: [{ upTo: 10, pricePerRow: 1 }, { upTo: 5, pricePerRow: 2 }, { pricePerRow: 3 }] }] }, /tiers must rise/],
     [{ plans: [{ name: "p", dailyQuota: -1 }] }, /plans.0.dailyQuota/],
     [{ models: [{ name: "m" }] }, /exactly one of source or upstream/],
-    [{ models: [{ name: "m", source: "zoo://a" }, { name: "m", source: "zoo://b" }] }, /model "m" is defined twice/],
+    [
+      {
+        models: [
+          { name: "m", source: "zoo://a" },
+          { name: "m", source: "zoo://b" },
+        ],
+      },
+      /model "m" is defined twice/,
+    ],
     [{ models: [{ name: "bad name", source: "zoo://a" }] }, /models.0.name/],
   ])("rejects %j with a clear message", (patch, message) => {
     expect(() => parseConfig({ ...DEFAULT_CONFIG, ...patch })).toThrow(message);

@@ -22,16 +22,30 @@ import { tempDir } from "./helpers.js";
 
 const CHROMIUM = process.env.HEIST_CHROMIUM ?? "/usr/bin/chromium";
 const noChromium = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (Debian's chromium package, which .ci/run installs)`;
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 const ARTIFACTS = resolve("test-artifacts/dashboard");
 
 /** Build the dashboard when dist/dashboard is missing or older than its sources (npm run build does it too). */
 async function ensureBuilt(): Promise<void> {
-  const newest = (dir: string): number => readdirSync(dir, { withFileTypes: true })
-    .reduce((m, e) => Math.max(m, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs), 0);
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce(
+      (m, e) => Math.max(m, e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs),
+      0,
+    );
   const index = join(dashboardDir(), "index.html");
   if (existsSync(index) && statSync(index).mtimeMs >= newest(resolve("dashboard"))) return;
-  await promisify(execFile)(process.execPath, [resolve("node_modules/vite/bin/vite.js"), "build", "--config", "dashboard/vite.config.ts"], { timeout: 120_000 });
+  await promisify(execFile)(process.execPath, [resolve("node_modules/vite/bin/vite.js"), "build", "--config", "dashboard/vite.config.ts"], {
+    timeout: 120_000,
+  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -41,9 +55,15 @@ const cfg = {
   models: [{ name: "digits", source: "zoo://digits-mlp" }],
   plans: [
     {
-      name: "watched", dailyQuota: 100_000, tiers: [{ pricePerRow: 0.001 }],
+      name: "watched",
+      dailyQuota: 100_000,
+      tiers: [{ pricePerRow: 0.001 }],
       // action "log": the thief is only watched, and keeps going until the operator acts.
-      defenses: [{ kind: "prada" as const, action: "log" as const }, { kind: "pow" as const, baseBits: 2, calibrate: "digits", warmupRows: 32, maxBits: 14 }, { kind: "watermark" as const, rate: 0.02 }],
+      defenses: [
+        { kind: "prada" as const, action: "log" as const },
+        { kind: "pow" as const, baseBits: 2, calibrate: "digits", warmupRows: 32, maxBits: 14 },
+        { kind: "watermark" as const, rate: 0.02 },
+      ],
     },
     { name: "trusted", dailyQuota: 1_000_000, tiers: [{ pricePerRow: 0.0005 }] },
   ],
@@ -71,8 +91,17 @@ describe("dashboard files", () => {
       expect(r.headers["cache-control"]).toMatch(/immutable/);
       if (f.endsWith(".css")) expect(r.text).not.toMatch(/@import|url\(\s*["']?(https?:)?\/\//); // nothing from the network
     }
-    for (const evil of ["/dashboard/..%2Fpackage.json", "/dashboard/%2e%2e%2fpackage.json", "/dashboard/..%5Cpackage.json", "/dashboard/../package.json",
-      "/dashboard/.%2e/.%2e/package.json", "/dashboard/%2fetc%2fpasswd", "/dashboard/.env", "/dashboard/index.ts", "/dashboard/nope.js"]) {
+    for (const evil of [
+      "/dashboard/..%2Fpackage.json",
+      "/dashboard/%2e%2e%2fpackage.json",
+      "/dashboard/..%5Cpackage.json",
+      "/dashboard/../package.json",
+      "/dashboard/.%2e/.%2e/package.json",
+      "/dashboard/%2fetc%2fpasswd",
+      "/dashboard/.env",
+      "/dashboard/index.ts",
+      "/dashboard/nope.js",
+    ]) {
       const r = await call(g.url, "GET", evil);
       expect(r.status, evil).toBe(404);
       expect(r.text).not.toMatch(/"name": "heist"|root:/);
@@ -123,14 +152,21 @@ describe("dashboard in headless Chromium", () => {
     const thiefClient = await client("c_mallory", "Mallory Labs", "watched", 5);
 
     browser = await chromium.launchPersistentContext(tempDir("heist-chromium-"), {
-      executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, viewport: { width: 1366, height: 860 },
+      executablePath: CHROMIUM,
+      args: CHROMIUM_ARGS,
+      headless: true,
+      viewport: { width: 1366, height: 860 },
     });
     const origin = new URL(g.url).origin;
     const elsewhere: string[] = [];
     const errors: string[] = [];
-    browser.on("request", (r) => { if (!r.url().startsWith(origin) && !r.url().startsWith("data:")) elsewhere.push(r.url()); });
+    browser.on("request", (r) => {
+      if (!r.url().startsWith(origin) && !r.url().startsWith("data:")) elsewhere.push(r.url());
+    });
     const page: Page = browser.pages()[0] ?? (await browser.newPage());
-    page.on("console", (m) => { if (m.type() === "error") errors.push(m.text()); });
+    page.on("console", (m) => {
+      if (m.type() === "error") errors.push(m.text());
+    });
     page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
     const shot = async (name: string) => {
       await page.evaluate(() => window.scrollTo(0, 0)); // the sticky header at the top of a full-page shot
@@ -207,7 +243,9 @@ describe("dashboard in headless Chromium", () => {
     await page.getByRole("heading", { level: 1, name: /Mallory Labs/ }).waitFor();
     await page.locator("figure", { hasText: "PRADA W on digits" }).locator("path.line").waitFor();
     await page.locator("figure", { hasText: "Proof-of-work difficulty on digits" }).locator("path.line").waitFor();
-    expect(await page.locator("figure", { hasText: "PRADA W on digits" }).locator(".figure-note").textContent()).toMatch(/W = 0\.\d{3} after [\d,]+ queries; alarm below δ = 0\.95 — raised/);
+    expect(await page.locator("figure", { hasText: "PRADA W on digits" }).locator(".figure-note").textContent()).toMatch(
+      /W = 0\.\d{3} after [\d,]+ queries; alarm below δ = 0\.95 — raised/,
+    );
     await shot("4-client-under-attack");
     expect((await attackRowsSoFar(attack)) === undefined).toBe(true); // still attacking: only the operator stops it
     await page.getByRole("button", { name: `Revoke key ${thiefClient.keyId}` }).click();
@@ -226,7 +264,13 @@ describe("dashboard in headless Chromium", () => {
     expect(out!.stopped?.reason).toBe("refused");
     expect(out!.stopped?.message).toMatch(/403 key-revoked/);
     expect(out!.rows).toBeGreaterThan(300);
-    const direct = await call(g.url, "POST", "/v2/models/digits/infer", { inputs: [{ name: "input", shape: [1, d], datatype: "FP32", data: Array.from(row(0)) }] }, { authorization: `Bearer ${thiefClient.key}` });
+    const direct = await call(
+      g.url,
+      "POST",
+      "/v2/models/digits/infer",
+      { inputs: [{ name: "input", shape: [1, d], datatype: "FP32", data: Array.from(row(0)) }] },
+      { authorization: `Bearer ${thiefClient.key}` },
+    );
     expect([direct.status, direct.json.type]).toEqual([403, "urn:heist:problem:key-revoked"]);
     const alarms = (await g.admin("GET", `/admin/alarms?client=${thiefClient.id}`)).body;
     expect(alarms).toMatchObject([{ detector: "prada", action: "log" }]);

@@ -128,8 +128,17 @@ describe("defences in the gateway", () => {
       { name: "plain", dailyQuota: 100_000 },
       { name: "hardened", dailyQuota: 100_000, defenses: [{ kind: "reverse-sigmoid" as const }, { kind: "noise" as const, sigma: 0.02 }] },
       { name: "watched", dailyQuota: 100_000, tiers: [{ pricePerRow: 0.001 }], defenses: [{ kind: "prada" as const, action: "block" as const }] },
-      { name: "work", dailyQuota: 100_000, tiers: [{ pricePerRow: 0.001 }], defenses: [{ kind: "pow" as const, baseBits: 4, bitsPerDoubling: 3, calibrate: "digits", warmupRows: 32, maxBits: 16 }] },
-      { name: "busy", dailyQuota: 100_000, defenses: [{ kind: "pow" as const, baseBits: 2, calibrate: "digits", warmupRows: 32, benignRows: 32, bitsPerVolumeDoubling: 2 }] },
+      {
+        name: "work",
+        dailyQuota: 100_000,
+        tiers: [{ pricePerRow: 0.001 }],
+        defenses: [{ kind: "pow" as const, baseBits: 4, bitsPerDoubling: 3, calibrate: "digits", warmupRows: 32, maxBits: 16 }],
+      },
+      {
+        name: "busy",
+        dailyQuota: 100_000,
+        defenses: [{ kind: "pow" as const, baseBits: 2, calibrate: "digits", warmupRows: 32, benignRows: 32, bitsPerVolumeDoubling: 2 }],
+      },
     ],
   };
   beforeAll(async () => {
@@ -138,7 +147,13 @@ describe("defences in the gateway", () => {
   afterAll(() => g?.close());
 
   const ask = (key: string, x: number[], n: number) =>
-    call(g.url, "POST", "/v2/models/digits/infer", { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: x }] }, { authorization: `Bearer ${key}` });
+    call(
+      g.url,
+      "POST",
+      "/v2/models/digits/infer",
+      { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: x }] },
+      { authorization: `Bearer ${key}` },
+    );
 
   it("hardens answers per plan: same labels, other values, the same answer when asked again", async () => {
     const { test } = loadSplits("digits");
@@ -165,7 +180,11 @@ describe("defences in the gateway", () => {
     }
     const thief = await g.client("watched", 10);
     const out = await steal(await httpOracle({ url: g.url, model: "digits", key: thief.key }), {
-      attack: jacobian, options: { seedSize: 50, rounds: 4, epochs: 5 }, limits: { rows: 2000 }, seed: 5, pool: pool.x,
+      attack: jacobian,
+      options: { seedSize: 50, rounds: 4, epochs: 5 },
+      limits: { rows: 2000 },
+      seed: 5,
+      pool: pool.x,
     });
     expect(out.stopped?.reason).toBe("detected");
     expect(out.spent.rows).toBeLessThan(1000);
@@ -206,8 +225,14 @@ describe("defences in the gateway", () => {
     const c = await g.client("work", 10);
     const { test } = loadSplits("digits");
     const x = Array.from(test.x.data.subarray(0, 16 * 64));
-    const send = (proof?: string, key = c.key, n = 8, headers: Record<string, string> = {}) => call(g.url, "POST", "/v2/models/digits/infer", { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: x.slice(0, n * 64) }] },
-      { authorization: `Bearer ${key}`, ...(proof ? { "heist-pow-solution": proof } : {}), ...headers });
+    const send = (proof?: string, key = c.key, n = 8, headers: Record<string, string> = {}) =>
+      call(
+        g.url,
+        "POST",
+        "/v2/models/digits/infer",
+        { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: x.slice(0, n * 64) }] },
+        { authorization: `Bearer ${key}`, ...(proof ? { "heist-pow-solution": proof } : {}), ...headers },
+      );
     const first = await send();
     expect([first.status, first.json.type]).toEqual([428, "urn:heist:problem:proof-of-work-required"]);
     const token = first.headers["heist-pow-challenge"] as string;
@@ -273,7 +298,15 @@ describe("defences in the gateway", () => {
   }, 60_000);
 
   it("judges departure by the larger of answer entropy and input outlyingness, and volume by today's rows", () => {
-    const o = ProofOfWorkOptions.parse({ kind: "pow", benignEntropy: 1, baseBits: 4, bitsPerDoubling: 3, warmupRows: 10, benignRows: 100, bitsPerVolumeDoubling: 2 });
+    const o = ProofOfWorkOptions.parse({
+      kind: "pow",
+      benignEntropy: 1,
+      baseBits: 4,
+      bitsPerDoubling: 3,
+      warmupRows: 10,
+      benignRows: 100,
+      bitsPerVolumeDoubling: 2,
+    });
     const profile: BenignProfile = { entropy: 1, outlier: 2, mean: new Float32Array(4), spread: new Float32Array(4).fill(1) };
     const day = 20_000;
     const now = day * 86_400_000 + 5;
@@ -290,7 +323,10 @@ describe("defences in the gateway", () => {
   });
 
   it("measures the benign profile before it listens, and will not start on a calibration it cannot run", async () => {
-    const broken = { models: [{ name: "digits", source: "zoo://digits-mlp" }], plans: [{ name: "p", dailyQuota: 10, defenses: [{ kind: "pow" as const, calibrate: "no-such-dataset" }] }] };
+    const broken = {
+      models: [{ name: "digits", source: "zoo://digits-mlp" }],
+      plans: [{ name: "p", dailyQuota: 10, defenses: [{ kind: "pow" as const, calibrate: "no-such-dataset" }] }],
+    };
     await expect(startGateway(broken)).rejects.toThrow(/no-such-dataset/);
   });
 
@@ -314,8 +350,18 @@ describe("B4B coverage on an encoder API", () => {
     const model = tfjsModel(buildEncoder(arch, [64], 3), "embedding");
     const dir = join(tempDir(), "encoder");
     await saveModel(dir, model, {
-      engine: "tfjs", architecture: arch, dataset: "digits", preprocessing: { kind: "divide", divisor: 16 }, split: null, classes: null, seed: 3,
-      inputShape: [64], output: "embedding", outputWidth: 16, metrics: {}, createdAt: new Date(0).toISOString(),
+      engine: "tfjs",
+      architecture: arch,
+      dataset: "digits",
+      preprocessing: { kind: "divide", divisor: 16 },
+      split: null,
+      classes: null,
+      seed: 3,
+      inputShape: [64],
+      output: "embedding",
+      outputWidth: 16,
+      metrics: {},
+      createdAt: new Date(0).toISOString(),
     });
     model.dispose();
     g = await startGateway({
@@ -332,8 +378,19 @@ describe("B4B coverage on an encoder API", () => {
   afterAll(() => g?.close());
 
   const embed = async (key: string, x: Float32Array, n: number) => {
-    const r = await call(g.url, "POST", "/v2/models/enc/infer", { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: Array.from(x) }] }, { authorization: `Bearer ${key}` });
-    return { status: r.status, type: r.json?.type, coverage: Number(r.headers["heist-coverage"]), rows: r.status === 200 ? Array.from({ length: n }, (_, i) => (r.json.outputs[0].data as number[]).slice(i * 16, (i + 1) * 16)) : [] };
+    const r = await call(
+      g.url,
+      "POST",
+      "/v2/models/enc/infer",
+      { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: Array.from(x) }] },
+      { authorization: `Bearer ${key}` },
+    );
+    return {
+      status: r.status,
+      type: r.json?.type,
+      coverage: Number(r.headers["heist-coverage"]),
+      rows: r.status === 200 ? Array.from({ length: n }, (_, i) => (r.json.outputs[0].data as number[]).slice(i * 16, (i + 1) * 16)) : [],
+    };
   };
   const cosine = (a: number[], b: number[]) => a.reduce((s, v, j) => s + v * b[j], 0) / (Math.hypot(...a) * Math.hypot(...b));
 
@@ -351,7 +408,8 @@ describe("B4B coverage on an encoder API", () => {
     const thief = await g.client("b4b"); // asks about every kind of digit there is
     const { train } = loadSplits("digits");
     let last = { status: 200, coverage: 0, type: undefined as string | undefined };
-    for (let i = 0; (i + 1) * 64 <= train.x.shape[0] && last.status === 200; i++) last = await embed(thief.key, train.x.data.subarray(i * 64 * 64, (i + 1) * 64 * 64), 64);
+    for (let i = 0; (i + 1) * 64 <= train.x.shape[0] && last.status === 200; i++)
+      last = await embed(thief.key, train.x.data.subarray(i * 64 * 64, (i + 1) * 64 * 64), 64);
     if (last.status === 200) last = await embed(thief.key, zeros.subarray(0, 64), 1); // the alarm came with the last answer
     expect(last).toMatchObject({ status: 429, type: "urn:heist:problem:abnormal-usage-detected" });
     const alarm = (await g.admin("GET", `/admin/alarms?client=${thief.id}`)).body[0];
@@ -364,9 +422,14 @@ describe("B4B coverage on an encoder API", () => {
   it("sends a retry under the same Idempotency-Key the answer it charged, though coverage has grown since", async () => {
     const { train } = loadSplits("digits");
     const c = await g.client("b4b");
-    const ask = (from: number, n: number, key: string) => call(g.url, "POST", "/v2/models/enc/infer",
-      { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: Array.from(train.x.data.subarray(from * 64, (from + n) * 64)) }] },
-      { authorization: `Bearer ${c.key}`, "idempotency-key": key });
+    const ask = (from: number, n: number, key: string) =>
+      call(
+        g.url,
+        "POST",
+        "/v2/models/enc/infer",
+        { inputs: [{ name: "input", shape: [n, 64], datatype: "FP32", data: Array.from(train.x.data.subarray(from * 64, (from + n) * 64)) }] },
+        { authorization: `Bearer ${c.key}`, "idempotency-key": key },
+      );
     const first = await ask(0, 32, "b4b-1");
     const wider = await ask(32, 256, "b4b-2");
     expect(Number(wider.headers["heist-coverage"])).toBeGreaterThan(Number(first.headers["heist-coverage"]));

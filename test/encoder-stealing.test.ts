@@ -41,7 +41,13 @@ beforeAll(async () => {
 afterAll(() => victim.dispose());
 
 const run = (loss: string, extra: Record<string, unknown> = {}, rows = 400) =>
-  steal(modelOracle(victim, { kind: "embedding", k: 1 }), { attack: encoderStealing, options: { ...options, loss, ...extra }, limits: { rows }, seed: 5, pool: pool.x });
+  steal(modelOracle(victim, { kind: "embedding", k: 1 }), {
+    attack: encoderStealing,
+    options: { ...options, loss, ...extra },
+    limits: { rows },
+    seed: 5,
+    pool: pool.x,
+  });
 
 describe("encoder stealing (Dziedzic et al. 2022; Cont-Steal; StolenEncoder)", () => {
   it("is registered", () => {
@@ -50,8 +56,14 @@ describe("encoder stealing (Dziedzic et al. 2022; Cont-Steal; StolenEncoder)", (
 
   it("computes the same loss gradients on ONNX Runtime as on TensorFlow.js", async () => {
     const r = rng(3);
-    const x = batch(Float32Array.from({ length: 6 * 64 }, () => (r.next() < 0.4 ? 0 : r.next())), [6, 64]);
-    const t = batch(Float32Array.from({ length: 6 * 24 }, () => r.normal()), [6, 24]);
+    const x = batch(
+      Float32Array.from({ length: 6 * 64 }, () => (r.next() < 0.4 ? 0 : r.next())),
+      [6, 64],
+    );
+    const t = batch(
+      Float32Array.from({ length: 6 * 24 }, () => r.normal()),
+      [6, 24],
+    );
     for (const loss of ["mse", "cosine", "infonce"] as const) {
       const net = buildEncoder(arch, [64], 2);
       const ref = await regressionGradients(net, x, t, { loss, temperature: 0.2, engine: "tfjs" });
@@ -94,9 +106,16 @@ describe("encoder stealing (Dziedzic et al. 2022; Cont-Steal; StolenEncoder)", (
     const classifier = tfjsModel(buildClassifier({ kind: "softmax", l2: 0 }, [64], 10, 0), "probabilities");
     let spent = 0;
     const oracle = modelOracle(classifier);
-    const counting = { inputShape: oracle.inputShape, query: async (x: Batch) => { spent += x.shape[0]; return oracle.query(x); } };
-    await expect(steal(counting, { attack: encoderStealing, options: { ...options, chunk: 50 }, limits: { rows: 400 }, seed: 5, pool: pool.x }))
-      .rejects.toThrow(/needs an API that answers with embeddings, but this one answers with probabilities/);
+    const counting = {
+      inputShape: oracle.inputShape,
+      query: async (x: Batch) => {
+        spent += x.shape[0];
+        return oracle.query(x);
+      },
+    };
+    await expect(
+      steal(counting, { attack: encoderStealing, options: { ...options, chunk: 50 }, limits: { rows: 400 }, seed: 5, pool: pool.x }),
+    ).rejects.toThrow(/needs an API that answers with embeddings, but this one answers with probabilities/);
     expect(spent).toBe(50);
     await expect(steal(counting, { attack: encoderStealing, limits: { rows: 10 }, seed: 5 })).rejects.toThrow(/attacker's own images/);
     classifier.dispose();
@@ -107,8 +126,18 @@ describe("encoder stealing (Dziedzic et al. 2022; Cont-Steal; StolenEncoder)", (
     beforeAll(async () => {
       const dir = join(tempDir(), "victim");
       await saveModel(dir, victim, {
-        engine: "tfjs", architecture: arch, dataset: "digits", preprocessing: train.preprocessing, split: null, classes: null, seed: 1,
-        inputShape: [64], output: "embedding", outputWidth: 24, metrics: {}, createdAt: new Date().toISOString(),
+        engine: "tfjs",
+        architecture: arch,
+        dataset: "digits",
+        preprocessing: train.preprocessing,
+        split: null,
+        classes: null,
+        seed: 1,
+        inputShape: [64],
+        output: "embedding",
+        outputWidth: 24,
+        metrics: {},
+        createdAt: new Date().toISOString(),
       });
       g = await startGateway({
         models: [{ name: "encoder", source: dir, output: { kind: "embedding" } }],
@@ -130,13 +159,30 @@ describe("encoder stealing (Dziedzic et al. 2022; Cont-Steal; StolenEncoder)", (
       expect(meanCosine(victimTest, embeddings)).toBeGreaterThan(0.9);
       // Stored like the victim: a heist encoder directory.
       await saveModel(join(dir, "model"), stolen, {
-        engine: "tfjs", architecture: out.result.architecture, dataset: "digits", preprocessing: { kind: "identity" }, split: null, classes: null, seed: 5,
-        inputShape: [64], output: "embedding", outputWidth: 24, metrics: {}, createdAt: new Date().toISOString(),
+        engine: "tfjs",
+        architecture: out.result.architecture,
+        dataset: "digits",
+        preprocessing: { kind: "identity" },
+        split: null,
+        classes: null,
+        seed: 5,
+        inputShape: [64],
+        output: "embedding",
+        outputWidth: 24,
+        metrics: {},
+        createdAt: new Date().toISOString(),
       });
       const loaded = await loadModelDir(join(dir, "model"));
       expect(values(await loaded.model.predict(test.x))).toEqual(values(embeddings));
       // A resumed run reuses every answer already paid for.
-      const again = await steal(oracle, { attack: encoderStealing, options: { ...options, loss: "infonce", epochs: 1 }, limits: { rows: 400 }, seed: 5, pool: pool.x, dir });
+      const again = await steal(oracle, {
+        attack: encoderStealing,
+        options: { ...options, loss: "infonce", epochs: 1 },
+        limits: { rows: 400 },
+        seed: 5,
+        pool: pool.x,
+        dir,
+      });
       expect(again.reused).toBe(400);
       expect(again.spent.rows).toBe(0);
       for (const m of [stolen, local.result.surrogate, loaded.model, again.result.surrogate]) m.dispose();

@@ -38,13 +38,18 @@ describe("augmentations", () => {
     const same = { scale: [1, 1] as [number, number], ratio: [1, 1] as [number, number], jitter: 0 };
     expect(values(augmentBatch(x, rng(0), { ...same, flip: 0 }))).toEqual(values(x));
     const flipped = augmentBatch(x, rng(0), { ...same, flip: 1 });
-    for (let i = 0; i < 4; i++) for (let r = 0; r < 8; r++) for (let c = 0; c < 8; c++) {
-      expect(flipped.data[i * 64 + r * 8 + c]).toBe(x.data[i * 64 + r * 8 + 7 - c]);
-    }
+    for (let i = 0; i < 4; i++)
+      for (let r = 0; r < 8; r++)
+        for (let c = 0; c < 8; c++) {
+          expect(flipped.data[i * 64 + r * 8 + c]).toBe(x.data[i * 64 + r * 8 + 7 - c]);
+        }
   });
 
   it("handles [H, W, C] images and refuses rows that are not images", () => {
-    const rgb = batch(Float32Array.from({ length: 2 * 6 * 5 * 3 }, (_, i) => (i % 11) / 10), [2, 6, 5, 3]);
+    const rgb = batch(
+      Float32Array.from({ length: 2 * 6 * 5 * 3 }, (_, i) => (i % 11) / 10),
+      [2, 6, 5, 3],
+    );
     const out = augmentBatch(rgb, rng(3));
     expect(out.shape).toEqual([2, 6, 5, 3]);
     expect(() => augmentBatch(batch(new Float32Array(10), [2, 5]), rng(0))).toThrow(/image rows/);
@@ -55,13 +60,17 @@ describe("NT-Xent", () => {
   it("matches a direct computation and rewards aligned views", async () => {
     await tfReady();
     const r = rng(2);
-    const n = 5, d = 3;
+    const n = 5,
+      d = 3;
     const z1 = Array.from({ length: n * d }, () => r.normal());
     const z2 = Array.from({ length: n * d }, () => r.normal());
     const tau = 0.3;
     // Direct: rows of [z1; z2], normalised; row i's positive is its partner, the rest (not itself) negatives.
-    const rows = [...Array(2 * n)].map((_, i) => (i < n ? z1 : z2).slice((i % n) * d, (i % n + 1) * d));
-    const unit = rows.map((v) => { const s = Math.hypot(...v); return v.map((e) => e / s); });
+    const rows = [...Array(2 * n)].map((_, i) => (i < n ? z1 : z2).slice((i % n) * d, ((i % n) + 1) * d));
+    const unit = rows.map((v) => {
+      const s = Math.hypot(...v);
+      return v.map((e) => e / s);
+    });
     const cos = (a: number[], b: number[]) => a.reduce((s, e, k) => s + e * b[k], 0);
     let expected = 0;
     for (let i = 0; i < 2 * n; i++) {
@@ -213,15 +222,19 @@ describe("SimCLR encoder", () => {
     expect(spec.arch.kind).toBe("encoder");
   });
 
-  it.skipIf(skipWithoutFashion)("trains on Fashion-MNIST images", async () => {
-    await tfReady();
-    const { train } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 6 });
-    const x = sample(train, 256, 1).x;
-    const net = buildEncoder({ ...tiny, filters: [4, 8, 8] }, train.featureShape, 0);
-    const losses = await trainEncoder(net, x, { ...fit, epochs: 3, batchSize: 64 });
-    expect(losses[2]).toBeLessThan(losses[0]);
-    const out = await tfjsModel(net, "embedding").predict(sliceRows(x, 0, 10));
-    expect(rowsOf(out)).toBe(10);
-    net.dispose();
-  }, 30_000);
+  it.skipIf(skipWithoutFashion)(
+    "trains on Fashion-MNIST images",
+    async () => {
+      await tfReady();
+      const { train } = loadSplits("fashion-mnist", { seed: 0, pool: 1 / 6 });
+      const x = sample(train, 256, 1).x;
+      const net = buildEncoder({ ...tiny, filters: [4, 8, 8] }, train.featureShape, 0);
+      const losses = await trainEncoder(net, x, { ...fit, epochs: 3, batchSize: 64 });
+      expect(losses[2]).toBeLessThan(losses[0]);
+      const out = await tfjsModel(net, "embedding").predict(sliceRows(x, 0, 10));
+      expect(rowsOf(out)).toBe(10);
+      net.dispose();
+    },
+    30_000,
+  );
 });

@@ -9,7 +9,8 @@ import { buildClassifier } from "../src/models/zoo.js";
 describe("merging classifiers into one network", () => {
   const d = 12;
   const k = 4;
-  const logits = (n: tf.LayersModel, x: tf.Tensor) => tf.model({ inputs: n.inputs, outputs: n.getLayer(LOGITS_LAYER).output as tf.SymbolicTensor }).predict(x) as tf.Tensor;
+  const logits = (n: tf.LayersModel, x: tf.Tensor) =>
+    tf.model({ inputs: n.inputs, outputs: n.getLayer(LOGITS_LAYER).output as tf.SymbolicTensor }).predict(x) as tf.Tensor;
   const meanLogits = (nets: tf.LayersModel[], x: tf.Tensor) =>
     tf.tidy(() => tf.softmax(tf.addN(nets.map((n) => logits(n, x))).div(nets.length)).arraySync() as number[][]);
 
@@ -22,7 +23,10 @@ describe("merging classifiers into one network", () => {
       await tfReady();
       const members = [3, 5, 8].map((seed) => buildClassifier(arch, [d], k, seed));
       const r = rng(1);
-      const x = tf.tensor2d(Float32Array.from({ length: 20 * d }, () => r.next() * 2 - 1), [20, d]);
+      const x = tf.tensor2d(
+        Float32Array.from({ length: 20 * d }, () => r.next() * 2 - 1),
+        [20, d],
+      );
       const merged = mergeClassifiers(members, arch, [d], k);
       const got = merged.predict(x) as tf.Tensor;
       const want = meanLogits(members, x);
@@ -31,7 +35,8 @@ describe("merging classifiers into one network", () => {
       const first = (members[0].predict(x) as tf.Tensor).arraySync() as number[][];
       expect(Math.max(...first.flatMap((row, i) => row.map((v, j) => Math.abs(v - want[i][j]))))).toBeGreaterThan(1e-3);
       const params = (n: tf.LayersModel) => n.countParams();
-      if (arch.kind === "mlp") expect(merged.layers.filter((l) => l.getClassName() === "Dense").map((l) => l.getWeights()[0].shape[1])).toEqual([...arch.hidden.map((h) => 3 * h), k]);
+      if (arch.kind === "mlp")
+        expect(merged.layers.filter((l) => l.getClassName() === "Dense").map((l) => l.getWeights()[0].shape[1])).toEqual([...arch.hidden.map((h) => 3 * h), k]);
       else expect(params(merged)).toBe(params(members[0]));
       expect(mergedArchitecture(arch, 3)).toEqual(arch.kind === "mlp" ? { ...arch, hidden: arch.hidden.map((h) => 3 * h) } : arch);
       tf.dispose([x, got]);

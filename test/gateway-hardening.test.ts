@@ -58,7 +58,11 @@ describe("gateway hardening", () => {
   });
 
   it("checks the key on the headers and refuses without reading the body a client announces", async () => {
-    const announced = (headers: string) => rawExchange(g.url, `POST /v2/models/torch-mlp/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 8000000\r\n${headers}\r\n{"inp`);
+    const announced = (headers: string) =>
+      rawExchange(
+        g.url,
+        `POST /v2/models/torch-mlp/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 8000000\r\n${headers}\r\n{"inp`,
+      );
     const keyless = await announced("");
     expect([keyless.status, keyless.json?.type]).toEqual([401, "urn:heist:problem:missing-api-key"]);
     const badKey = await announced(`authorization: Bearer hk_${"0".repeat(12)}_${"a".repeat(43)}\r\n`);
@@ -73,10 +77,16 @@ describe("gateway hardening", () => {
     const five = body(new Array(5 * 64).fill(0.5), [5, 64]);
     const r = await infer(five, small.key);
     expect([r.status, r.json.type]).toEqual([413, "urn:heist:problem:batch-too-large"]);
-    const padded = JSON.stringify({ inputs: [{ name: "input", shape: [1, 64], datatype: "FP32", data: new Array(64).fill(0.5) }], parameters: { pad: "x".repeat(40_000) } });
+    const padded = JSON.stringify({
+      inputs: [{ name: "input", shape: [1, 64], datatype: "FP32", data: new Array(64).fill(0.5) }],
+      parameters: { pad: "x".repeat(40_000) },
+    });
     expect((await infer(padded, small.key)).status).toBe(413);
     expect((await infer(padded)).status).toBe(200); // the paid plan's 256 rows allow it
-    const chunked = await rawExchange(g.url, `POST /v2/models/torch-mlp/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nauthorization: Bearer ${small.key}\r\n\r\n${padded.length.toString(16)}\r\n${padded}\r\n0\r\n\r\n`);
+    const chunked = await rawExchange(
+      g.url,
+      `POST /v2/models/torch-mlp/infer HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nauthorization: Bearer ${small.key}\r\n\r\n${padded.length.toString(16)}\r\n${padded}\r\n0\r\n\r\n`,
+    );
     expect([chunked.status, chunked.json?.type]).toEqual([413, "urn:heist:problem:body-too-large"]);
   });
 
@@ -123,7 +133,8 @@ describe("who may read /metrics", () => {
       const registry = await loadModels(config);
       const app = createGateway({ config, store, registry });
       try {
-        const from = async (remoteAddress: string, headers: Record<string, string> = {}) => (await app.inject({ method: "GET", url: "/metrics", remoteAddress, headers })).statusCode;
+        const from = async (remoteAddress: string, headers: Record<string, string> = {}) =>
+          (await app.inject({ method: "GET", url: "/metrics", remoteAddress, headers })).statusCode;
         return [await from("127.0.0.1"), await from("203.0.113.9"), await from("203.0.113.9", { authorization: `Bearer ${ADMIN}` })];
       } finally {
         await app.close();
@@ -143,7 +154,18 @@ describe("heist serve's config file and store", () => {
     mkdirSync(join(dir, "models"));
     copyFileSync("test/fixtures/mlp.onnx", join(dir, "models", "m.onnx"));
     const file = join(dir, "gateway.yaml");
-    writeFileSync(file, stringify({ store: { sqlite: "state/g.sqlite" }, models: [{ name: "m", source: "onnx://models/m.onnx" }, { name: "p", source: "models/m.onnx" }, { name: "z", source: "zoo://iris-tree" }], plans }));
+    writeFileSync(
+      file,
+      stringify({
+        store: { sqlite: "state/g.sqlite" },
+        models: [
+          { name: "m", source: "onnx://models/m.onnx" },
+          { name: "p", source: "models/m.onnx" },
+          { name: "z", source: "zoo://iris-tree" },
+        ],
+        plans,
+      }),
+    );
     const c = loadConfig(file);
     expect(c.store.sqlite).toBe(join(dir, "state", "g.sqlite"));
     expect(c.models.map((m) => m.source)).toEqual([`onnx://${join(dir, "models", "m.onnx")}`, join(dir, "models", "m.onnx"), "zoo://iris-tree"]);

@@ -22,7 +22,10 @@ export interface Running {
 }
 
 /** A gateway on a real socket over a real SQLite file, with an injectable clock. */
-export async function startGateway(cfg: Partial<GatewayConfigInput> & Pick<GatewayConfigInput, "models" | "plans">, o: { dbPath?: string; failMode?: "closed" | "open" } = {}): Promise<Running> {
+export async function startGateway(
+  cfg: Partial<GatewayConfigInput> & Pick<GatewayConfigInput, "models" | "plans">,
+  o: { dbPath?: string; failMode?: "closed" | "open" } = {},
+): Promise<Running> {
   process.env.HEIST_ZOO_DIR ??= tempDir("heist-zoo-");
   const dbPath = o.dbPath ?? join(tempDir(), "gateway.sqlite");
   const config = parseConfig({ admin: { token: ADMIN }, ...cfg, store: { sqlite: dbPath, failMode: o.failMode ?? "closed" } });
@@ -37,7 +40,11 @@ export async function startGateway(cfg: Partial<GatewayConfigInput> & Pick<Gatew
     return { status: r.status, body: r.json };
   };
   return {
-    url, store, dbPath, clock, admin,
+    url,
+    store,
+    dbPath,
+    clock,
+    admin,
     async client(plan, balance) {
       const c = await admin("POST", "/admin/clients", { name: `client on ${plan}`, plan });
       if (balance) await admin("POST", `/admin/clients/${c.body.id}/topup`, { dollars: balance });
@@ -65,23 +72,28 @@ const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 export function call(base: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}, raw?: string): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const payload = raw ?? (body === undefined ? undefined : JSON.stringify(body));
-    const req = request(`${base}${path}`, {
-      method, agent,
-      headers: { ...(payload !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}), ...headers },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on("data", (c) => chunks.push(c));
-      res.on("end", () => {
-        const text = Buffer.concat(chunks).toString("utf8");
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-      });
-    });
+    const req = request(
+      `${base}${path}`,
+      {
+        method,
+        agent,
+        headers: { ...(payload !== undefined ? { "content-type": "application/json", "content-length": Buffer.byteLength(payload) } : {}), ...headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c) => chunks.push(c));
+        res.on("end", () => {
+          const text = Buffer.concat(chunks).toString("utf8");
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+      },
+    );
     req.on("error", reject);
     if (payload !== undefined) req.write(payload);
     req.end();

@@ -26,8 +26,9 @@ describe("observability", () => {
   it("publishes an OpenAPI document whose paths are exactly the routes served", async () => {
     const doc = (await call(g.url, "GET", "/openapi.json")).json;
     expect(doc).toEqual(JSON.parse(JSON.stringify(openApiDocument())));
-    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>)
-      .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`));
+    const documented = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([path, ops]) =>
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path.replace(/\{(\w+)\}/g, ":$1")}`),
+    );
     const config = parseConfig({ models, plans, admin: { token: "t" }, store: { sqlite: join(tempDir(), "s.sqlite") } });
     const app = createGateway({ config, store: sqliteStore(config.store.sqlite), registry: await loadModels(config) });
     await app.ready();
@@ -54,11 +55,21 @@ describe("observability", () => {
 
   it("never writes an API key into its logs", async () => {
     const lines: string[] = [];
-    const stream = new Writable({ write(chunk, _e, cb) { lines.push(String(chunk)); cb(); } });
+    const stream = new Writable({
+      write(chunk, _e, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
     const config = parseConfig({ models, plans, admin: { token: "t" }, store: { sqlite: join(tempDir(), "s.sqlite") } });
     const store = sqliteStore(config.store.sqlite);
     const registry = await loadModels(config);
-    const app = createGateway({ config, store, registry, logger: { level: "trace", stream, redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] } });
+    const app = createGateway({
+      config,
+      store,
+      registry,
+      logger: { level: "trace", stream, redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] },
+    });
     await app.listen({ host: "127.0.0.1", port: 0 });
     const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     const c = await call(url, "POST", "/admin/clients", { name: "a", plan: "paid" }, { authorization: "Bearer t" });
@@ -91,7 +102,15 @@ describe("upstream models", () => {
     await call(upstream.url, "POST", `/admin/clients/${c.json.id}/topup`, { dollars: 100 }, auth);
     upstreamKey = (await call(upstream.url, "POST", `/admin/clients/${c.json.id}/keys`, {}, auth)).json.key;
     slow = createServer((req, res) => {
-      if (req.method === "GET") return res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ name: "m", platform: "x", inputs: [{ name: "in", datatype: "FP32", shape: [-1, 4] }], outputs: [{ name: "probabilities", datatype: "FP32", shape: [-1, 3] }] }));
+      if (req.method === "GET")
+        return res.writeHead(200, { "content-type": "application/json" }).end(
+          JSON.stringify({
+            name: "m",
+            platform: "x",
+            inputs: [{ name: "in", datatype: "FP32", shape: [-1, 4] }],
+            outputs: [{ name: "probabilities", datatype: "FP32", shape: [-1, 3] }],
+          }),
+        );
       setTimeout(() => res.writeHead(200).end("{}"), 2000); // answers too late
     });
     await new Promise<void>((r) => slow.listen(0, "127.0.0.1", r));

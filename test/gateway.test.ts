@@ -65,7 +65,7 @@ describe("keys", () => {
     const c = await g.client("iris-only");
     const missing = await infer(g, "iris-tree", undefined, 1, 4);
     expect([missing.status, missing.json.type]).toEqual([401, "urn:heist:problem:missing-api-key"]);
-    const wrong = await infer(g, "iris-tree", c.key.slice(0, -2) + "xx", 1, 4);
+    const wrong = await infer(g, "iris-tree", `${c.key.slice(0, -2)}xx`, 1, 4);
     expect([wrong.status, wrong.json.type]).toEqual([401, "urn:heist:problem:invalid-api-key"]);
     expect((await infer(g, "iris-tree", "not-a-key", 1, 4)).status).toBe(401);
     const other = await infer(g, "digits", c.key, 1, 64);
@@ -119,9 +119,12 @@ describe("keys", () => {
 
 describe("bad input is refused, costs nothing and counts nothing", () => {
   it.each([
-    ["malformed JSON", { raw: "{\"inputs\": [", status: 400 }],
+    ["malformed JSON", { raw: '{"inputs": [', status: 400 }],
     ["wrong datatype", { body: { inputs: [{ name: "x", shape: [1, 4], datatype: "INT32", data: [1, 2, 3, 4] }] }, status: 400, match: /datatype INT32/ }],
-    ["shape and data disagree", { body: { inputs: [{ name: "x", shape: [2, 4], datatype: "FP32", data: [1, 2, 3, 4] }] }, status: 400, match: /8 values\) but its data holds 4/ }],
+    [
+      "shape and data disagree",
+      { body: { inputs: [{ name: "x", shape: [2, 4], datatype: "FP32", data: [1, 2, 3, 4] }] }, status: 400, match: /8 values\) but its data holds 4/ },
+    ],
     ["wrong feature count", { body: inferBody(1, 5), status: 400, match: /5 features.*takes 4/ }],
     ["Infinity", { raw: '{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,1e999]}]}', status: 400, match: /not a finite 32-bit float/ }],
     ["batch above the maximum", { body: inferBody(33, 4), status: 413, match: /maximum of 32/ }],
@@ -174,7 +177,7 @@ describe("quotas, tiers, balances and the ledger", () => {
     expect(ok).toBe(20);
     expect(refused).toHaveLength(44);
     expect(refused.every((r) => r.json.type === "urn:heist:problem:quota-exceeded" && Number(r.headers["retry-after"]) > 0)).toBe(true);
-    expect(refused[0].headers["ratelimit"]).toMatch(/"daily";r=0;t=\d+/);
+    expect(refused[0].headers.ratelimit).toMatch(/"daily";r=0;t=\d+/);
     expect((await g.store.ledger({ clientId: c.id })).reduce((s, r) => s + r.rows, 0)).toBe(20);
   });
 
@@ -195,7 +198,10 @@ describe("quotas, tiers, balances and the ledger", () => {
   it("answers a retry with the same Idempotency-Key without charging it again, and refuses the key on another request", async () => {
     const c = await g.client("tiered", 1);
     const send = (key: string | undefined, value = 0.5) =>
-      call(g.url, "POST", "/v2/models/iris-tree/infer", inferBody(3, 4, value), { authorization: `Bearer ${c.key}`, ...(key === undefined ? {} : { "idempotency-key": key }) });
+      call(g.url, "POST", "/v2/models/iris-tree/infer", inferBody(3, 4, value), {
+        authorization: `Bearer ${c.key}`,
+        ...(key === undefined ? {} : { "idempotency-key": key }),
+      });
     const first = await send("order-17");
     expect([first.status, first.headers["heist-cost"]]).toEqual([200, "0.003000"]);
     const retry = await send("order-17");
@@ -221,10 +227,20 @@ describe("quotas, tiers, balances and the ledger", () => {
   });
 
   it("keeps a model's float answer compactly and sends a retry the same numbers; rounded answers as they were", async () => {
-    const sendAs = (key: string, model: string, rows: number) => call(g.url, "POST", `/v2/models/${model}/infer`, {
-      inputs: [{ name: "input", shape: [rows, 64], datatype: "FP32", data: Array.from({ length: rows * 64 }, (_, i) => ((i * 7919) % 17) / 64) }],
-    }, { authorization: `Bearer ${key}`, "idempotency-key": "compact" });
-    for (const [plan, model, rows] of [["tiered", "digits", 32], ["top2", "digits", 8]] as const) {
+    const sendAs = (key: string, model: string, rows: number) =>
+      call(
+        g.url,
+        "POST",
+        `/v2/models/${model}/infer`,
+        {
+          inputs: [{ name: "input", shape: [rows, 64], datatype: "FP32", data: Array.from({ length: rows * 64 }, (_, i) => ((i * 7919) % 17) / 64) }],
+        },
+        { authorization: `Bearer ${key}`, "idempotency-key": "compact" },
+      );
+    for (const [plan, model, rows] of [
+      ["tiered", "digits", 32],
+      ["top2", "digits", 8],
+    ] as const) {
       const c = await g.client(plan, 1);
       const first = await sendAs(c.key, model, rows);
       const retry = await sendAs(c.key, model, rows);
@@ -233,7 +249,8 @@ describe("quotas, tiers, balances and the ledger", () => {
       expect(retry.json.outputs).toEqual(first.json.outputs);
       const kept = (await g.store.charged(`idem:${c.id}:compact`, g.clock.now))!.kept!.answer;
       const asJson = JSON.stringify(first.json.outputs).length;
-      if (plan === "tiered") expect(kept.length).toBeLessThan(asJson * 0.4); // float32 bytes, not decimal text
+      if (plan === "tiered")
+        expect(kept.length).toBeLessThan(asJson * 0.4); // float32 bytes, not decimal text
       else expect(kept).toContain('"data":['); // two decimals: JSON is the shorter
     }
   });

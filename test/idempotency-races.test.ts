@@ -31,7 +31,12 @@ function held(url: string, key: string, idem: string, i: number, same = false): 
   const rows = same ? 3 : 1 + (i % 7);
   const w = WIDTH[model];
   const data = Array.from({ length: rows * w }, (_, j) => (same ? 0.25 : ((i * 31 + j * 7) % 97) / 97));
-  return { url, path: `/v2/models/${model}/infer`, headers: { authorization: `Bearer ${key}`, "idempotency-key": idem }, body: JSON.stringify({ inputs: [{ name: "input", shape: [rows, w], datatype: "FP32", data }] }) };
+  return {
+    url,
+    path: `/v2/models/${model}/infer`,
+    headers: { authorization: `Bearer ${key}`, "idempotency-key": idem },
+    body: JSON.stringify({ inputs: [{ name: "input", shape: [rows, w], datatype: "FP32", data }] }),
+  };
 }
 
 const rowsOf = (r: HeldRequest) => JSON.parse(r.body).inputs[0].shape[0] as number;
@@ -94,8 +99,14 @@ describe("one Idempotency-Key raced on one gateway (SQLite)", () => {
 
   it("refuses a charged key whose answer is no longer kept, whatever it asks, without charging or answering", async () => {
     const c = await g.client("paid", 0.2);
-    const send = (value: number) => call(g.url, "POST", "/v2/models/torch-mlp/infer",
-      { inputs: [{ name: "input", shape: [2, 64], datatype: "FP32", data: new Array(128).fill(value) }] }, { authorization: `Bearer ${c.key}`, "idempotency-key": "old" });
+    const send = (value: number) =>
+      call(
+        g.url,
+        "POST",
+        "/v2/models/torch-mlp/infer",
+        { inputs: [{ name: "input", shape: [2, 64], datatype: "FP32", data: new Array(128).fill(value) }] },
+        { authorization: `Bearer ${c.key}`, "idempotency-key": "old" },
+      );
     expect((await send(0.5)).status).toBe(200);
     g.clock.now += 25 * 3600_000; // past the day the answer is kept
     try {
@@ -115,8 +126,14 @@ describe("one Idempotency-Key with server.idempotencyHours 0", () => {
     const h = await startGateway({ models, plans, server: { idempotencyHours: 0 } });
     try {
       const c = await h.client("paid", 0.2);
-      const send = (value: number) => call(h.url, "POST", "/v2/models/torch-mlp/infer",
-        { inputs: [{ name: "input", shape: [1, 64], datatype: "FP32", data: new Array(64).fill(value) }] }, { authorization: `Bearer ${c.key}`, "idempotency-key": "k" });
+      const send = (value: number) =>
+        call(
+          h.url,
+          "POST",
+          "/v2/models/torch-mlp/infer",
+          { inputs: [{ name: "input", shape: [1, 64], datatype: "FP32", data: new Array(64).fill(value) }] },
+          { authorization: `Bearer ${c.key}`, "idempotency-key": "k" },
+        );
       expect((await send(5)).status).toBe(200);
       for (const value of [5, 1, 2, 3]) expect((await send(value)).status).toBe(422);
       expect((await h.store.ledger({ clientId: c.id })).length).toBe(1);
@@ -175,7 +192,11 @@ describe.skipIf(!!down)("one Idempotency-Key raced across two replicas on Redis 
       expect(r.fiveHundreds).toBe(0);
       fresh += r.fresh;
     }
-    const ledger = (await db.query(`SELECT COALESCE(sum(rows), 0)::int AS rows, COALESCE(sum(price), 0)::int AS price FROM "${namespace}".ledger WHERE client_id = $1`, [cl.id])).rows[0];
+    const ledger = (
+      await db.query(`SELECT COALESCE(sum(rows), 0)::int AS rows, COALESCE(sum(price), 0)::int AS price FROM "${namespace}".ledger WHERE client_id = $1`, [
+        cl.id,
+      ])
+    ).rows[0];
     expect(fresh).toBe(ledger.rows);
     const usage = (await call(urls[1], "GET", `/admin/clients/${cl.id}`, undefined, auth)).json;
     expect(usage.usage.usedToday).toBe(ledger.rows);

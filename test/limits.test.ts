@@ -12,7 +12,11 @@ let key: string;
 const TIMEOUT = 1000;
 
 beforeAll(async () => {
-  g = await startGateway({ models: [{ name: "iris", source: "zoo://iris-tree" }], plans: [{ name: "free", dailyQuota: 1000 }], server: { requestTimeoutMs: TIMEOUT } });
+  g = await startGateway({
+    models: [{ name: "iris", source: "zoo://iris-tree" }],
+    plans: [{ name: "free", dailyQuota: 1000 }],
+    server: { requestTimeoutMs: TIMEOUT },
+  });
   key = (await g.client("free")).key;
 }, 60_000);
 afterAll(() => g?.close());
@@ -67,7 +71,11 @@ describe("malformed URLs", () => {
   it("answers a URL with bad percent-encoding as a problem+json 400", async () => {
     for (const path of ["/v2/%zz", "/v2/models/%/infer", "/%E0%A4%A"]) {
       const r = await call(g.url, "GET", path);
-      expect([r.status, r.headers["content-type"], r.json?.type], path).toEqual([400, "application/problem+json; charset=utf-8", "urn:heist:problem:bad-request"]);
+      expect([r.status, r.headers["content-type"], r.json?.type], path).toEqual([
+        400,
+        "application/problem+json; charset=utf-8",
+        "urn:heist:problem:bad-request",
+      ]);
     }
   });
 });

@@ -40,7 +40,11 @@ describe("CSV loader on hostile input", () => {
 
   it("still reads a good file", () => {
     const t = parseLabeledCsv("2,2,a,b\n0.5,1,0\n2,3,1\n", "x.csv", { header: true });
-    expect([Array.from(t.features), Array.from(t.labels), t.classes]).toEqual([[0.5, 1, 2, 3], [0, 1], ["a", "b"]]);
+    expect([Array.from(t.features), Array.from(t.labels), t.classes]).toEqual([
+      [0.5, 1, 2, 3],
+      [0, 1],
+      ["a", "b"],
+    ]);
   });
 });
 
@@ -55,20 +59,29 @@ const onlyHeistErrors = (f: () => unknown) => {
 describe("loaders load or throw a HeistError (fast-check, small)", () => {
   it("CSV", () => {
     const cell = fc.oneof(fc.double().map(String), fc.integer({ min: -3, max: 9 }).map(String), fc.constantFrom("", " ", "NaN", "1e999", "1e300", "x"));
-    fc.assert(fc.property(fc.boolean(), fc.string({ maxLength: 30 }), fc.array(fc.array(cell, { maxLength: 5 }), { maxLength: 6 }), (header, head, rows) => {
-      onlyHeistErrors(() => parseLabeledCsv([head, ...rows.map((r) => r.join(","))].join("\n"), "f.csv", { header }));
-    }), { numRuns: 2000, seed: 8 });
+    fc.assert(
+      fc.property(fc.boolean(), fc.string({ maxLength: 30 }), fc.array(fc.array(cell, { maxLength: 5 }), { maxLength: 6 }), (header, head, rows) => {
+        onlyHeistErrors(() => parseLabeledCsv([head, ...rows.map((r) => r.join(","))].join("\n"), "f.csv", { header }));
+      }),
+      { numRuns: 2000, seed: 8 },
+    );
   });
 
   it("IDX", () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 48 }), fc.option(fc.integer({ min: 0, max: 4 })), (b, rank) => {
-      const bytes = Uint8Array.from(b);
-      if (bytes.length > 3) [bytes[0], bytes[1], bytes[2]] = [0, 0, 8];
-      onlyHeistErrors(() => parseIdx(bytes, "f.idx", rank ?? undefined));
-    }), { numRuns: 2000, seed: 8 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 48 }), fc.option(fc.integer({ min: 0, max: 4 })), (b, rank) => {
+        const bytes = Uint8Array.from(b);
+        if (bytes.length > 3) [bytes[0], bytes[1], bytes[2]] = [0, 0, 8];
+        onlyHeistErrors(() => parseIdx(bytes, "f.idx", rank ?? undefined));
+      }),
+      { numRuns: 2000, seed: 8 },
+    );
   });
 
   it("config", () => {
-    fc.assert(fc.property(fc.jsonValue({ maxDepth: 4 }), (v) => onlyHeistErrors(() => parseConfig(v))), { numRuns: 1000, seed: 8 });
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 4 }), (v) => onlyHeistErrors(() => parseConfig(v))),
+      { numRuns: 1000, seed: 8 },
+    );
   });
 });

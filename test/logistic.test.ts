@@ -84,7 +84,8 @@ describe("linearProbeAccuracy", () => {
 
   it("rejects embeddings of different widths", () => {
     const train = blobs(30, 1);
-    expect(() => linearProbeAccuracy(train.x, train.y, { data: new Float32Array(6), shape: [2, 3] }, Int32Array.from([0, 1]), 3))
-      .toThrow(/\[30, 4\].*\[2, 3\]/);
+    expect(() => linearProbeAccuracy(train.x, train.y, { data: new Float32Array(6), shape: [2, 3] }, Int32Array.from([0, 1]), 3)).toThrow(
+      /\[30, 4\].*\[2, 3\]/,
+    );
   });
 });

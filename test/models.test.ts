@@ -35,7 +35,10 @@ describe("tfjs classifiers", () => {
   it("an MLP and a CNN train on small seeded subsets", async () => {
     await tfReady();
     const { train, test } = digits();
-    const archs: Architecture[] = [{ kind: "mlp", hidden: [32], activation: "relu", l2: 0 }, { kind: "cnn", filters: [8], dense: 32, dropout: 0 }];
+    const archs: Architecture[] = [
+      { kind: "mlp", hidden: [32], activation: "relu", l2: 0 },
+      { kind: "cnn", filters: [8], dense: 32, dropout: 0 },
+    ];
     for (const arch of archs) {
       const net = buildClassifier(arch, train.featureShape, 10, 3);
       const sub = sample(train, 600, 2);
@@ -53,7 +56,8 @@ describe("tfjs classifiers", () => {
     const arch: Architecture = { kind: "cnn", filters: [8], dense: 32, dropout: 0 };
     const net = buildClassifier(arch, train.featureShape, 10, 3);
     const untouched = buildClassifier(arch, train.featureShape, 10, 3);
-    const convolutions = (n: tf.LayersModel) => n.layers.filter((l) => l.getClassName() === "Conv2D").flatMap((l) => l.getWeights().map((w) => Array.from(w.dataSync())));
+    const convolutions = (n: tf.LayersModel) =>
+      n.layers.filter((l) => l.getClassName() === "Conv2D").flatMap((l) => l.getWeights().map((w) => Array.from(w.dataSync())));
     const sub = sample(train, 600, 2);
     const losses = await fitHeadOverRandomConvolutions(net, sub.x, sub.y, 10, { epochs: 30, batchSize: 32, learningRate: 0.003, seed: 3 });
     expect(losses[losses.length - 1]).toBeLessThan(losses[0] / 3);
@@ -63,7 +67,14 @@ describe("tfjs classifiers", () => {
     expect(before).toBeLessThan(0.3);
     // The standardisation folded into the first dense layer: the whole network classifies as the head did.
     expect(after).toBeGreaterThan(0.9);
-    await expect(fitHeadOverRandomConvolutions(buildClassifier({ kind: "mlp", hidden: [8], activation: "relu", l2: 0 }, train.featureShape, 10, 0), sub.x, sub.y, 10, { epochs: 1, batchSize: 32, learningRate: 0.01, seed: 0 })).rejects.toThrow(/needs a cnn/);
+    await expect(
+      fitHeadOverRandomConvolutions(buildClassifier({ kind: "mlp", hidden: [8], activation: "relu", l2: 0 }, train.featureShape, 10, 0), sub.x, sub.y, 10, {
+        epochs: 1,
+        batchSize: 32,
+        learningRate: 0.01,
+        seed: 0,
+      }),
+    ).rejects.toThrow(/needs a cnn/);
     net.dispose();
     untouched.dispose();
   }, 60_000);
@@ -114,8 +125,16 @@ function manifestFor(m: Model, kind: "cnn" | "tree") {
   return {
     engine: kind === "tree" ? ("tree" as const) : ("tfjs" as const),
     architecture: kind === "tree" ? { kind: "tree" as const, maxDepth: 4, minSamplesLeaf: 1 } : { kind: "cnn" as const, filters: [4], dense: 8, dropout: 0 },
-    dataset: "digits", preprocessing: { kind: "divide" as const, divisor: 16 }, split: null, classes: null, seed: 0,
-    inputShape: [...m.inputShape], output: m.output, outputWidth: m.outputWidth, metrics: {}, createdAt: new Date().toISOString(),
+    dataset: "digits",
+    preprocessing: { kind: "divide" as const, divisor: 16 },
+    split: null,
+    classes: null,
+    seed: 0,
+    inputShape: [...m.inputShape],
+    output: m.output,
+    outputWidth: m.outputWidth,
+    metrics: {},
+    createdAt: new Date().toISOString(),
   };
 }
 
@@ -123,7 +142,10 @@ describe("save and load", () => {
   it("round-trips tfjs and tree models with identical predictions", async () => {
     const dir = tempDir();
     const { test } = digits();
-    const archs: Architecture[] = [{ kind: "mlp", hidden: [16], activation: "relu", l2: 0 }, { kind: "tree", maxDepth: 6, minSamplesLeaf: 1 }];
+    const archs: Architecture[] = [
+      { kind: "mlp", hidden: [16], activation: "relu", l2: 0 },
+      { kind: "tree", maxDepth: 6, minSamplesLeaf: 1 },
+    ];
     for (const arch of archs) {
       const { model, manifest } = await trainModel({ dataset: "digits", arch, epochs: 2, seed: 0 });
       const path = join(dir, arch.kind);

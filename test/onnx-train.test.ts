@@ -111,7 +111,13 @@ describe("convolutional training on ONNX Runtime matches TensorFlow.js", () => {
     ["soft targets at temperature 3", 3],
   ] as const)("%s", async (_, temperature) => {
     await tfReady();
-    const targets = temperature === 1 ? y : batch(Float32Array.from({ length: n * 3 }, (_, i) => (i % 3 === y[Math.floor(i / 3)] ? 0.8 : 0.1)), [n, 3]);
+    const targets =
+      temperature === 1
+        ? y
+        : batch(
+            Float32Array.from({ length: n * 3 }, (_, i) => (i % 3 === y[Math.floor(i / 3)] ? 0.8 : 0.1)),
+            [n, 3],
+          );
     const nets = [0, 1].map(() => buildClassifier(arch, [64], 3, 6));
     const opts = { epochs: 3, batchSize: 16, learningRate: 0.01, seed: 4, temperature };
     expect(convolutionalPlan(nets[0], x, opts)).toBeDefined();

@@ -64,19 +64,23 @@ describe("relu-extraction (Jagielski et al. 2020; Carlini, Jagielski & Mironov 2
 
   it("needs logits and says so when the API answers labels or probabilities", async () => {
     const v = await victim(10, [8], 3, 1);
-    await expect(steal(modelOracle(v.model, { kind: "label", k: 1 }), { attack: reluExtraction, limits: { rows: 10_000 }, seed: 3 }))
-      .rejects.toThrow(/relu-extraction needs logits, but this API answers with label.*output policy of kind "logits"/);
-    await expect(steal(modelOracle(v.model, { kind: "probabilities", k: 1 }), { attack: reluExtraction, limits: { rows: 10_000 }, seed: 3 }))
-      .rejects.toThrow(/needs logits, but this API answers with probabilities/);
+    await expect(steal(modelOracle(v.model, { kind: "label", k: 1 }), { attack: reluExtraction, limits: { rows: 10_000 }, seed: 3 })).rejects.toThrow(
+      /relu-extraction needs logits, but this API answers with label.*output policy of kind "logits"/,
+    );
+    await expect(steal(modelOracle(v.model, { kind: "probabilities", k: 1 }), { attack: reluExtraction, limits: { rows: 10_000 }, seed: 3 })).rejects.toThrow(
+      /needs logits, but this API answers with probabilities/,
+    );
     // Logits rounded to 4 decimals (an output-policy defence) hide the kinks: said, not silently wrong.
-    await expect(steal(modelOracle(v.model, { kind: "logits", k: 1, decimals: 4 }), { attack: reluExtraction, limits: { rows: 20_000 }, seed: 3 }))
-      .rejects.toThrow(/found no ReLU boundary .* only good to about .* \(rounded\?\)/);
+    await expect(
+      steal(modelOracle(v.model, { kind: "logits", k: 1, decimals: 4 }), { attack: reluExtraction, limits: { rows: 20_000 }, seed: 3 }),
+    ).rejects.toThrow(/found no ReLU boundary .* only good to about .* \(rounded\?\)/);
   });
 
   it("stops with a clear message when the budget is too small", async () => {
     const v = await victim(10, [8], 3, 1);
-    await expect(steal(modelOracle(v.model), { attack: reluExtraction, limits: { rows: 300 }, seed: 3 }))
-      .rejects.toThrow(/relu-extraction stopped after 300 rows.*expected a larger --budget/);
+    await expect(steal(modelOracle(v.model), { attack: reluExtraction, limits: { rows: 300 }, seed: 3 })).rejects.toThrow(
+      /relu-extraction stopped after 300 rows.*expected a larger --budget/,
+    );
   });
 
   it("is registered for heist steal", () => {
@@ -91,11 +95,24 @@ describe("relu-extraction over HTTP against heist serve", () => {
     v = await victim(10, [8], 3, 7);
     const dir = join(tempDir(), "victim");
     await saveModel(dir, v.model, {
-      engine: "tfjs", architecture: { kind: "mlp", hidden: [8], activation: "relu", l2: 0 }, dataset: null, preprocessing: { kind: "identity" },
-      split: null, classes: null, seed: 7, inputShape: [10], output: "probabilities", outputWidth: 3, metrics: {}, createdAt: new Date().toISOString(),
+      engine: "tfjs",
+      architecture: { kind: "mlp", hidden: [8], activation: "relu", l2: 0 },
+      dataset: null,
+      preprocessing: { kind: "identity" },
+      split: null,
+      classes: null,
+      seed: 7,
+      inputShape: [10],
+      output: "probabilities",
+      outputWidth: 3,
+      metrics: {},
+      createdAt: new Date().toISOString(),
     });
     g = await startGateway({
-      models: [{ name: "relu", source: dir, output: { kind: "logits" } }, { name: "relu-probs", source: dir }],
+      models: [
+        { name: "relu", source: dir, output: { kind: "logits" } },
+        { name: "relu-probs", source: dir },
+      ],
       plans: [{ name: "big", dailyQuota: 1_000_000 }],
     });
   }, 60_000);
@@ -113,8 +130,18 @@ describe("relu-extraction over HTTP against heist serve", () => {
     // As `heist steal` saves it.
     const dir = join(tempDir(), "model");
     await saveModel(dir, copy, {
-      engine: "tfjs", architecture: out.result.architecture, dataset: null, preprocessing: { kind: "identity" }, split: null, classes: null,
-      seed: 2, inputShape: [10], output: "probabilities", outputWidth: copy.outputWidth, metrics: { rows: out.spent.rows }, createdAt: new Date().toISOString(),
+      engine: "tfjs",
+      architecture: out.result.architecture,
+      dataset: null,
+      preprocessing: { kind: "identity" },
+      split: null,
+      classes: null,
+      seed: 2,
+      inputShape: [10],
+      output: "probabilities",
+      outputWidth: copy.outputWidth,
+      metrics: { rows: out.spent.rows },
+      createdAt: new Date().toISOString(),
     });
     const loaded = await loadModel(dir, { output: "logits" });
     expect(await maxRelativeError(v.model, loaded.model as TfjsModel, x)).toBeLessThan(1e-5);
@@ -124,7 +151,8 @@ describe("relu-extraction over HTTP against heist serve", () => {
 
   it("refuses a model served as probabilities, naming the policy to change", async () => {
     const c = await g.client("big");
-    await expect(steal(await httpOracle({ url: g.url, model: "relu-probs", key: c.key }), { attack: reluExtraction, limits: { rows: 1000 }, seed: 2 }))
-      .rejects.toThrow(/needs logits, but this API answers with probabilities/);
+    await expect(
+      steal(await httpOracle({ url: g.url, model: "relu-probs", key: c.key }), { attack: reluExtraction, limits: { rows: 1000 }, seed: 2 }),
+    ).rejects.toThrow(/needs logits, but this API answers with probabilities/);
   });
 });

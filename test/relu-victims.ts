@@ -25,7 +25,12 @@ export async function victim(d: number, hidden: number[], k: number, seed: numbe
     let a = x;
     for (let l = 0; l < weights.length / 2; l++) {
       const [W, b] = [weights[2 * l], weights[2 * l + 1]];
-      a = Array.from(b, (bj, j) => Math.max(0, a.reduce((s, v, q) => s + v * W[q * b.length + j], bj)));
+      a = Array.from(b, (bj, j) =>
+        Math.max(
+          0,
+          a.reduce((s, v, q) => s + v * W[q * b.length + j], bj),
+        ),
+      );
     }
     return a;
   };
@@ -114,4 +119,3 @@ export function recovery(truth: Float32Array[], copy: Float32Array[], layers: nu
   }
   return worst;
 }
-

@@ -34,15 +34,21 @@ describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => 
     const postgres = new URL(POSTGRES_URL);
     postgres.searchParams.set("schema", namespace);
     const config = join(dir, "gateway.yaml");
-    writeFileSync(config, stringify({
-      store: { redis: REDIS_URL, postgres: postgres.toString() },
-      models: [{ name: "iris-tree", source: "zoo://iris-tree" }, { name: "digits", source: "zoo://digits-mlp" }],
-      plans: [
-        { name: "watched", dailyQuota: 100_000, defenses: [{ kind: "prada", action: "block" }] },
-        { name: "quota", dailyQuota: Q, tiers: [{ pricePerRow: 0 }] },
-        { name: "prepaid", dailyQuota: 1000, tiers: [{ pricePerRow: 0.001 }], billing: { kind: "prepaid" } },
-      ],
-    }));
+    writeFileSync(
+      config,
+      stringify({
+        store: { redis: REDIS_URL, postgres: postgres.toString() },
+        models: [
+          { name: "iris-tree", source: "zoo://iris-tree" },
+          { name: "digits", source: "zoo://digits-mlp" },
+        ],
+        plans: [
+          { name: "watched", dailyQuota: 100_000, defenses: [{ kind: "prada", action: "block" }] },
+          { name: "quota", dailyQuota: Q, tiers: [{ pricePerRow: 0 }] },
+          { name: "prepaid", dailyQuota: 1000, tiers: [{ pricePerRow: 0.001 }], billing: { kind: "prepaid" } },
+        ],
+      }),
+    );
     one = await startHeist(config, dir, { HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN }); // the first trains the zoo model; the second finds it
     two = await startHeist(config, dir, { HEIST_ZOO_DIR: zoo, HEIST_ADMIN_TOKEN: ADMIN });
     db = new pg.Client({ connectionString: POSTGRES_URL });
@@ -76,7 +82,12 @@ describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => 
     return { id: c.id as string, key: k.key as string };
   };
   const ledgerRows = async (clientId: string) =>
-    (await db.query(`SELECT count(*)::int AS n, COALESCE(sum(rows), 0)::int AS rows, COALESCE(sum(price), 0)::bigint AS price FROM "${namespace}".ledger WHERE client_id = $1`, [clientId])).rows[0];
+    (
+      await db.query(
+        `SELECT count(*)::int AS n, COALESCE(sum(rows), 0)::int AS rows, COALESCE(sum(price), 0)::bigint AS price FROM "${namespace}".ledger WHERE client_id = $1`,
+        [clientId],
+      )
+    ).rows[0];
 
   it("serves exactly the quota of one key across both replicas, then 429", async () => {
     const c = await newKey("quota");
@@ -125,9 +136,21 @@ describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => 
     const seeds = Array.from(test.x.data.subarray(0, 40 * 64));
     const r = rng(9);
     const kids = () => Array.from({ length: 40 * 64 }, (_, i) => Math.min(1, Math.max(0, seeds[i] + (r.next() < 0.5 ? -0.1 : 0.1))));
-    const ask = (to: Replica, x: number[]) => call(to.url, "POST", "/v2/models/digits/infer", { inputs: [{ name: "input", shape: [40, 64], datatype: "FP32", data: x }] }, { authorization: `Bearer ${c.key}` });
+    const ask = (to: Replica, x: number[]) =>
+      call(
+        to.url,
+        "POST",
+        "/v2/models/digits/infer",
+        { inputs: [{ name: "input", shape: [40, 64], datatype: "FP32", data: x }] },
+        { authorization: `Bearer ${c.key}` },
+      );
     // 120 queries, no more than 40 on one replica in a row: neither has 100 distances of its own.
-    for (const [to, x] of [[one!, seeds], [two!, kids()], [one!, kids()]] as const) expect((await ask(to, x)).status).toBe(200);
+    for (const [to, x] of [
+      [one!, seeds],
+      [two!, kids()],
+      [one!, kids()],
+    ] as const)
+      expect((await ask(to, x)).status).toBe(200);
     const alarms = await admin(two!, "GET", `/admin/alarms?client=${c.id}`);
     expect(alarms).toHaveLength(1);
     expect(alarms[0].evidence.distances).toBeGreaterThan(100);
@@ -138,7 +161,9 @@ describe.skipIf(!!down)("two gateway replicas on one Redis + PostgreSQL", () => 
     const c = await newKey("quota");
     expect((await infer(two!, "iris-tree", c.key, 1, 4)).status).toBe(200);
     const secret = secretOf(c.key);
-    const tables = (await db.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1`, [namespace])).rows.map((r) => r.table_name as string);
+    const tables = (await db.query(`SELECT table_name FROM information_schema.tables WHERE table_schema = $1`, [namespace])).rows.map(
+      (r) => r.table_name as string,
+    );
     expect(tables).toEqual(expect.arrayContaining(["clients", "keys", "ledger"]));
     for (const t of tables) {
       const dump = JSON.stringify((await db.query(`SELECT * FROM "${namespace}"."${t}"`)).rows);

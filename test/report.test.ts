@@ -21,7 +21,16 @@ import { tempDir } from "./helpers.js";
 
 const CHROMIUM = process.env.HEIST_CHROMIUM ?? "/usr/bin/chromium"; // Debian's; overridable for other machines
 const noChromium = existsSync(CHROMIUM) ? undefined : `${CHROMIUM} is missing (Debian's chromium package, which .ci/run installs)`;
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 
 // ------------------------------------------------------------------ a synthetic audit
 
@@ -53,35 +62,61 @@ const PRICE: Record<string, number> = { open: 0, priced: 0.001, hardened: 0.002 
 
 function synthetic(): AuditResults {
   const cells: CellResult[] = [];
-  for (const v of VICTIMS) for (const s of STACKS) for (const a of ATTACKS) BUDGETS.forEach((budget, bi) => {
-    const failed = s.name === "hardened" && a === "equation-solving"; // labels only: nothing to solve
-    const alarm = s.name === "hardened" && !failed ? (a === "knockoff" ? 1200 : 350) : null;
-    const stoppedEarly = alarm !== null && alarm < budget;
-    const rows = failed ? 0 : stoppedEarly ? Math.min(budget, alarm + 400) : a === "equation-solving" ? 65 + bi * 400 : budget;
-    const fidelity = F[v.name][s.name][a][bi];
-    cells.push({
-      kind: "cell", victim: v.name, stack: s.name, attack: a, budget, seed: 0,
-      rows, dollars: +(rows * PRICE[s.name]).toFixed(6), seconds: +(rows / 900 + (s.name === "hardened" ? rows * 0.02 : 0)).toFixed(3),
-      querySeconds: +(rows / 1200 + (s.name === "hardened" ? rows * 0.02 : 0)).toFixed(3),
-      refusals: s.name === "priced" && budget > 4000 ? 2 : 0,
-      powChallenges: s.name === "hardened" ? Math.ceil(rows / 100) : 0,
-      powSeconds: s.name === "hardened" ? +(rows * 0.02).toFixed(3) : 0,
-      fidelity, accuracy: +(fidelity * v.testAccuracy).toFixed(4),
-      stopped: stoppedEarly ? "detected" : null,
-      detected: alarm !== null && alarm <= rows,
-      detectedAtRows: alarm !== null && alarm <= rows ? alarm : null,
-      ...(failed ? { error: "equation-solving needs probabilities or logits; this stack answers labels only" } : {}),
-    });
-  });
-  const honest: HonestResult[] = VICTIMS.flatMap((v) => STACKS.map((s) => ({
-    kind: "honest" as const, victim: v.name, stack: s.name,
-    utility: s.name === "hardened" ? +(v.testAccuracy - 0.004).toFixed(4) : v.testAccuracy,
-    rows: v.testRows, dollars: +(v.testRows * PRICE[s.name]).toFixed(6), seconds: s.name === "hardened" ? 7.42 : 0.31,
-    powSeconds: s.name === "hardened" ? 7.1 : 0, refused: false, flagged: s.name === "hardened" && v.name === "digits-mlp",
-  })));
+  for (const v of VICTIMS)
+    for (const s of STACKS)
+      for (const a of ATTACKS)
+        BUDGETS.forEach((budget, bi) => {
+          const failed = s.name === "hardened" && a === "equation-solving"; // labels only: nothing to solve
+          const alarm = s.name === "hardened" && !failed ? (a === "knockoff" ? 1200 : 350) : null;
+          const stoppedEarly = alarm !== null && alarm < budget;
+          const rows = failed ? 0 : stoppedEarly ? Math.min(budget, alarm + 400) : a === "equation-solving" ? 65 + bi * 400 : budget;
+          const fidelity = F[v.name][s.name][a][bi];
+          cells.push({
+            kind: "cell",
+            victim: v.name,
+            stack: s.name,
+            attack: a,
+            budget,
+            seed: 0,
+            rows,
+            dollars: +(rows * PRICE[s.name]).toFixed(6),
+            seconds: +(rows / 900 + (s.name === "hardened" ? rows * 0.02 : 0)).toFixed(3),
+            querySeconds: +(rows / 1200 + (s.name === "hardened" ? rows * 0.02 : 0)).toFixed(3),
+            refusals: s.name === "priced" && budget > 4000 ? 2 : 0,
+            powChallenges: s.name === "hardened" ? Math.ceil(rows / 100) : 0,
+            powSeconds: s.name === "hardened" ? +(rows * 0.02).toFixed(3) : 0,
+            fidelity,
+            accuracy: +(fidelity * v.testAccuracy).toFixed(4),
+            stopped: stoppedEarly ? "detected" : null,
+            detected: alarm !== null && alarm <= rows,
+            detectedAtRows: alarm !== null && alarm <= rows ? alarm : null,
+            ...(failed ? { error: "equation-solving needs probabilities or logits; this stack answers labels only" } : {}),
+          });
+        });
+  const honest: HonestResult[] = VICTIMS.flatMap((v) =>
+    STACKS.map((s) => ({
+      kind: "honest" as const,
+      victim: v.name,
+      stack: s.name,
+      utility: s.name === "hardened" ? +(v.testAccuracy - 0.004).toFixed(4) : v.testAccuracy,
+      rows: v.testRows,
+      dollars: +(v.testRows * PRICE[s.name]).toFixed(6),
+      seconds: s.name === "hardened" ? 7.42 : 0.31,
+      powSeconds: s.name === "hardened" ? 7.1 : 0,
+      refused: false,
+      flagged: s.name === "hardened" && v.name === "digits-mlp",
+    })),
+  );
   return AuditResults.parse({
-    version: 1, name: "digits under three stacks", startedAt: "2025-01-01T10:00:00.000Z", finishedAt: "2025-01-01T10:12:34.000Z",
-    transport: "local", victims: VICTIMS, stacks: STACKS, cells, honest,
+    version: 1,
+    name: "digits under three stacks",
+    startedAt: "2025-01-01T10:00:00.000Z",
+    finishedAt: "2025-01-01T10:12:34.000Z",
+    transport: "local",
+    victims: VICTIMS,
+    stacks: STACKS,
+    cells,
+    honest,
   });
 }
 
@@ -90,7 +125,12 @@ function synthetic(): AuditResults {
 /** The number a formatted figure shows: "$1,234.50" → 1234.5, "96.2%" → 0.962, "0.52 s" → 0.52, "5,000" → 5000. */
 function figure(text: string): number {
   const t = text.trim();
-  const n = Number(t.replace(/^\$/, "").replace(/,/g, "").replace(/( s|%)$/, ""));
+  const n = Number(
+    t
+      .replace(/^\$/, "")
+      .replace(/,/g, "")
+      .replace(/( s|%)$/, ""),
+  );
   if (!Number.isFinite(n)) throw new Error(`not a figure: ${JSON.stringify(text)}`);
   return t.endsWith("%") ? n / 100 : n;
 }
@@ -151,7 +191,10 @@ describe("audit report", () => {
     expect(files.markdown).toBe(join(dir, "summary.md"));
     expect(files.json).toBe(join(dir, "results.json"));
     expect(files.pngs.map((p) => p.slice(dir.length + 1))).toEqual([
-      "charts/fidelity-vs-budget.png", "charts/cost-to-steal.png", "charts/frontier.png", "charts/detection.png",
+      "charts/fidelity-vs-budget.png",
+      "charts/cost-to-steal.png",
+      "charts/frontier.png",
+      "charts/detection.png",
     ]);
     expect(AuditResults.parse(JSON.parse(readFileSync(files.json, "utf8")))).toEqual(results);
     const html = readFileSync(files.html, "utf8");
@@ -201,7 +244,10 @@ describe("audit report", () => {
     for (const p of files.pngs) {
       const bytes = readFileSync(p);
       const { width, height } = pngSize(bytes);
-      const name = p.split("/").pop()!.replace(/\.png$/, "");
+      const name = p
+        .split("/")
+        .pop()!
+        .replace(/\.png$/, "");
       const svg = new RegExp(`<figure id="chart-${name}"[^>]*>\\s*<svg[^>]* width="(\\d+(?:\\.\\d+)?)" height="(\\d+(?:\\.\\d+)?)"`).exec(html);
       expect(svg, `${name}'s SVG in report.html`).not.toBeNull();
       expect(Math.abs(width - 2 * Number(svg![1]))).toBeLessThanOrEqual(1);
@@ -221,7 +267,10 @@ describe("audit report", () => {
       ctx.skip(`skipped: ${noChromium}`);
     }
     const browser = await chromium.launchPersistentContext(tempDir("heist-chromium-"), {
-      executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, viewport: { width: 1400, height: 900 },
+      executablePath: CHROMIUM,
+      args: CHROMIUM_ARGS,
+      headless: true,
+      viewport: { width: 1400, height: 900 },
     });
     try {
       const url = pathToFileURL(files.html).href;
@@ -231,18 +280,22 @@ describe("audit report", () => {
       browser.on("request", (r) => requests.push(r.url()));
       browser.on("requestfailed", (r) => failed.push(`${r.url()}: ${r.failure()?.errorText}`));
       const page = browser.pages()[0] ?? (await browser.newPage());
-      page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") errors.push(`${m.type()}: ${m.text()}`); });
+      page.on("console", (m) => {
+        if (m.type() === "error" || m.type() === "warning") errors.push(`${m.type()}: ${m.text()}`);
+      });
       page.on("pageerror", (e) => errors.push(`pageerror: ${e.message}`));
       await page.goto(url, { waitUntil: "load" });
 
-      const charts = await page.$$eval("figure[data-chart]", (figs) => figs.map((f) => {
-        const svg = f.querySelector("svg")!;
-        const box = svg.getBoundingClientRect();
-        const marks = svg.querySelectorAll("g.role-mark > *");
-        const kinds = [...new Set([...svg.querySelectorAll("g.role-mark")].map((g) => [...g.classList].find((c) => c.startsWith("mark-"))))];
-        const spec = f.querySelector('script[type="application/json"]')?.textContent ?? "";
-        return { name: f.getAttribute("data-chart"), width: box.width, height: box.height, marks: marks.length, kinds, spec };
-      }));
+      const charts = await page.$$eval("figure[data-chart]", (figs) =>
+        figs.map((f) => {
+          const svg = f.querySelector("svg")!;
+          const box = svg.getBoundingClientRect();
+          const marks = svg.querySelectorAll("g.role-mark > *");
+          const kinds = [...new Set([...svg.querySelectorAll("g.role-mark")].map((g) => [...g.classList].find((c) => c.startsWith("mark-"))))];
+          const spec = f.querySelector('script[type="application/json"]')?.textContent ?? "";
+          return { name: f.getAttribute("data-chart"), width: box.width, height: box.height, marks: marks.length, kinds, spec };
+        }),
+      );
       expect(charts.map((c) => c.name)).toEqual(["fidelity-vs-budget", "cost-to-steal", "frontier", "detection"]);
       const specs = chartSpecs(results);
       for (const c of charts) {
@@ -254,8 +307,8 @@ describe("audit report", () => {
       const kinds = Object.fromEntries(charts.map((c) => [c.name, c.kinds]));
       expect(kinds["fidelity-vs-budget"]).toEqual(expect.arrayContaining(["mark-line", "mark-symbol"]));
       expect(kinds["cost-to-steal"]).toEqual(expect.arrayContaining(["mark-rect", "mark-text"]));
-      expect(kinds["frontier"]).toEqual(expect.arrayContaining(["mark-symbol", "mark-text"]));
-      expect(kinds["detection"]).toEqual(expect.arrayContaining(["mark-rect", "mark-symbol", "mark-text"]));
+      expect(kinds.frontier).toEqual(expect.arrayContaining(["mark-symbol", "mark-text"]));
+      expect(kinds.detection).toEqual(expect.arrayContaining(["mark-rect", "mark-symbol", "mark-text"]));
       const texts = await page.$$eval('figure[data-chart="detection"] g.mark-text text', (ts) => ts.map((t) => t.textContent));
       expect(texts).toEqual(expect.arrayContaining(["undetected", "detected at 1,200", "detected at 350", "attack failed"]));
       const costTexts = await page.$$eval('figure[data-chart="cost-to-steal"] g.mark-text text', (ts) => ts.map((t) => t.textContent));
@@ -265,8 +318,10 @@ describe("audit report", () => {
       const table = await page.$$eval("table#verdicts", ([t]) => ({
         head: [...t.querySelectorAll("thead th")].map((th) => th.textContent!),
         rows: [...t.querySelectorAll("tbody tr")].map((tr) => ({
-          victim: tr.getAttribute("data-victim")!, stack: tr.getAttribute("data-stack")!,
-          cell: tr.getAttribute("data-cell"), best: tr.getAttribute("data-best"),
+          victim: tr.getAttribute("data-victim")!,
+          stack: tr.getAttribute("data-stack")!,
+          cell: tr.getAttribute("data-cell"),
+          best: tr.getAttribute("data-best"),
           tds: [...tr.querySelectorAll("td")].map((td) => td.textContent!),
         })),
       }));
@@ -277,7 +332,11 @@ describe("audit report", () => {
         const e = expectedVerdict(results, row.victim, row.stack);
         const what = `${row.victim}/${row.stack}`;
         const seen = new Set<string>(["victim", "defence stack"]);
-        const check = (col: string, value: number) => { expectFigure(td[col], value, `${what} ${col}`); seen.add(col); checked++; };
+        const check = (col: string, value: number) => {
+          expectFigure(td[col], value, `${what} ${col}`);
+          seen.add(col);
+          checked++;
+        };
         expect(td.victim).toBe(row.victim);
         expect(td["defence stack"]).toBe(row.stack);
         if (e.reached) {
@@ -312,7 +371,9 @@ describe("audit report", () => {
       expect(checked).toBe(4 * 6 + 4 * 4 + 2 * 2);
 
       // Every run is in the run table, with its fidelity and dollars.
-      const cellRows = await page.$$eval("table#cells tbody tr", (trs) => trs.map((tr) => ({ id: tr.getAttribute("data-cell")!, tds: [...tr.querySelectorAll("td")].map((td) => td.textContent!) })));
+      const cellRows = await page.$$eval("table#cells tbody tr", (trs) =>
+        trs.map((tr) => ({ id: tr.getAttribute("data-cell")!, tds: [...tr.querySelectorAll("td")].map((td) => td.textContent!) })),
+      );
       expect(cellRows.map((r) => r.id).sort()).toEqual(results.cells.map(cellId).sort());
       for (const r of cellRows) {
         const c = results.cells.find((x) => cellId(x) === r.id)!;
@@ -356,7 +417,11 @@ describe("audit report", () => {
     expect(schema.stderr).toMatch(/^heist: .*bad\.json is not an audit's results: cells\[3\]\.fidelity: .*1/);
     expect(schema.stderr).not.toMatch(/\n\s+at /); // one sentence, no stack
     // The other ways a file can be wrong, through the same reader (in-process: a CLI start is slow here).
-    const why = (f: string) => readAuditResults(f).then(() => "read", (e: HeistError) => `${e.code}: ${e.message}`);
+    const why = (f: string) =>
+      readAuditResults(f).then(
+        () => "read",
+        (e: HeistError) => `${e.code}: ${e.message}`,
+      );
     expect(await why(join(d, "notjson.json"))).toMatch(/^bad-file: .*notjson\.json is not JSON/);
     expect(await why(join(d, "missing.json"))).toMatch(/^not-found: cannot read .*missing\.json: no such file/);
     writeFileSync(join(d, "empty.json"), "{}");

@@ -2,7 +2,9 @@ import { describe, expect, it } from "vitest";
 import { readFileSync } from "node:fs";
 import { normalQuantile, normalUpperTail, shapiroWilk } from "../src/core/shapiro-wilk.js";
 
-const fixture = JSON.parse(readFileSync("test/fixtures/shapiro-wilk.json", "utf8")) as { cases: { kind: string; n: number; x: number[]; w: number; p: number }[] };
+const fixture = JSON.parse(readFileSync("test/fixtures/shapiro-wilk.json", "utf8")) as {
+  cases: { kind: string; n: number; x: number[]; w: number; p: number }[];
+};
 
 describe("Shapiro–Wilk", () => {
   it.each(fixture.cases.map((c) => [`${c.kind} n=${c.n}`, c] as const))("matches SciPy on %s", (_name, c) => {

@@ -15,8 +15,14 @@ const heist = (...args: string[]) => runHeist(args);
 let g: Running;
 beforeAll(async () => {
   g = await startGateway({
-    models: [{ name: "digits", source: "zoo://digits-softmax" }, { name: "mlp", source: "zoo://digits-mlp" }],
-    plans: [{ name: "paid", dailyQuota: 1000, tiers: [{ pricePerRow: 0.001 }] }, { name: "tight", dailyQuota: 150 }],
+    models: [
+      { name: "digits", source: "zoo://digits-softmax" },
+      { name: "mlp", source: "zoo://digits-mlp" },
+    ],
+    plans: [
+      { name: "paid", dailyQuota: 1000, tiers: [{ pricePerRow: 0.001 }] },
+      { name: "tight", dailyQuota: 150 },
+    ],
   });
 }, 60_000);
 afterAll(() => g.close());
@@ -35,19 +41,41 @@ describe("heist steal", () => {
     expect(active.options.rounds).toEqual({ default: 5, type: "integer" });
     // What --list-attacks says is what --options accepts: its defaults parse to themselves.
     for (const a of catalog) {
-      const defaults = Object.fromEntries(Object.entries(a.options).filter(([, o]) => o.default !== undefined).map(([k, o]) => [k, o.default]));
+      const defaults = Object.fromEntries(
+        Object.entries(a.options)
+          .filter(([, o]) => o.default !== undefined)
+          .map(([k, o]) => [k, o.default]),
+      );
       expect(ATTACKS[a.name].options.parse(defaults)).toMatchObject(defaults);
     }
     const human = await heist("steal", "--list-attacks");
-    expect(human.stdout).toContain("strategy=\"entropy\" (entropy | margin | k-center | random)");
+    expect(human.stdout).toContain('strategy="entropy" (entropy | margin | k-center | random)');
     for (const name of names) expect(human.stdout).toContain(`${name}: `);
   }, 30_000);
 
   it("steals softmax regression exactly over HTTP and writes the result, transcript and model", async () => {
     const c = await g.client("paid", 5);
     const out = join(tempDir(), "run");
-    const r = await heist("steal", "--target", g.url, "--model", "digits", "--key", c.key, "--attack", "equation-solving", "--budget", "100",
-      "--eval", "digits", "--victim", "zoo://digits-softmax", "--out", out, "--json");
+    const r = await heist(
+      "steal",
+      "--target",
+      g.url,
+      "--model",
+      "digits",
+      "--key",
+      c.key,
+      "--attack",
+      "equation-solving",
+      "--budget",
+      "100",
+      "--eval",
+      "digits",
+      "--victim",
+      "zoo://digits-softmax",
+      "--out",
+      out,
+      "--json",
+    );
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result).toMatchObject({ rows: 65, dollars: 0.065, refusals: 0, fidelityTest: 1, stopped: null });
@@ -63,8 +91,30 @@ describe("heist steal", () => {
     const c = await g.client("paid", 5);
     const out = join(tempDir(), "run");
     const options = { strategy: "margin", rounds: 3, epochs: 60, arch: { kind: "mlp", hidden: [32] }, distil: 3, final: "ensemble" };
-    const r = await heist("steal", "--target", g.url, "--model", "mlp", "--key", c.key, "--attack", "active", "--budget", "150", "--pool", "digits",
-      "--options", JSON.stringify(options), "--eval", "digits", "--victim", "zoo://digits-mlp", "--out", out, "--json");
+    const r = await heist(
+      "steal",
+      "--target",
+      g.url,
+      "--model",
+      "mlp",
+      "--key",
+      c.key,
+      "--attack",
+      "active",
+      "--budget",
+      "150",
+      "--pool",
+      "digits",
+      "--options",
+      JSON.stringify(options),
+      "--eval",
+      "digits",
+      "--victim",
+      "zoo://digits-mlp",
+      "--out",
+      out,
+      "--json",
+    );
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result.rows).toBe(150);
@@ -77,8 +127,26 @@ describe("heist steal", () => {
   it("stops at the victim's quota, keeps what it paid for, and resumes later", async () => {
     const c = await g.client("tight");
     const out = join(tempDir(), "run");
-    const first = await heist("steal", "--target", g.url, "--model", "mlp", "--key", c.key, "--attack", "knockoff", "--budget", "200",
-      "--pool", "digits", "--options", '{"epochs": 3, "chunk": 50}', "--out", out, "--json");
+    const first = await heist(
+      "steal",
+      "--target",
+      g.url,
+      "--model",
+      "mlp",
+      "--key",
+      c.key,
+      "--attack",
+      "knockoff",
+      "--budget",
+      "200",
+      "--pool",
+      "digits",
+      "--options",
+      '{"epochs": 3, "chunk": 50}',
+      "--out",
+      out,
+      "--json",
+    );
     expect(first.code, first.stderr).toBe(0);
     const a = JSON.parse(first.stdout);
     expect(a.rows).toBe(150);
@@ -99,12 +167,16 @@ describe("heist steal", () => {
     [["--attack", "knockoff", "--options", '{"epochs": -1}'], /--options for knockoff: --epochs/],
     [["--attack", "knockoff", "--pool", "iris"], /iris rows have shape \[4\] but the victim takes \[64\]/],
     [["--attack", "equation-solving", "--key", "hk_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"], /the victim refused \(401 invalid-api-key\)/],
-  ])("%j fails with a clear message", async (args, message) => {
-    const out = join(tempDir(), "run");
-    const r = await heist("steal", "--target", g.url, "--model", "digits", "--budget", "100", "--out", out, ...(args as string[]));
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(message);
-  }, 30_000);
+  ])(
+    "%j fails with a clear message",
+    async (args, message) => {
+      const out = join(tempDir(), "run");
+      const r = await heist("steal", "--target", g.url, "--model", "digits", "--budget", "100", "--out", out, ...(args as string[]));
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+    },
+    30_000,
+  );
 
   it("says so when the target cannot be reached", async () => {
     const r = await heist("steal", "--target", "http://127.0.0.1:9", "--model", "m", "--attack", "knockoff", "--budget", "10", "--out", join(tempDir(), "x"));
@@ -120,16 +192,51 @@ describe("heist steal against an encoder API", () => {
     const victim = tfjsModel(buildEncoder(arch, [64], 3), "embedding");
     const dir = join(tempDir(), "encoder");
     await saveModel(dir, victim, {
-      engine: "tfjs", architecture: arch, dataset: "digits", preprocessing: { kind: "divide", divisor: 16 }, split: null, classes: null, seed: 3,
-      inputShape: [64], output: "embedding", outputWidth: 16, metrics: {}, createdAt: new Date(0).toISOString(),
+      engine: "tfjs",
+      architecture: arch,
+      dataset: "digits",
+      preprocessing: { kind: "divide", divisor: 16 },
+      split: null,
+      classes: null,
+      seed: 3,
+      inputShape: [64],
+      output: "embedding",
+      outputWidth: 16,
+      metrics: {},
+      createdAt: new Date(0).toISOString(),
     });
     victim.dispose();
-    const e = await startGateway({ models: [{ name: "enc", source: `tfjs://${dir}`, output: { kind: "embedding" } }], plans: [{ name: "p", dailyQuota: 10_000 }] });
+    const e = await startGateway({
+      models: [{ name: "enc", source: `tfjs://${dir}`, output: { kind: "embedding" } }],
+      plans: [{ name: "p", dailyQuota: 10_000 }],
+    });
     try {
       const c = await e.client("p");
       const out = join(tempDir(), "run");
-      const r = await heist("steal", "--target", e.url, "--model", "enc", "--key", c.key, "--attack", "encoder-stealing", "--budget", "400",
-        "--pool", "digits", "--eval", "digits", "--victim", `tfjs://${dir}`, "--options", '{"filters": [4, 8], "epochs": 20}', "--out", out, "--json");
+      const r = await heist(
+        "steal",
+        "--target",
+        e.url,
+        "--model",
+        "enc",
+        "--key",
+        c.key,
+        "--attack",
+        "encoder-stealing",
+        "--budget",
+        "400",
+        "--pool",
+        "digits",
+        "--eval",
+        "digits",
+        "--victim",
+        `tfjs://${dir}`,
+        "--options",
+        '{"filters": [4, 8], "epochs": 20}',
+        "--out",
+        out,
+        "--json",
+      );
       expect(r.code, r.stderr).toBe(0);
       const result = JSON.parse(r.stdout);
       expect(result.rows).toBe(400);
@@ -144,4 +251,3 @@ describe("heist steal against an encoder API", () => {
     }
   }, 120_000);
 });
-

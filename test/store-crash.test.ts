@@ -48,7 +48,8 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
     await db.query(`LOCK TABLE "${ns}".ledger IN EXCLUSIVE MODE`);
   };
   /** Cut the connections whose ledger insert waits on the lock: their outcome is unknown to them. */
-  const cutWaitingInserts = () => db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO "${ns}".ledger%'`);
+  const cutWaitingInserts = () =>
+    db.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO "${ns}".ledger%'`);
   /** Let a charge started without await reach its insert. */
   const settle = () => new Promise((r) => setTimeout(r, 300));
 
@@ -80,7 +81,10 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
     await a.createClient({ id: "c_cut", name: "cut", plan: "p", nowMs: T });
     await a.topUp("c_cut", 1_000_000, T);
     await holdLedger();
-    const cut = charge(a, "c_cut", "r-cut").then(() => "served", (e: Error) => e.message);
+    const cut = charge(a, "c_cut", "r-cut").then(
+      () => "served",
+      (e: Error) => e.message,
+    );
     await settle();
     // Cut A's connection that waits on the insert: its outcome is unknown to A.
     await cutWaitingInserts();
@@ -126,7 +130,10 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
     await a.createClient({ id: "c_cut2", name: "cut2", plan: "p", nowMs: T });
     await a.topUp("c_cut2", 1_000_000, T);
     await holdLedger();
-    const cut = charge(a, "c_cut2", "idem:c_cut2:k1").then(() => "served", (e: Error) => e.message);
+    const cut = charge(a, "c_cut2", "idem:c_cut2:k1").then(
+      () => "served",
+      (e: Error) => e.message,
+    );
     await settle();
     await cutWaitingInserts();
     await db.query("COMMIT");
@@ -143,12 +150,25 @@ describe.skipIf(!!down)("a replica dying between the Redis take and the ledger i
     await a.createClient({ id: "c_other", name: "other", plan: "p", nowMs: T });
     await a.topUp("c_other", 1_000_000, T);
     await holdLedger();
-    const cut = charge(a, "c_other", "idem:c_other:k1").then(() => "served", (e: Error) => e.message);
+    const cut = charge(a, "c_other", "idem:c_other:k1").then(
+      () => "served",
+      (e: Error) => e.message,
+    );
     await settle();
     await cutWaitingInserts();
     await db.query("COMMIT");
     expect(await cut).toMatch(/accounting database unavailable/);
-    const other = await b.charge({ requestId: "idem:c_other:k1", clientId: "c_other", keyId: "k", model: "m", rows: 50, plan, nowMs: T, answerHash: "h", requestHash: "another-ask" });
+    const other = await b.charge({
+      requestId: "idem:c_other:k1",
+      clientId: "c_other",
+      keyId: "k",
+      model: "m",
+      rows: 50,
+      plan,
+      nowMs: T,
+      answerHash: "h",
+      requestHash: "another-ask",
+    });
     expect(other).toMatchObject({ ok: false, reason: "duplicate" });
     expect(await b.ledger({ clientId: "c_other" })).toEqual([]);
     const u = await b.usage("c_other", T + PENDING_STALE_MS + 1000); // the dead take is given back once stale

@@ -76,7 +76,8 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     await cleanup?.();
   });
 
-  const newClient = async (planName = "p", nowMs = T) => store.createClient({ id: `c_${randomBytes(6).toString("hex")}`, name: "someone", plan: planName, nowMs });
+  const newClient = async (planName = "p", nowMs = T) =>
+    store.createClient({ id: `c_${randomBytes(6).toString("hex")}`, name: "someone", plan: planName, nowMs });
   const charge = (clientId: string, p: Plan, rows: number, nowMs = T, requestId: string = randomUUID()) =>
     store.charge({ requestId, clientId, keyId: "k_1", model: "iris-tree", rows, plan: p, nowMs, answerHash: "ab".repeat(32) });
 
@@ -91,7 +92,14 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     await store.setPlan(a.id, "pro");
     expect((await store.getClient(a.id))?.plan).toBe("pro");
 
-    const key = { id: `k_${randomBytes(4).toString("hex")}`, clientId: a.id, hash: "f".repeat(64), createdAt: "2026-03-10T12:00:00.000Z", revokedAt: null, expiresAt: "2026-04-10T12:00:00.000Z" };
+    const key = {
+      id: `k_${randomBytes(4).toString("hex")}`,
+      clientId: a.id,
+      hash: "f".repeat(64),
+      createdAt: "2026-03-10T12:00:00.000Z",
+      revokedAt: null,
+      expiresAt: "2026-04-10T12:00:00.000Z",
+    };
     const key2 = { ...key, id: `${key.id}x`, createdAt: "2026-03-10T12:00:01.000Z", expiresAt: null };
     await store.addKey(key);
     await store.addKey(key2);
@@ -128,7 +136,11 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     expect(await charge(cl.id, TIERED, 5)).toMatchObject({ ok: true, cost: 2 * 1000 + 3 * 2000 });
     expect(await charge(cl.id, TIERED, 9)).toMatchObject({ ok: true, cost: 7 * 2000 + 2 * 5000, usedToday: 22 });
     const ledger = await store.ledger({ clientId: cl.id });
-    expect(ledger.map((r) => [r.rows, r.price, r.balanceAfter])).toEqual([[8, 8000, 992_000], [5, 8000, 984_000], [9, 24_000, 960_000]]);
+    expect(ledger.map((r) => [r.rows, r.price, r.balanceAfter])).toEqual([
+      [8, 8000, 992_000],
+      [5, 8000, 984_000],
+      [9, 24_000, 960_000],
+    ]);
     expect(ledger[0]).toMatchObject({ clientId: cl.id, keyId: "k_1", model: "iris-tree", answerHash: "ab".repeat(32), at: "2026-03-10T12:00:00.000Z" });
     expect(ledger[0].id).toBeLessThan(ledger[1].id);
   });
@@ -218,18 +230,42 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     const cl = await newClient();
     const id = `idem:${cl.id}:k2`;
     const keep = (answer: string, expiresMs = T + 60_000) =>
-      store.charge({ requestId: id, clientId: cl.id, keyId: "k_1", model: "iris-tree", rows: 2, plan: FREE10, nowMs: T, answerHash: "cd".repeat(32), replay: { requestHash: "ef".repeat(32), answer, expiresMs } });
+      store.charge({
+        requestId: id,
+        clientId: cl.id,
+        keyId: "k_1",
+        model: "iris-tree",
+        rows: 2,
+        plan: FREE10,
+        nowMs: T,
+        answerHash: "cd".repeat(32),
+        replay: { requestHash: "ef".repeat(32), answer, expiresMs },
+      });
     expect(await store.charged(id, T)).toBeUndefined();
     const first = await keep('[{"name":"probabilities","data":[0.25,0.75]}]');
     expect(await keep("[]")).toMatchObject({ ok: false, reason: "duplicate" }); // a second charge keeps nothing new
     const ledgerId = first.ok ? first.ledgerId : -1;
-    expect(await store.charged(id, T + 59_999)).toEqual({ ledgerId, answerHash: "cd".repeat(32), kept: { requestHash: "ef".repeat(32), answer: '[{"name":"probabilities","data":[0.25,0.75]}]' } });
+    expect(await store.charged(id, T + 59_999)).toEqual({
+      ledgerId,
+      answerHash: "cd".repeat(32),
+      kept: { requestHash: "ef".repeat(32), answer: '[{"name":"probabilities","data":[0.25,0.75]}]' },
+    });
     expect(await store.charged(id, T + 60_000)).toEqual({ ledgerId, answerHash: "cd".repeat(32) }); // still charged, its answer no longer kept
     // A request without a key keeps nothing; a refused one neither.
     const plain = randomUUID();
     await charge(cl.id, FREE10, 1, T, plain);
     expect(await store.charged(plain, T)).toEqual({ ledgerId: expect.any(Number), answerHash: "ab".repeat(32) });
-    const refused = await store.charge({ requestId: `idem:${cl.id}:k3`, clientId: cl.id, keyId: "k_1", model: "iris-tree", rows: 20, plan: FREE10, nowMs: T, answerHash: "cd".repeat(32), replay: { requestHash: "ef".repeat(32), answer: "[]", expiresMs: T + 60_000 } });
+    const refused = await store.charge({
+      requestId: `idem:${cl.id}:k3`,
+      clientId: cl.id,
+      keyId: "k_1",
+      model: "iris-tree",
+      rows: 20,
+      plan: FREE10,
+      nowMs: T,
+      answerHash: "cd".repeat(32),
+      replay: { requestHash: "ef".repeat(32), answer: "[]", expiresMs: T + 60_000 },
+    });
     expect(refused.ok).toBe(false);
     expect(await store.charged(`idem:${cl.id}:k3`, T)).toBeUndefined();
   });
@@ -238,7 +274,8 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     const id = `c_twice_${randomBytes(4).toString("hex")}`;
     const results = await Promise.allSettled(Array.from({ length: 6 }, () => store.createClient({ id, name: "twice", plan: "p", nowMs: T })));
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
-    for (const r of results.filter((x) => x.status === "rejected")) expect((r as PromiseRejectedResult).reason).toMatchObject({ type: "conflict", status: 409 });
+    for (const r of results.filter((x) => x.status === "rejected"))
+      expect((r as PromiseRejectedResult).reason).toMatchObject({ type: "conflict", status: 409 });
   });
 
   it("lets one try at a time claim an Idempotency-Key: others wait (same ask) or conflict, until it charges, gives up or its lease ends", async () => {
@@ -253,16 +290,33 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     expect(await store.claimIdempotency(claim("try-2"))).toMatchObject({ state: "in-flight" });
     await store.releaseIdempotency(claim("try-1")); // the holder failed: the next try may claim
     expect(await store.claimIdempotency(claim("try-2"))).toEqual({ state: "claimed" });
-    const charged = await store.charge({ requestId: id, clientId: cl.id, keyId: "k_1", model: "m", rows: 1, plan: TIERED, nowMs: T, answerHash: "cd".repeat(32), requestHash: "aa".repeat(32),
-      replay: { requestHash: "aa".repeat(32), answer: "kept", expiresMs: T + 60_000 } });
+    const charged = await store.charge({
+      requestId: id,
+      clientId: cl.id,
+      keyId: "k_1",
+      model: "m",
+      rows: 1,
+      plan: TIERED,
+      nowMs: T,
+      answerHash: "cd".repeat(32),
+      requestHash: "aa".repeat(32),
+      replay: { requestHash: "aa".repeat(32), answer: "kept", expiresMs: T + 60_000 },
+    });
     expect(charged.ok).toBe(true);
     for (const holder of ["try-1", "try-3"]) {
-      expect(await store.claimIdempotency(claim(holder))).toEqual({ state: "charged", charged: { ledgerId: expect.any(Number), answerHash: "cd".repeat(32), kept: { requestHash: "aa".repeat(32), answer: "kept" } } });
+      expect(await store.claimIdempotency(claim(holder))).toEqual({
+        state: "charged",
+        charged: { ledgerId: expect.any(Number), answerHash: "cd".repeat(32), kept: { requestHash: "aa".repeat(32), answer: "kept" } },
+      });
     }
-    if (store.kind === "sqlite") { // the lease runs on the query clock here (Redis keeps it with its own)
+    if (store.kind === "sqlite") {
+      // the lease runs on the query clock here (Redis keeps it with its own)
       const other = `idem:${cl.id}:lease`;
       expect(await store.claimIdempotency({ ...claim("a"), requestId: other })).toEqual({ state: "claimed" });
-      expect(await store.claimIdempotency({ ...claim("b", "aa".repeat(32), T + 4999), requestId: other })).toMatchObject({ state: "in-flight", retryAfterMs: 1 });
+      expect(await store.claimIdempotency({ ...claim("b", "aa".repeat(32), T + 4999), requestId: other })).toMatchObject({
+        state: "in-flight",
+        retryAfterMs: 1,
+      });
       expect(await store.claimIdempotency({ ...claim("b", "aa".repeat(32), T + 5000), requestId: other })).toEqual({ state: "claimed" });
     }
   });
@@ -312,7 +366,14 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
   it("records alarms with their evidence and lists them per client", async () => {
     const a = await newClient();
     const first = await store.addAlarm({ clientId: a.id, detector: "prada", action: "block", evidence: { w: 0.91, delta: 0.95, model: "m" }, nowMs: T });
-    expect(first).toEqual({ id: first.id, at: "2026-03-10T12:00:00.000Z", clientId: a.id, detector: "prada", action: "block", evidence: { w: 0.91, delta: 0.95, model: "m" } });
+    expect(first).toEqual({
+      id: first.id,
+      at: "2026-03-10T12:00:00.000Z",
+      clientId: a.id,
+      detector: "prada",
+      action: "block",
+      evidence: { w: 0.91, delta: 0.95, model: "m" },
+    });
     const second = await store.addAlarm({ clientId: a.id, detector: "coverage", action: "price:10", evidence: { buckets: 3 }, nowMs: T + 1000 });
     expect(await store.alarms({ clientId: a.id })).toEqual([first, second]);
     expect(await store.alarms({ clientId: a.id, limit: 1 })).toEqual([first]);
@@ -342,7 +403,16 @@ describe.skipIf(!!down)("redis+postgres store: failures, replays and lost counte
   });
   const newClient = async () => a.createClient({ id: `c_${randomBytes(6).toString("hex")}`, name: "x", plan: "p", nowMs: T });
   const charge = (s: Store, clientId: string, p: Plan, rows: number, o: { requestId?: string; model?: string; nowMs?: number } = {}) =>
-    s.charge({ requestId: o.requestId ?? randomUUID(), clientId, keyId: "k_1", model: o.model ?? "iris-tree", rows, plan: p, nowMs: o.nowMs ?? T, answerHash: "00".repeat(32) });
+    s.charge({
+      requestId: o.requestId ?? randomUUID(),
+      clientId,
+      keyId: "k_1",
+      model: o.model ?? "iris-tree",
+      rows,
+      plan: p,
+      nowMs: o.nowMs ?? T,
+      answerHash: "00".repeat(32),
+    });
 
   it("takes its namespace from the postgres URL's schema parameter", async () => {
     expect(a.kind).toBe("redis+postgres");

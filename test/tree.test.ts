@@ -3,7 +3,7 @@ import { argmaxRows, batch, type Batch } from "../src/core/batch.js";
 import { HeistError } from "../src/core/errors.js";
 import { rng } from "../src/core/rng.js";
 import { readLabeledCsv } from "../src/data/csv.js";
-import { trainTree, treeModel, TreeJson } from "../src/models/tree.js";
+import { trainTree, treeModel, type TreeJson } from "../src/models/tree.js";
 
 function expectCode(f: () => unknown, code: string): HeistError {
   try {

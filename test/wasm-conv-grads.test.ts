@@ -19,10 +19,19 @@ describe("convolution gradients on wasm", () => {
   /** d/dx and d/dW of Σ conv(x, W)·dy: exactly Conv2DBackpropInput(dy, W) and Conv2DBackpropFilter(x, dy). */
   function gradients(c: (typeof cases)[number]): [Float32Array, Float32Array] {
     return tf.tidy(() => {
-      const x = tf.tensor4d(fill(size(c.x), (i) => Math.sin(i * 0.37)), c.x as [number, number, number, number]);
-      const w = tf.tensor4d(fill(size(c.k), (i) => Math.sin(i)), c.k as [number, number, number, number]);
+      const x = tf.tensor4d(
+        fill(size(c.x), (i) => Math.sin(i * 0.37)),
+        c.x as [number, number, number, number],
+      );
+      const w = tf.tensor4d(
+        fill(size(c.k), (i) => Math.sin(i)),
+        c.k as [number, number, number, number],
+      );
       const outShape = tf.conv2d(x, w, c.s, c.pad).shape;
-      const dy = tf.tensor4d(fill(size(outShape), (i) => Math.cos(i * 0.11)), outShape);
+      const dy = tf.tensor4d(
+        fill(size(outShape), (i) => Math.cos(i * 0.11)),
+        outShape,
+      );
       const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), dy));
       const [gx, gw] = tf.grads(f)([x, w]);
       return [gx.dataSync().slice() as Float32Array, gw.dataSync().slice() as Float32Array];

@@ -7,7 +7,15 @@ import { loadSplits } from "../src/data/registry.js";
 import { steal } from "../src/attacks/steal.js";
 import { knockoff } from "../src/attacks/knockoff.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
-import { chernoffUniformSumLowerTail, uniformSumLowerTail, binomialUpperTail, studentUpperTail, verifyWatermarks, watermarkTest, welchTTest } from "../src/audit/ownership.js";
+import {
+  chernoffUniformSumLowerTail,
+  uniformSumLowerTail,
+  binomialUpperTail,
+  studentUpperTail,
+  verifyWatermarks,
+  watermarkTest,
+  welchTTest,
+} from "../src/audit/ownership.js";
 import { DefenseConfig, defenseFits } from "../src/gateway/defense-config.js";
 import { markFor } from "../src/defenses/watermark.js";
 import { localSuspect, watermarkSetsFromGateway } from "../src/cli/verify.js";
@@ -87,7 +95,14 @@ describe("ownership statistics", () => {
       if (watermarkTest(marks, suspect).p < 0.05) below++;
     }
     expect(below / trials).toBeLessThan(0.05);
-    const copy = watermarkTest([{ original: 1, label: 2, classes: 10 }, { original: 3, label: 0, classes: 10 }, { original: 5, label: 5 + 1, classes: 10 }], [2, 0, 6]);
+    const copy = watermarkTest(
+      [
+        { original: 1, label: 2, classes: 10 },
+        { original: 3, label: 0, classes: 10 },
+        { original: 5, label: 5 + 1, classes: 10 },
+      ],
+      [2, 0, 6],
+    );
     expect(copy).toMatchObject({ disagreements: 3, matches: 3 });
     expect(copy.p).toBeCloseTo(1 / 729, 12);
     expect(watermarkTest([{ original: 0, label: 1, classes: 2 }], [1]).p).toBe(1); // two classes: a disagreement is always the mark
@@ -100,7 +115,12 @@ describe("ownership statistics", () => {
     expect(uniformSumLowerTail(9, 10, 9)).toBe(0);
     expect(uniformSumLowerTail(90, 10, 9)).toBe(1);
     // The bound used for long sets is never below the exact tail.
-    for (const [t, m] of [[12, 10], [40, 15], [300, 100], [2000, 500]]) {
+    for (const [t, m] of [
+      [12, 10],
+      [40, 15],
+      [300, 100],
+      [2000, 500],
+    ]) {
       const exact = uniformSumLowerTail(t, m, 9);
       expect(chernoffUniformSumLowerTail(t, m, 9)).toBeGreaterThanOrEqual(exact);
       expect(chernoffUniformSumLowerTail(t, m, 9)).toBeLessThan(Math.max(1e-300, exact) * 100 * Math.sqrt(m)); // and not far above
@@ -183,7 +203,11 @@ describe("DAWN in the gateway, and heist verify", () => {
     // (a constant learning rate: with the cosine default the copy kept too few marks in about 1 run in 5,
     // the client ids, and so the marked rows, being random).
     const out = await steal(await httpOracle({ url: g.url, model: "digits", key: thief.key }), {
-      attack: knockoff, options: { pool: "natural", epochs: 200, schedule: "constant" }, limits: { rows: rowsOf(pool.x) }, seed: 3, pool: pool.x,
+      attack: knockoff,
+      options: { pool: "natural", epochs: 200, schedule: "constant" },
+      limits: { rows: rowsOf(pool.x) },
+      seed: 3,
+      pool: pool.x,
     });
     stolen = out.result.surrogate;
     // An honest user of the same plan asks about the test rows.
@@ -244,8 +268,18 @@ describe("DAWN in the gateway, and heist verify", () => {
     const save = async (name: string, m: Model) => {
       const out = join(dir, name);
       await saveModel(out, m, {
-        engine: "tfjs", architecture: null, dataset: null, preprocessing: { kind: "identity" }, split: null, classes: null, seed: null,
-        inputShape: [64], output: "probabilities", outputWidth: 10, metrics: {}, createdAt: new Date().toISOString(),
+        engine: "tfjs",
+        architecture: null,
+        dataset: null,
+        preprocessing: { kind: "identity" },
+        split: null,
+        classes: null,
+        seed: null,
+        inputShape: [64],
+        output: "probabilities",
+        outputWidth: 10,
+        metrics: {},
+        createdAt: new Date().toISOString(),
       });
       return out;
     };
@@ -274,7 +308,8 @@ describe("DAWN in the gateway, and heist verify", () => {
       const own = tfjsModel(net, "probabilities");
       const ownDir = await save("own-data", own);
       own.dispose();
-      const di = (suspect: string) => heist("verify", "--method", "dataset-inference", "--suspect", suspect, "--victim", "zoo://digits-mlp", "--alpha", "0.001", "--json");
+      const di = (suspect: string) =>
+        heist("verify", "--method", "dataset-inference", "--suspect", suspect, "--victim", "zoo://digits-mlp", "--alpha", "0.001", "--json");
       const [r, o] = await Promise.all([di("zoo://digits-mlp"), di(ownDir)]);
       expect(r.code, r.stderr).toBe(0);
       const self = JSON.parse(r.stdout);

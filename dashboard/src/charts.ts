@@ -35,7 +35,16 @@ interface Frame {
   y: (v: number) => number;
 }
 
-function frame(label: string, W: number, h: number, xd: [number, number], yd: [number, number], xFormat: (v: number) => string, yFormat: (v: number) => string, xTicks?: number[]): Frame {
+function frame(
+  label: string,
+  W: number,
+  h: number,
+  xd: [number, number],
+  yd: [number, number],
+  xFormat: (v: number) => string,
+  yFormat: (v: number) => string,
+  xTicks?: number[],
+): Frame {
   const root = svg("svg", { viewBox: `0 0 ${W} ${h}`, role: "img", "aria-label": label, class: "chart", preserveAspectRatio: "xMidYMid meet" });
   const [x0, x1] = xd[1] > xd[0] ? xd : [xd[0] - 1, xd[0] + 1];
   const [y0, y1] = yd[1] > yd[0] ? yd : [yd[0] - 1, yd[0] + 1];
@@ -59,8 +68,11 @@ function frame(label: string, W: number, h: number, xd: [number, number], yd: [n
 }
 
 function empty(label: string, W: number, h: number, message = "no data yet"): SVGSVGElement {
-  return svg("svg", { viewBox: `0 0 ${W} ${h}`, role: "img", "aria-label": `${label}: ${message}`, class: "chart empty" },
-    svg("text", { x: W / 2, y: h / 2, "text-anchor": "middle", class: "empty-text" }, message));
+  return svg(
+    "svg",
+    { viewBox: `0 0 ${W} ${h}`, role: "img", "aria-label": `${label}: ${message}`, class: "chart empty" },
+    svg("text", { x: W / 2, y: h / 2, "text-anchor": "middle", class: "empty-text" }, message),
+  );
 }
 
 export interface Series {
@@ -153,7 +165,13 @@ export function columnChart(o: ColumnChart): SVGSVGElement {
   for (const c of o.columns) {
     const x0 = f.x(c.x);
     const w = Math.max(2, f.x(c.x + o.step) - x0 - 2);
-    g.append(svg("rect", { x: x0 + 1, y: f.y(c.value), width: w, height: Math.max(0, f.y(0) - f.y(c.value)) }, svg("title", {}, `${o.xFormat(c.x)}: ${o.yFormat(c.value)}`)));
+    g.append(
+      svg(
+        "rect",
+        { x: x0 + 1, y: f.y(c.value), width: w, height: Math.max(0, f.y(0) - f.y(c.value)) },
+        svg("title", {}, `${o.xFormat(c.x)}: ${o.yFormat(c.value)}`),
+      ),
+    );
   }
   f.root.append(g);
   return f.root;
@@ -175,7 +193,12 @@ export function barChart(o: BarChart): SVGSVGElement {
   if (!o.bars.length) return empty(o.label, W, 80, "none yet");
   const left = Math.min(W * 0.45, 8 + 6.6 * Math.max(...o.bars.map((b) => b.name.length)));
   const top = Math.max(...o.bars.map((b) => b.value), 1);
-  const root = svg("svg", { viewBox: `0 0 ${W} ${h}`, role: "img", "aria-label": `${o.label}: ${o.bars.map((b) => `${b.name} ${o.format(b.value)}`).join(", ")}`, class: "chart bars" });
+  const root = svg("svg", {
+    viewBox: `0 0 ${W} ${h}`,
+    role: "img",
+    "aria-label": `${o.label}: ${o.bars.map((b) => `${b.name} ${o.format(b.value)}`).join(", ")}`,
+    class: "chart bars",
+  });
   o.bars.forEach((b, i) => {
     const y = 6 + i * row;
     const w = ((W - left - 70) * b.value) / top;

@@ -44,12 +44,21 @@ export class LiveTable<T> {
   private readonly rows = new Map<string, HTMLTableRowElement>();
   private readonly none: HTMLTableRowElement;
 
-  constructor(caption: string, private readonly cols: Column<T>[], private readonly key: (t: T) => string, emptyText: string, o: { captionHidden?: boolean } = {}) {
+  constructor(
+    caption: string,
+    private readonly cols: Column<T>[],
+    private readonly key: (t: T) => string,
+    emptyText: string,
+    o: { captionHidden?: boolean } = {},
+  ) {
     this.none = h("tr", { class: "none" }, h("td", { colspan: cols.length }, emptyText));
-    this.el = h("table", { class: "table" },
+    this.el = h(
+      "table",
+      { class: "table" },
       h("caption", { class: o.captionHidden ? "visually-hidden" : undefined }, caption),
       h("thead", {}, h("tr", {}, ...cols.map((c) => h("th", { scope: "col", class: c.num ? "num" : undefined }, c.head)))),
-      this.body);
+      this.body,
+    );
     this.body.append(this.none);
   }
 
@@ -68,7 +77,11 @@ export class LiveTable<T> {
       this.cols.forEach((c, j) => fill(tr!.children[j], c.cell(item)));
       if (this.body.children[i] !== tr) this.body.insertBefore(tr, this.body.children[i] ?? null);
     });
-    for (const [k, tr] of this.rows) if (!keep.has(k)) (tr.remove(), this.rows.delete(k));
+    for (const [k, tr] of this.rows)
+      if (!keep.has(k)) {
+        tr.remove();
+        this.rows.delete(k);
+      }
     if (items.length === 0 && !this.none.isConnected) this.body.append(this.none);
     if (items.length > 0) this.none.remove();
   }
@@ -78,7 +91,13 @@ const en = "en-US";
 export const fmt = {
   int: (v: number) => Math.round(v).toLocaleString(en),
   num: (v: number, digits = 2) => v.toLocaleString(en, { maximumFractionDigits: digits, minimumFractionDigits: 0 }),
-  money: (v: number) => v.toLocaleString(en, { style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: Math.abs(v) < 10 && Math.abs(Math.round(v * 100) - v * 100) > 1e-6 ? 4 : 2 }),
+  money: (v: number) =>
+    v.toLocaleString(en, {
+      style: "currency",
+      currency: "USD",
+      minimumFractionDigits: 2,
+      maximumFractionDigits: Math.abs(v) < 10 && Math.abs(Math.round(v * 100) - v * 100) > 1e-6 ? 4 : 2,
+    }),
   pct: (v: number, digits = 0) => `${(v * 100).toFixed(digits)}%`,
   rate: (v: number) => (v >= 100 ? fmt.int(v) : v.toLocaleString(en, { maximumFractionDigits: 1, minimumFractionDigits: 1 })),
   time: (ms: number) => new Date(ms).toISOString().slice(11, 19),

@@ -21,10 +21,24 @@ function login(message?: string): void {
   const token = h("input", { id: "token", name: "token", type: "password", autocomplete: "current-password", required: true, spellcheck: "false" });
   const error = h("p", { class: "login-error", role: "alert", id: "login-error" }, message ?? "");
   const button = h("button", { type: "submit" }, "Sign in");
-  const form = h("form", { class: "login card", "aria-labelledby": "login-h" },
+  const form = h(
+    "form",
+    { class: "login card", "aria-labelledby": "login-h" },
     h("h1", { id: "login-h" }, h("span", { class: "brand-mark", "aria-hidden": "true" }, "◆"), " heist operator dashboard"),
-    h("p", {}, "Sign in with the gateway's admin token (", h("code", {}, "HEIST_ADMIN_TOKEN"), "). It is kept for this tab only, and sent to ", h("code", {}, "/admin"), " as a bearer token."),
-    h("label", { for: "token" }, "Admin token"), token, error, button);
+    h(
+      "p",
+      {},
+      "Sign in with the gateway's admin token (",
+      h("code", {}, "HEIST_ADMIN_TOKEN"),
+      "). It is kept for this tab only, and sent to ",
+      h("code", {}, "/admin"),
+      " as a bearer token.",
+    ),
+    h("label", { for: "token" }, "Admin token"),
+    token,
+    error,
+    button,
+  );
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     button.disabled = true;
@@ -54,29 +68,77 @@ const fresh = new Set<number>();
 let lastOverview: Overview | undefined;
 let busy = false;
 
-const nav = [["#/overview", "Overview"], ["#/clients", "Clients"], ["#/models", "Models"]] as const;
-let els: { main: HTMLElement; status: HTMLElement; badge: HTMLAnchorElement; announcer: HTMLElement; notices: HTMLElement; links: HTMLAnchorElement[]; dialog: HTMLDialogElement } | undefined;
+const nav = [
+  ["#/overview", "Overview"],
+  ["#/clients", "Clients"],
+  ["#/models", "Models"],
+] as const;
+let els:
+  | {
+      main: HTMLElement;
+      status: HTMLElement;
+      badge: HTMLAnchorElement;
+      announcer: HTMLElement;
+      notices: HTMLElement;
+      links: HTMLAnchorElement[];
+      dialog: HTMLDialogElement;
+    }
+  | undefined;
 
 function shell(): void {
   generation++;
   known = undefined;
   fresh.clear();
   const links = nav.map(([href, label]) => h("a", { href }, label));
-  const badge = h("a", { href: "#/overview/alarms", class: "alarm-light", id: "alarm-light", "aria-label": "Alarms: none" }, h("span", { class: "dot", "aria-hidden": "true" }), h("span", { class: "alarm-count" }, "0"));
+  const badge = h(
+    "a",
+    { href: "#/overview/alarms", class: "alarm-light", id: "alarm-light", "aria-label": "Alarms: none" },
+    h("span", { class: "dot", "aria-hidden": "true" }),
+    h("span", { class: "alarm-count" }, "0"),
+  );
   const status = h("span", { class: "live", id: "live-status" }, "connecting…");
-  const signOut = h("button", { type: "button", class: "quiet", onclick: () => (session.clear(), login("Signed out.")) }, "Sign out");
+  const signOut = h(
+    "button",
+    {
+      type: "button",
+      class: "quiet",
+      onclick: () => {
+        session.clear();
+        login("Signed out.");
+      },
+    },
+    "Sign out",
+  );
   const main = h("main", { id: "main", tabindex: -1 });
   const announcer = h("div", { class: "visually-hidden", "aria-live": "assertive", id: "announcer" });
   const notices = h("div", { class: "notices", "aria-label": "New alarms" });
   const dialog = h("dialog", { class: "confirm", "aria-labelledby": "confirm-h" });
   els = { main, status, badge, announcer, notices, links, dialog };
   root.replaceChildren(
-    h("a", { class: "skip", href: "#main", onclick: (e: Event) => (e.preventDefault(), main.focus()) }, "Skip to content"),
-    h("header", { class: "top" },
+    h(
+      "a",
+      {
+        class: "skip",
+        href: "#main",
+        onclick: (e: Event) => {
+          e.preventDefault();
+          main.focus();
+        },
+      },
+      "Skip to content",
+    ),
+    h(
+      "header",
+      { class: "top" },
       h("a", { class: "brand", href: "#/overview" }, h("span", { class: "brand-mark", "aria-hidden": "true" }, "◆"), " heist"),
       h("nav", { "aria-label": "Sections" }, ...links),
-      h("div", { class: "top-right" }, badge, status, signOut)),
-    notices, main, announcer, dialog);
+      h("div", { class: "top-right" }, badge, status, signOut),
+    ),
+    notices,
+    main,
+    announcer,
+    dialog,
+  );
   route();
   schedule(0);
 }
@@ -86,7 +148,13 @@ function route(): void {
   const hash = location.hash || "#/overview";
   const m = /^#\/clients\/(.+)$/.exec(hash);
   const section = m ? "#/clients" : hash.startsWith("#/clients") ? "#/clients" : hash.startsWith("#/models") ? "#/models" : "#/overview";
-  page = m ? clientPage(decodeURIComponent(m[1]), confirmDialog) : section === "#/clients" ? clientsPage() : section === "#/models" ? modelsPage() : overviewPage();
+  page = m
+    ? clientPage(decodeURIComponent(m[1]), confirmDialog)
+    : section === "#/clients"
+      ? clientsPage()
+      : section === "#/models"
+        ? modelsPage()
+        : overviewPage();
   for (const a of els.links) {
     if (a.getAttribute("href") === section) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
@@ -181,8 +249,15 @@ function noticeAlarms(ov: Overview): void {
   els.badge.classList.toggle("new", fresh.size > 0);
   for (const a of added.reverse()) {
     const close = h("button", { type: "button", class: "quiet", "aria-label": "Dismiss this notice" }, "×");
-    const notice = h("div", { class: "notice", role: "group", "aria-label": `Alarm ${a.id}`, "data-alarm-id": a.id, "data-client-id": a.clientId },
-      h("strong", {}, `${a.detector.toUpperCase()} alarm`), " on ", clientLink(a.clientId), ` — ${evidence(a)}; action: ${a.action}.`, close);
+    const notice = h(
+      "div",
+      { class: "notice", role: "group", "aria-label": `Alarm ${a.id}`, "data-alarm-id": a.id, "data-client-id": a.clientId },
+      h("strong", {}, `${a.detector.toUpperCase()} alarm`),
+      " on ",
+      clientLink(a.clientId),
+      ` — ${evidence(a)}; action: ${a.action}.`,
+      close,
+    );
     close.addEventListener("click", () => notice.remove());
     els.notices.prepend(notice);
     fill(els.announcer, `New ${a.detector} alarm on client ${a.clientId}: action ${a.action}.`);

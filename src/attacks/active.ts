@@ -80,7 +80,9 @@ function select(strategy: string, probs: Batch, askedProbs: Batch, n: number): n
   const row = (b: Batch, i: number) => b.data.subarray(i * k, (i + 1) * k);
   if (strategy === "entropy" || strategy === "margin") {
     const score = Array.from({ length: m }, (_, i) => (strategy === "entropy" ? entropy(row(probs, i)) : -margin(row(probs, i))));
-    return Array.from(score.keys()).sort((a, b) => score[b] - score[a] || a - b).slice(0, n);
+    return Array.from(score.keys())
+      .sort((a, b) => score[b] - score[a] || a - b)
+      .slice(0, n);
   }
   // k-center greedy: repeatedly take the candidate farthest from its nearest chosen/asked point.
   const dist = new Float64Array(m).fill(Infinity);
@@ -111,7 +113,8 @@ export const active: Attack<typeof Options> = {
   options: Options,
   async run(ctx, o) {
     if (!ctx.pool) fail("bad-input", "active learning picks from the attacker's own data", "--pool DATASET");
-    if (o.final === "ensemble" && !canMerge(o.arch)) fail("bad-input", `final: "ensemble" merges mlp or softmax surrogates, not ${o.arch.kind}`, `final: "student" or an mlp arch`);
+    if (o.final === "ensemble" && !canMerge(o.arch))
+      fail("bad-input", `final: "ensemble" merges mlp or softmax surrogates, not ${o.arch.kind}`, `final: "student" or an mlp arch`);
     const total = (Number.isFinite(ctx.budget.remaining()) ? ctx.budget.remaining() : o.queries) + ctx.oracle.size;
     const r = rng(ctx.seed);
     const order = permutation(rowsOf(ctx.pool!), r);
@@ -132,7 +135,16 @@ export const active: Attack<typeof Options> = {
         const wanted = o.strategy === "k-center" ? n : Math.min(unasked.length, Math.round(n * o.diversify));
         let top = select(o.strategy, probs, askedProbs, wanted);
         // Greedy k-center over the candidates' own pixels, from the least sure one.
-        if (wanted > n) top = select("k-center", takeRows(ctx.pool!, top.map((i) => unasked[i])), { data: new Float32Array(0), shape: [0, 1] }, n).map((j) => top[j]);
+        if (wanted > n)
+          top = select(
+            "k-center",
+            takeRows(
+              ctx.pool!,
+              top.map((i) => unasked[i]),
+            ),
+            { data: new Float32Array(0), shape: [0, 1] },
+            n,
+          ).map((j) => top[j]);
         picked = top.map((i) => unasked[i]);
       }
       const chosen = new Set(picked);
@@ -150,6 +162,10 @@ export const active: Attack<typeof Options> = {
       studentBatchSize: o.studentBatchSize,
       final: o.final,
     });
-    return { surrogate: final.model, architecture: final.arch, details: { rounds: round, strategy: o.strategy, answered: ctx.oracle.size, distilledRows: o.distil > 0 ? unasked.length : 0 } };
+    return {
+      surrogate: final.model,
+      architecture: final.arch,
+      details: { rounds: round, strategy: o.strategy, answered: ctx.oracle.size, distilledRows: o.distil > 0 ? unasked.length : 0 },
+    };
   },
 };

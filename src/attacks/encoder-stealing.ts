@@ -98,7 +98,8 @@ function calibrateEmbedding(net: tf.LayersModel, factor: number, shift: Float32A
 
 /** The least-squares factor a minimising Σ ‖a·s_i − t_i‖² (1 when that is not a positive number). */
 function fitScale(s: Batch, t: Batch): number {
-  let st = 0, ss = 0;
+  let st = 0,
+    ss = 0;
   for (let i = 0; i < s.data.length; i++) {
     st += s.data[i] * t.data[i];
     ss += s.data[i] * s.data[i];
@@ -118,17 +119,33 @@ export const encoderStealing: Attack<typeof Options> = {
     const x = queryImages(ctx.pool!, want, o.augmented, ctx.seed);
     // One small request first: a classifier API fails here, before the budget is spent.
     const first = Math.min(o.chunk, rowsOf(x));
-    let answered = await askAll(ctx, takeRows(x, Array.from({ length: first }, (_, i) => i)), o.chunk, "asking for embeddings");
+    let answered = await askAll(
+      ctx,
+      takeRows(
+        x,
+        Array.from({ length: first }, (_, i) => i),
+      ),
+      o.chunk,
+      "asking for embeddings",
+    );
     const kind = ctx.oracle.kind;
     if (kind !== undefined && kind !== "embedding") {
-      fail("unsupported", `encoder stealing needs an API that answers with embeddings, but this one answers with ${kind}`, "an output policy of kind embedding");
+      fail(
+        "unsupported",
+        `encoder stealing needs an API that answers with embeddings, but this one answers with ${kind}`,
+        "an output policy of kind embedding",
+      );
     }
     if (rowsOf(x) > first) answered = await askAll(ctx, x, o.chunk, "asking for embeddings");
     const { x: images, answer } = ctx.oracle.entries();
     const n = rowsOf(images);
     if (n === 0) fail("bad-input", "the victim answered no query: nothing to learn from");
     if (answer.kind !== "embedding" || !answer.values) {
-      fail("unsupported", `encoder stealing needs an API that answers with embeddings, but this one answers with ${answer.kind}`, "an output policy of kind embedding");
+      fail(
+        "unsupported",
+        `encoder stealing needs an API that answers with embeddings, but this one answers with ${answer.kind}`,
+        "an output policy of kind embedding",
+      );
     }
     const answers = answer.values!;
     const width = widthOf(answers);
@@ -142,20 +159,32 @@ export const encoderStealing: Attack<typeof Options> = {
     try {
       ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `training on ${n} embeddings (${o.loss})` });
       const losses = await fitEncoderToEmbeddings(net, images, targets, {
-        loss: o.loss, epochs: o.epochs, batchSize: o.batchSize, learningRate: o.learningRate, seed: ctx.seed,
-        temperature: o.temperature, threads: o.threads,
+        loss: o.loss,
+        epochs: o.epochs,
+        batchSize: o.batchSize,
+        learningRate: o.learningRate,
+        seed: ctx.seed,
+        temperature: o.temperature,
+        threads: o.threads,
       });
       const surrogate = tfjsModel(net, "embedding");
       const scale = o.rescale && o.loss !== "mse" ? fitScale(await surrogate.predict(images), targets) : 1;
       calibrateEmbedding(net, scale, mean);
       const own = await surrogate.predict(images);
       return {
-        surrogate, architecture,
+        surrogate,
+        architecture,
         details: {
-          answered, loss: o.loss, width, epochs: o.epochs, finalLoss: losses[losses.length - 1],
-          augmented: o.augmented, scale,
+          answered,
+          loss: o.loss,
+          width,
+          epochs: o.epochs,
+          finalLoss: losses[losses.length - 1],
+          augmented: o.augmented,
+          scale,
           // Agreement on the images it trained on (no held-out answers: every one was paid for).
-          queriedCosine: meanCosine(own, answers), trainSeconds: (performance.now() - started) / 1000,
+          queriedCosine: meanCosine(own, answers),
+          trainSeconds: (performance.now() - started) / 1000,
         },
       };
     } catch (e) {

@@ -82,7 +82,11 @@ export const equationSolving: Attack<typeof Options> = {
       ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `asking ${need} points` });
       const a = await ctx.oracle.query(x);
       if (a.kind !== "probabilities" && a.kind !== "logits") {
-        fail("unsupported", `equation-solving needs probabilities or logits, but this API answers with ${a.kind}`, "a victim that returns confidence values (for label-only answers use knockoff or path-finding)");
+        fail(
+          "unsupported",
+          `equation-solving needs probabilities or logits, but this API answers with ${a.kind}`,
+          "a victim that returns confidence values (for label-only answers use knockoff or path-finding)",
+        );
       }
       const answered = rowsOf(a.values!);
       if (answered < d + 1) fail("bad-input", `only ${answered} of the ${d + 1} queries needed were answered (budget spent?)`);

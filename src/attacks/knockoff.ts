@@ -50,7 +50,12 @@ export async function askAll(ctx: AttackContext, x: Batch, chunk: number, phase:
   let done = 0;
   try {
     while (done < n) {
-      const a = await ctx.oracle.query(takeRows(x, Array.from({ length: Math.min(chunk, n - done) }, (_, i) => done + i)));
+      const a = await ctx.oracle.query(
+        takeRows(
+          x,
+          Array.from({ length: Math.min(chunk, n - done) }, (_, i) => done + i),
+        ),
+      );
       const got = a.labels?.length ?? rowsOf(a.values!);
       done += got;
       ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase });
@@ -63,12 +68,20 @@ export async function askAll(ctx: AttackContext, x: Batch, chunk: number, phase:
 }
 
 /** The training engine's options for a surrogate. */
-export const surrogateFit = (o: z.infer<typeof SurrogateOptions>, seed: number, epochs = o.epochs) =>
-  ({ epochs, batchSize: o.batchSize, learningRate: o.learningRate, schedule: o.schedule, temperature: o.distillTemperature, seed, l2: "l2" in o.arch ? o.arch.l2 : 0 });
+export const surrogateFit = (o: z.infer<typeof SurrogateOptions>, seed: number, epochs = o.epochs) => ({
+  epochs,
+  batchSize: o.batchSize,
+  learningRate: o.learningRate,
+  schedule: o.schedule,
+  temperature: o.distillTemperature,
+  seed,
+  l2: "l2" in o.arch ? o.arch.l2 : 0,
+});
 
 /** Refuses surrogate options that cannot train together (steal checks them before any query is paid for). */
 export function checkSurrogate(o: Partial<z.infer<typeof SurrogateOptions>>): void {
-  if (o.convolutions === "random" && o.arch && o.arch.kind !== "cnn") fail("bad-input", `convolutions: "random" needs a cnn surrogate, not ${o.arch.kind}`, `arch: { kind: "cnn" } or convolutions: "trained"`);
+  if (o.convolutions === "random" && o.arch && o.arch.kind !== "cnn")
+    fail("bad-input", `convolutions: "random" needs a cnn surrogate, not ${o.arch.kind}`, `arch: { kind: "cnn" } or convolutions: "trained"`);
 }
 
 /** Train a surrogate network built by `buildClassifier` on (x, targets), as the options say. */

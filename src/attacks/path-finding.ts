@@ -28,7 +28,7 @@ import { fail } from "../core/errors.js";
 import { rng, type Rng } from "../core/rng.js";
 import { rowsOf } from "../core/batch.js";
 import { treeModel, type TreeJson } from "../models/tree.js";
-import { OracleStopped } from "../oracle/oracle.js";
+import { OracleStopped, type OracleAnswer } from "../oracle/oracle.js";
 import type { Attack, AttackContext, AttackResult } from "./attack.js";
 
 const Options = z.object({
@@ -54,19 +54,39 @@ async function leavesOf(ctx: AttackContext, points: number[][]): Promise<{ leaf:
   const data = new Float32Array(points.length * d);
   points.forEach((p, i) => data.set(p, i * d));
   const a = await ctx.oracle.query({ data, shape: [points.length, ...ctx.oracle.inputShape] });
-  if (a.kind !== "leaf" || !a.leaves) fail("unsupported", `path-finding needs leaf ids, but this API answers with ${a.kind}`, `a tree API that reveals leaves, or --options '{"mode":"labels"}' for labels alone`);
+  if (a.kind !== "leaf" || !a.leaves)
+    fail(
+      "unsupported",
+      `path-finding needs leaf ids, but this API answers with ${a.kind}`,
+      `a tree API that reveals leaves, or --options '{"mode":"labels"}' for labels alone`,
+    );
   if (a.leaves!.length < points.length) fail("bad-input", `the budget ran out while exploring the tree (${a.leaves!.length} of ${points.length} answered)`);
   return points.map((_, i) => ({ leaf: a.leaves![i], label: a.labels![i] }));
 }
 
 /** The box of the leaf containing `x`, and a point just beyond each face it found. */
-async function measureBox(ctx: AttackContext, x: number[], leaf: number, precision: number): Promise<{ lo: number[]; hi: number[]; beyond: { point: number[]; leaf: number; label: number }[] }> {
+async function measureBox(
+  ctx: AttackContext,
+  x: number[],
+  leaf: number,
+  precision: number,
+): Promise<{ lo: number[]; hi: number[]; beyond: { point: number[]; leaf: number; label: number }[] }> {
   const d = x.length;
   // One search per (feature, direction): `inside` stays in the leaf, `outside` does not (or is the domain edge).
-  const searches = Array.from({ length: 2 * d }, (_, s) => ({ f: s >> 1, up: (s & 1) === 1, inside: x[s >> 1], outside: (s & 1) === 1 ? 1 : 0, edge: true, seen: undefined as undefined | { leaf: number; label: number } }));
+  const searches = Array.from({ length: 2 * d }, (_, s) => ({
+    f: s >> 1,
+    up: (s & 1) === 1,
+    inside: x[s >> 1],
+    outside: (s & 1) === 1 ? 1 : 0,
+    edge: true,
+    seen: undefined as undefined | { leaf: number; label: number },
+  }));
   const at = (f: number, v: number) => x.map((xi, j) => (j === f ? v : xi));
   // First: is the whole way to the domain's edge inside the leaf?
-  const ends = await leavesOf(ctx, searches.map((s) => at(s.f, s.outside)));
+  const ends = await leavesOf(
+    ctx,
+    searches.map((s) => at(s.f, s.outside)),
+  );
   searches.forEach((s, i) => {
     s.edge = ends[i].leaf === leaf;
     if (!s.edge) s.seen = ends[i];
@@ -74,7 +94,10 @@ async function measureBox(ctx: AttackContext, x: number[], leaf: number, precisi
   let active = searches.filter((s) => !s.edge);
   while (active.some((s) => Math.abs(s.outside - s.inside) > precision)) {
     const probing = active.filter((s) => Math.abs(s.outside - s.inside) > precision);
-    const got = await leavesOf(ctx, probing.map((s) => at(s.f, (s.inside + s.outside) / 2)));
+    const got = await leavesOf(
+      ctx,
+      probing.map((s) => at(s.f, (s.inside + s.outside) / 2)),
+    );
     probing.forEach((s, i) => {
       const mid = (s.inside + s.outside) / 2;
       if (got[i].leaf === leaf) s.inside = mid;
@@ -240,7 +263,7 @@ async function labelsOnly(ctx: AttackContext, o: z.infer<typeof Options>): Promi
     if (stopped || points.length === 0) return [];
     const data = new Float32Array(points.length * d);
     points.forEach((p, i) => data.set(p, i * d));
-    let a;
+    let a: OracleAnswer;
     try {
       a = await ctx.oracle.query({ data, shape: [points.length, ...ctx.oracle.inputShape] });
     } catch (e) {
@@ -248,7 +271,12 @@ async function labelsOnly(ctx: AttackContext, o: z.infer<typeof Options>): Promi
       stopped = true;
       return [];
     }
-    if (!a.labels) return fail("unsupported", `path-finding needs class labels, but this API answers with ${a.kind}`, "an API that answers labels, top-k, probabilities, logits or leaves");
+    if (!a.labels)
+      return fail(
+        "unsupported",
+        `path-finding needs class labels, but this API answers with ${a.kind}`,
+        "an API that answers labels, top-k, probabilities, logits or leaves",
+      );
     if (a.labels.length < points.length) stopped = true;
     return Array.from(a.labels);
   };
@@ -285,7 +313,8 @@ async function labelsOnly(ctx: AttackContext, o: z.infer<typeof Options>): Promi
   while (!stopped) {
     if (open.length === 0) {
       // Every region is settled: check again those that thresholds found since hold (probes stratified by them).
-      const inside = (g: Region, t: { feature: number; threshold: number }) => t.threshold > Math.max(g.lo[t.feature], domain.lo[t.feature]) && t.threshold < Math.min(g.hi[t.feature], domain.hi[t.feature]);
+      const inside = (g: Region, t: { feature: number; threshold: number }) =>
+        t.threshold > Math.max(g.lo[t.feature], domain.lo[t.feature]) && t.threshold < Math.min(g.hi[t.feature], domain.hi[t.feature]);
       open = settled.filter((s) => found.slice(s.region.probedWith).some((t) => inside(s.region, t)));
       if (open.length === 0) break;
       rechecks++;
@@ -363,8 +392,16 @@ async function labelsOnly(ctx: AttackContext, o: z.infer<typeof Options>): Promi
       if (!known[feature].includes(threshold)) known[feature].push(threshold);
       const g = slot.region;
       const fallback = majority(g.labels, g.fallback);
-      const left = region([...g.lo], g.hi.map((h, f) => (f === feature ? threshold : h)), fallback);
-      const right = region(g.lo.map((l, f) => (f === feature ? threshold : l)), [...g.hi], fallback);
+      const left = region(
+        [...g.lo],
+        g.hi.map((h, f) => (f === feature ? threshold : h)),
+        fallback,
+      );
+      const right = region(
+        g.lo.map((l, f) => (f === feature ? threshold : l)),
+        [...g.hi],
+        fallback,
+      );
       g.points.forEach((x, i) => {
         const side = x[feature] <= threshold ? left : right;
         side.points.push(x);
@@ -384,7 +421,15 @@ async function labelsOnly(ctx: AttackContext, o: z.infer<typeof Options>): Promi
   return {
     surrogate: model,
     architecture: { kind: "tree", maxDepth: Math.max(1, model.depth), minSamplesLeaf: 1 },
-    details: { mode: "labels", leaves: model.leafCount, thresholds: found.length, rounds, rechecks, queries: ctx.budget.spent.rows, complete: stopped ? "no: the victim stopped answering" : "yes" },
+    details: {
+      mode: "labels",
+      leaves: model.leafCount,
+      thresholds: found.length,
+      rounds,
+      rechecks,
+      queries: ctx.budget.spent.rows,
+      complete: stopped ? "no: the victim stopped answering" : "yes",
+    },
   };
 }
 

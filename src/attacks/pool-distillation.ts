@@ -44,7 +44,14 @@ export interface Distillation {
  * answer for the surrogate's own epochs) is the first member when members train for those epochs too.
  * With `final: "ensemble"` the members themselves, merged, are returned instead (see ensemble.ts).
  */
-export async function distilOntoPool(ctx: AttackContext, o: z.infer<typeof SurrogateOptions>, first: TfjsModel, k: number, unasked: Batch, d: Distillation): Promise<{ model: Model; arch: Architecture }> {
+export async function distilOntoPool(
+  ctx: AttackContext,
+  o: z.infer<typeof SurrogateOptions>,
+  first: TfjsModel,
+  k: number,
+  unasked: Batch,
+  d: Distillation,
+): Promise<{ model: Model; arch: Architecture }> {
   const n = rowsOf(unasked);
   const { members, memberEpochs = o.epochs, studentEpochs = memberEpochs, studentBatchSize = o.batchSize } = d;
   const ensemble = d.final === "ensemble";
@@ -68,12 +75,25 @@ export async function distilOntoPool(ctx: AttackContext, o: z.infer<typeof Surro
     await use(member);
   }
   if (ensemble) {
-    const merged = mergeClassifiers(kept.map((m) => m.net), o.arch, ctx.oracle.inputShape, k);
+    const merged = mergeClassifiers(
+      kept.map((m) => m.net),
+      o.arch,
+      ctx.oracle.inputShape,
+      k,
+    );
     kept.forEach((m) => m.dispose());
     return { model: tfjsModel(merged, "probabilities"), arch: mergedArchitecture(o.arch, members) };
   }
   ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `distillation: ${rowsOf(x)} answers + ${n} unasked rows` });
   const student = buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed + 1);
-  await fitSurrogate(student, concatRows([x, unasked]), concatRows([answers, { data: guess, shape: [n, k] }]), k, { ...o, batchSize: studentBatchSize }, ctx.seed + 1, studentEpochs);
+  await fitSurrogate(
+    student,
+    concatRows([x, unasked]),
+    concatRows([answers, { data: guess, shape: [n, k] }]),
+    k,
+    { ...o, batchSize: studentBatchSize },
+    ctx.seed + 1,
+    studentEpochs,
+  );
   return { model: tfjsModel(student, "probabilities"), arch: o.arch };
 }

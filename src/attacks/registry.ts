@@ -23,7 +23,8 @@ export const ATTACKS: Record<string, Attack> = {
   [encoderStealing.name]: encoderStealing as unknown as Attack,
   [reluExtraction.name]: reluExtraction as unknown as Attack,
 };
-if (JSON.stringify(Object.keys(ATTACKS)) !== JSON.stringify(ATTACK_NAMES)) throw new Error(`attacks/names.ts lists ${ATTACK_NAMES.join(", ")} but the registry has ${Object.keys(ATTACKS).join(", ")}`);
+if (JSON.stringify(Object.keys(ATTACKS)) !== JSON.stringify(ATTACK_NAMES))
+  throw new Error(`attacks/names.ts lists ${ATTACK_NAMES.join(", ")} but the registry has ${Object.keys(ATTACKS).join(", ")}`);
 
 /** One option of an attack as a user sets it in `--options`: its default, and the values it takes or its type. */
 export interface OptionInfo {
@@ -44,13 +45,15 @@ export interface AttackInfo {
 export function attackCatalog(): AttackInfo[] {
   return Object.values(ATTACKS).map((a) => {
     const schema = z.toJSONSchema(a.options, { io: "input", unrepresentable: "any" }) as { properties?: Record<string, Record<string, unknown>> };
-    const options = Object.fromEntries(Object.entries(schema.properties ?? {}).map(([key, p]) => {
-      const info: OptionInfo = {};
-      if ("default" in p) info.default = p.default;
-      if (Array.isArray(p.enum)) info.values = p.enum;
-      else if (typeof p.type === "string") info.type = p.type;
-      return [key, info];
-    }));
+    const options = Object.fromEntries(
+      Object.entries(schema.properties ?? {}).map(([key, p]) => {
+        const info: OptionInfo = {};
+        if ("default" in p) info.default = p.default;
+        if (Array.isArray(p.enum)) info.values = p.enum;
+        else if (typeof p.type === "string") info.type = p.type;
+        return [key, info];
+      }),
+    );
     return { name: a.name, description: a.description, cites: a.cites, options };
   });
 }

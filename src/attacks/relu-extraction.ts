@@ -374,7 +374,13 @@ function polish(net: Net, data: Sample[], rounds: number, floor: number): number
       for (let i = 0; i < P; i++) M[i * P + i] += lambda * (JtJ[i * P + i] + 1e-12);
       let step: Vec;
       try {
-        step = leastSquares(M, P, P, Jtr.map((v) => -v), 1);
+        step = leastSquares(
+          M,
+          P,
+          P,
+          Jtr.map((v) => -v),
+          1,
+        );
       } catch {
         lambda *= 10;
         continue;
@@ -426,8 +432,11 @@ function asker(oracle: Oracle, d: number) {
     try {
       const a = await oracle.query({ data, shape: [rows.length, ...shape] });
       if (a.kind !== "logits") {
-        fail("unsupported", `relu-extraction needs logits, but this API answers with ${a.kind}`,
-          "raw logits: an output policy of kind \"logits\" (no rounding) on the model or the plan; against label or probability answers use knockoff, jacobian or active");
+        fail(
+          "unsupported",
+          `relu-extraction needs logits, but this API answers with ${a.kind}`,
+          'raw logits: an output policy of kind "logits" (no rounding) on the model or the plan; against label or probability answers use knockoff, jacobian or active',
+        );
       }
       const got = rowsOf(a.values!);
       if (got < rows.length) throw new OracleStopped("budget", `the victim answered ${got} of ${rows.length} rows: the row budget is spent`);
@@ -479,11 +488,14 @@ class Extraction {
   /** Rows a searched line has cost (the most seen so far). */
   rowsPerLine = 0;
 
-  constructor(readonly ctx: AttackContext, readonly o: Options) {
+  constructor(
+    readonly ctx: AttackContext,
+    readonly o: Options,
+  ) {
     this.d = ctx.oracle.inputShape.reduce((a, b) => a * b, 1);
     this.r = rng(ctx.seed);
     this.ask = asker(ctx.oracle, this.d).ask;
-    this.T = o.span * Math.sqrt(this.d) / 2;
+    this.T = (o.span * Math.sqrt(this.d)) / 2;
     this.margin = o.clip ? 2 * o.step : 0;
   }
 
@@ -573,16 +585,18 @@ class Extraction {
     });
     const f = await this.ask(sites.flat());
     this.k = f[0].length;
-    const est = sites.map((_, s) => {
-      const g = f.slice(7 * s, 7 * s + 7);
-      const sd: number[] = [];
-      for (let q = 1; q <= 5; q++) {
-        let m = 0;
-        for (let j = 0; j < this.k; j++) m = Math.max(m, Math.abs(g[q - 1][j] + g[q + 1][j] - 2 * g[q][j]) / 2);
-        sd.push(m / (1 + maxAbs(g[q])));
-      }
-      return sd.sort((a, b) => a - b)[2];
-    }).sort((x, y) => x - y);
+    const est = sites
+      .map((_, s) => {
+        const g = f.slice(7 * s, 7 * s + 7);
+        const sd: number[] = [];
+        for (let q = 1; q <= 5; q++) {
+          let m = 0;
+          for (let j = 0; j < this.k; j++) m = Math.max(m, Math.abs(g[q - 1][j] + g[q + 1][j] - 2 * g[q][j]) / 2);
+          sd.push(m / (1 + maxAbs(g[q])));
+        }
+        return sd.sort((a, b) => a - b)[2];
+      })
+      .sort((x, y) => x - y);
     this.noise = Math.max(1e-7, est[Math.floor(est.length / 2)]);
   }
 
@@ -701,31 +715,35 @@ class Extraction {
 
   /** Search a batch of lines: kinks, gradients between them, and the critical points they give. */
   async searchLines(lines: Line[]): Promise<Crit[]> {
-    const found = await Promise.all(lines.map(async (line) => {
-      const ts = await this.kinks(line);
-      const bounds = [line.t0, ...ts, line.t1];
-      const grads = await Promise.all(bounds.slice(1).map(async (t, r) => {
-        const len = t - bounds[r];
-        const step = Math.min(this.o.step, len / 4);
-        if (step < 1e-6) return undefined;
-        const g = await this.gradient(this.at(line, (t + bounds[r]) / 2), step);
-        return g && { ...g, line: line.id };
-      }));
-      const crits: Crit[] = [];
-      ts.forEach((t, i) => {
-        const [gm, gp] = [grads[i], grads[i + 1]];
-        if (!gm || !gp) return;
-        const D = gp.G.map((v, q) => v - gm.G[q]);
-        const { u, n, resid } = rankOne(D, this.k, this.d);
-        // The jump must stand well clear of the gradients' own noise, and be one unit's (rank one).
-        // Central differences are good to about noise / step per entry.
-        const gNoise = (this.noise * (2 + maxAbs(gm.f) + maxAbs(gp.f))) / Math.min(gm.step, gp.step);
-        if (resid > 0.05 || norm(n) < 10 * gNoise * Math.sqrt(2 * this.d)) return;
-        const jump = Math.abs(dot(n, line.v));
-        crits.push({ x: this.at(line, t), line: line.id, u, n, posErr: (16 * this.noise * (1 + maxAbs(gm.f) + maxAbs(gp.f))) / jump });
-      });
-      return { crits, grads: grads.filter((g): g is GradientAt => g !== undefined) };
-    }));
+    const found = await Promise.all(
+      lines.map(async (line) => {
+        const ts = await this.kinks(line);
+        const bounds = [line.t0, ...ts, line.t1];
+        const grads = await Promise.all(
+          bounds.slice(1).map(async (t, r) => {
+            const len = t - bounds[r];
+            const step = Math.min(this.o.step, len / 4);
+            if (step < 1e-6) return undefined;
+            const g = await this.gradient(this.at(line, (t + bounds[r]) / 2), step);
+            return g && { ...g, line: line.id };
+          }),
+        );
+        const crits: Crit[] = [];
+        ts.forEach((t, i) => {
+          const [gm, gp] = [grads[i], grads[i + 1]];
+          if (!gm || !gp) return;
+          const D = gp.G.map((v, q) => v - gm.G[q]);
+          const { u, n, resid } = rankOne(D, this.k, this.d);
+          // The jump must stand well clear of the gradients' own noise, and be one unit's (rank one).
+          // Central differences are good to about noise / step per entry.
+          const gNoise = (this.noise * (2 + maxAbs(gm.f) + maxAbs(gp.f))) / Math.min(gm.step, gp.step);
+          if (resid > 0.05 || norm(n) < 10 * gNoise * Math.sqrt(2 * this.d)) return;
+          const jump = Math.abs(dot(n, line.v));
+          crits.push({ x: this.at(line, t), line: line.id, u, n, posErr: (16 * this.noise * (1 + maxAbs(gm.f) + maxAbs(gp.f))) / jump });
+        });
+        return { crits, grads: grads.filter((g): g is GradientAt => g !== undefined) };
+      }),
+    );
     for (const f of found) this.gradients.push(...f.grads);
     const crits = found.flatMap((f) => f.crits);
     this.crits.push(...crits);
@@ -804,7 +822,9 @@ class Extraction {
     p.o = sol[d - 1] / s;
     // A member far off the fitted plane (a kink misplaced, or two kinks taken for one) leaves it.
     if (p.members.length > 2) {
-      const outliers = p.members.filter((m) => Math.abs(dot(p.nu, m.x) - p.o) > Math.max(10 * m.posErr, 1e-4) || 1 - Math.abs(dot(p.nu, m.n)) / norm(m.n) > 1e-4);
+      const outliers = p.members.filter(
+        (m) => Math.abs(dot(p.nu, m.x) - p.o) > Math.max(10 * m.posErr, 1e-4) || 1 - Math.abs(dot(p.nu, m.n)) / norm(m.n) > 1e-4,
+      );
       if (outliers.length > 0 && outliers.length < p.members.length / 2) {
         for (const m of outliers) m.plane = undefined;
         p.members = p.members.filter((m) => !outliers.includes(m));
@@ -1169,8 +1189,11 @@ export const reluExtraction: Attack<typeof Options> = {
     const phase = (p: string) => ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: p });
     const stopped = (e: unknown): never => {
       if (e instanceof OracleStopped) {
-        fail("bad-input", `relu-extraction stopped after ${ctx.budget.spent.rows} rows, before it could finish: ${e.message}`,
-          `a larger --budget (each line searched costs about ${Math.round(ex.rowsPerLine || 40 * d)} rows, and ${o.linesPerRound} lines are searched at a time)`);
+        fail(
+          "bad-input",
+          `relu-extraction stopped after ${ctx.budget.spent.rows} rows, before it could finish: ${e.message}`,
+          `a larger --budget (each line searched costs about ${Math.round(ex.rowsPerLine || 40 * d)} rows, and ${o.linesPerRound} lines are searched at a time)`,
+        );
       }
       throw e;
     };
@@ -1213,15 +1236,24 @@ export const reluExtraction: Attack<typeof Options> = {
     let builds = 0;
 
     /** One or two hidden layers from what the search found. */
-    const oneLayer = () => ({ depth: 1, hidden: [{ W: Float64Array.from(l1.flatMap((p) => Array.from(p.nu))), b: Float64Array.from(l1, (p) => -p.o), out: l1.length, inp: d }] });
-    const tooWide = () => fail("unsupported",
-      `relu-extraction found ${l1.length} first-layer units for ${d} inputs, and more boundaries than one hidden layer explains: two hidden layers need the first no wider than the input`);
+    const oneLayer = () => ({
+      depth: 1,
+      hidden: [{ W: Float64Array.from(l1.flatMap((p) => Array.from(p.nu))), b: Float64Array.from(l1, (p) => -p.o), out: l1.length, inp: d }],
+    });
+    const tooWide = () =>
+      fail(
+        "unsupported",
+        `relu-extraction found ${l1.length} first-layer units for ${d} inputs, and more boundaries than one hidden layer explains: two hidden layers need the first no wider than the input`,
+      );
     const twoLayers = () => {
       if (l1.length > d) return o.hidden?.length === 2 ? tooWide() : undefined;
       const W1 = orientedFirstLayer(ex, l1);
       const rows = secondLayer(ex, W1).units.map((u) => mergeUnit(u, W1.out));
       if (rows.length === 0) return undefined;
-      return { depth: 2, hidden: [W1, { W: Float64Array.from(rows.flatMap((r) => Array.from(r.w))), b: Float64Array.from(rows, (r) => r.b), out: rows.length, inp: W1.out }] };
+      return {
+        depth: 2,
+        hidden: [W1, { W: Float64Array.from(rows.flatMap((r) => Array.from(r.w))), b: Float64Array.from(rows, (r) => r.b), out: rows.length, inp: W1.out }],
+      };
     };
     /** Output layer, refinement, orientation of the last hidden layer, refinement again. */
     function build(hidden: Layer[], fitData: Sample[]) {
@@ -1281,7 +1313,9 @@ export const reluExtraction: Attack<typeof Options> = {
         // Half the lines at random; the others, when second-layer weights are still unseen, inside the
         // active side of the first-layer units they hang on.
         const half = Math.ceil(o.linesPerRound / 2);
-        const lines = Array.from({ length: o.linesPerRound }, (_, i) => ex.newLine(i >= half && targets.length ? targets[(i - half) % targets.length] : undefined));
+        const lines = Array.from({ length: o.linesPerRound }, (_, i) =>
+          ex.newLine(i >= half && targets.length ? targets[(i - half) % targets.length] : undefined),
+        );
         try {
           const fresh = await ex.searchLines(lines);
           for (const c of fresh) ex.assign(c);
@@ -1312,7 +1346,10 @@ export const reluExtraction: Attack<typeof Options> = {
           second = sl.units.length;
           coverage = sl.coverage;
           progress += ` ${second} ${Math.round(coverage * second * found.length)}`;
-          targets = sl.perInput.map((n, i) => ({ n, i })).filter((t) => t.n < second).sort((a, b) => a.n - b.n || a.i - b.i)
+          targets = sl.perInput
+            .map((n, i) => ({ n, i }))
+            .filter((t) => t.n < second)
+            .sort((a, b) => a.n - b.n || a.i - b.i)
             .map((t) => ({ w: W1.W.slice(t.i * d, (t.i + 1) * d), b: W1.b[t.i] }));
         }
         quiet = progress === lastProgress ? quiet + 1 : 0;
@@ -1322,9 +1359,13 @@ export const reluExtraction: Attack<typeof Options> = {
       }
       l1 = ex.firstLayer();
       if (l1.length === 0) {
-        const coarse = ex.noise > 1e-5 ? `; its answers are only good to about ${ex.noise.toPrecision(2)} of their size (rounded?), far coarser than float32` : "";
-        fail("bad-input", `relu-extraction found no ReLU boundary in ${ex.lines.length} lines (${ctx.budget.spent.rows} rows)${coarse}`,
-          "a ReLU network answering unrounded float32 logits, and a budget of a few thousand rows");
+        const coarse =
+          ex.noise > 1e-5 ? `; its answers are only good to about ${ex.noise.toPrecision(2)} of their size (rounded?), far coarser than float32` : "";
+        fail(
+          "bad-input",
+          `relu-extraction found no ReLU boundary in ${ex.lines.length} lines (${ctx.budget.spent.rows} rows)${coarse}`,
+          "a ReLU network answering unrounded float32 logits, and a budget of a few thousand rows",
+        );
       }
 
       // 2. Hidden layers: one (the planes), or two (planes oriented, then second-layer rows).

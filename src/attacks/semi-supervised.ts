@@ -63,7 +63,7 @@ type Options = z.infer<typeof Options>;
 
 /** A Gamma(a) draw (Marsaglia & Tsang 2000; boosted for a < 1). */
 function gamma(a: number, r: Rng): number {
-  if (a < 1) return gamma(a + 1, r) * Math.pow(1 - r.next(), 1 / a);
+  if (a < 1) return gamma(a + 1, r) * (1 - r.next()) ** (1 / a);
   const d = a - 1 / 3;
   const c = 1 / Math.sqrt(9 * d);
   for (;;) {
@@ -105,7 +105,7 @@ function sharpen(p: Float32Array, k: number, t: number): Float32Array {
   const out = new Float32Array(p.length);
   for (let i = 0; i < p.length; i += k) {
     let sum = 0;
-    for (let j = 0; j < k; j++) sum += out[i + j] = Math.pow(p[i + j], 1 / t);
+    for (let j = 0; j < k; j++) sum += out[i + j] = p[i + j] ** (1 / t);
     for (let j = 0; j < k; j++) out[i + j] = sum > 0 ? out[i + j] / sum : 1 / k;
   }
   return out;
@@ -135,7 +135,12 @@ export const semiSupervised: Attack<typeof Options> = {
   options: Options,
   async run(ctx, o) {
     if (!ctx.pool) fail("bad-input", "semi-supervised extraction learns from the attacker's own unlabeled data", "--pool DATASET");
-    if (o.convolutions === "random") fail("bad-input", "semi-supervised training carries one network through its rounds, but convolutions: \"random\" trains a fresh head each time", `convolutions: "trained"`);
+    if (o.convolutions === "random")
+      fail(
+        "bad-input",
+        'semi-supervised training carries one network through its rounds, but convolutions: "random" trains a fresh head each time',
+        `convolutions: "trained"`,
+      );
     const pool = ctx.pool!;
     const want = (Number.isFinite(ctx.budget.remaining()) ? ctx.budget.remaining() : o.queries) + ctx.oracle.size;
     // The same rows, in the same order, that knockoff's natural strategy asks with this seed.
@@ -147,7 +152,12 @@ export const semiSupervised: Attack<typeof Options> = {
     const { x, answer } = ctx.oracle.entries();
     const n = rowsOf(x);
     if (n === 0) fail("bad-input", "the victim answered no query: nothing to learn from");
-    if (answer.kind === "embedding" || !answer.labels) fail("unsupported", `semi-supervised extraction needs class labels or scores, but this API answers with ${answer.kind}`, "labels, top-k, probabilities or logits (embeddings: use the encoder-stealing attack)");
+    if (answer.kind === "embedding" || !answer.labels)
+      fail(
+        "unsupported",
+        `semi-supervised extraction needs class labels or scores, but this API answers with ${answer.kind}`,
+        "labels, top-k, probabilities or logits (embeddings: use the encoder-stealing attack)",
+      );
     const soft = o.soft && answer.kind === "probabilities" && !!answer.values;
     const k = soft ? answer.values!.shape[1] : Math.max(...answer.labels!) + 1;
     const targets = new Float32Array(n * k);
@@ -157,8 +167,7 @@ export const semiSupervised: Attack<typeof Options> = {
     await tfReady();
     const net = buildClassifier(o.arch, ctx.oracle.inputShape, k, ctx.seed);
     const surrogate = tfjsModel(net, "probabilities");
-    const fit = (fx: Batch, fy: Batch, epochs: number, seed: number) =>
-      fitSurrogate(net, fx, fy, k, o, seed, epochs);
+    const fit = (fx: Batch, fy: Batch, epochs: number, seed: number) => fitSurrogate(net, fx, fy, k, o, seed, epochs);
     ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `training on ${n} answers` });
     await fit(x, { data: targets, shape: [n, k] }, o.epochs, ctx.seed);
 
@@ -168,7 +177,10 @@ export const semiSupervised: Attack<typeof Options> = {
     for (let round = 1; round <= o.rounds && rest.length > 0; round++) {
       // Label guessing: the surrogate's mean prediction over K views of each unanswered row, sharpened.
       const pick = permutation(rest.length, r).subarray(0, Math.min(o.unlabeled, rest.length));
-      const u = takeRows(pool, Array.from(pick, (i) => rest[i]));
+      const u = takeRows(
+        pool,
+        Array.from(pick, (i) => rest[i]),
+      );
       const m = rowsOf(u);
       const mean = new Float32Array(m * k);
       for (let g = 0; g < o.guesses; g++) {

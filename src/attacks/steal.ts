@@ -62,9 +62,16 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
       }
     },
   };
-  const result = await s.attack.run({
-    oracle: guarded, budget, seed: s.seed, pool: s.pool, labeled: s.labeled,
-    onProgress: (p) => s.onProgress?.({ ...p, spent: budget.spent }),
-  }, options);
+  const result = await s.attack.run(
+    {
+      oracle: guarded,
+      budget,
+      seed: s.seed,
+      pool: s.pool,
+      labeled: s.labeled,
+      onProgress: (p) => s.onProgress?.({ ...p, spent: budget.spent }),
+    },
+    options,
+  );
   return { result, spent: { ...budget.spent }, stopped, reused };
 }

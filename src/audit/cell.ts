@@ -30,7 +30,13 @@ export function judge(a: AuditConfig): Judge {
       }
       return v;
     },
-    dispose: () => cache.forEach((v) => v.then(({ model }) => model.dispose(), () => {})),
+    dispose: () =>
+      cache.forEach((v) =>
+        v.then(
+          ({ model }) => model.dispose(),
+          () => {},
+        ),
+      ),
   };
 }
 
@@ -47,7 +53,9 @@ export async function runCell(a: AuditConfig, target: Target, j: Judge, cell: Ce
   const spec = a.attacks.find((x) => x.name === cell.attack)!;
   const { model: victim, splits } = await j.victim(cell.victim);
   const client = await target.newClient(cell.stack, clientId(a, cellId(cell)));
-  let refusals = 0, powChallenges = 0, powSeconds = 0;
+  let refusals = 0,
+    powChallenges = 0,
+    powSeconds = 0;
   const oracle = await target.oracle(cell.victim, client.key, {
     onRefusal: () => refusals++,
     onProofOfWork: (_bits, s) => {
@@ -58,22 +66,45 @@ export async function runCell(a: AuditConfig, target: Target, j: Judge, cell: Ce
   const base = { ...cell, kind: "cell" as const, refusals, powChallenges, powSeconds };
   let result: Omit<CellResult, "detected" | "detectedAtRows">;
   try {
-    const out = await steal(oracle, { attack: ATTACKS[spec.attack], options: spec.options, limits: { rows: cell.budget }, seed: cell.seed, pool: splits.pool.x });
+    const out = await steal(oracle, {
+      attack: ATTACKS[spec.attack],
+      options: spec.options,
+      limits: { rows: cell.budget },
+      seed: cell.seed,
+      pool: splits.pool.x,
+    });
     const test = splits.test;
     const stolen = argmaxRows(await out.result.surrogate.predict(test.x)); // labels: a label-only thief may know fewer classes
     out.result.surrogate.dispose();
     result = {
-      ...base, refusals, powChallenges, powSeconds,
-      rows: out.spent.rows, dollars: out.spent.micros / 1e6, seconds: out.spent.seconds, querySeconds: out.spent.querySeconds,
-      fidelity: agreement(stolen, argmaxRows(await victim.predict(test.x))), accuracy: accuracy(stolen, test.y),
+      ...base,
+      refusals,
+      powChallenges,
+      powSeconds,
+      rows: out.spent.rows,
+      dollars: out.spent.micros / 1e6,
+      seconds: out.spent.seconds,
+      querySeconds: out.spent.querySeconds,
+      fidelity: agreement(stolen, argmaxRows(await victim.predict(test.x))),
+      accuracy: accuracy(stolen, test.y),
       stopped: out.stopped?.reason ?? null,
     };
   } catch (e) {
     if (!(e instanceof Error)) throw e;
     const ledger = await target.ledger(client.id);
     result = {
-      ...base, refusals, powChallenges, powSeconds, rows: ledger.reduce((s, r) => s + r.rows, 0), dollars: 0, seconds: 0, querySeconds: 0,
-      fidelity: 0, accuracy: 0, stopped: null, error: e.message.split("\n")[0],
+      ...base,
+      refusals,
+      powChallenges,
+      powSeconds,
+      rows: ledger.reduce((s, r) => s + r.rows, 0),
+      dollars: 0,
+      seconds: 0,
+      querySeconds: 0,
+      fidelity: 0,
+      accuracy: 0,
+      stopped: null,
+      error: e.message.split("\n")[0],
     };
   }
   const alarm = await target.firstAlarm(client.id);
@@ -103,7 +134,15 @@ export async function runHonest(a: AuditConfig, target: Target, j: Judge, victim
     }
   }
   return {
-    kind: "honest", victim: victimName, stack, utility: accuracy(labels, test.y.subarray(0, n)), rows: (await target.ledger(client.id)).reduce((s, r) => s + r.rows, 0),
-    dollars: micros / 1e6, seconds: (performance.now() - started) / 1000, powSeconds, refused, flagged: (await target.firstAlarm(client.id)) !== undefined,
+    kind: "honest",
+    victim: victimName,
+    stack,
+    utility: accuracy(labels, test.y.subarray(0, n)),
+    rows: (await target.ledger(client.id)).reduce((s, r) => s + r.rows, 0),
+    dollars: micros / 1e6,
+    seconds: (performance.now() - started) / 1000,
+    powSeconds,
+    refused,
+    flagged: (await target.firstAlarm(client.id)) !== undefined,
   };
 }

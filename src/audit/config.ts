@@ -10,45 +10,66 @@ const Name = z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "letters, digits, '.', 
  * An audit: every attack against every defence stack, for each victim, budget and seed. Each stack
  * becomes one plan of a real gateway; each cell a fresh client of that plan.
  */
-export const AuditConfig = z.object({
-  name: Name.default("audit"),
-  victims: z.array(z.object({
-    name: Name,
-    /** zoo://NAME, tfjs://DIR or onnx://FILE, as the gateway serves it. */
-    source: z.string(),
-    /** The heist dataset it was trained on: its test split judges fidelity and honest utility, its pool feeds the thief. */
-    dataset: z.string(),
-  })).min(1),
-  stacks: z.array(z.object({
-    name: Name,
-    description: z.string().default(""),
-    output: OutputPolicy.optional(),
-    defenses: z.array(DefenseConfig).default([]),
-    tiers: z.array(Tier).min(1).default([{ pricePerRow: 0.001 }]),
-    burst: z.object({ capacity: z.number().int().positive(), refillPerSecond: z.number().positive() }).optional(),
-    dailyQuota: z.number().int().positive().default(10_000_000),
-  })).min(1),
-  attacks: z.array(z.object({
-    /** How the report names it (e.g. "knockoff-uniform"). */
-    name: Name,
-    attack: z.enum(ATTACK_NAMES as [string, ...string[]]),
-    options: z.record(z.string(), z.unknown()).default({}),
-  })).min(1),
-  /** Rows each thief may ask for. */
-  budgets: z.array(z.number().int().positive()).min(1),
-  seeds: z.array(z.number().int()).default([1]),
-  /** Rows of the test split an honest user asks (default: all of them). */
-  honestRows: z.number().int().positive().optional(),
-  /** Over HTTP to a `heist serve` process, or through the same pipeline in-process (same answers, faster). */
-  transport: z.enum(["http", "local"]).default("http"),
-  /** Worker processes running cells side by side. */
-  workers: z.number().int().min(1).max(64).default(1),
-}).superRefine((c, ctx) => {
-  for (const [what, names] of [["victim", c.victims.map((v) => v.name)], ["stack", c.stacks.map((s) => s.name)], ["attack", c.attacks.map((a) => a.name)]] as const) {
-    const dupe = names.find((n, i) => names.indexOf(n) !== i);
-    if (dupe) ctx.addIssue({ code: "custom", path: [`${what}s`], message: `${what} "${dupe}" is defined twice` });
-  }
-});
+export const AuditConfig = z
+  .object({
+    name: Name.default("audit"),
+    victims: z
+      .array(
+        z.object({
+          name: Name,
+          /** zoo://NAME, tfjs://DIR or onnx://FILE, as the gateway serves it. */
+          source: z.string(),
+          /** The heist dataset it was trained on: its test split judges fidelity and honest utility, its pool feeds the thief. */
+          dataset: z.string(),
+        }),
+      )
+      .min(1),
+    stacks: z
+      .array(
+        z.object({
+          name: Name,
+          description: z.string().default(""),
+          output: OutputPolicy.optional(),
+          defenses: z.array(DefenseConfig).default([]),
+          tiers: z
+            .array(Tier)
+            .min(1)
+            .default([{ pricePerRow: 0.001 }]),
+          burst: z.object({ capacity: z.number().int().positive(), refillPerSecond: z.number().positive() }).optional(),
+          dailyQuota: z.number().int().positive().default(10_000_000),
+        }),
+      )
+      .min(1),
+    attacks: z
+      .array(
+        z.object({
+          /** How the report names it (e.g. "knockoff-uniform"). */
+          name: Name,
+          attack: z.enum(ATTACK_NAMES as [string, ...string[]]),
+          options: z.record(z.string(), z.unknown()).default({}),
+        }),
+      )
+      .min(1),
+    /** Rows each thief may ask for. */
+    budgets: z.array(z.number().int().positive()).min(1),
+    seeds: z.array(z.number().int()).default([1]),
+    /** Rows of the test split an honest user asks (default: all of them). */
+    honestRows: z.number().int().positive().optional(),
+    /** Over HTTP to a `heist serve` process, or through the same pipeline in-process (same answers, faster). */
+    transport: z.enum(["http", "local"]).default("http"),
+    /** Worker processes running cells side by side. */
+    workers: z.number().int().min(1).max(64).default(1),
+  })
+  .superRefine((c, ctx) => {
+    for (const [what, names] of [
+      ["victim", c.victims.map((v) => v.name)],
+      ["stack", c.stacks.map((s) => s.name)],
+      ["attack", c.attacks.map((a) => a.name)],
+    ] as const) {
+      const dupe = names.find((n, i) => names.indexOf(n) !== i);
+      if (dupe) ctx.addIssue({ code: "custom", path: [`${what}s`], message: `${what} "${dupe}" is defined twice` });
+    }
+  });
 export type AuditConfig = z.infer<typeof AuditConfig>;
 export type AuditConfigInput = z.input<typeof AuditConfig>;
 

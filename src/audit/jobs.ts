@@ -1,7 +1,7 @@
 /** The audit's units of work and how one runs: used by the audit's own process and by queue workers. */
-import { judge, runCell, runHonest } from "./cell.js";
+import { type judge, runCell, runHonest } from "./cell.js";
 import type { AuditConfig } from "./config.js";
-import { AuditRecord, cellId, type CellKey } from "./results.js";
+import { type AuditRecord, cellId, type CellKey } from "./results.js";
 import type { connectTarget } from "./target.js";
 
 /** A unit of audit work: one thief's cell, or one honest user's run against a stack. */
@@ -15,7 +15,9 @@ export function jobs(a: AuditConfig): Job[] {
   for (const v of a.victims) {
     for (const s of a.stacks) {
       out.push({ kind: "honest", victim: v.name, stack: s.name });
-      for (const at of a.attacks) for (const budget of a.budgets) for (const seed of a.seeds) out.push({ kind: "cell", cell: { victim: v.name, stack: s.name, attack: at.name, budget, seed } });
+      for (const at of a.attacks)
+        for (const budget of a.budgets)
+          for (const seed of a.seeds) out.push({ kind: "cell", cell: { victim: v.name, stack: s.name, attack: at.name, budget, seed } });
     }
   }
   return out;

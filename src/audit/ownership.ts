@@ -32,8 +32,10 @@ import { argmaxRows, rowsOf, type Batch } from "../core/batch.js";
 /** ln Γ(x) for x > 0 (Lanczos, g = 7, nine coefficients; relative error about 1e-15). */
 export function logGamma(x: number): number {
   if (x < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * x))) - logGamma(1 - x);
-  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059,
-    12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
+  const c = [
+    0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012,
+    9.9843695780195716e-6, 1.5056327351493116e-7,
+  ];
   const z = x - 1;
   let s = c[0];
   for (let i = 1; i < 9; i++) s += c[i] / (z + i);
@@ -185,7 +187,15 @@ export function watermarkTest(marks: readonly MarkLabels[], suspect: ArrayLike<n
   }
   if (marks.length === 0) chance = 1;
   const base = { marks: marks.length, disagreements, matches, chance };
-  if (!scores) return { ...base, test: "labels", trials: disagreements, hits: matches, expected: disagreements * chance, p: binomialUpperTail(matches, disagreements, chance) };
+  if (!scores)
+    return {
+      ...base,
+      test: "labels",
+      trials: disagreements,
+      hits: matches,
+      expected: disagreements * chance,
+      p: binomialUpperTail(matches, disagreements, chance),
+    };
   const w = scores.shape[1];
   let ranked = 0;
   let rankSum = 0;
@@ -198,7 +208,16 @@ export function watermarkTest(marks: readonly MarkLabels[], suspect: ArrayLike<n
   });
   const others = Math.max(1, Math.round(1 / chance));
   const p = Math.min(1, 2 * Math.min(binomialUpperTail(ranked, marks.length, chance), uniformSumLowerTail(rankSum, marks.length, others)));
-  return { ...base, test: "scores", ranked, meanRank: marks.length ? rankSum / marks.length : 0, trials: marks.length, hits: ranked, expected: marks.length * chance, p };
+  return {
+    ...base,
+    test: "scores",
+    ranked,
+    meanRank: marks.length ? rankSum / marks.length : 0,
+    trials: marks.length,
+    hits: ranked,
+    expected: marks.length * chance,
+    p,
+  };
 }
 
 /**
@@ -221,7 +240,10 @@ export function uniformSumLowerTail(s: number, m: number, k: number): number {
       }
       dist = next;
     }
-    return Math.min(1, dist.reduce((a, b) => a + b, 0));
+    return Math.min(
+      1,
+      dist.reduce((a, b) => a + b, 0),
+    );
   }
   return chernoffUniformSumLowerTail(s, m, k);
 }
@@ -267,7 +289,7 @@ export function trueClassMargins(values: Batch, y: Int32Array, kind: "probabilit
     if (kind === "logits") {
       const top = Math.max(...row);
       let s = 0;
-      for (let j = 0; j < w; j++) s += (row[j] = Math.exp(row[j] - top));
+      for (let j = 0; j < w; j++) s += row[j] = Math.exp(row[j] - top);
       for (let j = 0; j < w; j++) row[j] /= s;
     }
     let other = -Infinity;
@@ -340,6 +362,12 @@ export async function verifyWatermarks(sets: readonly WatermarkSet[], suspect: S
     results.push({ clientId: s.clientId, ...(s.clientName !== undefined ? { clientName: s.clientName } : {}), model: s.model, ...evidence });
   }
   const verdict = bestClaim(results, alpha);
-  const best = verdict.best && { clientId: verdict.best.clientId, clientName: verdict.best.clientName, model: verdict.best.model, p: verdict.best.p, pAdjusted: verdict.best.pAdjusted };
+  const best = verdict.best && {
+    clientId: verdict.best.clientId,
+    clientName: verdict.best.clientName,
+    model: verdict.best.model,
+    p: verdict.best.p,
+    pAdjusted: verdict.best.pAdjusted,
+  };
   return { method: "watermark", alpha, tests: verdict.tests, claim: verdict.claim, best, results, skipped };
 }

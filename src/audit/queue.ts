@@ -28,10 +28,13 @@ export async function runOnQueue(redisUrl: string, a: AuditConfig, address: Targ
   const events = new QueueEvents(QUEUE_NAME, { connection: connect(redisUrl) });
   try {
     await events.waitUntilReady();
-    const added = await queue.addBulk(todo.map((job) => ({
-      name: jobId(job), data: { config: a, address, job },
-      opts: { attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } },
-    })));
+    const added = await queue.addBulk(
+      todo.map((job) => ({
+        name: jobId(job),
+        data: { config: a, address, job },
+        opts: { attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } },
+      })),
+    );
     await Promise.all(added.map(async (j) => record(AuditRecord.parse(await j.waitUntilFinished(events)))));
   } finally {
     await events.close();
@@ -45,18 +48,28 @@ export function startQueueWorker(redisUrl: string, o: { concurrency?: number; on
   const targets = new Map<string, Promise<Target>>();
   const judges = new Map<string, ReturnType<typeof judge>>();
   const connection = connect(redisUrl);
-  const worker = new Worker<JobData, AuditRecord>(QUEUE_NAME, async (j) => {
-    const { config, address, job } = j.data;
-    const key = JSON.stringify(address);
-    let target = targets.get(key);
-    if (!target) targets.set(key, (target = connectTarget(config, address)));
-    let jd = judges.get(config.name);
-    if (!jd) judges.set(config.name, (jd = judge(config)));
-    const started = performance.now();
-    const r = await runJob(config, await target, jd, job);
-    o.onJob?.(jobId(job), performance.now() - started);
-    return r;
-  }, { connection, concurrency: o.concurrency ?? 1 });
+  const worker = new Worker<JobData, AuditRecord>(
+    QUEUE_NAME,
+    async (j) => {
+      const { config, address, job } = j.data;
+      const key = JSON.stringify(address);
+      let target = targets.get(key);
+      if (!target) {
+        target = connectTarget(config, address);
+        targets.set(key, target);
+      }
+      let jd = judges.get(config.name);
+      if (!jd) {
+        jd = judge(config);
+        judges.set(config.name, jd);
+      }
+      const started = performance.now();
+      const r = await runJob(config, await target, jd, job);
+      o.onJob?.(jobId(job), performance.now() - started);
+      return r;
+    },
+    { connection, concurrency: o.concurrency ?? 1 },
+  );
   worker.on("error", () => {}); // a dropped connection: BullMQ reconnects
   return {
     async close() {

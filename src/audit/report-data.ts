@@ -16,7 +16,8 @@ export const TARGETS = [0.9, 0.95] as const;
 export const fmtPct = (x: number) => `${(100 * x).toFixed(1)}%`;
 export const fmtRows = (n: number) => n.toLocaleString("en-US");
 /** Dollars: cents, or two significant digits below a cent (a few rows at a micro-dollar price). */
-export const fmtDollars = (x: number) => (x === 0 || x >= 0.01 ? `$${x.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}` : `$${x.toPrecision(2)}`);
+export const fmtDollars = (x: number) =>
+  x === 0 || x >= 0.01 ? `$${x.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}` : `$${x.toPrecision(2)}`;
 export const fmtSeconds = (s: number) => `${s < 10 ? s.toFixed(2) : s.toFixed(1)} s`;
 /** A target fidelity, as the report names it: "95%". */
 export const fmtTarget = (t: number) => `${+(100 * t).toFixed(1)}%`;
@@ -24,7 +25,10 @@ export const fmtTarget = (t: number) => `${+(100 * t).toFixed(1)}%`;
 // ---------------------------------------------------------------- verdicts
 
 /** A victim behind a stack: the pairs the audit measured, in the order its results list them. */
-export interface Pair { victim: string; stack: string }
+export interface Pair {
+  victim: string;
+  stack: string;
+}
 
 export function pairs(r: AuditResults): Pair[] {
   const victims = uniq([...r.victims.map((v) => v.name), ...r.cells.map((c) => c.victim), ...r.honest.map((h) => h.victim)]);
@@ -67,7 +71,10 @@ export function verdicts(r: AuditResults, target = TARGET): Verdict[] {
     const cells = r.cells.filter((c) => c.victim === victim && c.stack === stack);
     const cheapest = cheapestReaching(cells, target);
     return {
-      victim, stack, target, cheapest,
+      victim,
+      stack,
+      target,
+      cheapest,
       best: cheapest ? null : bestCell(cells),
       honest: r.honest.find((h) => h.victim === victim && h.stack === stack) ?? null,
       runs: cells.length,
@@ -116,7 +123,9 @@ function budgetAxis(values: number[]) {
   if (b.length === 0) return { scale: {}, axis: { format: ",d" } };
   const log = b[b.length - 1] / b[0] >= 10;
   return {
-    scale: log ? { type: "log" as const, domain: [b[0] / 1.5, b[b.length - 1] * 1.5], nice: false } : { type: "linear" as const, domain: [0, b[b.length - 1] * 1.08], nice: false },
+    scale: log
+      ? { type: "log" as const, domain: [b[0] / 1.5, b[b.length - 1] * 1.5], nice: false }
+      : { type: "linear" as const, domain: [0, b[b.length - 1] * 1.08], nice: false },
     axis: { format: ",d", values: b, grid: true },
   };
 }
@@ -149,17 +158,23 @@ export function chartSpecs(r: AuditResults): Chart[] {
         width: 240,
         height: 200,
         layer: [
-          { mark: { type: "line", strokeWidth: 2 }, encoding: {
-            x: { field: "budget", type: "quantitative", title: "query budget (rows)", ...budgetAxis(fid.map((d) => d.budget)) },
-            y: { aggregate: "mean", field: "fidelity", type: "quantitative", title: "fidelity (%)", scale: { domain: [0, 1] }, axis: { format: ".0%" } },
-            color: stackColor,
-          } },
-          { mark: { type: "point", filled: true, size: 55 }, encoding: {
-            x: { field: "budget", type: "quantitative" },
-            y: { field: "fidelity", type: "quantitative" },
-            color: stackColor,
-            shape: { field: "stack", type: "nominal", title: "defence stack", scale: { domain: stacks } },
-          } },
+          {
+            mark: { type: "line", strokeWidth: 2 },
+            encoding: {
+              x: { field: "budget", type: "quantitative", title: "query budget (rows)", ...budgetAxis(fid.map((d) => d.budget)) },
+              y: { aggregate: "mean", field: "fidelity", type: "quantitative", title: "fidelity (%)", scale: { domain: [0, 1] }, axis: { format: ".0%" } },
+              color: stackColor,
+            },
+          },
+          {
+            mark: { type: "point", filled: true, size: 55 },
+            encoding: {
+              x: { field: "budget", type: "quantitative" },
+              y: { field: "fidelity", type: "quantitative" },
+              color: stackColor,
+              shape: { field: "stack", type: "nominal", title: "defence stack", scale: { domain: stacks } },
+            },
+          },
         ],
       },
       resolve: { axis: { x: "independent" } },
@@ -172,7 +187,9 @@ export function chartSpecs(r: AuditResults): Chart[] {
     return TARGETS.map((t) => {
       const c = cheapestReaching(cells, t);
       return {
-        victim, stack, target: `${fmtTarget(t)} fidelity`,
+        victim,
+        stack,
+        target: `${fmtTarget(t)} fidelity`,
         dollars: c ? c.dollars : null,
         at: c ? c.dollars : 0,
         label: c ? `${fmtDollars(c.dollars)} · ${c.attack}` : "not reached",
@@ -204,15 +221,22 @@ export function chartSpecs(r: AuditResults): Chart[] {
       height: { step: 26 },
       encoding: { y, yOffset },
       layer: [
-        { transform: [{ filter: "datum.reached" }], mark: { type: "bar" }, encoding: {
-          x: { field: "dollars", type: "quantitative", title: "dollars paid to the API (USD)", axis: { format: "$,.2f" } },
-          color,
-        } },
-        { mark: { type: "text", align: "left", baseline: "middle", dx: 5, fontSize: 11 }, encoding: {
-          x: { field: "at", type: "quantitative" },
-          text: { field: "label" },
-          color: { condition: { test: "datum.reached", value: "#333333" }, value: "#b22222" },
-        } },
+        {
+          transform: [{ filter: "datum.reached" }],
+          mark: { type: "bar" },
+          encoding: {
+            x: { field: "dollars", type: "quantitative", title: "dollars paid to the API (USD)", axis: { format: "$,.2f" } },
+            color,
+          },
+        },
+        {
+          mark: { type: "text", align: "left", baseline: "middle", dx: 5, fontSize: 11 },
+          encoding: {
+            x: { field: "at", type: "quantitative" },
+            text: { field: "label" },
+            color: { condition: { test: "datum.reached", value: "#333333" }, value: "#b22222" },
+          },
+        },
       ],
     };
   }
@@ -224,7 +248,9 @@ export function chartSpecs(r: AuditResults): Chart[] {
     if (!h || cells.length === 0) return [];
     const top = Math.max(...cells.map((c) => c.budget));
     const best = bestCell(cells.filter((c) => c.budget === top))!;
-    return [{ victim, stack, utility: h.utility, fidelity: best.fidelity, attack: best.attack, budget: top, label: manyVictims ? `${stack} (${victim})` : stack }];
+    return [
+      { victim, stack, utility: h.utility, fidelity: best.fidelity, attack: best.attack, budget: top, label: manyVictims ? `${stack} (${victim})` : stack },
+    ];
   });
   const span = (xs: number[]) => {
     const lo = Math.max(0, Math.floor(100 * Math.min(...xs) - 2) / 100);
@@ -233,7 +259,8 @@ export function chartSpecs(r: AuditResults): Chart[] {
   const frontier: Chart = {
     name: "frontier",
     title: "Honest utility against thief fidelity",
-    caption: "Each point is a defence stack: how accurate its answers stay for an honest user (x) against the best fidelity any attack reached at the largest budget (y). A good defence sits bottom right: honest users keep their accuracy, thieves get a poor copy.",
+    caption:
+      "Each point is a defence stack: how accurate its answers stay for an honest user (x) against the best fidelity any attack reached at the largest budget (y). A good defence sits bottom right: honest users keep their accuracy, thieves get a poor copy.",
     empty: frontierData.length === 0,
     spec: {
       $schema: SCHEMA,
@@ -243,14 +270,29 @@ export function chartSpecs(r: AuditResults): Chart[] {
       width: 420,
       height: 300,
       encoding: {
-        x: { field: "utility", type: "quantitative", title: "honest utility (accuracy of answers, %)", scale: frontierData.length ? { domain: span(frontierData.map((d) => d.utility)) } : {}, axis: { format: ".1~%" } },
-        y: { field: "fidelity", type: "quantitative", title: "best thief fidelity at largest budget (%)", scale: frontierData.length ? { domain: span(frontierData.map((d) => d.fidelity)) } : {}, axis: { format: ".1~%" } },
+        x: {
+          field: "utility",
+          type: "quantitative",
+          title: "honest utility (accuracy of answers, %)",
+          scale: frontierData.length ? { domain: span(frontierData.map((d) => d.utility)) } : {},
+          axis: { format: ".1~%" },
+        },
+        y: {
+          field: "fidelity",
+          type: "quantitative",
+          title: "best thief fidelity at largest budget (%)",
+          scale: frontierData.length ? { domain: span(frontierData.map((d) => d.fidelity)) } : {},
+          axis: { format: ".1~%" },
+        },
       },
       layer: [
-        { mark: { type: "point", filled: true, size: 110 }, encoding: {
-          color: { ...stackColor, legend: { orient: "bottom" } },
-          shape: manyVictims ? { field: "victim", type: "nominal", title: "victim", legend: { orient: "bottom" } } : { value: "circle" },
-        } },
+        {
+          mark: { type: "point", filled: true, size: 110 },
+          encoding: {
+            color: { ...stackColor, legend: { orient: "bottom" } },
+            shape: manyVictims ? { field: "victim", type: "nominal", title: "victim", legend: { orient: "bottom" } } : { value: "circle" },
+          },
+        },
         { mark: { type: "text", align: "left", dx: 9, dy: -7, fontSize: 11 }, encoding: { text: { field: "label" } } },
       ],
     } as TopLevelSpec,
@@ -273,7 +315,14 @@ export function chartSpecs(r: AuditResults): Chart[] {
     rows: c.rows,
     detectedAtRows: c.detectedAtRows,
     status: c.error !== undefined ? "failed" : c.detected ? "detected" : "undetected",
-    note: c.error !== undefined ? "attack failed" : c.detected ? (c.detectedAtRows === null ? "detected" : `detected at ${fmtRows(c.detectedAtRows)}`) : "undetected",
+    note:
+      c.error !== undefined
+        ? "attack failed"
+        : c.detected
+          ? c.detectedAtRows === null
+            ? "detected"
+            : `detected at ${fmtRows(c.detectedAtRows)}`
+          : "undetected",
   }));
   const panels = uniq(det.map((d) => d.panel));
   const budgetLabels = uniq([...r.cells].sort((a, b) => a.budget - b.budget).map((c) => `budget ${fmtRows(c.budget)} rows`));
@@ -282,7 +331,8 @@ export function chartSpecs(r: AuditResults): Chart[] {
   const detection: Chart = {
     name: "detection",
     title: "When the thief was detected",
-    caption: "For each stack and attack: the thief's budget (grey), the rows the API answered (blue) and the row at which a detector first raised an alarm (red triangle); runs no detector flagged say \"undetected\".",
+    caption:
+      'For each stack and attack: the thief\'s budget (grey), the rows the API answered (blue) and the row at which a detector first raised an alarm (red triangle); runs no detector flagged say "undetected".',
     empty: det.length === 0,
     spec: {
       $schema: SCHEMA,
@@ -290,7 +340,13 @@ export function chartSpecs(r: AuditResults): Chart[] {
       title: { text: "When the thief was detected", subtitle: "rows answered before the first alarm, against the budget" },
       data: { values: det },
       facet: {
-        row: { field: "panel", type: "nominal", title: manyVictims ? "victim · defence stack" : "defence stack", sort: panels, header: { labelOrient: "top", labelAngle: 0, labelAlign: "left", labelAnchor: "start", labelFontWeight: "bold", labelPadding: 6 } },
+        row: {
+          field: "panel",
+          type: "nominal",
+          title: manyVictims ? "victim · defence stack" : "defence stack",
+          sort: panels,
+          header: { labelOrient: "top", labelAngle: 0, labelAlign: "left", labelAnchor: "start", labelFontWeight: "bold", labelPadding: 6 },
+        },
         column: { field: "budgetLabel", type: "nominal", title: null, sort: budgetLabels },
       },
       spec: {
@@ -298,25 +354,40 @@ export function chartSpecs(r: AuditResults): Chart[] {
         height: { step: 22 },
         encoding: { y: { field: "attack", type: "nominal", title: null, sort: attacks } },
         layer: [
-          { transform: [{ calculate: "'budget'", as: "what" }], mark: { type: "bar", height: 14 }, encoding: {
-            x: { field: "budget", type: "quantitative", title: "rows (queries)", axis: { format: ",d" } },
-            x2: { datum: 0 },
-            color: layerColor,
-          } },
-          { transform: [{ calculate: "'rows answered'", as: "what" }], mark: { type: "bar", height: 6 }, encoding: {
-            x: { field: "rows", type: "quantitative" },
-            x2: { datum: 0 },
-            color: layerColor,
-          } },
-          { transform: [{ filter: "datum.detectedAtRows !== null" }, { calculate: "'alarm raised'", as: "what" }], mark: { type: "point", shape: "triangle-down", filled: true, size: 90, yOffset: -6 }, encoding: {
-            x: { field: "detectedAtRows", type: "quantitative" },
-            color: layerColor,
-          } },
-          { mark: { type: "text", align: "left", dx: 6, fontSize: 10 }, encoding: {
-            x: { field: "end", type: "quantitative" },
-            text: { field: "note" },
-            color: { condition: { test: "datum.status === 'detected'", value: "#d62728" }, value: "#555555" },
-          } },
+          {
+            transform: [{ calculate: "'budget'", as: "what" }],
+            mark: { type: "bar", height: 14 },
+            encoding: {
+              x: { field: "budget", type: "quantitative", title: "rows (queries)", axis: { format: ",d" } },
+              x2: { datum: 0 },
+              color: layerColor,
+            },
+          },
+          {
+            transform: [{ calculate: "'rows answered'", as: "what" }],
+            mark: { type: "bar", height: 6 },
+            encoding: {
+              x: { field: "rows", type: "quantitative" },
+              x2: { datum: 0 },
+              color: layerColor,
+            },
+          },
+          {
+            transform: [{ filter: "datum.detectedAtRows !== null" }, { calculate: "'alarm raised'", as: "what" }],
+            mark: { type: "point", shape: "triangle-down", filled: true, size: 90, yOffset: -6 },
+            encoding: {
+              x: { field: "detectedAtRows", type: "quantitative" },
+              color: layerColor,
+            },
+          },
+          {
+            mark: { type: "text", align: "left", dx: 6, fontSize: 10 },
+            encoding: {
+              x: { field: "end", type: "quantitative" },
+              text: { field: "note" },
+              color: { condition: { test: "datum.status === 'detected'", value: "#d62728" }, value: "#555555" },
+            },
+          },
         ],
       },
       resolve: { scale: { x: "independent" } },

@@ -17,15 +17,22 @@ import * as vega from "vega";
 import { compile } from "vega-lite";
 import { writeFileAtomic } from "../core/fs.js";
 import { AuditResults, cellId, type CellResult, type HonestResult } from "./results.js";
-import {
-  chartSpecs, fmtDollars, fmtPct, fmtRows, fmtSeconds, fmtTarget, verdicts, verdictText, TARGET,
-  type Chart, type Verdict,
-} from "./report-data.js";
+import { chartSpecs, fmtDollars, fmtPct, fmtRows, fmtSeconds, fmtTarget, verdicts, verdictText, TARGET, type Chart, type Verdict } from "./report-data.js";
 
-export interface ReportFiles { html: string; markdown: string; json: string; pngs: string[] }
+export interface ReportFiles {
+  html: string;
+  markdown: string;
+  json: string;
+  pngs: string[];
+}
 
 /** A chart rendered: its SVG (for the page) and PNG (for files). */
-export interface RenderedChart extends Chart { svg: string; png: Uint8Array; width: number; height: number }
+export interface RenderedChart extends Chart {
+  svg: string;
+  png: Uint8Array;
+  width: number;
+  height: number;
+}
 
 /** Vega-Lite → Vega → SVG, in Node (no canvas: text widths are estimated). */
 export async function renderSvg(spec: Chart["spec"]): Promise<string> {
@@ -68,7 +75,7 @@ export async function writeReport(results: AuditResults, dir: string): Promise<R
     pngs.push(p);
   }
   const files = { html: join(dir, "report.html"), markdown: join(dir, "summary.md"), json: join(dir, "results.json"), pngs };
-  await writeFileAtomic(files.json, JSON.stringify(r, null, 2) + "\n");
+  await writeFileAtomic(files.json, `${JSON.stringify(r, null, 2)}\n`);
   await writeFileAtomic(files.markdown, renderMarkdown(r, charts));
   await writeFileAtomic(files.html, renderHtml(r, charts));
   return files;
@@ -80,8 +87,19 @@ export async function writeReport(results: AuditResults, dir: string): Promise<R
 export function verdictRows(r: AuditResults, vs: Verdict[] = verdicts(r)): { head: string[]; rows: string[][] } {
   const many = new Set(vs.map((v) => v.victim)).size > 1;
   const head = [
-    ...(many ? ["victim"] : []), "defence stack", `cheapest attack to ${fmtTarget(TARGET)}`, "thief fidelity", "thief rows", "thief dollars", "thief seconds", "thief detected",
-    "honest rows", "honest dollars", "honest seconds", "honest utility", "honest refused / flagged",
+    ...(many ? ["victim"] : []),
+    "defence stack",
+    `cheapest attack to ${fmtTarget(TARGET)}`,
+    "thief fidelity",
+    "thief rows",
+    "thief dollars",
+    "thief seconds",
+    "thief detected",
+    "honest rows",
+    "honest dollars",
+    "honest seconds",
+    "honest utility",
+    "honest refused / flagged",
   ];
   const rows = vs.map((v) => {
     const c = v.cheapest;
@@ -89,7 +107,9 @@ export function verdictRows(r: AuditResults, vs: Verdict[] = verdicts(r)): { hea
     const thief = c
       ? [c.attack, fmtPct(c.fidelity), fmtRows(c.rows), fmtDollars(c.dollars), fmtSeconds(c.seconds), detectedText(c)]
       : [verdictText(v), "", "", "", "", ""];
-    const honest = h ? [fmtRows(h.rows), fmtDollars(h.dollars), fmtSeconds(h.seconds), fmtPct(h.utility), `${h.refused ? "refused" : "no"} / ${h.flagged ? "flagged" : "no"}`] : ["not measured", "", "", "", ""];
+    const honest = h
+      ? [fmtRows(h.rows), fmtDollars(h.dollars), fmtSeconds(h.seconds), fmtPct(h.utility), `${h.refused ? "refused" : "no"} / ${h.flagged ? "flagged" : "no"}`]
+      : ["not measured", "", "", "", ""];
     return [...(many ? [v.victim] : []), v.stack, ...thief, ...honest];
   });
   return { head, rows };
@@ -97,13 +117,54 @@ export function verdictRows(r: AuditResults, vs: Verdict[] = verdicts(r)): { hea
 
 const detectedText = (c: CellResult) => (c.detected ? (c.detectedAtRows === null ? "yes" : `at ${fmtRows(c.detectedAtRows)} rows`) : "no");
 
-const cellHead = ["victim", "stack", "attack", "budget", "seed", "rows", "dollars", "seconds", "refusals", "PoW challenges", "PoW seconds", "fidelity", "accuracy", "stopped", "detected", "error"];
+const cellHead = [
+  "victim",
+  "stack",
+  "attack",
+  "budget",
+  "seed",
+  "rows",
+  "dollars",
+  "seconds",
+  "refusals",
+  "PoW challenges",
+  "PoW seconds",
+  "fidelity",
+  "accuracy",
+  "stopped",
+  "detected",
+  "error",
+];
 const cellRow = (c: CellResult) => [
-  c.victim, c.stack, c.attack, fmtRows(c.budget), String(c.seed), fmtRows(c.rows), fmtDollars(c.dollars), fmtSeconds(c.seconds), fmtRows(c.refusals),
-  fmtRows(c.powChallenges), fmtSeconds(c.powSeconds), fmtPct(c.fidelity), fmtPct(c.accuracy), c.stopped ?? "", detectedText(c), c.error ?? "",
+  c.victim,
+  c.stack,
+  c.attack,
+  fmtRows(c.budget),
+  String(c.seed),
+  fmtRows(c.rows),
+  fmtDollars(c.dollars),
+  fmtSeconds(c.seconds),
+  fmtRows(c.refusals),
+  fmtRows(c.powChallenges),
+  fmtSeconds(c.powSeconds),
+  fmtPct(c.fidelity),
+  fmtPct(c.accuracy),
+  c.stopped ?? "",
+  detectedText(c),
+  c.error ?? "",
 ];
 const honestHead = ["victim", "stack", "utility", "rows", "dollars", "seconds", "PoW seconds", "refused", "flagged"];
-const honestRow = (h: HonestResult) => [h.victim, h.stack, fmtPct(h.utility), fmtRows(h.rows), fmtDollars(h.dollars), fmtSeconds(h.seconds), fmtSeconds(h.powSeconds), h.refused ? "yes" : "no", h.flagged ? "yes" : "no"];
+const honestRow = (h: HonestResult) => [
+  h.victim,
+  h.stack,
+  fmtPct(h.utility),
+  fmtRows(h.rows),
+  fmtDollars(h.dollars),
+  fmtSeconds(h.seconds),
+  fmtSeconds(h.powSeconds),
+  h.refused ? "yes" : "no",
+  h.flagged ? "yes" : "no",
+];
 
 /** Runs in the audit's own order: victim, stack (as listed), attack (as first run), budget, seed. */
 function inAuditOrder(r: AuditResults): CellResult[] {
@@ -111,15 +172,21 @@ function inAuditOrder(r: AuditResults): CellResult[] {
   const v = rank([...r.victims.map((x) => x.name), ...r.cells.map((c) => c.victim)]);
   const s = rank([...r.stacks.map((x) => x.name), ...r.cells.map((c) => c.stack)]);
   const a = rank(r.cells.map((c) => c.attack));
-  return [...r.cells].sort((x, y) =>
-    v.get(x.victim)! - v.get(y.victim)! || s.get(x.stack)! - s.get(y.stack)! || a.get(x.attack)! - a.get(y.attack)! || x.budget - y.budget || x.seed - y.seed);
+  return [...r.cells].sort(
+    (x, y) =>
+      v.get(x.victim)! - v.get(y.victim)! || s.get(x.stack)! - s.get(y.stack)! || a.get(x.attack)! - a.get(y.attack)! || x.budget - y.budget || x.seed - y.seed,
+  );
 }
 
 // ---------------------------------------------------------------- HTML
 
 const esc = (s: string) => s.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]!);
 /** JSON safe inside <script>: no "</script>", no "<!--". */
-const scriptJson = (v: unknown) => JSON.stringify(v).replace(/</g, "\\u003c").replace(/\u2028/g, "\\u2028").replace(/\u2029/g, "\\u2029");
+const scriptJson = (v: unknown) =>
+  JSON.stringify(v)
+    .replace(/</g, "\\u003c")
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
 
 function htmlTable(id: string, head: string[], rows: string[][], attrs: (i: number) => string = () => ""): string {
   const numeric = (s: string) => /^[-$]?[\d,.]+( s|%)?$/.test(s);
@@ -164,10 +231,18 @@ export function renderHtml(r: AuditResults, charts: RenderedChart[]): string {
 <p class="meta">Ran ${esc(r.startedAt)} to ${esc(r.finishedAt)} over ${r.transport === "http" ? "HTTP (a real gateway socket)" : "the in-process gateway pipeline"}: ${r.cells.length} thief runs, ${r.honest.length} honest users.</p>
 
 <h2>Victims</h2>
-${htmlTable("victims", ["victim", "source", "dataset", "test accuracy", "test rows"], r.victims.map((x) => [x.name, x.source, x.dataset, fmtPct(x.testAccuracy), fmtRows(x.testRows)]))}
+${htmlTable(
+  "victims",
+  ["victim", "source", "dataset", "test accuracy", "test rows"],
+  r.victims.map((x) => [x.name, x.source, x.dataset, fmtPct(x.testAccuracy), fmtRows(x.testRows)]),
+)}
 
 <h2>Defence stacks</h2>
-${htmlTable("stacks", ["stack", "what it does"], r.stacks.map((s) => [s.name, s.description]))}
+${htmlTable(
+  "stacks",
+  ["stack", "what it does"],
+  r.stacks.map((s) => [s.name, s.description]),
+)}
 
 <h2>Verdicts</h2>
 <p>For each defence stack: the cheapest attack that stole a copy agreeing with the victim on ${fmtTarget(TARGET)} of its test set, and what it paid (rows, dollars, seconds), beside what an honest user paid to ask the victim's test set and how accurate its answers were.</p>
@@ -179,11 +254,15 @@ ${htmlTable("verdicts", v.head, v.rows, (i) => {
 </div>
 
 <h2>Charts</h2>
-${charts.map((c) => `<figure id="chart-${esc(c.name)}" data-chart="${esc(c.name)}">
+${charts
+  .map(
+    (c) => `<figure id="chart-${esc(c.name)}" data-chart="${esc(c.name)}">
 ${c.svg}
 <figcaption>${esc(c.caption)} (Also <code>charts/${esc(c.name)}.png</code>.)</figcaption>
 <script type="application/json" class="vega-lite-spec" data-chart="${esc(c.name)}">${scriptJson(c.spec)}</script>
-</figure>`).join("\n")}
+</figure>`,
+  )
+  .join("\n")}
 ${failedCharts.length ? `<p>Nothing to draw for: ${failedCharts.map((c) => esc(c.title)).join(", ")}.</p>` : ""}
 
 <h2>Every run</h2>
@@ -221,7 +300,14 @@ Defence stacks: ${r.stacks.map((s) => `${s.name} (${s.description})`).join("; ")
 Cheapest attack to reach ${fmtTarget(TARGET)} fidelity behind each stack, beside the honest user's cost and utility.
 
 ${mdTable(v.head, v.rows)}
-${failed.length ? `\n${failed.length} run${failed.length > 1 ? "s" : ""} failed: ${failed.slice(0, 10).map((c) => `${cellId(c)} (${c.error})`).join("; ")}${failed.length > 10 ? `; and ${failed.length - 10} more (see report.html)` : ""}.\n` : ""}
+${
+  failed.length
+    ? `\n${failed.length} run${failed.length > 1 ? "s" : ""} failed: ${failed
+        .slice(0, 10)
+        .map((c) => `${cellId(c)} (${c.error})`)
+        .join("; ")}${failed.length > 10 ? `; and ${failed.length - 10} more (see report.html)` : ""}.\n`
+    : ""
+}
 ## Charts
 
 ${charts.map((c) => `### ${c.title}\n\n![${c.title}](charts/${c.name}.png)\n\n${c.caption}\n`).join("\n")}

@@ -33,7 +33,6 @@ export function readRecords(dir: string): AuditRecord[] {
   return out;
 }
 
-
 export interface AuditProgress {
   done: number;
   total: number;
@@ -57,7 +56,8 @@ export interface RunOptions {
 }
 
 export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}): Promise<AuditResults> {
-  if (o.queue && a.transport !== "http") fail("bad-input", "queued audits run over HTTP: workers elsewhere cannot share an in-process pipeline", "transport: http");
+  if (o.queue && a.transport !== "http")
+    fail("bad-input", "queued audits run over HTTP: workers elsewhere cannot share an in-process pipeline", "transport: http");
   const dir = resolve(where); // the gateway process runs there
   mkdirSync(dir, { recursive: true });
   const startedAt = new Date().toISOString();
@@ -89,7 +89,8 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
       const { address, stop, died, pid } = await startTarget(a, dir);
       if (pid) o.onGateway?.(pid);
       try {
-        if (o.queue) await (await import("./queue.js")).runOnQueue(o.queue, a, address, left, record); // BullMQ loads only for queued audits
+        if (o.queue)
+          await (await import("./queue.js")).runOnQueue(o.queue, a, address, left, record); // BullMQ loads only for queued audits
         else if (a.workers > 1 && left.length > 1) await inWorkers(a, address, left, record);
         else {
           const target = await connectTarget(a, address);
@@ -112,12 +113,24 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
 
   const records = all.map((job) => done.get(jobId(job))!);
   const j = judge(a);
-  const victims = await Promise.all(a.victims.map(async (v) => {
-    const { model, splits } = await j.victim(v.name);
-    return { name: v.name, source: v.source, dataset: v.dataset, testAccuracy: accuracy(await model.predict(splits.test.x), splits.test.y), testRows: splits.test.y.length };
-  })).finally(() => j.dispose());
+  const victims = await Promise.all(
+    a.victims.map(async (v) => {
+      const { model, splits } = await j.victim(v.name);
+      return {
+        name: v.name,
+        source: v.source,
+        dataset: v.dataset,
+        testAccuracy: accuracy(await model.predict(splits.test.x), splits.test.y),
+        testRows: splits.test.y.length,
+      };
+    }),
+  ).finally(() => j.dispose());
   const results: AuditResults = {
-    version: 1, name: a.name, startedAt, finishedAt: new Date().toISOString(), transport: a.transport,
+    version: 1,
+    name: a.name,
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    transport: a.transport,
     victims,
     stacks: a.stacks.map((s) => ({ name: s.name, description: s.description })),
     cells: records.filter((r): r is CellResult => r.kind === "cell"),
@@ -137,23 +150,29 @@ async function inWorkers(a: AuditConfig, address: TargetAddress, todo: Job[], re
   const queue = [...todo];
   const n = Math.min(a.workers, queue.length);
   let failure: Error | undefined;
-  await Promise.all(Array.from({ length: n }, () => new Promise<void>((resolve) => {
-    const child = fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-    const next = () => {
-      const job = failure ? undefined : queue.shift();
-      if (!job) return child.send({ stop: true });
-      child.send({ config: a, address, job });
-    };
-    child.on("message", (m: WorkerReply) => {
-      if (m.error) failure ??= new Error(`audit job ${m.id} failed: ${m.error}`);
-      else if (m.record) record(m.record);
-      next();
-    });
-    child.on("exit", (code) => {
-      if (code !== 0) failure ??= new Error(`an audit worker exited with code ${code}`);
-      resolve();
-    });
-    next();
-  })));
+  await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<void>((resolve) => {
+          const child = fork(script, [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+          const next = () => {
+            const job = failure ? undefined : queue.shift();
+            if (!job) return child.send({ stop: true });
+            child.send({ config: a, address, job });
+          };
+          child.on("message", (m: WorkerReply) => {
+            if (m.error) failure ??= new Error(`audit job ${m.id} failed: ${m.error}`);
+            else if (m.record) record(m.record);
+            next();
+          });
+          child.on("exit", (code) => {
+            if (code !== 0) failure ??= new Error(`an audit worker exited with code ${code}`);
+            resolve();
+          });
+          next();
+        }),
+    ),
+  );
   if (failure) throw failure;
 }

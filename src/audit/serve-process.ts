@@ -19,7 +19,9 @@ const BUILT = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 export function startHeist(config: string, cwd: string, env: Record<string, string>): Promise<HeistProcess> {
   if (!existsSync(BIN) || !existsSync(BUILT)) throw new Error("build first: npm run build");
   const proc = spawn(process.execPath, [BIN, "serve", "--config", config, "--port", "0", "--json"], {
-    cwd, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"],
+    cwd,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
   let err = "";

@@ -34,7 +34,12 @@ export function auditGateway(a: AuditConfig, dbPath: string): GatewayConfigInput
   return {
     models: a.victims.map((v) => ({ name: v.name, source: v.source })),
     plans: a.stacks.map((s) => ({
-      name: s.name, dailyQuota: s.dailyQuota, tiers: s.tiers, burst: s.burst, output: s.output, defenses: s.defenses,
+      name: s.name,
+      dailyQuota: s.dailyQuota,
+      tiers: s.tiers,
+      burst: s.burst,
+      output: s.output,
+      defenses: s.defenses,
       billing: { kind: "cap" as const, monthlyCap: 1e9 },
     })),
     store: { sqlite: dbPath },
@@ -45,7 +50,10 @@ export function auditGateway(a: AuditConfig, dbPath: string): GatewayConfigInput
 }
 
 /** Start the audit's gateway as a `heist serve` process (http) or note its store (local). */
-export async function startTarget(a: AuditConfig, dir: string): Promise<{ address: TargetAddress; stop: () => Promise<void>; died: () => Promise<boolean>; pid?: number }> {
+export async function startTarget(
+  a: AuditConfig,
+  dir: string,
+): Promise<{ address: TargetAddress; stop: () => Promise<void>; died: () => Promise<boolean>; pid?: number }> {
   const dbPath = join(dir, "gateway.sqlite");
   if (a.transport === "local") return { address: { transport: "local", dbPath }, stop: async () => {}, died: async () => false };
   const config = join(dir, "gateway.yaml");
@@ -55,17 +63,19 @@ export async function startTarget(a: AuditConfig, dir: string): Promise<{ addres
   const server = await startHeist(config, dir, { HEIST_ADMIN_TOKEN: adminToken, HEIST_ZOO_DIR: zooDir() });
   server.proc.stderr!.pipe(createWriteStream(join(dir, "gateway.log"), { flags: "a" })); // its own log, should it fail mid-audit
   return {
-    address: { transport: "http", url: server.url, adminToken }, stop: () => stopHeist(server),
+    address: { transport: "http", url: server.url, adminToken },
+    stop: () => stopHeist(server),
     pid: server.proc.pid,
     // Whether the process has died (or dies within 15 s: a kill's exit may not have been seen yet, a SIGTERM drains first).
-    died: () => new Promise<boolean>((res) => {
-      if (server.proc.exitCode !== null || server.proc.signalCode !== null) return res(true);
-      const t = setTimeout(() => res(false), 15_000);
-      server.proc.once("exit", () => {
-        clearTimeout(t);
-        res(true);
-      });
-    }),
+    died: () =>
+      new Promise<boolean>((res) => {
+        if (server.proc.exitCode !== null || server.proc.signalCode !== null) return res(true);
+        const t = setTimeout(() => res(false), 15_000);
+        server.proc.once("exit", () => {
+          clearTimeout(t);
+          res(true);
+        });
+      }),
   };
 }
 
@@ -77,17 +87,22 @@ export async function connectTarget(a: AuditConfig, address: TargetAddress): Pro
 function httpTarget(url: string, adminToken: string): Target {
   const admin = async (method: string, path: string, body?: unknown) => {
     const res = await fetch(`${url}${path}`, {
-      method, headers: { authorization: `Bearer ${adminToken}`, ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined,
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, ...(body ? { "content-type": "application/json" } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
     });
     if (!res.ok) throw new Error(`the audit's gateway refused ${method} ${path}: ${res.status} ${await res.text()}`);
+    // biome-ignore lint/suspicious/noExplicitAny: admin API answers are untyped until the one typed admin client lands (docs/architecture.md, still to do)
     return res.json() as Promise<any>;
   };
   return {
     async newClient(stack, wanted) {
       let c: { id: string } | undefined;
-      for (let n = 0; !c; n++) { // a resumed audit may have made this client already: then another one
+      for (let n = 0; !c; n++) {
+        // a resumed audit may have made this client already: then another one
         const res = await fetch(`${url}/admin/clients`, {
-          method: "POST", headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+          method: "POST",
+          headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
           body: JSON.stringify({ name: `audit ${stack}`, plan: stack, id: n ? `${wanted}-${n}` : wanted }),
         });
         if (res.ok) c = (await res.json()) as { id: string };
@@ -98,7 +113,8 @@ function httpTarget(url: string, adminToken: string): Target {
     },
     oracle: (victim, key, hooks) => httpOracle({ url, model: victim, key, onRefusal: hooks.onRefusal, onProofOfWork: hooks.onProofOfWork }),
     firstAlarm: async (id) => (await admin("GET", `/admin/alarms?client=${id}&limit=1`))[0]?.at,
-    ledger: async (id) => (await admin("GET", `/admin/ledger?client=${id}&limit=100000`)).map((r: { at: string; rows: number }) => ({ at: r.at, rows: r.rows })),
+    ledger: async (id) =>
+      (await admin("GET", `/admin/ledger?client=${id}&limit=100000`)).map((r: { at: string; rows: number }) => ({ at: r.at, rows: r.rows })),
     close: async () => {},
   };
 }
@@ -118,7 +134,8 @@ async function localTarget(a: AuditConfig, dbPath: string): Promise<Target> {
       await store.addKey({ id: k.id, clientId: id, hash: k.hash, createdAt: new Date().toISOString(), revokedAt: null, expiresAt: null });
       return { id, key: k.key };
     },
-    oracle: async (victim, key, hooks) => localOracle({ pipeline, model: registry.models.get(victim)!, key, onRefusal: hooks.onRefusal, onProofOfWork: hooks.onProofOfWork }),
+    oracle: async (victim, key, hooks) =>
+      localOracle({ pipeline, model: registry.models.get(victim)!, key, onRefusal: hooks.onRefusal, onProofOfWork: hooks.onProofOfWork }),
     firstAlarm: async (id) => (await store.alarms({ clientId: id, limit: 1 }))[0]?.at,
     ledger: async (id) => (await store.ledger({ clientId: id })).map((r) => ({ at: r.at, rows: r.rows })),
     async close() {

@@ -29,19 +29,26 @@ async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string
     },
     onProgress: (p) => {
       bar ??= progress(`${what} (${p.total} runs)`, p.total, { quiet });
-      bar.update(p.done, p.last ? { last: p.last.kind === "cell" ? `${p.last.stack} × ${p.last.attack} @ ${p.last.budget}: ${pct(p.last.fidelity)}` : `honest × ${p.last.stack}` } : {});
+      bar.update(
+        p.done,
+        p.last
+          ? { last: p.last.kind === "cell" ? `${p.last.stack} × ${p.last.attack} @ ${p.last.budget}: ${pct(p.last.fidelity)}` : `honest × ${p.last.stack}` }
+          : {},
+      );
     },
   });
   bar?.stop();
   const report = await writeReport(results, dir);
   const vs = verdicts(results); // the report's own verdicts, so the terminal and the page agree
-  emit(args.json, { dir, results: join(dir, RESULTS_FILE), report: report.html, verdicts: vs }, () => [
-    table([
-      ["victim", "stack", `cheapest to ${fmtTarget(TARGET)} fidelity`, "honest utility"],
-      ...vs.map((v) => [v.victim, v.stack, verdictText(v), v.honest ? pct(v.honest.utility) : "—"]),
-    ]),
-    `report: ${report.html}`,
-  ].join("\n"));
+  emit(args.json, { dir, results: join(dir, RESULTS_FILE), report: report.html, verdicts: vs }, () =>
+    [
+      table([
+        ["victim", "stack", `cheapest to ${fmtTarget(TARGET)} fidelity`, "honest utility"],
+        ...vs.map((v) => [v.victim, v.stack, verdictText(v), v.honest ? pct(v.honest.utility) : "—"]),
+      ]),
+      `report: ${report.html}`,
+    ].join("\n"),
+  );
 }
 
 export function auditCommand(command: Command): void {
@@ -73,7 +80,10 @@ export function workerCommand(command: Command): void {
     .action(async (o) => {
       const args = parseFlags(z.object({ redis: z.string().url(), concurrency: z.coerce.number().int().min(1).max(64) }), o, "heist worker");
       const { startQueueWorker } = await import("../audit/queue.js");
-      const worker = startQueueWorker(args.redis, { concurrency: args.concurrency, onJob: (id, ms) => process.stderr.write(`worker ${process.pid}: ${id} in ${(ms / 1000).toFixed(1)} s\n`) });
+      const worker = startQueueWorker(args.redis, {
+        concurrency: args.concurrency,
+        onJob: (id, ms) => process.stderr.write(`worker ${process.pid}: ${id} in ${(ms / 1000).toFixed(1)} s\n`),
+      });
       process.stderr.write(`worker ${process.pid}: waiting for audit jobs on ${args.redis}\n`);
       await new Promise<void>((done) => {
         const stop = () => void worker.close().then(done);

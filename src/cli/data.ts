@@ -13,10 +13,12 @@ export function dataCommand(data: Command): void {
     .option("--json", "print the list as JSON")
     .action((f: { json?: boolean }) => {
       const rows = listDatasets();
-      emit(f.json, rows, () => table([
-        ["DATASET", "KIND", "AVAILABLE", "WHERE", "DESCRIPTION"],
-        ...rows.map((r) => [r.name, r.kind, r.available ? "yes" : "no", r.location ?? "-", r.description]),
-      ]));
+      emit(f.json, rows, () =>
+        table([
+          ["DATASET", "KIND", "AVAILABLE", "WHERE", "DESCRIPTION"],
+          ...rows.map((r) => [r.name, r.kind, r.available ? "yes" : "no", r.location ?? "-", r.description]),
+        ]),
+      );
     });
   data
     .command("fetch")

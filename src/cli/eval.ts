@@ -27,13 +27,21 @@ export function evalCommand(command: Command): void {
         const dataset = f.dataset ?? manifest.dataset;
         if (!dataset) fail("bad-input", `${f.model} does not record its dataset`, "--dataset NAME");
         const sameData = dataset === manifest.dataset;
-        const { test } = loadSplits(dataset!, { seed: f.seed ?? (sameData ? manifest.seed ?? 0 : 0), ...(sameData && manifest.split ? manifest.split : {}) });
+        const { test } = loadSplits(dataset!, { seed: f.seed ?? (sameData ? (manifest.seed ?? 0) : 0), ...(sameData && manifest.split ? manifest.split : {}) });
         if (sizeOf(test.featureShape) !== sizeOf(model.inputShape)) {
-          fail("bad-input", `model takes inputs of shape [${model.inputShape}] but ${dataset} rows have shape [${test.featureShape}]`, "a dataset the model was built for");
+          fail(
+            "bad-input",
+            `model takes inputs of shape [${model.inputShape}] but ${dataset} rows have shape [${test.featureShape}]`,
+            "a dataset the model was built for",
+          );
         }
         if (model.output === "embedding") fail("unsupported", "eval measures classifiers; an encoder is judged by its linear probe");
         const acc = accuracy(await model.predict(test.x), test.y);
-        emit(f.json, { model: f.model, dataset, rows: test.y.length, accuracy: acc }, () => `${f.model} on ${dataset} (${test.y.length} test rows): accuracy ${pct(acc)}`);
+        emit(
+          f.json,
+          { model: f.model, dataset, rows: test.y.length, accuracy: acc },
+          () => `${f.model} on ${dataset} (${test.y.length} test rows): accuracy ${pct(acc)}`,
+        );
       } finally {
         model.dispose();
       }

@@ -28,7 +28,11 @@ export function exportCommand(command: Command): void {
         const bytes = exportOnnx((model as TfjsModel).net, { output: f.output });
         const out = resolve(f.out);
         await writeFileAtomic(out, bytes);
-        emit(f.json, { out, bytes: bytes.length, output: f.output, inputShape: manifest.inputShape }, () => `wrote ${out} (${bytes.length} bytes; input [batch, ${manifest.inputShape.join(", ")}], output ${f.output})`);
+        emit(
+          f.json,
+          { out, bytes: bytes.length, output: f.output, inputShape: manifest.inputShape },
+          () => `wrote ${out} (${bytes.length} bytes; input [batch, ${manifest.inputShape.join(", ")}], output ${f.output})`,
+        );
       } finally {
         model.dispose();
       }

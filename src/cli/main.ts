@@ -9,19 +9,63 @@ type Define = (command: Command) => void;
  * do not wait for the model engines (TensorFlow.js, ONNX Runtime) to load.
  */
 const COMMANDS: { name: string; description: string; define: () => Promise<Define> }[] = [
-  { name: "train", description: "train a model on a dataset and save it with its manifest (test accuracy included)", define: async () => (await import("./train.js")).trainCommand },
+  {
+    name: "train",
+    description: "train a model on a dataset and save it with its manifest (test accuracy included)",
+    define: async () => (await import("./train.js")).trainCommand,
+  },
   { name: "eval", description: "measure a model's accuracy on a dataset's held-out test rows", define: async () => (await import("./eval.js")).evalCommand },
-  { name: "models", description: "list the zoo's victim presets, whether each is trained here, and its test accuracy", define: async () => (await import("./models.js")).modelsCommand },
-  { name: "export", description: "export a heist dense model (softmax regression, MLP) as an ONNX file for any ONNX runtime", define: async () => (await import("./export.js")).exportCommand },
-  { name: "serve", description: "serve models behind the protective gateway (Open Inference Protocol v2, keys, quotas, pricing, ledger)", define: async () => (await import("./serve.js")).serveCommand },
-  { name: "admin", description: "manage a running gateway's clients, keys, plans and balances (over its admin API)", define: async () => (await import("./admin.js")).adminCommand },
-  { name: "steal", description: "extract a model through its prediction API (Open Inference Protocol v2)", define: async () => (await import("./steal.js")).stealCommand },
-  { name: "verify", description: "is a suspect model a copy of ours? DAWN watermarks name the client it was stolen through; dataset inference tests the victim's private data", define: async () => (await import("./verify.js")).verifyCommand },
-  { name: "audit", description: "run every attack against every defence stack through a real gateway; write results and a report", define: async () => (await import("./audit.js")).auditCommand },
-  { name: "demo", description: "the main job on embedded defaults: train the demo victim, serve it behind each defence, steal it every way, report", define: async () => (await import("./audit.js")).demoCommand },
-  { name: "worker", description: "run queued audit jobs (heist audit --queue) until stopped (SIGINT/SIGTERM)", define: async () => (await import("./audit.js")).workerCommand },
+  {
+    name: "models",
+    description: "list the zoo's victim presets, whether each is trained here, and its test accuracy",
+    define: async () => (await import("./models.js")).modelsCommand,
+  },
+  {
+    name: "export",
+    description: "export a heist dense model (softmax regression, MLP) as an ONNX file for any ONNX runtime",
+    define: async () => (await import("./export.js")).exportCommand,
+  },
+  {
+    name: "serve",
+    description: "serve models behind the protective gateway (Open Inference Protocol v2, keys, quotas, pricing, ledger)",
+    define: async () => (await import("./serve.js")).serveCommand,
+  },
+  {
+    name: "admin",
+    description: "manage a running gateway's clients, keys, plans and balances (over its admin API)",
+    define: async () => (await import("./admin.js")).adminCommand,
+  },
+  {
+    name: "steal",
+    description: "extract a model through its prediction API (Open Inference Protocol v2)",
+    define: async () => (await import("./steal.js")).stealCommand,
+  },
+  {
+    name: "verify",
+    description: "is a suspect model a copy of ours? DAWN watermarks name the client it was stolen through; dataset inference tests the victim's private data",
+    define: async () => (await import("./verify.js")).verifyCommand,
+  },
+  {
+    name: "audit",
+    description: "run every attack against every defence stack through a real gateway; write results and a report",
+    define: async () => (await import("./audit.js")).auditCommand,
+  },
+  {
+    name: "demo",
+    description: "the main job on embedded defaults: train the demo victim, serve it behind each defence, steal it every way, report",
+    define: async () => (await import("./audit.js")).demoCommand,
+  },
+  {
+    name: "worker",
+    description: "run queued audit jobs (heist audit --queue) until stopped (SIGINT/SIGTERM)",
+    define: async () => (await import("./audit.js")).workerCommand,
+  },
   { name: "data", description: "datasets: what is here, and fetching Fashion-MNIST", define: async () => (await import("./data.js")).dataCommand },
-  { name: "report", description: "write an audit's report: report.html (charts, verdicts, every run; one self-contained file), charts/*.png, summary.md, results.json", define: async () => (await import("./report.js")).reportCommand },
+  {
+    name: "report",
+    description: "write an audit's report: report.html (charts, verdicts, every run; one self-contained file), charts/*.png, summary.md, results.json",
+    define: async () => (await import("./report.js")).reportCommand,
+  },
 ];
 
 /** The program for `argv`: every command listed, the one argv runs (if any) fully defined. */

@@ -14,22 +14,36 @@ export function modelsCommand(command: Command): void {
       if (f.train) {
         for (const name of f.train === "all" ? Object.keys(PRESETS) : [f.train]) {
           let bar: Progress | undefined;
-          await ensureZooModel(name, { onProgress: (p) => {
-            bar ??= progress(`zoo ${name}`, p.epochs * p.rowsPerEpoch);
-            bar.update((p.epoch - 1) * p.rowsPerEpoch + p.rows, { loss: p.loss });
-          } });
+          await ensureZooModel(name, {
+            onProgress: (p) => {
+              bar ??= progress(`zoo ${name}`, p.epochs * p.rowsPerEpoch);
+              bar.update((p.epoch - 1) * p.rowsPerEpoch + p.rows, { loss: p.loss });
+            },
+          });
           bar?.stop();
         }
       }
-      const rows = await Promise.all(Object.entries(PRESETS).map(async ([name, p]) => {
-        const dir = join(zooDir(), name);
-        const trained = existsSync(join(dir, "manifest.json"));
-        const m = trained ? await readManifest(dir) : undefined;
-        return { uri: `zoo://${name}`, description: p.description, dataset: p.spec.dataset, arch: p.spec.arch.kind, trained, path: trained ? dir : null, testAccuracy: m?.metrics.testAccuracy ?? null };
-      }));
-      emit(f.json, rows, () => table([
-        ["MODEL", "DATASET", "ARCH", "TEST ACC", "DESCRIPTION"],
-        ...rows.map((r) => [r.uri, r.dataset, r.arch, r.testAccuracy === null ? "(untrained)" : pct(r.testAccuracy), r.description]),
-      ]));
+      const rows = await Promise.all(
+        Object.entries(PRESETS).map(async ([name, p]) => {
+          const dir = join(zooDir(), name);
+          const trained = existsSync(join(dir, "manifest.json"));
+          const m = trained ? await readManifest(dir) : undefined;
+          return {
+            uri: `zoo://${name}`,
+            description: p.description,
+            dataset: p.spec.dataset,
+            arch: p.spec.arch.kind,
+            trained,
+            path: trained ? dir : null,
+            testAccuracy: m?.metrics.testAccuracy ?? null,
+          };
+        }),
+      );
+      emit(f.json, rows, () =>
+        table([
+          ["MODEL", "DATASET", "ARCH", "TEST ACC", "DESCRIPTION"],
+          ...rows.map((r) => [r.uri, r.dataset, r.arch, r.testAccuracy === null ? "(untrained)" : pct(r.testAccuracy), r.description]),
+        ]),
+      );
     });
 }

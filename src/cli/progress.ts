@@ -12,12 +12,15 @@ export interface Progress {
 export function progress(label: string, total: number, o: { everyMs?: number; quiet?: boolean } = {}): Progress {
   if (o.quiet) return { update() {}, stop() {} };
   if (process.stderr.isTTY) {
-    const bar = new cliProgress.SingleBar({
-      stream: process.stderr,
-      format: `${label} [{bar}] {percentage}% | {value}/{total} | {info}`,
-      hideCursor: true,
-      clearOnComplete: false,
-    }, cliProgress.Presets.shades_classic);
+    const bar = new cliProgress.SingleBar(
+      {
+        stream: process.stderr,
+        format: `${label} [{bar}] {percentage}% | {value}/{total} | {info}`,
+        hideCursor: true,
+        clearOnComplete: false,
+      },
+      cliProgress.Presets.shades_classic,
+    );
     bar.start(total, 0, { info: "" });
     return {
       update: (done, info) => bar.update(done, { info: fmt(info) }),
@@ -50,4 +53,8 @@ export function progress(label: string, total: number, o: { everyMs?: number; qu
 }
 
 const fmt = (info?: Record<string, string | number>) =>
-  info ? Object.entries(info).map(([k, v]) => `${k} ${typeof v === "number" ? (Number.isInteger(v) ? v : v.toFixed(4)) : v}`).join(" · ") : "";
+  info
+    ? Object.entries(info)
+        .map(([k, v]) => `${k} ${typeof v === "number" ? (Number.isInteger(v) ? v : v.toFixed(4)) : v}`)
+        .join(" · ")
+    : "";

@@ -31,9 +31,17 @@ export async function readAuditResults(file: string): Promise<AuditResults> {
   const r = AuditResults.safeParse(value);
   if (!r.success) {
     const issues = r.error.issues;
-    const where = (p: PropertyKey[]) => (p.length ? p.map((k, i) => (typeof k === "number" ? `[${k}]` : `${i ? "." : ""}${String(k)}`)).join("") : "the top level");
-    const said = issues.slice(0, 3).map((i) => `${where(i.path)}: ${i.message}`).join("; ");
-    return fail("bad-file", `${file} is not an audit's results: ${said}${issues.length > 3 ? ` (and ${issues.length - 3} more problems)` : ""}`, "the results.json that heist audit writes");
+    const where = (p: PropertyKey[]) =>
+      p.length ? p.map((k, i) => (typeof k === "number" ? `[${k}]` : `${i ? "." : ""}${String(k)}`)).join("") : "the top level";
+    const said = issues
+      .slice(0, 3)
+      .map((i) => `${where(i.path)}: ${i.message}`)
+      .join("; ");
+    return fail(
+      "bad-file",
+      `${file} is not an audit's results: ${said}${issues.length > 3 ? ` (and ${issues.length - 3} more problems)` : ""}`,
+      "the results.json that heist audit writes",
+    );
   }
   return r.data;
 }
@@ -56,7 +64,11 @@ export function reportCommand(command: Command): void {
           `wrote ${files.html}`,
           `      ${files.markdown}, ${files.json}, ${files.pngs.length} charts in ${resolve(out, "charts")}`,
           "",
-          table([["victim", "stack", "thief", "honest utility"], ...vs.map((v) => [v.victim, v.stack, verdictText(v), v.honest ? fmtPct(v.honest.utility) : "not measured"])]),
-        ].join("\n"));
+          table([
+            ["victim", "stack", "thief", "honest utility"],
+            ...vs.map((v) => [v.victim, v.stack, verdictText(v), v.honest ? fmtPct(v.honest.utility) : "not measured"]),
+          ]),
+        ].join("\n"),
+      );
     });
 }

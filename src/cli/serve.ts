@@ -34,17 +34,26 @@ export function serveCommand(command: Command): void {
       process.stderr.write(`loading ${config.models.length} model(s) (zoo models train on first use)…\n`);
       const [{ loadModels }, { createGateway }] = await Promise.all([import("../gateway/models.js"), import("../gateway/server.js")]);
       const registry = await loadModels(config);
-      const app = createGateway({ config, store, registry, logger: { level: f.logLevel, stream: process.stderr, redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] } });
+      const app = createGateway({
+        config,
+        store,
+        registry,
+        logger: { level: f.logLevel, stream: process.stderr, redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] },
+      });
       const address = await app.listen({ host: config.server.host, port: config.server.port });
       const where = store.kind === "sqlite" ? config.store.sqlite : "Redis + PostgreSQL";
       const info = { url: address, models: [...registry.models.keys()], store: store.kind, adminToken: generatedToken ?? null };
       // One JSON line (programs wait for it to know the gateway is up), or a few lines for people.
-      process.stdout.write(f.json ? JSON.stringify(info) + "\n" : [
-        `heist gateway on ${address}  (store: ${where})`,
-        `models: ${info.models.join(", ")}`,
-        generatedToken ? `admin token (set HEIST_ADMIN_TOKEN to choose one): ${generatedToken}` : "admin token: from the config",
-        `try: heist admin --url ${address} clients create --name me --plan free`,
-      ].join("\n") + "\n");
+      process.stdout.write(
+        f.json
+          ? `${JSON.stringify(info)}\n`
+          : `${[
+              `heist gateway on ${address}  (store: ${where})`,
+              `models: ${info.models.join(", ")}`,
+              generatedToken ? `admin token (set HEIST_ADMIN_TOKEN to choose one): ${generatedToken}` : "admin token: from the config",
+              `try: heist admin --url ${address} clients create --name me --plan free`,
+            ].join("\n")}\n`,
+      );
       await new Promise<void>((resolve) => {
         const stop = async () => {
           process.stderr.write("draining in-flight requests…\n");

@@ -54,7 +54,10 @@ export function stealCommand(command: Command): void {
     .action(async (raw: Record<string, string | boolean | undefined>) => {
       // The attacks and the model engines load only now, not for --help.
       const [{ ATTACKS, attackCatalog }, { steal }, { loadModel }, { saveModel }] = await Promise.all([
-        import("../attacks/registry.js"), import("../attacks/steal.js"), import("../models/load.js"), import("../models/store.js"),
+        import("../attacks/registry.js"),
+        import("../attacks/steal.js"),
+        import("../models/load.js"),
+        import("../models/store.js"),
       ]);
       if (raw.listAttacks) return listAttacks(attackCatalog(), raw.json === true);
       let args: StealArgs;
@@ -74,14 +77,15 @@ export function stealCommand(command: Command): void {
       }
       const attack = ATTACKS[args.attack];
       parseFlags(attack.options, options, `--options for ${attack.name}`);
-      await writeFileAtomic(join(out, ARGS_FILE), JSON.stringify({ ...args, key: undefined }, null, 2) + "\n");
+      await writeFileAtomic(join(out, ARGS_FILE), `${JSON.stringify({ ...args, key: undefined }, null, 2)}\n`);
 
       let refusals = 0;
       const oracle = await httpOracle({ url: args.target, model: args.model, key: args.key, onRefusal: () => refusals++ });
       const width = sizeOf(oracle.inputShape);
       const split = (name: string) => {
         const s = loadSplits(name, { seed: 0 });
-        if (sizeOf(s.pool.featureShape) !== width) fail("bad-input", `${name} rows have shape [${s.pool.featureShape}] but the victim takes [${oracle.inputShape}]`);
+        if (sizeOf(s.pool.featureShape) !== width)
+          fail("bad-input", `${name} rows have shape [${s.pool.featureShape}] but the victim takes [${oracle.inputShape}]`);
         return s;
       };
       const poolSplit = args.pool ? split(args.pool).pool : undefined;
@@ -90,9 +94,19 @@ export function stealCommand(command: Command): void {
       const labeled = args.labeled && poolSplit ? { x: sliceRows(poolSplit.x, 0, args.labeled), y: poolSplit.y.slice(0, args.labeled) } : undefined;
       const bar = progress(`steal ${args.model} (${attack.name})`, args.budget);
       const outcome = await steal(oracle, {
-        attack, options, seed: args.seed, dir: out, pool, labeled,
+        attack,
+        options,
+        seed: args.seed,
+        dir: out,
+        pool,
+        labeled,
         limits: { rows: args.budget, micros: args.maxSpend ? Math.round(args.maxSpend * MICROS) : undefined },
-        onProgress: (p) => bar.update(p.spent.rows, { spent: `$${(p.spent.micros / MICROS).toFixed(4)}`, phase: p.phase, ...(p.estimatedFidelity !== undefined ? { fidelity: p.estimatedFidelity } : {}) }),
+        onProgress: (p) =>
+          bar.update(p.spent.rows, {
+            spent: `$${(p.spent.micros / MICROS).toFixed(4)}`,
+            phase: p.phase,
+            ...(p.estimatedFidelity !== undefined ? { fidelity: p.estimatedFidelity } : {}),
+          }),
       });
       bar.stop();
       const { surrogate, architecture, details } = outcome.result;
@@ -129,38 +143,74 @@ export function stealCommand(command: Command): void {
         }
       }
       const result = {
-        target: args.target, model: args.model, attack: attack.name, seed: args.seed,
-        rows: outcome.spent.rows, reusedRows: outcome.reused, requests: outcome.spent.requests,
-        dollars: outcome.spent.micros / MICROS, seconds: outcome.spent.seconds, querySeconds: outcome.spent.querySeconds, refusals,
-        stopped: outcome.stopped ?? null, details, ...measured,
+        target: args.target,
+        model: args.model,
+        attack: attack.name,
+        seed: args.seed,
+        rows: outcome.spent.rows,
+        reusedRows: outcome.reused,
+        requests: outcome.spent.requests,
+        dollars: outcome.spent.micros / MICROS,
+        seconds: outcome.spent.seconds,
+        querySeconds: outcome.spent.querySeconds,
+        refusals,
+        stopped: outcome.stopped ?? null,
+        details,
+        ...measured,
         surrogate: join(out, "model"),
       };
       await saveModel(join(out, "model"), surrogate, {
-        engine: architecture.kind === "tree" ? "tree" : "tfjs", architecture, dataset: args.pool ?? null, preprocessing: { kind: "identity" }, split: null,
-        classes: null, seed: args.seed, inputShape: [...oracle.inputShape], output: surrogate.output === "embedding" ? "embedding" : "probabilities", outputWidth: surrogate.outputWidth,
-        metrics: { rows: outcome.spent.rows, ...measured }, createdAt: new Date().toISOString(),
+        engine: architecture.kind === "tree" ? "tree" : "tfjs",
+        architecture,
+        dataset: args.pool ?? null,
+        preprocessing: { kind: "identity" },
+        split: null,
+        classes: null,
+        seed: args.seed,
+        inputShape: [...oracle.inputShape],
+        output: surrogate.output === "embedding" ? "embedding" : "probabilities",
+        outputWidth: surrogate.outputWidth,
+        metrics: { rows: outcome.spent.rows, ...measured },
+        createdAt: new Date().toISOString(),
       });
-      await writeFileAtomic(join(out, "result.json"), JSON.stringify(result, null, 2) + "\n");
+      await writeFileAtomic(join(out, "result.json"), `${JSON.stringify(result, null, 2)}\n`);
       surrogate.dispose();
-      emit(raw.json as boolean | undefined, result, () => [
-        `stole ${args.model} with ${attack.name}: ${result.rows} rows asked (${result.reusedRows} reused), $${result.dollars.toFixed(4)}, ${result.seconds.toFixed(1)} s, ${refusals} refusals`,
-        outcome.stopped ? `the victim stopped answering: ${outcome.stopped.message}` : "",
-        measured.accuracy !== undefined ? `accuracy ${pct(measured.accuracy)} on ${args.eval}` : "",
-        measured.probeAccuracy !== undefined ? `linear probe on the stolen embeddings: ${pct(measured.probeAccuracy)} on ${args.eval}` : "",
-        measured.meanCosine !== undefined ? `mean cosine to the victim's embeddings ${measured.meanCosine.toFixed(4)}; the victim's probe keeps ${pct(measured.probeRetention)} of its accuracy on the stolen embeddings` : "",
-        measured.fidelityTest !== undefined ? `fidelity ${pct(measured.fidelityTest)} on test rows, ${pct(measured.fidelityUniform)} on uniform inputs (victim accuracy ${pct(measured.victimAccuracy)})` : "",
-        `model and transcript in ${out}`,
-      ].filter(Boolean).join("\n"));
+      emit(raw.json as boolean | undefined, result, () =>
+        [
+          `stole ${args.model} with ${attack.name}: ${result.rows} rows asked (${result.reusedRows} reused), $${result.dollars.toFixed(4)}, ${result.seconds.toFixed(1)} s, ${refusals} refusals`,
+          outcome.stopped ? `the victim stopped answering: ${outcome.stopped.message}` : "",
+          measured.accuracy !== undefined ? `accuracy ${pct(measured.accuracy)} on ${args.eval}` : "",
+          measured.probeAccuracy !== undefined ? `linear probe on the stolen embeddings: ${pct(measured.probeAccuracy)} on ${args.eval}` : "",
+          measured.meanCosine !== undefined
+            ? `mean cosine to the victim's embeddings ${measured.meanCosine.toFixed(4)}; the victim's probe keeps ${pct(measured.probeRetention)} of its accuracy on the stolen embeddings`
+            : "",
+          measured.fidelityTest !== undefined
+            ? `fidelity ${pct(measured.fidelityTest)} on test rows, ${pct(measured.fidelityUniform)} on uniform inputs (victim accuracy ${pct(measured.victimAccuracy)})`
+            : "",
+          `model and transcript in ${out}`,
+        ]
+          .filter(Boolean)
+          .join("\n"),
+      );
     });
 }
 
 function listAttacks(catalog: AttackInfo[], json: boolean): void {
   const option = (key: string, o: OptionInfo) =>
     `${key}${o.default !== undefined ? `=${JSON.stringify(o.default)}` : ""}${o.values ? ` (${o.values.join(" | ")})` : o.default === undefined && o.type ? ` (${o.type})` : ""}`;
-  emit(json, catalog, () => catalog.map((a) => [
-    `${a.name}: ${a.description} (${a.cites})`,
-    ...wrap(Object.entries(a.options).map(([k, o]) => option(k, o)), 100).map((l) => `    ${l}`),
-  ].join("\n")).join("\n\n"));
+  emit(json, catalog, () =>
+    catalog
+      .map((a) =>
+        [
+          `${a.name}: ${a.description} (${a.cites})`,
+          ...wrap(
+            Object.entries(a.options).map(([k, o]) => option(k, o)),
+            100,
+          ).map((l) => `    ${l}`),
+        ].join("\n"),
+      )
+      .join("\n\n"),
+  );
 }
 
 /** Words joined by two spaces into lines of at most `width` characters. */

@@ -31,11 +31,14 @@ interface TrainFlags {
 export function specFromFlags(f: TrainFlags): TrainSpec {
   const base = f.preset ? PRESETS[f.preset]?.spec : undefined;
   if (f.preset && !base) fail("not-found", `unknown preset "${f.preset}"`, `one of ${PRESET_NAMES.join(", ")}`);
-  if (!base && (!f.dataset || !f.arch)) fail("bad-input", "train needs --preset NAME, or --dataset and --arch", `--arch one of ${ARCHITECTURE_KINDS.join(", ")}`);
+  if (!base && (!f.dataset || !f.arch))
+    fail("bad-input", "train needs --preset NAME, or --dataset and --arch", `--arch one of ${ARCHITECTURE_KINDS.join(", ")}`);
   if (f.dataset && !DATASET_NAMES.includes(f.dataset)) fail("not-found", `unknown dataset "${f.dataset}"`, `one of ${DATASET_NAMES.join(", ")}`);
   if (f.arch && !ARCHITECTURE_KINDS.includes(f.arch as never)) fail("not-found", `unknown architecture "${f.arch}"`, `one of ${ARCHITECTURE_KINDS.join(", ")}`);
   const arch: Record<string, unknown> = f.arch && f.arch !== base?.arch.kind ? { kind: f.arch } : { ...(base?.arch ?? {}) };
-  const set = (key: string, v: unknown) => { if (v !== undefined) arch[key] = v; };
+  const set = (key: string, v: unknown) => {
+    if (v !== undefined) arch[key] = v;
+  };
   set("hidden", f.hidden && numberList(f.hidden));
   set("activation", f.activation);
   set("filters", f.filters && numberList(f.filters));
@@ -87,7 +90,11 @@ export function trainCommand(command: Command): void {
       bar?.stop();
       const saved = await saveModel(out, model, manifest);
       model.dispose();
-      emit(f.json, { out, manifest: saved }, () =>
-        `saved ${out}\n  test accuracy ${pct(saved.metrics.testAccuracy)} on ${saved.metrics.testRows} rows · train ${saved.metrics.trainSeconds.toFixed(1)} s`);
+      emit(
+        f.json,
+        { out, manifest: saved },
+        () =>
+          `saved ${out}\n  test accuracy ${pct(saved.metrics.testAccuracy)} on ${saved.metrics.testRows} rows · train ${saved.metrics.trainSeconds.toFixed(1)} s`,
+      );
     });
 }

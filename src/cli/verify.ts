@@ -5,8 +5,14 @@ import { fail, HeistError } from "../core/errors.js";
 import { loadSplits } from "../data/registry.js";
 import { sample } from "../data/split.js";
 import {
-  datasetInference, labelMargins, trueClassMargins, verifyWatermarks,
-  type DatasetInferenceEvidence, type Suspect, type WatermarkReport, type WatermarkSet,
+  datasetInference,
+  labelMargins,
+  trueClassMargins,
+  verifyWatermarks,
+  type DatasetInferenceEvidence,
+  type Suspect,
+  type WatermarkReport,
+  type WatermarkSet,
 } from "../audit/ownership.js";
 import { readWatermarks } from "../defenses/watermark.js";
 import { loadConfig } from "../gateway/config.js";
@@ -16,28 +22,39 @@ import { emit, parseFlags, table } from "./output.js";
 
 const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
-const VerifyArgs = z.object({
-  suspect: z.string().min(1),
-  model: z.string().min(1).optional(),
-  key: z.string().optional(),
-  method: z.enum(["watermark", "dataset-inference"]).default("watermark"),
-  gateway: z.string().url().optional(),
-  adminToken: z.string().optional(),
-  config: z.string().optional(),
-  victim: z.string().min(1).optional(),
-  alpha: z.coerce.number().gt(0).lt(1).default(1e-6),
-  samples: z.coerce.number().int().min(10).default(1000),
-  seed: z.coerce.number().int().nonnegative().default(0),
-  json: z.boolean().optional(),
-}).superRefine((a, ctx) => {
-  if (isUrl(a.suspect) && !a.model) ctx.addIssue({ code: "custom", path: ["model"], message: "a suspect behind a URL needs the model's name there" });
-  if (a.method === "watermark") {
-    if (!a.gateway && !a.config) ctx.addIssue({ code: "custom", path: ["gateway"], message: "the watermark sets come from a running gateway (--gateway URL --admin-token T) or its store (--config FILE)" });
-    if (a.gateway && a.config) ctx.addIssue({ code: "custom", path: ["config"], message: "give --gateway or --config, not both" });
-  } else if (!a.victim) {
-    ctx.addIssue({ code: "custom", path: ["victim"], message: "dataset inference needs the victim model (a model URI, or a model name in --config) to know its private training rows" });
-  }
-});
+const VerifyArgs = z
+  .object({
+    suspect: z.string().min(1),
+    model: z.string().min(1).optional(),
+    key: z.string().optional(),
+    method: z.enum(["watermark", "dataset-inference"]).default("watermark"),
+    gateway: z.string().url().optional(),
+    adminToken: z.string().optional(),
+    config: z.string().optional(),
+    victim: z.string().min(1).optional(),
+    alpha: z.coerce.number().gt(0).lt(1).default(1e-6),
+    samples: z.coerce.number().int().min(10).default(1000),
+    seed: z.coerce.number().int().nonnegative().default(0),
+    json: z.boolean().optional(),
+  })
+  .superRefine((a, ctx) => {
+    if (isUrl(a.suspect) && !a.model) ctx.addIssue({ code: "custom", path: ["model"], message: "a suspect behind a URL needs the model's name there" });
+    if (a.method === "watermark") {
+      if (!a.gateway && !a.config)
+        ctx.addIssue({
+          code: "custom",
+          path: ["gateway"],
+          message: "the watermark sets come from a running gateway (--gateway URL --admin-token T) or its store (--config FILE)",
+        });
+      if (a.gateway && a.config) ctx.addIssue({ code: "custom", path: ["config"], message: "give --gateway or --config, not both" });
+    } else if (!a.victim) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["victim"],
+        message: "dataset inference needs the victim model (a model URI, or a model name in --config) to know its private training rows",
+      });
+    }
+  });
 type VerifyArgs = z.infer<typeof VerifyArgs>;
 
 /** The suspect, local or behind an OIP v2 API: its labels, and its score rows where it gives them. */
@@ -89,6 +106,7 @@ export function localSuspect(model: Model, name = "the suspect"): ScoredSuspect 
 }
 
 /** Call a gateway's admin API (one sentence when it refuses). */
+// biome-ignore lint/suspicious/noExplicitAny: admin API answers are untyped until the one typed admin client lands (docs/architecture.md, still to do)
 async function adminGet(url: string, token: string, path: string): Promise<any> {
   let res: Response;
   try {
@@ -109,7 +127,8 @@ export async function watermarkSetsFromGateway(url: string, token: string, model
     const r = (await adminGet(url, token, `/admin/clients/${encodeURIComponent(c.id)}/watermarks${model ? `?model=${encodeURIComponent(model)}` : ""}`)) as {
       watermarks: { model: string; marks: { input: number[]; label: number; original: number; classes: number }[] }[];
     };
-    for (const w of r.watermarks) sets.push({ clientId: c.id, clientName: c.name, model: w.model, marks: w.marks.map((m) => ({ ...m, input: Float32Array.from(m.input) })) });
+    for (const w of r.watermarks)
+      sets.push({ clientId: c.id, clientName: c.name, model: w.model, marks: w.marks.map((m) => ({ ...m, input: Float32Array.from(m.input) })) });
   }
   return sets;
 }
@@ -146,14 +165,20 @@ export interface DatasetInferenceReport extends DatasetInferenceEvidence {
 }
 
 /** Dataset inference: the suspect's margins on the victim's private training rows against held-out rows. */
-export async function verifyDatasetInference(victimUri: string, suspect: ScoredSuspect, o: { alpha: number; samples: number; seed: number }): Promise<DatasetInferenceReport> {
+export async function verifyDatasetInference(
+  victimUri: string,
+  suspect: ScoredSuspect,
+  o: { alpha: number; samples: number; seed: number },
+): Promise<DatasetInferenceReport> {
   const { loadModel } = await import("../models/load.js");
   const victim = await loadModel(victimUri);
   try {
     const m = victim.manifest;
-    if (!m.dataset || !m.split || m.seed === null) fail("bad-input", `${victimUri} does not record the data and split it was trained on: dataset inference needs its private training rows`);
+    if (!m.dataset || !m.split || m.seed === null)
+      fail("bad-input", `${victimUri} does not record the data and split it was trained on: dataset inference needs its private training rows`);
     const { train, test } = loadSplits(m.dataset!, { seed: m.seed!, ...m.split! });
-    if (sizeOf(train.featureShape) !== sizeOf(suspect.inputShape)) fail("bad-input", `the suspect takes inputs of shape [${suspect.inputShape}] but ${m.dataset} rows have shape [${train.featureShape}]`);
+    if (sizeOf(train.featureShape) !== sizeOf(suspect.inputShape))
+      fail("bad-input", `the suspect takes inputs of shape [${suspect.inputShape}] but ${m.dataset} rows have shape [${train.featureShape}]`);
     const priv = sample(train, o.samples, o.seed);
     const pub = sample(test, o.samples, o.seed + 1);
     const shaped = (x: Batch): Batch => ({ data: x.data, shape: [x.shape[0], ...suspect.inputShape] });
@@ -170,8 +195,13 @@ export async function verifyDatasetInference(victimUri: string, suspect: ScoredS
     const self = localSuspect(victim.model, victimUri);
     const ref = datasetInference(await margins(self, priv.x, priv.y), await margins(self, pub.x, pub.y));
     return {
-      method: "dataset-inference", alpha: o.alpha, claim: evidence.p < o.alpha, dataset: m.dataset!, ...evidence,
-      reference: { t: ref.t, p: ref.p }, scores: usedLabels ? "labels" : "margins",
+      method: "dataset-inference",
+      alpha: o.alpha,
+      claim: evidence.p < o.alpha,
+      dataset: m.dataset!,
+      ...evidence,
+      reference: { t: ref.t, p: ref.p },
+      scores: usedLabels ? "labels" : "margins",
     };
   } finally {
     victim.model.dispose();
@@ -182,23 +212,40 @@ export const fmtP = (p: number) => (p === 0 ? "< 1e-300" : p < 1e-3 ? p.toExpone
 
 function watermarkText(r: WatermarkReport): string {
   if (r.tests === 0) {
-    const why = r.skipped.length ? `no watermark set fits the suspect (${r.skipped[0].reason})` : "the store holds no watermark sets: is the watermark defence configured, and has anyone queried it?";
+    const why = r.skipped.length
+      ? `no watermark set fits the suspect (${r.skipped[0].reason})`
+      : "the store holds no watermark sets: is the watermark defence configured, and has anyone queried it?";
     return `no claim: ${why}`;
   }
   const who = (c: { clientId: string; clientName?: string }) => `${c.clientId}${c.clientName ? ` (${c.clientName})` : ""}`;
   const rows = [...r.results].sort((a, b) => a.p - b.p).slice(0, 20);
-  const lines = [table([
-    ["CLIENT", "MODEL", "MARKS", "DISAGREE", "MATCHES", "RANKED", "BY CHANCE", "P"],
-    ...rows.map((x) => [who(x), x.model, String(x.marks), String(x.disagreements), String(x.matches), x.ranked === undefined ? "-" : String(x.ranked), x.expected.toFixed(2), fmtP(x.p)]),
-  ])];
+  const lines = [
+    table([
+      ["CLIENT", "MODEL", "MARKS", "DISAGREE", "MATCHES", "RANKED", "BY CHANCE", "P"],
+      ...rows.map((x) => [
+        who(x),
+        x.model,
+        String(x.marks),
+        String(x.disagreements),
+        String(x.matches),
+        x.ranked === undefined ? "-" : String(x.ranked),
+        x.expected.toFixed(2),
+        fmtP(x.p),
+      ]),
+    ]),
+  ];
   if (r.results.length > rows.length) lines.push(`… and ${r.results.length - rows.length} more`);
   const b = r.best!;
   const top = r.results.find((x) => x.clientId === b.clientId && x.model === b.model)!;
-  lines.push(r.claim
-    ? `stolen through client ${who(b)} (model ${b.model}): ${top.test === "scores"
-      ? `on ${top.ranked} of ${top.marks} marked inputs the suspect ranks the marked class first after the victim's answer (${top.expected.toFixed(2)} by chance), its mean rank there ${top.meanRank!.toFixed(2)} (${(1 / top.chance / 2 + 0.5).toFixed(1)} by chance)`
-      : `the suspect reproduces ${top.matches} of ${top.disagreements} marked labels where it disagrees with the victim (${top.expected.toFixed(2)} by chance)`}; p = ${fmtP(b.p)}, ${fmtP(b.pAdjusted)} after ${r.tests} tests < alpha ${r.alpha}`
-    : `no claim: the smallest p-value, ${fmtP(b.p)} (client ${who(b)}, model ${b.model}), is ${fmtP(b.pAdjusted)} after ${r.tests} tests, not below alpha ${r.alpha}`);
+  lines.push(
+    r.claim
+      ? `stolen through client ${who(b)} (model ${b.model}): ${
+          top.test === "scores"
+            ? `on ${top.ranked} of ${top.marks} marked inputs the suspect ranks the marked class first after the victim's answer (${top.expected.toFixed(2)} by chance), its mean rank there ${top.meanRank!.toFixed(2)} (${(1 / top.chance / 2 + 0.5).toFixed(1)} by chance)`
+            : `the suspect reproduces ${top.matches} of ${top.disagreements} marked labels where it disagrees with the victim (${top.expected.toFixed(2)} by chance)`
+        }; p = ${fmtP(b.p)}, ${fmtP(b.pAdjusted)} after ${r.tests} tests < alpha ${r.alpha}`
+      : `no claim: the smallest p-value, ${fmtP(b.p)} (client ${who(b)}, model ${b.model}), is ${fmtP(b.pAdjusted)} after ${r.tests} tests, not below alpha ${r.alpha}`,
+  );
   return lines.join("\n");
 }
 
@@ -228,7 +275,12 @@ export function verifyCommand(command: Command): void {
         if (a.method === "watermark") {
           let sets: WatermarkSet[];
           if (a.gateway) {
-            if (!a.adminToken) fail("bad-input", "verify: --admin-token: reading the watermark sets needs the gateway's admin token", "--admin-token TOKEN or HEIST_ADMIN_TOKEN");
+            if (!a.adminToken)
+              fail(
+                "bad-input",
+                "verify: --admin-token: reading the watermark sets needs the gateway's admin token",
+                "--admin-token TOKEN or HEIST_ADMIN_TOKEN",
+              );
             sets = await watermarkSetsFromGateway(a.gateway, a.adminToken!, a.victim);
           } else {
             sets = await watermarkSetsFromConfig(a.config!, a.victim);
@@ -240,7 +292,8 @@ export function verifyCommand(command: Command): void {
           if (a.config) {
             const m = loadConfig(a.config).models.find((x) => x.name === victim);
             if (m?.source) victim = m.source;
-            else if (m) fail("bad-input", `verify: --victim: model "${victim}" is served from an upstream; dataset inference needs a local copy`, "a model URI");
+            else if (m)
+              fail("bad-input", `verify: --victim: model "${victim}" is served from an upstream; dataset inference needs a local copy`, "a model URI");
           }
           const report = await verifyDatasetInference(victim, suspect, { alpha: a.alpha, samples: a.samples, seed: a.seed });
           emit(a.json, { suspect: a.suspect, victim, ...report }, () => datasetInferenceText(report));

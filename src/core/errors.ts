@@ -3,14 +3,7 @@
  * was wrong, and (where it helps) what was expected. The CLI prints these without a stack trace
  * and exits non-zero; the gateway (later) maps each code to one HTTP status.
  */
-export type ErrorCode =
-  | "bad-input"
-  | "bad-file"
-  | "not-found"
-  | "unsupported"
-  | "checksum-mismatch"
-  | "network"
-  | "internal";
+export type ErrorCode = "bad-input" | "bad-file" | "not-found" | "unsupported" | "checksum-mismatch" | "network" | "internal";
 
 export class HeistError extends Error {
   readonly code: ErrorCode;

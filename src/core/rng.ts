@@ -27,7 +27,10 @@ function splitmix32(seed: number): () => number {
 
 export function rng(seed: number): Rng {
   const init = splitmix32(seed);
-  let a = init(), b = init(), c = init(), d = init();
+  let a = init(),
+    b = init(),
+    c = init(),
+    d = init();
   let spare: number | undefined;
   const nextU32 = (): number => {
     const t = (((a + b) >>> 0) + d) >>> 0;

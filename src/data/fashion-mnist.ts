@@ -4,9 +4,7 @@ import { fail } from "../core/errors.js";
 import { readIdx } from "./idx.js";
 import type { Dataset } from "./dataset.js";
 
-export const FASHION_CLASSES = [
-  "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-];
+export const FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
 
 /** The four standard files, with the SHA-256 of their uncompressed IDX bytes and the uncompressed size. */
 export const FASHION_FILES = {

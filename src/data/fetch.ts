@@ -28,7 +28,11 @@ function verify(gz: Uint8Array, name: string, expect: { sha256: string; bytes: n
   }
   const sum = createHash("sha256").update(raw).digest("hex");
   if (raw.length !== expect.bytes || sum !== expect.sha256) {
-    fail("checksum-mismatch", `${name}: SHA-256 of its content is ${sum.slice(0, 16)}… (${raw.length} bytes)`, `${expect.sha256.slice(0, 16)}… (${expect.bytes} bytes)`);
+    fail(
+      "checksum-mismatch",
+      `${name}: SHA-256 of its content is ${sum.slice(0, 16)}… (${raw.length} bytes)`,
+      `${expect.sha256.slice(0, 16)}… (${expect.bytes} bytes)`,
+    );
   }
 }
 
@@ -37,7 +41,10 @@ function verify(gz: Uint8Array, name: string, expect: { sha256: string; bytes: n
  * before it is moved into place. Files already present and valid are kept. A failed or corrupted
  * download leaves nothing behind.
  */
-export async function fetchFashionMnist(dir: string, o: { baseUrl?: string; timeoutMs?: number; onProgress?: (p: FetchProgress) => void } = {}): Promise<string[]> {
+export async function fetchFashionMnist(
+  dir: string,
+  o: { baseUrl?: string; timeoutMs?: number; onProgress?: (p: FetchProgress) => void } = {},
+): Promise<string[]> {
   const base = (o.baseUrl ?? FASHION_MNIST_URL).replace(/\/?$/, "/");
   const files = Object.values(FASHION_FILES);
   const written: string[] = [];

@@ -19,10 +19,19 @@ interface Entry {
   load: () => Dataset | { train: Dataset; test: Dataset };
 }
 
-function vendored(name: string, file: string, description: string, header: boolean, pre: (raw: Float32Array, w: number) => Preprocessing, shape?: number[]): Entry {
+function vendored(
+  name: string,
+  file: string,
+  description: string,
+  header: boolean,
+  pre: (raw: Float32Array, w: number) => Preprocessing,
+  shape?: number[],
+): Entry {
   const path = join(vendoredDir, file);
   return {
-    name, kind: "vendored", description,
+    name,
+    kind: "vendored",
+    description,
     location: () => (existsSync(path) ? path : undefined),
     load: () => {
       const t = readLabeledCsv(path, { header });
@@ -45,7 +54,8 @@ const ENTRIES: Entry[] = [
   vendored("breast-cancer", "breast_cancer.csv", "Breast Cancer Wisconsin (Diagnostic): 569 × 30 features, 2 classes (UCI)", true, minmaxOf),
   vendored("digits", "digits.csv.gz", "Handwritten digits: 1,797 8×8 images (values 0–16), 10 classes (UCI)", false, () => ({ kind: "divide", divisor: 16 })),
   {
-    name: "fashion-mnist", kind: "idx",
+    name: "fashion-mnist",
+    kind: "idx",
     description: "Fashion-MNIST: 60,000 + 10,000 28×28 grey images, 10 classes (Zalando Research, MIT)",
     location: findFashionMnist,
     load: () => loadFashionMnist(),
@@ -81,7 +91,11 @@ export function listDatasets(): DatasetInfo[] {
 export function loadDataset(name: string): Dataset | { train: Dataset; test: Dataset } {
   const e = entry(name);
   if (e.location() === undefined) {
-    fail("not-found", `dataset "${name}" is not available here`, name === "fashion-mnist" ? `its IDX files in one of ${fashionMnistCandidates().join(", ")}` : "the vendored file under data/");
+    fail(
+      "not-found",
+      `dataset "${name}" is not available here`,
+      name === "fashion-mnist" ? `its IDX files in one of ${fashionMnistCandidates().join(", ")}` : "the vendored file under data/",
+    );
   }
   return e.load();
 }

@@ -19,8 +19,11 @@ export function blobs(opts: { n?: number; features?: number; classes?: number; s
     for (let j = 0; j < features; j++) x[i * features + j] = squash(centres[c][j] + spread * r.normal(), 0, 1);
   }
   return {
-    name: "blobs", x: { data: x, shape: [n, features] }, y,
-    classes: Array.from({ length: classes }, (_, k) => `blob${k}`), featureShape: [features],
+    name: "blobs",
+    x: { data: x, shape: [n, features] },
+    y,
+    classes: Array.from({ length: classes }, (_, k) => `blob${k}`),
+    featureShape: [features],
     preprocessing: { kind: "identity" },
   };
 }
@@ -41,7 +44,11 @@ export function moons(opts: { n?: number; noise?: number; seed?: number } = {}):
     y[i] = c;
   }
   return {
-    name: "moons", x: { data: x, shape: [n, 2] }, y, classes: ["upper", "lower"], featureShape: [2],
+    name: "moons",
+    x: { data: x, shape: [n, 2] },
+    y,
+    classes: ["upper", "lower"],
+    featureShape: [2],
     preprocessing: { kind: "identity" },
   };
 }

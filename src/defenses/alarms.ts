@@ -39,7 +39,10 @@ function applyStrongest(q: Query, alarms: AlarmRecord[]): void {
   const action = base(strongest.action);
   const plan = q.plan!;
   if (action === "block") {
-    throw new Problem("abnormal-usage-detected", `queries from this client were stopped: the ${strongest.detector} detector flagged them as a model-extraction pattern at ${strongest.at}; contact the operator`);
+    throw new Problem(
+      "abnormal-usage-detected",
+      `queries from this client were stopped: the ${strongest.detector} detector flagged them as a model-extraction pattern at ${strongest.at}; contact the operator`,
+    );
   }
   if (action === "degrade") q.plan = { ...plan, output: { kind: "label", k: 1 } };
   if (action === "price") {

@@ -29,7 +29,10 @@ export type LockoutScope = "source" | "key" | "admin";
 export class LockoutTracker {
   private readonly entries = new Map<string, { fails: number[]; until: number }>();
 
-  constructor(readonly o: Lockout, private readonly maxEntries = 100_000) {}
+  constructor(
+    readonly o: Lockout,
+    private readonly maxEntries = 100_000,
+  ) {}
 
   /** Seconds left of a lockout on this address or key id, or 0. */
   lockedFor(scope: LockoutScope, id: string, nowMs: number): number {
@@ -98,7 +101,12 @@ export interface Credentials {
  * exists, so the lockout tells nothing about which ids do), are refused for a while. Needs only the
  * request's headers, so the HTTP server runs it before it reads or parses a body.
  */
-export function authenticator(deps: { store: Store; plans: ReadonlyMap<string, Plan>; lockout?: LockoutTracker; onLockout?: (scope: LockoutScope, id: string) => void }) {
+export function authenticator(deps: {
+  store: Store;
+  plans: ReadonlyMap<string, Plan>;
+  lockout?: LockoutTracker;
+  onLockout?: (scope: LockoutScope, id: string) => void;
+}) {
   const lock = deps.lockout;
   const failed = (scope: LockoutScope, id: string, nowMs: number) => {
     if (lock?.fail(scope, id, nowMs)) deps.onLockout?.(scope, id);

@@ -27,9 +27,19 @@ export function billing(deps: { store: Store; keepHours: number }): Defense {
     const answer = await next();
     const idempotent = q.idempotencyKey !== undefined && q.requestHash !== undefined;
     const r = await deps.store.charge({
-      requestId: idempotent ? idempotentId(q) : q.id, clientId: client.id, keyId: key.id, model: q.model.name, rows: q.rows, plan, nowMs: q.nowMs,
-      answerHash: answerHash(answer), requestHash: q.requestHash,
-      replay: !idempotent || deps.keepHours === 0 ? undefined : { requestHash: q.requestHash!, answer: encodeKeptAnswer(answer), expiresMs: q.nowMs + deps.keepHours * 3600_000 },
+      requestId: idempotent ? idempotentId(q) : q.id,
+      clientId: client.id,
+      keyId: key.id,
+      model: q.model.name,
+      rows: q.rows,
+      plan,
+      nowMs: q.nowMs,
+      answerHash: answerHash(answer),
+      requestHash: q.requestHash,
+      replay:
+        !idempotent || deps.keepHours === 0
+          ? undefined
+          : { requestHash: q.requestHash!, answer: encodeKeptAnswer(answer), expiresMs: q.nowMs + deps.keepHours * 3600_000 },
     });
     if (!r.ok && r.reason === "duplicate") throw inFlight(1000);
     if (!r.ok) refuseIfOut(q, r, r.reason);
@@ -57,13 +67,24 @@ export function idempotentReplay(deps: { store: Store; waitMs?: number; leaseMs?
     if (!q.client || !q.plan || !q.key || q.idempotencyKey === undefined) return next();
     const started = Date.now();
     q.requestHash = requestHash(q);
-    const claim: IdempotencyClaim = { requestId: idempotentId(q), clientId: q.client.id, requestHash: q.requestHash, holder: q.id, nowMs: q.nowMs, leaseMs: deps.leaseMs ?? IDEMPOTENCY_LEASE_MS };
+    const claim: IdempotencyClaim = {
+      requestId: idempotentId(q),
+      clientId: q.client.id,
+      requestHash: q.requestHash,
+      holder: q.id,
+      nowMs: q.nowMs,
+      leaseMs: deps.leaseMs ?? IDEMPOTENCY_LEASE_MS,
+    };
     for (let pause = 5; ; pause = Math.min(50, pause * 2)) {
       const r = await deps.store.claimIdempotency({ ...claim, nowMs: q.nowMs + (Date.now() - started) });
       if (r.state === "claimed") break;
       if (r.state === "charged") {
         const kept = r.charged.kept;
-        if (!kept) throw new Problem("idempotency-key-reused", "this Idempotency-Key was charged already and its answer is no longer kept; send a new request with a fresh key");
+        if (!kept)
+          throw new Problem(
+            "idempotency-key-reused",
+            "this Idempotency-Key was charged already and its answer is no longer kept; send a new request with a fresh key",
+          );
         if (kept.requestHash !== claim.requestHash) throw reused();
         return replayed(q, kept.answer, deps.store);
       }
@@ -88,7 +109,11 @@ const reused = () =>
 
 const inFlight = (retryAfterMs: number) => {
   const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
-  return new Problem("idempotency-key-in-flight", `another request with this Idempotency-Key is still being answered; retry in ${seconds} s to get its answer`, { headers: { "retry-after": String(seconds) } });
+  return new Problem(
+    "idempotency-key-in-flight",
+    `another request with this Idempotency-Key is still being answered; retry in ${seconds} s to get its answer`,
+    { headers: { "retry-after": String(seconds) } },
+  );
 };
 
 async function replayed(q: Query, kept: string, store: Store): Promise<Answer> {
@@ -105,15 +130,25 @@ function refuseIfOut(q: Query, u: Usage, reason?: "quota" | "balance" | "cap" | 
   const headers = usageHeaders(q, u);
   if (reason === "quota" || u.usedToday + q.rows > plan.dailyQuota) {
     const left = Math.max(0, plan.dailyQuota - u.usedToday);
-    throw new Problem("quota-exceeded", `daily quota reached: ${left} of ${plan.dailyQuota} rows left today and this request has ${q.rows}; it resets at 00:00 UTC`, {
-      headers: { ...headers, "retry-after": String(secondsToMidnight) },
-    });
+    throw new Problem(
+      "quota-exceeded",
+      `daily quota reached: ${left} of ${plan.dailyQuota} rows left today and this request has ${q.rows}; it resets at 00:00 UTC`,
+      {
+        headers: { ...headers, "retry-after": String(secondsToMidnight) },
+      },
+    );
   }
   if (reason === "balance" || (plan.billing.kind === "prepaid" && cost > u.balance)) {
-    throw new Problem("balance-exhausted", `this request costs ${fmtDollars(cost)} but your balance is ${fmtDollars(u.balance)}; top up to continue`, { headers });
+    throw new Problem("balance-exhausted", `this request costs ${fmtDollars(cost)} but your balance is ${fmtDollars(u.balance)}; top up to continue`, {
+      headers,
+    });
   }
   if (reason === "cap" || (plan.billing.kind === "cap" && u.monthSpend + cost > plan.billing.monthlyCap)) {
-    throw new Problem("spending-cap-reached", `this request costs ${fmtDollars(cost)} and would take this month's spend past your cap of ${fmtDollars(plan.billing.kind === "cap" ? plan.billing.monthlyCap : 0)}`, { headers });
+    throw new Problem(
+      "spending-cap-reached",
+      `this request costs ${fmtDollars(cost)} and would take this month's spend past your cap of ${fmtDollars(plan.billing.kind === "cap" ? plan.billing.monthlyCap : 0)}`,
+      { headers },
+    );
   }
 }
 
@@ -135,7 +170,10 @@ function usageHeaders(q: Query, u: Usage & { cost?: number; ok?: boolean }): Rec
 
 /** SHA-256 of what was asked: the model, the input's shape and its bytes. */
 const requestHash = (q: Query) =>
-  createHash("sha256").update(`${q.model.name}\u0000${q.x.shape.join("x")}\u0000`).update(Buffer.from(q.x.data.buffer, q.x.data.byteOffset, q.x.data.byteLength)).digest("hex");
+  createHash("sha256")
+    .update(`${q.model.name}\u0000${q.x.shape.join("x")}\u0000`)
+    .update(Buffer.from(q.x.data.buffer, q.x.data.byteOffset, q.x.data.byteLength))
+    .digest("hex");
 
 /** SHA-256 of what the client is sent: the ledger proves which answer was paid for. */
 export const answerHash = (a: Answer) => createHash("sha256").update(JSON.stringify(a.outputs)).digest("hex");

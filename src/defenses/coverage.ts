@@ -50,8 +50,16 @@ export type CoverageOptions = z.infer<typeof CoverageOptions>;
 export const coverageSigma = (coverage: number, o: Pick<CoverageOptions, "alpha" | "lambda">) => o.alpha * (Math.exp(o.lambda * coverage) - 1);
 
 /** The LSH buckets a client's answers from one model have touched, replayed read-only (the dashboard's view); pass it back to read only what is new. */
-export interface CoverageTrack { seen: number; buckets: Set<number> }
-export async function readCoverageTrack(store: Store, clientId: string, model: string, t: CoverageTrack = { seen: 0, buckets: new Set() }): Promise<CoverageTrack> {
+export interface CoverageTrack {
+  seen: number;
+  buckets: Set<number>;
+}
+export async function readCoverageTrack(
+  store: Store,
+  clientId: string,
+  model: string,
+  t: CoverageTrack = { seen: 0, buckets: new Set() },
+): Promise<CoverageTrack> {
   for (const e of await store.readEvents(clientId, `coverage:${model}`, t.seen)) {
     t.buckets.add(Number(e));
     t.seen++;
@@ -156,7 +164,10 @@ export function coverage(o: CoverageOptions, deps: { store: Store; key: Buffer; 
     const earlier = await deps.store.alarms({ clientId: q.client!.id });
     if (earlier.some((a) => a.detector === "coverage" && a.evidence.model === q.model.name)) return;
     const alarm = await deps.store.addAlarm({
-      clientId: q.client!.id, detector: "coverage", action: actionLabel(o), nowMs: q.nowMs,
+      clientId: q.client!.id,
+      detector: "coverage",
+      action: actionLabel(o),
+      nowMs: q.nowMs,
       evidence: { model: q.model.name, coverage: fraction, buckets, of: 2 ** o.bits, alarmAt: o.alarmAt },
     });
     deps.onAlarm?.(alarm);

@@ -44,7 +44,9 @@ export function shape(raw: Batch, p: OutputPolicy, leaves?: Int32Array): OutputT
     const scores: number[] = [];
     for (let i = 0; i < n; i++) {
       const row = raw.data.subarray(i * w, (i + 1) * w);
-      const order = Array.from(row.keys()).sort((a, b) => row[b] - row[a] || a - b).slice(0, k);
+      const order = Array.from(row.keys())
+        .sort((a, b) => row[b] - row[a] || a - b)
+        .slice(0, k);
       labels.push(...order);
       scores.push(...order.map((j) => round(row[j], p.decimals)));
     }

@@ -51,7 +51,14 @@ interface Decision {
 }
 
 export const newPradaState = (): State => ({ seen: 0, growing: new Map(), joins: new Map(), distances: [] });
-const listOf = <T>(m: Map<number, T[]>, c: number) => m.get(c) ?? (m.set(c, []), m.get(c)!);
+function listOf<T>(m: Map<number, T[]>, c: number): T[] {
+  let list = m.get(c);
+  if (!list) {
+    list = [];
+    m.set(c, list);
+  }
+  return list;
+}
 
 function apply(s: State, e: Decision): void {
   if (e.d !== undefined) s.distances.push(e.d);
@@ -89,10 +96,19 @@ export function observe(s: State, x: Float32Array, c: number, o: Pick<PradaOptio
 }
 
 /** What the operator dashboard reads of a client's PRADA stream: the distances and the growing set's size (read-only). */
-export interface PradaTrack { seen: number; distances: number[]; members: number }
+export interface PradaTrack {
+  seen: number;
+  distances: number[];
+  members: number;
+}
 
 /** Replay a client's PRADA stream for one model without deciding anything; pass the track back to read only what is new. */
-export async function readPradaTrack(store: Store, clientId: string, model: string, t: PradaTrack = { seen: 0, distances: [], members: 0 }): Promise<PradaTrack> {
+export async function readPradaTrack(
+  store: Store,
+  clientId: string,
+  model: string,
+  t: PradaTrack = { seen: 0, distances: [], members: 0 },
+): Promise<PradaTrack> {
   for (const e of await store.readEvents(clientId, `prada:${model}`, t.seen)) {
     const { d, x } = JSON.parse(e) as Decision;
     if (d !== undefined) t.distances.push(d);
@@ -126,7 +142,11 @@ export function prada(o: PradaOptions, deps: { store: Store; onAlarm?: (a: Alarm
     };
     await sync();
     // Decide row by row (each sees the ones before it), then undo and replay from the store, in its order.
-    const mark = { distances: s.distances.length, growing: new Map([...s.growing].map(([c, g]) => [c, g.length])), joins: new Map([...s.joins].map(([c, j]) => [c, j.length])) };
+    const mark = {
+      distances: s.distances.length,
+      growing: new Map([...s.growing].map(([c, g]) => [c, g.length])),
+      joins: new Map([...s.joins].map(([c, j]) => [c, j.length])),
+    };
     const n = answer.raw.shape[0];
     const w = answer.raw.shape[1];
     const d = q.x.data.length / n;
@@ -151,8 +171,17 @@ export function prada(o: PradaOptions, deps: { store: Store; onAlarm?: (a: Alarm
     const earlier = await deps.store.alarms({ clientId: q.client!.id });
     if (earlier.some((a) => a.detector === "prada" && a.evidence.model === q.model.name)) return; // another replica (or an earlier run) raised it
     const alarm = await deps.store.addAlarm({
-      clientId: q.client!.id, detector: "prada", action: actionLabel(o), nowMs: q.nowMs,
-      evidence: { model: q.model.name, w, delta: o.delta, distances: s.distances.length, growingSet: [...s.growing.values()].reduce((a, g) => a + g.length, 0) },
+      clientId: q.client!.id,
+      detector: "prada",
+      action: actionLabel(o),
+      nowMs: q.nowMs,
+      evidence: {
+        model: q.model.name,
+        w,
+        delta: o.delta,
+        distances: s.distances.length,
+        growingSet: [...s.growing.values()].reduce((a, g) => a + g.length, 0),
+      },
     });
     deps.onAlarm?.(alarm);
   }

@@ -86,8 +86,12 @@ export function predictionPoisoning(o: PoisoningOptions, key: Buffer): Defense {
         max = Math.max(max, s);
       }
       let z = 0;
-      for (let c = 0; c < k; c++) z += (logits[c] = Math.exp(logits[c] - max));
-      return madRow(y, logits.map((v) => v / z), o);
+      for (let c = 0; c < k; c++) z += logits[c] = Math.exp(logits[c] - max);
+      return madRow(
+        y,
+        logits.map((v) => v / z),
+        o,
+      );
     });
     return answer;
   };

@@ -35,25 +35,27 @@ import { Problem } from "../protocol/problem.js";
 import { CHALLENGE_HEADER, digest, SOLUTION_HEADER, zeroBits, type Challenge } from "../protocol/proof-of-work.js";
 import type { Store } from "../pipeline/store.js";
 
-export const ProofOfWorkOptions = z.object({
-  kind: z.literal("pow"),
-  /** Bits asked of a benign client for one row. */
-  baseBits: z.number().int().min(0).max(30).default(8),
-  maxBits: z.number().int().min(1).max(40).default(26),
-  /** Extra bits per doubling of the client's answer entropy or input outlyingness over the benign one. */
-  bitsPerDoubling: z.number().min(0).max(16).default(3),
-  /** Rows a benign client asks in a day (UTC); unset, volume adds nothing. */
-  benignRows: z.number().int().positive().optional(),
-  /** Extra bits per doubling of today's rows over `benignRows`. */
-  bitsPerVolumeDoubling: z.number().min(0).max(16).default(3),
-  /** Benign mean answer entropy (bits per row); else measured on `calibrate`'s test split. */
-  benignEntropy: z.number().positive().optional(),
-  /** A heist dataset (e.g. "digits") whose test split stands for benign queries (answer entropy and input statistics). */
-  calibrate: z.string().optional(),
-  /** Rows a client is judged on before its own ratio counts (until then it pays the base). */
-  warmupRows: z.number().int().min(0).default(50),
-  ttlSeconds: z.number().int().positive().default(120),
-}).refine((o) => o.benignEntropy !== undefined || o.calibrate !== undefined, { message: "set benignEntropy or calibrate (a dataset name)" });
+export const ProofOfWorkOptions = z
+  .object({
+    kind: z.literal("pow"),
+    /** Bits asked of a benign client for one row. */
+    baseBits: z.number().int().min(0).max(30).default(8),
+    maxBits: z.number().int().min(1).max(40).default(26),
+    /** Extra bits per doubling of the client's answer entropy or input outlyingness over the benign one. */
+    bitsPerDoubling: z.number().min(0).max(16).default(3),
+    /** Rows a benign client asks in a day (UTC); unset, volume adds nothing. */
+    benignRows: z.number().int().positive().optional(),
+    /** Extra bits per doubling of today's rows over `benignRows`. */
+    bitsPerVolumeDoubling: z.number().min(0).max(16).default(3),
+    /** Benign mean answer entropy (bits per row); else measured on `calibrate`'s test split. */
+    benignEntropy: z.number().positive().optional(),
+    /** A heist dataset (e.g. "digits") whose test split stands for benign queries (answer entropy and input statistics). */
+    calibrate: z.string().optional(),
+    /** Rows a client is judged on before its own ratio counts (until then it pays the base). */
+    warmupRows: z.number().int().min(0).default(50),
+    ttlSeconds: z.number().int().positive().default(120),
+  })
+  .refine((o) => o.benignEntropy !== undefined || o.calibrate !== undefined, { message: "set benignEntropy or calibrate (a dataset name)" });
 export type ProofOfWorkOptions = z.infer<typeof ProofOfWorkOptions>;
 
 /** Total entropy in bits of the rows of a probability batch. */
@@ -144,12 +146,19 @@ export function departure(o: ProofOfWorkOptions, t: PowTotals, p: BenignProfile,
 export function powBits(o: ProofOfWorkOptions, t: PowTotals, p: BenignProfile, nowMs: number, rows: number): number {
   const { entropyRatio, outlierRatio, volumeRatio } = departure(o, t, p, nowMs);
   const doublings = (r: number | null) => Math.max(0, Math.log2(r ?? 1));
-  const bits = o.baseBits + o.bitsPerDoubling * Math.max(doublings(entropyRatio), doublings(outlierRatio)) + o.bitsPerVolumeDoubling * doublings(volumeRatio) + Math.log2(rows);
+  const bits =
+    o.baseBits +
+    o.bitsPerDoubling * Math.max(doublings(entropyRatio), doublings(outlierRatio)) +
+    o.bitsPerVolumeDoubling * doublings(volumeRatio) +
+    Math.log2(rows);
   return Math.min(o.maxBits, Math.ceil(bits));
 }
 
 /** A client's proof-of-work stream for one model, read-only (the dashboard's view): totals after each answer. */
-export interface PowTrack { seen: number; totals: PowTotals[] }
+export interface PowTrack {
+  seen: number;
+  totals: PowTotals[];
+}
 export async function readPowTrack(store: Store, clientId: string, model: string, t: PowTrack = { seen: 0, totals: [] }): Promise<PowTrack> {
   for (const e of await store.readEvents(clientId, `pow:${model}`, t.seen)) {
     const next = { ...(t.totals.at(-1) ?? emptyTotals()) };
@@ -200,10 +209,14 @@ export function proofOfWork(o: ProofOfWorkOptions, deps: { store: Store; key: Bu
     const bits = await requiredBits(q);
     const challenge = (why: string): Problem => {
       const token = issue({ client: q.client!.id, model: q.model.name, rows: q.rows, bits, expiresMs: q.nowMs + o.ttlSeconds * 1000 });
-      return new Problem("proof-of-work-required", `${why}: find a nonce such that SHA-256("<challenge>:<nonce>") starts with ${bits} zero bits, and send "<challenge>:<nonce>" in the ${SOLUTION_HEADER} header`, {
-        headers: { [CHALLENGE_HEADER]: token },
-        extra: { challenge: token, bits },
-      });
+      return new Problem(
+        "proof-of-work-required",
+        `${why}: find a nonce such that SHA-256("<challenge>:<nonce>") starts with ${bits} zero bits, and send "<challenge>:<nonce>" in the ${SOLUTION_HEADER} header`,
+        {
+          headers: { [CHALLENGE_HEADER]: token },
+          extra: { challenge: token, bits },
+        },
+      );
     };
     if (!q.proof) throw challenge("this API asks for proof of work");
     const at = q.proof.lastIndexOf(":");
@@ -221,7 +234,9 @@ export function proofOfWork(o: ProofOfWorkOptions, deps: { store: Store; key: Bu
     await deps.store.appendEvents(q.client.id, `pow:${q.model.name}`, [`${q.rows},${entropy},${outlierSum(q.x, profile)},${Math.floor(q.nowMs / DAY_MS)}`]);
     // The next challenge, for as many rows, so a steady client solves ahead and never meets a 428.
     const nextBits = await requiredBits(q);
-    mergeHeaders(answer.headers, { [CHALLENGE_HEADER]: issue({ client: q.client.id, model: q.model.name, rows: q.rows, bits: nextBits, expiresMs: q.nowMs + o.ttlSeconds * 1000 }) });
+    mergeHeaders(answer.headers, {
+      [CHALLENGE_HEADER]: issue({ client: q.client.id, model: q.model.name, rows: q.rows, bits: nextBits, expiresMs: q.nowMs + o.ttlSeconds * 1000 }),
+    });
     return answer;
   };
 }

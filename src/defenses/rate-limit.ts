@@ -18,9 +18,10 @@ export function rateLimit(deps: { store: Store }): Defense {
       ratelimit: `"burst";r=${r.remaining};t=${r.ok ? 0 : r.retryAfterSeconds}`,
     };
     if (!r.ok) {
-      const detail = q.rows > burst.capacity
-        ? `a batch of ${q.rows} rows is larger than your plan's burst of ${burst.capacity} rows; send smaller batches`
-        : `too many rows at once: ${r.remaining} of ${burst.capacity} burst rows left, refilled at ${burst.refillPerSecond}/s`;
+      const detail =
+        q.rows > burst.capacity
+          ? `a batch of ${q.rows} rows is larger than your plan's burst of ${burst.capacity} rows; send smaller batches`
+          : `too many rows at once: ${r.remaining} of ${burst.capacity} burst rows left, refilled at ${burst.refillPerSecond}/s`;
       throw new Problem("rate-limited", detail, { headers: { ...headers, ...(r.retryAfterSeconds ? { "retry-after": String(r.retryAfterSeconds) } : {}) } });
     }
     const answer = await next();

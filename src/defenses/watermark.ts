@@ -37,7 +37,12 @@ export type WatermarkOptions = z.infer<typeof WatermarkOptions>;
 export const watermarkStream = (model: string) => `dawn:${model}`;
 
 /** One marked query as stored: the input (base64 of its float32 bytes), the class served, the class the model gave. */
-export const StoredMark = z.object({ x: z.string(), label: z.number().int().nonnegative(), original: z.number().int().nonnegative(), classes: z.number().int().min(2) });
+export const StoredMark = z.object({
+  x: z.string(),
+  label: z.number().int().nonnegative(),
+  original: z.number().int().nonnegative(),
+  classes: z.number().int().min(2),
+});
 export type StoredMark = z.infer<typeof StoredMark>;
 
 /** A client's watermark set for one model, decoded. */
@@ -127,7 +132,16 @@ export function watermark(o: WatermarkOptions, key: Buffer, deps: { store: Store
       s.inputs.add((JSON.parse(e) as { x: string }).x);
       s.seen++;
     }
-    const fresh = entries.filter((e) => !s.inputs.has(e.x) && (s.inputs.add(e.x), true));
-    if (fresh.length) await deps.store.appendEvents(clientId, stream, fresh.map((e) => JSON.stringify(e)));
+    const fresh = entries.filter((e) => {
+      if (s.inputs.has(e.x)) return false;
+      s.inputs.add(e.x);
+      return true;
+    });
+    if (fresh.length)
+      await deps.store.appendEvents(
+        clientId,
+        stream,
+        fresh.map((e) => JSON.stringify(e)),
+      );
   }
 }

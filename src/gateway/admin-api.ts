@@ -14,7 +14,10 @@ const NewClient = z.object({
   name: z.string().min(1).max(200),
   plan: z.string().min(1),
   /** Chosen by the caller (an import from another system, a repeatable audit); else random. */
-  id: z.string().regex(/^c_[a-z0-9_-]{1,40}$/, "c_ then up to 40 lower-case letters, digits, '_' or '-'").optional(),
+  id: z
+    .string()
+    .regex(/^c_[a-z0-9_-]{1,40}$/, "c_ then up to 40 lower-case letters, digits, '_' or '-'")
+    .optional(),
 });
 const SetPlan = z.object({ plan: z.string().min(1) });
 const TopUp = z.object({ dollars: dollars.refine((m) => m > 0, "must be more than 0") });
@@ -43,7 +46,10 @@ export function adminGuard(d: GatewayDeps, now: () => number): (req: FastifyRequ
     if (d.config.admin.loopbackOnly && !isLoopback(src)) throw new Problem("admin-forbidden", "the admin API answers on loopback only");
     const lockSrc = d.lockout?.o.bySource ? src : undefined;
     const locked = lockSrc && d.lockout ? d.lockout.lockedFor("admin", lockSrc, now()) : 0;
-    if (locked) throw new Problem("locked-out", `too many invalid admin tokens from your address; try again in ${locked} s`, { headers: { "retry-after": String(locked) } });
+    if (locked)
+      throw new Problem("locked-out", `too many invalid admin tokens from your address; try again in ${locked} s`, {
+        headers: { "retry-after": String(locked) },
+      });
     const auth = req.headers.authorization ?? "";
     const given = auth.toLowerCase().startsWith("bearer ") ? auth.slice(7).trim() : "";
     // Compare digests so the comparison takes the same time whatever the lengths.
@@ -72,13 +78,22 @@ export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => num
   const view = async (id: string) => {
     const c = await needClient(id);
     const keys = (await d.store.listKeys(id)).map(({ hash: _h, ...k }) => k);
-    return { ...c, balance: c.balance / 1e6, usage: await d.store.usage(id, now()).then((u) => ({ ...u, balance: u.balance / 1e6, monthSpend: u.monthSpend / 1e6 })), keys };
+    return {
+      ...c,
+      balance: c.balance / 1e6,
+      usage: await d.store.usage(id, now()).then((u) => ({ ...u, balance: u.balance / 1e6, monthSpend: u.monthSpend / 1e6 })),
+      keys,
+    };
   };
   const issueKey = async (clientId: string, expiresInDays?: number) => {
     const k = newKey();
     const t = now();
     await d.store.addKey({
-      id: k.id, clientId, hash: k.hash, createdAt: new Date(t).toISOString(), revokedAt: null,
+      id: k.id,
+      clientId,
+      hash: k.hash,
+      createdAt: new Date(t).toISOString(),
+      revokedAt: null,
       expiresAt: expiresInDays ? new Date(t + expiresInDays * 86_400_000).toISOString() : null,
     });
     return { keyId: k.id, key: k.key, clientId, note: "store this key now: it is not shown again" };
@@ -130,7 +145,17 @@ export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => num
       await needClient(req.params.id);
       const models = d.config.models.map((m) => m.name).filter((m) => !req.query.model || m === req.query.model);
       if (req.query.model && models.length === 0) throw new Problem("not-found", `no model "${req.query.model}"`);
-      const sets = await Promise.all(models.map(async (model) => ({ model, marks: (await readWatermarks(d.store, req.params.id, model)).map((m) => ({ input: Array.from(m.input), label: m.label, original: m.original, classes: m.classes })) })));
+      const sets = await Promise.all(
+        models.map(async (model) => ({
+          model,
+          marks: (await readWatermarks(d.store, req.params.id, model)).map((m) => ({
+            input: Array.from(m.input),
+            label: m.label,
+            original: m.original,
+            classes: m.classes,
+          })),
+        })),
+      );
       return { clientId: req.params.id, watermarks: sets.filter((s) => s.marks.length > 0) };
     });
     admin.get("/admin/alarms", async (req) => {

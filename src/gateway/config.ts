@@ -5,7 +5,6 @@ import { DefenseConfig } from "./defense-config.js";
 import { Lockout, LOCKOUT_DEFAULTS } from "../defenses/api-key.js";
 import { checkTiers, OutputPolicy, PlanTerms } from "../pipeline/plan.js";
 
-
 /** A plan's terms (pipeline/plan.ts) and the defences for its clients. */
 export const Plan = PlanTerms.extend({
   /** Defences for this plan's clients, on top of each model's (an entry replaces the model's of the same kind). */
@@ -13,68 +12,95 @@ export const Plan = PlanTerms.extend({
 }).superRefine(checkTiers);
 export type Plan = z.infer<typeof Plan>;
 
-export const ModelConfig = z.object({
-  name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "letters, digits, '.', '_' or '-'"),
-  /** zoo://NAME, tfjs://DIR, onnx://FILE or a path. */
-  source: z.string().optional(),
-  /** Proxy to a remote Open Inference Protocol v2 server instead. */
-  upstream: z.object({
-    url: z.string().url(),
-    model: z.string(),
-    timeoutMs: z.number().int().positive().default(5000),
-    /** Sent as a bearer token when the upstream is itself a gateway; `env:NAME` reads the environment. */
-    apiKey: z.string().optional(),
-  }).optional(),
-  output: OutputPolicy.default({ kind: "probabilities", k: 1 }),
-  /** Defences for every client of this model (see gateway/defense-config.ts). */
-  defenses: z.array(DefenseConfig).default([]),
-}).refine((m) => (m.source === undefined) !== (m.upstream === undefined), { message: "a model needs exactly one of source or upstream" });
+export const ModelConfig = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, "letters, digits, '.', '_' or '-'"),
+    /** zoo://NAME, tfjs://DIR, onnx://FILE or a path. */
+    source: z.string().optional(),
+    /** Proxy to a remote Open Inference Protocol v2 server instead. */
+    upstream: z
+      .object({
+        url: z.string().url(),
+        model: z.string(),
+        timeoutMs: z.number().int().positive().default(5000),
+        /** Sent as a bearer token when the upstream is itself a gateway; `env:NAME` reads the environment. */
+        apiKey: z.string().optional(),
+      })
+      .optional(),
+    output: OutputPolicy.default({ kind: "probabilities", k: 1 }),
+    /** Defences for every client of this model (see gateway/defense-config.ts). */
+    defenses: z.array(DefenseConfig).default([]),
+  })
+  .refine((m) => (m.source === undefined) !== (m.upstream === undefined), { message: "a model needs exactly one of source or upstream" });
 export type ModelConfig = z.infer<typeof ModelConfig>;
 
-
-export const GatewayConfig = z.object({
-  server: z.object({
-    host: z.string().default("127.0.0.1"),
-    port: z.number().int().min(0).max(65535).default(8080),
-    /** Rows per request. */
-    maxBatch: z.number().int().positive().default(256),
-    bodyLimitBytes: z.number().int().positive().default(8 * 1024 * 1024),
-    requestTimeoutMs: z.number().int().positive().default(30_000),
-    /** Repeated bad API keys: `maxFailures` in `windowSeconds` from one source address, or against one key id, lock it out (429) for `lockSeconds`. */
-    lockout: Lockout.default(LOCKOUT_DEFAULTS),
-    /** Hours the answer of a request with an Idempotency-Key is kept, to send its retries (0: none kept; a charged key is then refused, never answered again). */
-    idempotencyHours: z.number().min(0).max(720).default(24),
-    /** Who may read /metrics (revenue per plan and model): requests from loopback, holders of the admin token, or anyone. */
-    metrics: z.enum(["loopback", "admin", "open"]).default("loopback"),
-  }).default({ host: "127.0.0.1", port: 8080, maxBatch: 256, bodyLimitBytes: 8 * 1024 * 1024, requestTimeoutMs: 30_000, lockout: LOCKOUT_DEFAULTS, idempotencyHours: 24, metrics: "loopback" }),
-  admin: z.object({
-    /** The admin API's bearer token; `env:NAME` reads it from the environment. */
-    token: z.string().min(1).default("env:HEIST_ADMIN_TOKEN"),
-    loopbackOnly: z.boolean().default(true),
-  }).default({ token: "env:HEIST_ADMIN_TOKEN", loopbackOnly: true }),
-  store: z.object({
-    sqlite: z.string().default(".heist/gateway.sqlite"),
-    /** Shared store for several replicas: Redis for the hot counters (set with `postgres`; then sqlite is not used). */
-    redis: z.string().url().optional(),
-    /** PostgreSQL for clients, keys and the ledger; `?schema=NAME` picks the schema (and the Redis key prefix). */
-    postgres: z.string().optional(),
-    /** What to do when the store cannot be reached: refuse with 503 (closed) or serve uncounted (open). */
-    failMode: z.enum(["closed", "open"]).default("closed"),
-  }).refine((s) => (s.redis === undefined) === (s.postgres === undefined), { message: "set both store.redis and store.postgres, or neither", path: ["redis"] })
-    .default({ sqlite: ".heist/gateway.sqlite", failMode: "closed" }),
-  models: z.array(ModelConfig).min(1),
-  plans: z.array(Plan).min(1),
-  /**
-   * Keys the answer-perturbing defences' randomness (the same input from the same client is
-   * perturbed the same way); replicas must share it. `env:NAME` reads the environment; unset, each
-   * process draws its own.
-   */
-  defenseSecret: z.string().default("env:HEIST_DEFENSE_SECRET"),
-}).superRefine((c, ctx) => {
-  const dupes = (names: string[]) => names.filter((n, i) => names.indexOf(n) !== i);
-  for (const d of dupes(c.models.map((m) => m.name))) ctx.addIssue({ code: "custom", path: ["models"], message: `model "${d}" is defined twice` });
-  for (const d of dupes(c.plans.map((p) => p.name))) ctx.addIssue({ code: "custom", path: ["plans"], message: `plan "${d}" is defined twice` });
-});
+export const GatewayConfig = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default("127.0.0.1"),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Rows per request. */
+        maxBatch: z.number().int().positive().default(256),
+        bodyLimitBytes: z
+          .number()
+          .int()
+          .positive()
+          .default(8 * 1024 * 1024),
+        requestTimeoutMs: z.number().int().positive().default(30_000),
+        /** Repeated bad API keys: `maxFailures` in `windowSeconds` from one source address, or against one key id, lock it out (429) for `lockSeconds`. */
+        lockout: Lockout.default(LOCKOUT_DEFAULTS),
+        /** Hours the answer of a request with an Idempotency-Key is kept, to send its retries (0: none kept; a charged key is then refused, never answered again). */
+        idempotencyHours: z.number().min(0).max(720).default(24),
+        /** Who may read /metrics (revenue per plan and model): requests from loopback, holders of the admin token, or anyone. */
+        metrics: z.enum(["loopback", "admin", "open"]).default("loopback"),
+      })
+      .default({
+        host: "127.0.0.1",
+        port: 8080,
+        maxBatch: 256,
+        bodyLimitBytes: 8 * 1024 * 1024,
+        requestTimeoutMs: 30_000,
+        lockout: LOCKOUT_DEFAULTS,
+        idempotencyHours: 24,
+        metrics: "loopback",
+      }),
+    admin: z
+      .object({
+        /** The admin API's bearer token; `env:NAME` reads it from the environment. */
+        token: z.string().min(1).default("env:HEIST_ADMIN_TOKEN"),
+        loopbackOnly: z.boolean().default(true),
+      })
+      .default({ token: "env:HEIST_ADMIN_TOKEN", loopbackOnly: true }),
+    store: z
+      .object({
+        sqlite: z.string().default(".heist/gateway.sqlite"),
+        /** Shared store for several replicas: Redis for the hot counters (set with `postgres`; then sqlite is not used). */
+        redis: z.string().url().optional(),
+        /** PostgreSQL for clients, keys and the ledger; `?schema=NAME` picks the schema (and the Redis key prefix). */
+        postgres: z.string().optional(),
+        /** What to do when the store cannot be reached: refuse with 503 (closed) or serve uncounted (open). */
+        failMode: z.enum(["closed", "open"]).default("closed"),
+      })
+      .refine((s) => (s.redis === undefined) === (s.postgres === undefined), {
+        message: "set both store.redis and store.postgres, or neither",
+        path: ["redis"],
+      })
+      .default({ sqlite: ".heist/gateway.sqlite", failMode: "closed" }),
+    models: z.array(ModelConfig).min(1),
+    plans: z.array(Plan).min(1),
+    /**
+     * Keys the answer-perturbing defences' randomness (the same input from the same client is
+     * perturbed the same way); replicas must share it. `env:NAME` reads the environment; unset, each
+     * process draws its own.
+     */
+    defenseSecret: z.string().default("env:HEIST_DEFENSE_SECRET"),
+  })
+  .superRefine((c, ctx) => {
+    const dupes = (names: string[]) => names.filter((n, i) => names.indexOf(n) !== i);
+    for (const d of dupes(c.models.map((m) => m.name))) ctx.addIssue({ code: "custom", path: ["models"], message: `model "${d}" is defined twice` });
+    for (const d of dupes(c.plans.map((p) => p.name))) ctx.addIssue({ code: "custom", path: ["plans"], message: `plan "${d}" is defined twice` });
+  });
 export type GatewayConfig = z.infer<typeof GatewayConfig>;
 export type GatewayConfigInput = z.input<typeof GatewayConfig>;
 
@@ -89,7 +115,9 @@ export const DEFAULT_CONFIG: GatewayConfigInput = {
   plans: [
     { name: "free", dailyQuota: 1000, burst: { capacity: 50, refillPerSecond: 20 }, tiers: [{ pricePerRow: 0 }] },
     {
-      name: "pro", dailyQuota: 100_000, burst: { capacity: 500, refillPerSecond: 200 },
+      name: "pro",
+      dailyQuota: 100_000,
+      burst: { capacity: 500, refillPerSecond: 200 },
       tiers: [{ upTo: 1000, pricePerRow: 0.001 }, { upTo: 10_000, pricePerRow: 0.002 }, { pricePerRow: 0.005 }],
     },
   ],

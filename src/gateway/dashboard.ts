@@ -15,13 +15,21 @@ import { Problem } from "../protocol/problem.js";
  */
 
 const TYPES: Record<string, string> = {
-  ".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-  ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon", ".json": "application/json; charset=utf-8",
-  ".map": "application/json; charset=utf-8", ".txt": "text/plain; charset=utf-8", ".woff2": "font/woff2",
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript; charset=utf-8",
+  ".css": "text/css; charset=utf-8",
+  ".svg": "image/svg+xml",
+  ".png": "image/png",
+  ".ico": "image/x-icon",
+  ".json": "application/json; charset=utf-8",
+  ".map": "application/json; charset=utf-8",
+  ".txt": "text/plain; charset=utf-8",
+  ".woff2": "font/woff2",
 };
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 /** Nothing from elsewhere: scripts, styles and data from this origin only. */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /** dist/dashboard, seen from dist/gateway (the build) or from src/gateway (tests run the sources). */
 export function dashboardDir(): string {
@@ -31,7 +39,8 @@ export function dashboardDir(): string {
 
 export function dashboardRoutes(app: FastifyInstance, config: GatewayConfig, dir = dashboardDir()): void {
   const send = async (req: FastifyRequest, reply: FastifyReply, name: string) => {
-    if (config.admin.loopbackOnly && !isLoopback(req.socket.remoteAddress)) throw new Problem("admin-forbidden", "the dashboard, like the admin API, answers on loopback only");
+    if (config.admin.loopbackOnly && !isLoopback(req.socket.remoteAddress))
+      throw new Problem("admin-forbidden", "the dashboard, like the admin API, answers on loopback only");
     const type = TYPES[extname(name)];
     const path = resolve(dir, name);
     if (!SAFE_NAME.test(name) || !type || !path.startsWith(dir + sep)) throw new Problem("not-found", `no dashboard file "${name}"`);

@@ -33,14 +33,22 @@ export function defenseSlots(config: GatewayConfig, deps: { store: Store; secret
   const { key } = defenseKey(deps.secret);
   const build = (d: DefenseConfig): Defense => {
     switch (d.kind) {
-      case "reverse-sigmoid": return reverseSigmoid(d);
-      case "noise": return noise(d, key);
-      case "mad": return predictionPoisoning(d, key);
-      case "misinformation": return misinformation(d);
-      case "prada": return prada(d, deps);
-      case "pow": return proofOfWork(d, { store: deps.store, key });
-      case "coverage": return coverage(d, { ...deps, key });
-      case "watermark": return watermark(d, key, deps);
+      case "reverse-sigmoid":
+        return reverseSigmoid(d);
+      case "noise":
+        return noise(d, key);
+      case "mad":
+        return predictionPoisoning(d, key);
+      case "misinformation":
+        return misinformation(d);
+      case "prada":
+        return prada(d, deps);
+      case "pow":
+        return proofOfWork(d, { store: deps.store, key });
+      case "coverage":
+        return coverage(d, { ...deps, key });
+      case "watermark":
+        return watermark(d, key, deps);
     }
   };
   const stacks = new Map<string, { detection: Defense[]; hardening: Defense[] }>();
@@ -50,15 +58,20 @@ export function defenseSlots(config: GatewayConfig, deps: { store: Store; secret
     if (!s) {
       const list = defensesFor(config, q.model.name, q.plan?.name);
       const detectors = list.filter((d) => DETECTORS.has(d.kind)).map(build);
-      s = { detection: list.some((d) => ALARMING.has(d.kind)) ? [enforceAlarms(deps.store), ...detectors] : detectors, hardening: list.filter((d) => !DETECTORS.has(d.kind)).map(build) };
+      s = {
+        detection: list.some((d) => ALARMING.has(d.kind)) ? [enforceAlarms(deps.store), ...detectors] : detectors,
+        hardening: list.filter((d) => !DETECTORS.has(d.kind)).map(build),
+      };
       stacks.set(id, s);
     }
     return s;
   };
-  const slot = (pick: (s: { detection: Defense[]; hardening: Defense[] }) => Defense[]): Defense => (q, next) => {
-    const layers = pick(stackOf(q));
-    return layers.length ? compose(layers, (): Promise<Answer> => next())(q) : next();
-  };
+  const slot =
+    (pick: (s: { detection: Defense[]; hardening: Defense[] }) => Defense[]): Defense =>
+    (q, next) => {
+      const layers = pick(stackOf(q));
+      return layers.length ? compose(layers, (): Promise<Answer> => next())(q) : next();
+    };
   return { detection: slot((s) => s.detection), hardening: slot((s) => s.hardening) };
 }
 

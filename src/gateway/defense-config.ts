@@ -9,7 +9,16 @@ import { ReverseSigmoidOptions } from "../defenses/reverse-sigmoid.js";
 import { WatermarkOptions } from "../defenses/watermark.js";
 
 /** Every configurable defence, by `kind`: a model's and a plan's `defenses` lists hold these. */
-export const DefenseConfig = z.discriminatedUnion("kind", [ReverseSigmoidOptions, NoiseOptions, PoisoningOptions, MisinformationOptions, PradaOptions, ProofOfWorkOptions, CoverageOptions, WatermarkOptions]);
+export const DefenseConfig = z.discriminatedUnion("kind", [
+  ReverseSigmoidOptions,
+  NoiseOptions,
+  PoisoningOptions,
+  MisinformationOptions,
+  PradaOptions,
+  ProofOfWorkOptions,
+  CoverageOptions,
+  WatermarkOptions,
+]);
 export type DefenseConfig = z.infer<typeof DefenseConfig>;
 
 /** A model or a plan of the config, as far as its defences go. */
@@ -20,7 +29,11 @@ interface Listed {
 
 /** What each answer-perturbing defence can perturb. */
 const PERTURBS: Partial<Record<DefenseConfig["kind"], string[]>> = {
-  "reverse-sigmoid": ["probabilities"], noise: ["probabilities", "embedding"], mad: ["probabilities"], misinformation: ["probabilities"], coverage: ["embedding"],
+  "reverse-sigmoid": ["probabilities"],
+  noise: ["probabilities", "embedding"],
+  mad: ["probabilities"],
+  misinformation: ["probabilities"],
+  coverage: ["embedding"],
   watermark: ["probabilities", "logits"],
 };
 
@@ -35,7 +48,8 @@ export function defensesFor(config: { models: readonly Listed[]; plans: readonly
 export function defenseFits(d: DefenseConfig, output: string): string | undefined {
   const ok = PERTURBS[d.kind];
   if (ok && !ok.includes(output)) return `the ${d.kind} defence perturbs ${ok.join(" or ")}, not ${output}`;
-  if ((d.kind === "prada" || d.kind === "pow") && output === "embedding") return `${d.kind === "pow" ? "calibrated proof-of-work" : "PRADA"} needs class probabilities; this model answers embeddings`;
+  if ((d.kind === "prada" || d.kind === "pow") && output === "embedding")
+    return `${d.kind === "pow" ? "calibrated proof-of-work" : "PRADA"} needs class probabilities; this model answers embeddings`;
   if (d.kind === "coverage" && d.action === "degrade") return "the degrade action answers labels, and an encoder has none: use price or block";
   return undefined;
 }

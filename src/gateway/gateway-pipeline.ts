@@ -33,8 +33,17 @@ export interface GatewayDeps {
 export function gatewayPipeline(d: GatewayDeps): (q: Query) => Promise<Answer> {
   const plans = new Map(d.config.plans.map((p) => [p.name, p]));
   const slots = defenseSlots(d.config, { store: d.store, secret: secret(d.config.defenseSecret), onAlarm: d.onAlarm });
-  return compose([
-    apiKey({ store: d.store, plans, lockout: d.lockout, onLockout: d.onLockout }), rateLimit({ store: d.store }), idempotentReplay({ store: d.store }), slots.detection, billing({ store: d.store, keepHours: d.config.server.idempotencyHours }),
-    ...(d.extraDefenses ?? []), outputPolicy(), slots.hardening,
-  ], askModel);
+  return compose(
+    [
+      apiKey({ store: d.store, plans, lockout: d.lockout, onLockout: d.onLockout }),
+      rateLimit({ store: d.store }),
+      idempotentReplay({ store: d.store }),
+      slots.detection,
+      billing({ store: d.store, keepHours: d.config.server.idempotencyHours }),
+      ...(d.extraDefenses ?? []),
+      outputPolicy(),
+      slots.hardening,
+    ],
+    askModel,
+  );
 }

@@ -3,7 +3,16 @@ import { z } from "zod";
 import { defensesFor, type DefenseConfig } from "./defense-config.js";
 import { readCoverageTrack, type CoverageOptions, type CoverageTrack } from "../defenses/coverage.js";
 import { pradaStatistic, readPradaTrack, type PradaOptions, type PradaTrack } from "../defenses/prada.js";
-import { departure, profileFor, emptyTotals, powBits, readPowTrack, type BenignProfile, type PowTrack, type ProofOfWorkOptions } from "../defenses/proof-of-work.js";
+import {
+  departure,
+  profileFor,
+  emptyTotals,
+  powBits,
+  readPowTrack,
+  type BenignProfile,
+  type PowTrack,
+  type ProofOfWorkOptions,
+} from "../defenses/proof-of-work.js";
 import { readWatermarks } from "../defenses/watermark.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { Problem } from "../protocol/problem.js";
@@ -81,8 +90,16 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
         if (p.active || t.seen > 0) {
           const w = pradaStatistic(t.distances, o);
           out.push({
-            model, kind: "prada", risk: w === undefined ? 0 : clamp01((1 - w) / (1 - o.delta)), queries: t.seen, distances: t.distances.length,
-            growingSet: t.members, w: w ?? null, delta: o.delta, minQueries: o.minQueries, action: o.action,
+            model,
+            kind: "prada",
+            risk: w === undefined ? 0 : clamp01((1 - w) / (1 - o.delta)),
+            queries: t.seen,
+            distances: t.distances.length,
+            growingSet: t.members,
+            w: w ?? null,
+            delta: o.delta,
+            minQueries: o.minQueries,
+            action: o.action,
             ...(series ? { series: pradaSeries(t, o) } : {}),
           });
         }
@@ -98,8 +115,16 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
           const { entropyRatio, outlierRatio, volumeRatio } = departure(o, totals, b, now);
           const worst = Math.max(entropyRatio ?? 0, outlierRatio ?? 0);
           out.push({
-            model, kind: "pow", risk: entropyRatio === null ? 0 : clamp01(Math.log2(worst) / 3), rows: totals.rows, bits: powBits(o, totals, b, now, 1),
-            baseBits: o.baseBits, maxBits: o.maxBits, entropyRatio, outlierRatio, volumeRatio,
+            model,
+            kind: "pow",
+            risk: entropyRatio === null ? 0 : clamp01(Math.log2(worst) / 3),
+            rows: totals.rows,
+            bits: powBits(o, totals, b, now, 1),
+            baseBits: o.baseBits,
+            maxBits: o.maxBits,
+            entropyRatio,
+            outlierRatio,
+            volumeRatio,
             ...(series ? { series: thin(t.seen).map((i) => ({ rows: t.totals[i].rows, bits: powBits(o, t.totals[i], b, now, 1) })) } : {}),
           });
         }
@@ -110,7 +135,16 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
         const t = await track(coverage, key, (t) => readCoverageTrack(store, c.id, model, t));
         if (v.active || t.seen > 0) {
           const fraction = t.buckets.size / 2 ** o.bits;
-          out.push({ model, kind: "coverage", risk: clamp01(fraction / o.alarmAt), coverage: fraction, buckets: t.buckets.size, of: 2 ** o.bits, alarmAt: o.alarmAt, action: o.action });
+          out.push({
+            model,
+            kind: "coverage",
+            risk: clamp01(fraction / o.alarmAt),
+            coverage: fraction,
+            buckets: t.buckets.size,
+            of: 2 ** o.bits,
+            alarmAt: o.alarmAt,
+            action: o.action,
+          });
         }
       }
     }
@@ -120,7 +154,9 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
   function pradaSeries(t: PradaTrack, o: PradaOptions) {
     const n = t.distances.length;
     if (n < o.minQueries) return [];
-    return thin(n - o.minQueries + 1, 40).map((i) => i + o.minQueries).map((k) => ({ queries: k, w: pradaStatistic(t.distances.slice(0, k), o)! }));
+    return thin(n - o.minQueries + 1, 40)
+      .map((i) => i + o.minQueries)
+      .map((k) => ({ queries: k, w: pradaStatistic(t.distances.slice(0, k), o)! }));
   }
 
   const riskOf = (ds: DetectorView[], alarms: AlarmRecord[]) => {
@@ -131,42 +167,72 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
 
   admin.get("/admin/overview", async () => {
     const [requests, rows, revenue, rejections, latency] = await Promise.all([
-      metrics.requests.get(), metrics.rows.get(), metrics.revenue.get(), metrics.rejections.get(), metrics.latency.get(),
+      metrics.requests.get(),
+      metrics.rows.get(),
+      metrics.revenue.get(),
+      metrics.rejections.get(),
+      metrics.latency.get(),
     ]);
     const sum = (vs: { value: number }[]) => vs.reduce((a, v) => a + v.value, 0);
     const byModel = (vs: { labels: Record<string, string | number>; value: number }[], model: string) => sum(vs.filter((v) => v.labels.model === model));
     const t = Date.now();
     const total = {
-      requests: sum(requests.values), refused: sum(requests.values.filter((v) => v.labels.status !== "200")),
-      rows: sum(rows.values), revenue: Math.round(sum(revenue.values) * 1e6) / 1e6,
+      requests: sum(requests.values),
+      refused: sum(requests.values.filter((v) => v.labels.status !== "200")),
+      rows: sum(rows.values),
+      revenue: Math.round(sum(revenue.values) * 1e6) / 1e6,
     };
     if (!samples.length || t - samples.at(-1)!.t >= 900) samples.push({ t, ...total });
     if (samples.length > 600) samples.splice(0, samples.length - 600); // ten minutes at one a second
     const [alarms, clients] = await Promise.all([store.alarms(), store.listClients()]);
     const quantile = (model: string, q: number) => {
-      const buckets = latency.values.filter((v) => v.labels.model === model && v.metricName?.endsWith("_bucket")).map((v) => ({ le: String((v.labels as Record<string, unknown>).le), value: v.value }));
+      const buckets = latency.values
+        .filter((v) => v.labels.model === model && v.metricName?.endsWith("_bucket"))
+        .map((v) => ({ le: String((v.labels as Record<string, unknown>).le), value: v.value }));
       const count = buckets.find((b) => b.le === "+Inf")?.value ?? 0;
       if (!count) return null;
       const hit = buckets.find((b) => b.value >= q * count);
       return hit && hit.le !== "+Inf" ? Number(hit.le) : null;
     };
     return {
-      at: new Date(t).toISOString(), startedAt: new Date(started).toISOString(), totals: { ...total, clients: clients.length, alarms: alarms.length },
-      rejections: rejections.values.filter((v) => v.value > 0).map((v) => ({ reason: String(v.labels.reason), count: v.value })).sort((a, b) => b.count - a.count),
+      at: new Date(t).toISOString(),
+      startedAt: new Date(started).toISOString(),
+      totals: { ...total, clients: clients.length, alarms: alarms.length },
+      rejections: rejections.values
+        .filter((v) => v.value > 0)
+        .map((v) => ({ reason: String(v.labels.reason), count: v.value }))
+        .sort((a, b) => b.count - a.count),
       series: samples,
       alarms: alarms.slice(-50).reverse(),
       plans: d.config.plans.map((p) => ({
-        name: p.name, dailyQuota: p.dailyQuota, tiers: p.tiers.map((t) => ({ ...t, pricePerRow: t.pricePerRow / 1e6 })), billing: p.billing.kind, models: p.models, output: p.output?.kind ?? null, defenses: p.defenses.map((x) => x.kind),
+        name: p.name,
+        dailyQuota: p.dailyQuota,
+        tiers: p.tiers.map((t) => ({ ...t, pricePerRow: t.pricePerRow / 1e6 })),
+        billing: p.billing.kind,
+        models: p.models,
+        output: p.output?.kind ?? null,
+        defenses: p.defenses.map((x) => x.kind),
       })),
       models: d.config.models.map((m) => {
         const served = d.registry.models.get(m.name);
         const status = requests.values.filter((v) => v.labels.model === m.name);
         return {
-          name: m.name, source: m.source ?? null, upstream: m.upstream ? `${m.upstream.url} (${m.upstream.model})` : null,
-          inputShape: served ? [...served.inputShape] : [], output: served?.output ?? null, outputWidth: served?.outputWidth ?? null, policy: m.output,
-          defenses: { model: m.defenses.map((x) => x.kind), byPlan: Object.fromEntries(d.config.plans.map((p) => [p.name, defensesFor(d.config, m.name, p.name).map((x) => x.kind)])) },
-          requests: sum(status), refused: sum(status.filter((v) => v.labels.status !== "200")), rows: byModel(rows.values, m.name),
-          revenue: Math.round(byModel(revenue.values, m.name) * 1e6) / 1e6, latency: { p50: quantile(m.name, 0.5), p95: quantile(m.name, 0.95) },
+          name: m.name,
+          source: m.source ?? null,
+          upstream: m.upstream ? `${m.upstream.url} (${m.upstream.model})` : null,
+          inputShape: served ? [...served.inputShape] : [],
+          output: served?.output ?? null,
+          outputWidth: served?.outputWidth ?? null,
+          policy: m.output,
+          defenses: {
+            model: m.defenses.map((x) => x.kind),
+            byPlan: Object.fromEntries(d.config.plans.map((p) => [p.name, defensesFor(d.config, m.name, p.name).map((x) => x.kind)])),
+          },
+          requests: sum(status),
+          refused: sum(status.filter((v) => v.labels.status !== "200")),
+          rows: byModel(rows.values, m.name),
+          revenue: Math.round(byModel(revenue.values, m.name) * 1e6) / 1e6,
+          latency: { p50: quantile(m.name, 0.5), p95: quantile(m.name, 0.95) },
         };
       }),
     };
@@ -174,11 +240,13 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
 
   admin.get("/admin/risk", async () => {
     const alarms = await store.alarms();
-    return Promise.all((await store.listClients()).map(async (c) => {
-      const ds = await detectors(c, false);
-      const own = alarms.filter((a) => a.clientId === c.id);
-      return { clientId: c.id, ...riskOf(ds, own), alarms: own.length, detectors: ds };
-    }));
+    return Promise.all(
+      (await store.listClients()).map(async (c) => {
+        const ds = await detectors(c, false);
+        const own = alarms.filter((a) => a.clientId === c.id);
+        return { clientId: c.id, ...riskOf(ds, own), alarms: own.length, detectors: ds };
+      }),
+    );
   });
 
   admin.get<{ Params: { id: string } }>("/admin/clients/:id/timeline", async (req) => {
@@ -186,7 +254,11 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
     if (!q.success) throw new Problem("bad-request", `limit: ${q.error.issues[0].message}`);
     const c = await store.getClient(req.params.id);
     if (!c) throw new Problem("not-found", `no client "${req.params.id}"`);
-    const [ledger, alarms, ds] = await Promise.all([store.ledger({ clientId: c.id, limit: q.data.limit }), store.alarms({ clientId: c.id }), detectors(c, true)]);
+    const [ledger, alarms, ds] = await Promise.all([
+      store.ledger({ clientId: c.id, limit: q.data.limit }),
+      store.alarms({ clientId: c.id }),
+      detectors(c, true),
+    ]);
     // The ledger in at most 60 buckets of a round width.
     const times = ledger.map((r) => Date.parse(r.at));
     const first = times.length ? Math.min(...times) : 0;
@@ -202,16 +274,28 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
       b.spend += r.price / 1e6;
       buckets.set(t, b);
     });
-    const watermarks = (await Promise.all(d.config.models.map(async (m) => ({ model: m.name, marks: (await readWatermarks(store, c.id, m.name)).length }))))
-      .filter((w) => w.marks > 0 || optionsFor("watermark", w.model, c.plan)?.active);
+    const watermarks = (
+      await Promise.all(d.config.models.map(async (m) => ({ model: m.name, marks: (await readWatermarks(store, c.id, m.name)).length })))
+    ).filter((w) => w.marks > 0 || optionsFor("watermark", w.model, c.plan)?.active);
     return {
-      clientId: c.id, at: new Date().toISOString(), ...riskOf(ds, alarms),
+      clientId: c.id,
+      at: new Date().toISOString(),
+      ...riskOf(ds, alarms),
       ledger: {
-        requests: ledger.length, rows: ledger.reduce((a, r) => a + r.rows, 0), spend: ledger.reduce((a, r) => a + r.price, 0) / 1e6,
-        truncated: ledger.length === q.data.limit, bucketMs, buckets: [...buckets.values()].sort((a, b) => a.t - b.t),
-        byModel: [...ledger.reduce((a, r) => a.set(r.model, (a.get(r.model) ?? 0) + r.rows), new Map<string, number>())].map(([model, rows]) => ({ model, rows })),
+        requests: ledger.length,
+        rows: ledger.reduce((a, r) => a + r.rows, 0),
+        spend: ledger.reduce((a, r) => a + r.price, 0) / 1e6,
+        truncated: ledger.length === q.data.limit,
+        bucketMs,
+        buckets: [...buckets.values()].sort((a, b) => a.t - b.t),
+        byModel: [...ledger.reduce((a, r) => a.set(r.model, (a.get(r.model) ?? 0) + r.rows), new Map<string, number>())].map(([model, rows]) => ({
+          model,
+          rows,
+        })),
       },
-      detectors: ds, watermarks, alarms: [...alarms].reverse(),
+      detectors: ds,
+      watermarks,
+      alarms: [...alarms].reverse(),
     };
   });
 }

@@ -15,8 +15,12 @@ import { OracleStopped, parseOutputs, type Oracle } from "../oracle/oracle.js";
  * (the audit checks that both give identical results).
  */
 export function localOracle(o: {
-  pipeline: (q: Query) => Promise<Answer>; model: ServedModel; key: string; now?: () => number;
-  onRefusal?: (status: number, type: string) => void; onProofOfWork?: (bits: number, seconds: number) => void;
+  pipeline: (q: Query) => Promise<Answer>;
+  model: ServedModel;
+  key: string;
+  now?: () => number;
+  onRefusal?: (status: number, type: string) => void;
+  onProofOfWork?: (bits: number, seconds: number) => void;
 }): Oracle {
   const challenges: string[] = [];
   const solve = (token: string) => proveWork(token, o.onProofOfWork);

@@ -45,11 +45,14 @@ export async function loadModels(config: GatewayConfig): Promise<ModelRegistry> 
       const m = models.get(name);
       if (!m) throw new Problem("unknown-model", `no model named "${name}" here`);
       return {
-        name, versions: ["1"], platform: "heist",
+        name,
+        versions: ["1"],
+        platform: "heist",
         inputs: [{ name: "input", datatype: "FP32", shape: [-1, ...m.inputShape] }],
-        outputs: m.policy.kind === "label" || m.policy.kind === "leaf"
-          ? [{ name: "label", datatype: "INT64", shape: [-1, 1] }, ...(m.policy.kind === "leaf" ? [{ name: "leaf", datatype: "INT64", shape: [-1, 1] }] : [])]
-          : [{ name: m.policy.kind, datatype: "FP32", shape: [-1, m.outputWidth] }],
+        outputs:
+          m.policy.kind === "label" || m.policy.kind === "leaf"
+            ? [{ name: "label", datatype: "INT64", shape: [-1, 1] }, ...(m.policy.kind === "leaf" ? [{ name: "leaf", datatype: "INT64", shape: [-1, 1] }] : [])]
+            : [{ name: m.policy.kind, datatype: "FP32", shape: [-1, m.outputWidth] }],
       };
     },
     dispose: () => owned.forEach((m) => m.dispose()),
@@ -61,7 +64,11 @@ async function localModel(m: ModelConfig, owned: Model[]): Promise<ServedModel> 
   owned.push(model);
   const tree = model as Partial<TreeModel>;
   return {
-    name: m.name, inputShape: model.inputShape, output: model.output, outputWidth: model.outputWidth, policy: m.output,
+    name: m.name,
+    inputShape: model.inputShape,
+    output: model.output,
+    outputWidth: model.outputWidth,
+    policy: m.output,
     predict: (x) => model.predict(x),
     ...(tree.leafIds ? { leafIds: async (x: Batch) => tree.leafIds!(x) } : {}),
   };
@@ -90,7 +97,11 @@ async function upstreamModel(m: ModelConfig): Promise<ServedModel> {
   const outputName = meta.outputs[0].name;
   const output = outputName.includes("emb") ? "embedding" : outputName === "logits" ? "logits" : "probabilities";
   return {
-    name: m.name, inputShape, output, outputWidth: sizeOf(outShape), policy: m.output,
+    name: m.name,
+    inputShape,
+    output,
+    outputWidth: sizeOf(outShape),
+    policy: m.output,
     async predict(x: Batch): Promise<Batch> {
       let res: Response;
       try {
@@ -102,12 +113,18 @@ async function upstreamModel(m: ModelConfig): Promise<ServedModel> {
         });
       } catch (e) {
         const timedOut = (e as Error).name === "TimeoutError";
-        throw new Problem(timedOut ? "upstream-timeout" : "upstream-failed", timedOut ? `the model server behind "${m.name}" did not answer within ${up.timeoutMs} ms` : `the model server behind "${m.name}" could not be reached`);
+        throw new Problem(
+          timedOut ? "upstream-timeout" : "upstream-failed",
+          timedOut
+            ? `the model server behind "${m.name}" did not answer within ${up.timeoutMs} ms`
+            : `the model server behind "${m.name}" could not be reached`,
+        );
       }
       if (!res.ok) throw new Problem("upstream-failed", `the model server behind "${m.name}" answered HTTP ${res.status}`);
       const parsed = InferResponse.safeParse(await res.json().catch(() => undefined));
       const out = parsed.success ? parsed.data.outputs[0] : undefined;
-      if (!out || out.data.length !== x.shape[0] * sizeOf(outShape)) throw new Problem("upstream-failed", `the model server behind "${m.name}" sent an answer that is not the tensor it promised`);
+      if (!out || out.data.length !== x.shape[0] * sizeOf(outShape))
+        throw new Problem("upstream-failed", `the model server behind "${m.name}" sent an answer that is not the tensor it promised`);
       return { data: Float32Array.from(out.data), shape: [x.shape[0], ...outShape] };
     },
   };

@@ -42,12 +42,17 @@ const BYTES_PER_VALUE = 48;
  */
 function malformedRequest(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === "ECONNRESET" || socket.destroyed) return;
-  const p = err.code === "HPE_HEADER_OVERFLOW" ? new Problem("headers-too-large", "the request's headers are larger than this server accepts")
-    : err.code === "ERR_HTTP_REQUEST_TIMEOUT" ? new Problem("request-timeout", "the request was not received in time")
-    : new Problem("bad-request", `the request is not valid HTTP/1.1 (${err.code ?? "unparsable"}); check its request line and headers`);
+  const p =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? new Problem("headers-too-large", "the request's headers are larger than this server accepts")
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? new Problem("request-timeout", "the request was not received in time")
+        : new Problem("bad-request", `the request is not valid HTTP/1.1 (${err.code ?? "unparsable"}); check its request line and headers`);
   const body = JSON.stringify(p.body());
   if (!socket.writable) return void socket.destroy();
-  socket.end(`HTTP/1.1 ${p.status} ${STATUS_CODES[p.status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${p.status} ${STATUS_CODES[p.status]}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }
 
 /** Build the gateway's HTTP app (not listening yet). */
@@ -64,7 +69,10 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     clientErrorHandler: malformedRequest,
     // A URL the router cannot decode (bad percent-encoding) is a problem+json 400 like every other refusal.
     frameworkErrors: (err, _req, reply) => {
-      sendProblem(reply, new Problem("bad-request", err.code === "FST_ERR_BAD_URL" ? "the request URL is not valid (bad percent-encoding)" : "the request could not be routed"));
+      sendProblem(
+        reply,
+        new Problem("bad-request", err.code === "FST_ERR_BAD_URL" ? "the request URL is not valid (bad percent-encoding)" : "the request could not be routed"),
+      );
     },
   });
   const routes: string[] = [];
@@ -76,15 +84,21 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
   const store = guardedStore(d.store, d.config.store.failMode, (mode) => metrics.storeFailures.inc({ mode }));
   const notify = d.onAlarm;
   const notifyLockout = d.onLockout;
-  d = { ...d, store, onAlarm: (a) => {
-    metrics.alarms.inc({ detector: a.detector, action: a.action.split(":")[0] });
-    app.log.warn({ alarm: a }, "extraction alarm");
-    notify?.(a);
-  }, lockout: d.lockout ?? new LockoutTracker(d.config.server.lockout), onLockout: (scope, id) => {
-    metrics.lockouts.inc({ scope });
-    app.log.warn({ lockout: { scope, id } }, "locked out after repeated invalid credentials");
-    notifyLockout?.(scope, id);
-  } };
+  d = {
+    ...d,
+    store,
+    onAlarm: (a) => {
+      metrics.alarms.inc({ detector: a.detector, action: a.action.split(":")[0] });
+      app.log.warn({ alarm: a }, "extraction alarm");
+      notify?.(a);
+    },
+    lockout: d.lockout ?? new LockoutTracker(d.config.server.lockout),
+    onLockout: (scope, id) => {
+      metrics.lockouts.inc({ scope });
+      app.log.warn({ lockout: { scope, id } }, "locked out after repeated invalid credentials");
+      notifyLockout?.(scope, id);
+    },
+  };
   const pipeline = gatewayPipeline(d);
   const authenticate = authenticator({ store: d.store, plans: new Map(d.config.plans.map((p) => [p.name, p])), lockout: d.lockout, onLockout: d.onLockout });
   app.addHook("onReady", () => warmDefenses(d.config, d.registry));
@@ -104,23 +118,39 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     readTimers.delete(req);
   };
   app.addHook("onRequest", (req, reply, done) => {
-    readTimers.set(req, setTimeout(() => {
-      readTimers.delete(req);
-      if (reply.sent || req.raw.complete) return;
-      reply.raw.once("finish", () => req.raw.socket?.destroy());
-      void sendProblem(reply.header("connection", "close"), new Problem("request-timeout", `the request was not received within ${d.config.server.requestTimeoutMs} ms`));
-    }, d.config.server.requestTimeoutMs).unref());
+    readTimers.set(
+      req,
+      setTimeout(() => {
+        readTimers.delete(req);
+        if (reply.sent || req.raw.complete) return;
+        reply.raw.once("finish", () => req.raw.socket?.destroy());
+        void sendProblem(
+          reply.header("connection", "close"),
+          new Problem("request-timeout", `the request was not received within ${d.config.server.requestTimeoutMs} ms`),
+        );
+      }, d.config.server.requestTimeoutMs).unref(),
+    );
     done();
   });
-  app.addHook("preValidation", (req, _reply, done) => { stopReadTimer(req); done(); });
-  app.addHook("onResponse", (req, _reply, done) => { stopReadTimer(req); done(); });
-  app.addHook("onRequestAbort", (req, done) => { stopReadTimer(req); done(); });
+  app.addHook("preValidation", (req, _reply, done) => {
+    stopReadTimer(req);
+    done();
+  });
+  app.addHook("onResponse", (req, _reply, done) => {
+    stopReadTimer(req);
+    done();
+  });
+  app.addHook("onRequestAbort", (req, done) => {
+    stopReadTimer(req);
+    done();
+  });
 
   app.setErrorHandler((err, req, reply) => {
     const e = err as { code?: string; statusCode?: number; message: string };
     let p: Problem;
     if (err instanceof Problem) p = err;
-    else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE") p = new Problem("body-too-large", `the request body is larger than ${d.config.server.bodyLimitBytes} bytes`);
+    else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE")
+      p = new Problem("body-too-large", `the request body is larger than ${d.config.server.bodyLimitBytes} bytes`);
     else if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") p = new Problem("unsupported-media-type", "send the request as application/json");
     else if (e.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || e.code === "FST_ERR_CTP_INVALID_JSON_BODY" || (e.statusCode === 400 && err instanceof SyntaxError)) {
       p = new Problem("bad-request", "the request body is not valid JSON");
@@ -172,12 +202,17 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
       if (req.headers["content-length"] !== undefined) return done(null, payload);
       const limit = bodyLimit(req);
       let seen = 0;
-      done(null, payload.pipe(new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          seen += chunk.length;
-          cb(seen > limit ? tooLarge(limit) : null, chunk);
-        },
-      })));
+      done(
+        null,
+        payload.pipe(
+          new Transform({
+            transform(chunk: Buffer, _enc, cb) {
+              seen += chunk.length;
+              cb(seen > limit ? tooLarge(limit) : null, chunk);
+            },
+          }),
+        ),
+      );
     }) as preParsingHookHandler,
   };
 
@@ -187,8 +222,20 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     if (!model || !id) throw new Problem("internal", "the request was not authenticated");
     const x = requestBatch(req.body, model.inputShape, maxRows(id.plan));
     const idempotencyKey = header(req, "idempotency-key");
-    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey)) throw new Problem("bad-request", "the Idempotency-Key header must be 1 to 255 visible ASCII characters");
-    const q: Query = { id: String(req.id), model, x, rows: x.shape[0], apiKey: credential(req), proof: header(req, SOLUTION_HEADER), idempotencyKey, nowMs: now(), source: req.socket.remoteAddress, ...id };
+    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))
+      throw new Problem("bad-request", "the Idempotency-Key header must be 1 to 255 visible ASCII characters");
+    const q: Query = {
+      id: String(req.id),
+      model,
+      x,
+      rows: x.shape[0],
+      apiKey: credential(req),
+      proof: header(req, SOLUTION_HEADER),
+      idempotencyKey,
+      nowMs: now(),
+      source: req.socket.remoteAddress,
+      ...id,
+    };
     const answer = await pipeline(q);
     const plan = id.plan.name;
     metrics.requests.inc({ status: "200", model: model.name, plan });

@@ -90,9 +90,12 @@ export function meanCosine(a: Batch, b: Batch): number {
   const w = widthOf(a);
   let s = 0;
   for (let i = 0; i < n; i++) {
-    let dot = 0, na = 0, nb = 0;
+    let dot = 0,
+      na = 0,
+      nb = 0;
     for (let j = i * w; j < (i + 1) * w; j++) {
-      const x = a.data[j], y = b.data[j];
+      const x = a.data[j],
+        y = b.data[j];
       dot += x * y;
       na += x * x;
       nb += y * y;
@@ -135,7 +138,11 @@ export function parameterError(truth: Float32Array, est: Float32Array): Paramete
     fail("bad-input", `parameterError: true parameters of shape ${fmt([truth.length])} and estimates of shape ${fmt([est.length])} differ`);
   }
   if (truth.length === 0) fail("bad-input", "parameterError: no parameters to compare");
-  let maxAbs = 0, maxRel = 0, sumRel = 0, diff2 = 0, norm2 = 0;
+  let maxAbs = 0,
+    maxRel = 0,
+    sumRel = 0,
+    diff2 = 0,
+    norm2 = 0;
   for (let i = 0; i < truth.length; i++) {
     const abs = Math.abs(truth[i] - est[i]);
     diff2 += abs * abs;

@@ -154,7 +154,7 @@ export function augmentBatch(x: Batch, r: Rng, opts: AugmentOptions = {}): Batch
       for (let j = base; j < base + size; j++) {
         let val = out[j] * factor + offset;
         if (noise > 0) val += noise * r.normal();
-        out[j] = val < 0 ? 0 : val > 1 ? 1 : val;
+        out[j] = Math.min(Math.max(val, 0), 1);
       }
     } else {
       for (let j = base; j < base + size; j++) {

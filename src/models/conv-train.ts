@@ -43,7 +43,7 @@ export function convolutionalPlan(net: tf.LayersModel, x: Batch, o: FitOptions):
 }
 
 /** Same contract as fitClassifier (train.ts), for a network and its `convolutionalPlan`. Returns the mean loss of each epoch. */
-export async function fitConvolutional(net: tf.LayersModel, plan: OnnxPlan, x: Batch, y: Targets, numClasses: number, o: FitOptions): Promise<number[]> {
+export async function fitConvolutional(plan: OnnxPlan, x: Batch, y: Targets, numClasses: number, o: FitOptions): Promise<number[]> {
   const session = await encoderStepSession(plan, crossEntropyLoss(numClasses), { threads: o.threads });
   const d = x.data.length / rowsOf(x);
   const temperature = o.temperature ?? 1;
@@ -53,11 +53,16 @@ export async function fitConvolutional(net: tf.LayersModel, plan: OnnxPlan, x: B
       const b = idx.length;
       const images = new Float32Array(b * d);
       for (let i = 0; i < b; i++) images.set(x.data.subarray(idx[i] * d, (idx[i] + 1) * d), i * d);
-      return session.step(images, b, {
-        y: new Tensor("float32", targetRows(y, idx, numClasses), [b, numClasses]),
-        scale: scalar(temperature / b),
-        invT: scalar(1 / temperature),
-      }, learningRate);
+      return session.step(
+        images,
+        b,
+        {
+          y: new Tensor("float32", targetRows(y, idx, numClasses), [b, numClasses]),
+          scale: scalar(temperature / b),
+          invT: scalar(1 / temperature),
+        },
+        learningRate,
+      );
     });
     await session.sync();
     return losses;

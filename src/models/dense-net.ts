@@ -30,7 +30,10 @@ export function denseLayers(net: tf.LayersModel): DenseLayer[] | undefined {
 
 /** Kernels and biases in layer order ([in, out] row-major kernels), copied out of the network. */
 export function denseWeights(net: tf.LayersModel): Float32Array[] {
-  return net.getWeights().map((w) => w.dataSync() as Float32Array).map((a) => a.slice());
+  return net
+    .getWeights()
+    .map((w) => w.dataSync() as Float32Array)
+    .map((a) => a.slice());
 }
 
 /** Put trained kernels and biases (same order as denseWeights) back into the network. */

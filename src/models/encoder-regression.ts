@@ -73,7 +73,8 @@ function regressionGraphLoss(kind: RegressionLoss, temperature: number, width: n
         g.node("Mul", [g.node("ReduceSum", [g.node("Mul", [diff, diff])], { keepdims: 0 }), scale], {}, "loss");
         return g.node("Mul", [diff, g.node("Mul", [scale, g.scalar(2)])]);
       }
-      const invNorm = (v: string) => g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [g.node("ReduceSum", [g.node("Mul", [v, v]), axis1], { keepdims: 1 }), g.scalar(1e-12)])])]);
+      const invNorm = (v: string) =>
+        g.node("Reciprocal", [g.node("Sqrt", [g.node("Add", [g.node("ReduceSum", [g.node("Mul", [v, v]), axis1], { keepdims: 1 }), g.scalar(1e-12)])])]);
       const inv = invNorm(e);
       const u = g.node("Mul", [e, inv]);
       const v = g.node("Mul", [t, invNorm(t)]);
@@ -110,14 +111,25 @@ export function regressionLoss(kind: RegressionLoss, e: tf.Tensor2D, t: tf.Tenso
   });
 }
 
-async function onnxRegressionEngine(plan: OnnxPlan, o: RegressionFitOptions, width: number, gradients = false): Promise<RegressionEngine & { session: EncoderStepSession }> {
+async function onnxRegressionEngine(
+  plan: OnnxPlan,
+  o: RegressionFitOptions,
+  width: number,
+  gradients = false,
+): Promise<RegressionEngine & { session: EncoderStepSession }> {
   const session = await encoderStepSession(plan, regressionGraphLoss(o.loss, o.temperature ?? 0.1, width), { threads: o.threads, gradients });
   return {
     session,
-    step: (images, targets, rows, lr) => session.step(images, rows, {
-      t: new Tensor("float32", targets, [rows, width]),
-      scale: new Tensor("float32", Float32Array.of(lossScale(o.loss, rows, width)), []),
-    }, lr),
+    step: (images, targets, rows, lr) =>
+      session.step(
+        images,
+        rows,
+        {
+          t: new Tensor("float32", targets, [rows, width]),
+          scale: new Tensor("float32", Float32Array.of(lossScale(o.loss, rows, width)), []),
+        },
+        lr,
+      ),
     sync: () => session.sync(),
     dispose: () => session.dispose(),
   };
@@ -211,7 +223,10 @@ export async function fitEncoderToEmbeddings(net: tf.LayersModel, images: Batch,
  * hand-written ONNX gradients against TensorFlow.js's automatic ones.
  */
 export async function regressionGradients(
-  net: tf.LayersModel, images: Batch, targets: Batch, o: { loss: RegressionLoss; temperature?: number; engine: "onnx" | "tfjs" },
+  net: tf.LayersModel,
+  images: Batch,
+  targets: Batch,
+  o: { loss: RegressionLoss; temperature?: number; engine: "onnx" | "tfjs" },
 ): Promise<Record<string, Float32Array>> {
   const { n, width } = checkInputs(net, images, targets);
   const vars = net.trainableWeights.map((w) => w.read() as tf.Variable);

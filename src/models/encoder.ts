@@ -47,7 +47,12 @@ export type EncoderArchitecture = Extract<Architecture, { kind: "encoder" }>;
  * units dead (never positive) within a few epochs on Fashion-MNIST, and its linear probe lost about
  * 0.01; the projection head above it brings the non-linearity SimCLR needs.
  */
-export function buildEncoder(arch: EncoderArchitecture, inputShape: readonly number[], seed: number, embeddingActivation: "linear" | "relu" = "linear"): tf.LayersModel {
+export function buildEncoder(
+  arch: EncoderArchitecture,
+  inputShape: readonly number[],
+  seed: number,
+  embeddingActivation: "linear" | "relu" = "linear",
+): tf.LayersModel {
   let s = seed;
   const init = () => tf.initializers.glorotUniform({ seed: s++ });
   const input = tf.input({ shape: [...inputShape] });
@@ -58,7 +63,9 @@ export function buildEncoder(arch: EncoderArchitecture, inputShape: readonly num
     if (height >= 2 && width >= 2) h = tf.layers.maxPooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
   }
   h = tf.layers.flatten().apply(h) as tf.SymbolicTensor;
-  const embedding = tf.layers.dense({ units: arch.width, activation: embeddingActivation, name: EMBEDDING_LAYER, kernelInitializer: init() }).apply(h) as tf.SymbolicTensor;
+  const embedding = tf.layers
+    .dense({ units: arch.width, activation: embeddingActivation, name: EMBEDDING_LAYER, kernelInitializer: init() })
+    .apply(h) as tf.SymbolicTensor;
   return tf.model({ inputs: input, outputs: embedding });
 }
 
@@ -92,12 +99,18 @@ type Forward = (x: tf.Tensor) => tf.Tensor;
 
 function activationFn(name: unknown): ((t: tf.Tensor) => tf.Tensor) | undefined {
   switch (name ?? "linear") {
-    case "linear": return (t) => t;
-    case "relu": return (t) => tf.relu(t);
-    case "tanh": return (t) => tf.tanh(t);
-    case "sigmoid": return (t) => tf.sigmoid(t);
-    case "elu": return (t) => tf.elu(t);
-    default: return undefined;
+    case "linear":
+      return (t) => t;
+    case "relu":
+      return (t) => tf.relu(t);
+    case "tanh":
+      return (t) => tf.tanh(t);
+    case "sigmoid":
+      return (t) => tf.sigmoid(t);
+    case "elu":
+      return (t) => tf.elu(t);
+    default:
+      return undefined;
   }
 }
 
@@ -309,11 +322,15 @@ function tfjsEngine(net: tf.LayersModel, head: tf.LayersModel, inputShape: numbe
       (optimizer as unknown as { learningRate: number }).learningRate = lr;
       const cost = tf.tidy(() => {
         const x = tf.tensor(views, [2 * n, ...inputShape]);
-        return optimizer.minimize(() => {
-          const z = project(encode(x)) as tf.Tensor2D;
-          const [z1, z2] = tf.split(z, 2, 0) as [tf.Tensor2D, tf.Tensor2D];
-          return ntXentLoss(z1, z2, o.temperature);
-        }, true, vars) as tf.Scalar;
+        return optimizer.minimize(
+          () => {
+            const z = project(encode(x)) as tf.Tensor2D;
+            const [z1, z2] = tf.split(z, 2, 0) as [tf.Tensor2D, tf.Tensor2D];
+            return ntXentLoss(z1, z2, o.temperature);
+          },
+          true,
+          vars,
+        ) as tf.Scalar;
       });
       const loss = (await cost.data())[0];
       cost.dispose();
@@ -342,7 +359,20 @@ function tfjsEngine(net: tf.LayersModel, head: tf.LayersModel, inputShape: numbe
 // ---------------------------------------------------------------------------------------------
 
 export type PlanLayer =
-  | { kind: "conv"; layer: tf.layers.Layer; ci: number; co: number; kh: number; kw: number; pads: [number, number, number, number]; relu: boolean; h: number; w: number; oh: number; ow: number }
+  | {
+      kind: "conv";
+      layer: tf.layers.Layer;
+      ci: number;
+      co: number;
+      kh: number;
+      kw: number;
+      pads: [number, number, number, number];
+      relu: boolean;
+      h: number;
+      w: number;
+      oh: number;
+      ow: number;
+    }
   | { kind: "pool"; c: number; h: number; w: number; oh: number; ow: number }
   | { kind: "flatten"; c: number; h: number; w: number }
   | { kind: "dense"; layer: tf.layers.Layer; relu: boolean };
@@ -422,17 +452,23 @@ export interface Param {
 /** Conv kernels: TensorFlow.js [kh, kw, ci, co] ↔ ONNX [co, ci, kh, kw] (fromOihw). */
 function toOihw(src: Float32Array, kh: number, kw: number, ci: number, co: number): Float32Array {
   const out = new Float32Array(src.length);
-  for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
-    out[((o * ci + i) * kh + y) * kw + x] = src[((y * kw + x) * ci + i) * co + o];
-  }
+  for (let y = 0; y < kh; y++)
+    for (let x = 0; x < kw; x++)
+      for (let i = 0; i < ci; i++)
+        for (let o = 0; o < co; o++) {
+          out[((o * ci + i) * kh + y) * kw + x] = src[((y * kw + x) * ci + i) * co + o];
+        }
   return out;
 }
 
 export function fromOihw(src: Float32Array, kh: number, kw: number, ci: number, co: number): Float32Array {
   const out = new Float32Array(src.length);
-  for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
-    out[((y * kw + x) * ci + i) * co + o] = src[((o * ci + i) * kh + y) * kw + x];
-  }
+  for (let y = 0; y < kh; y++)
+    for (let x = 0; x < kw; x++)
+      for (let i = 0; i < ci; i++)
+        for (let o = 0; o < co; o++) {
+          out[((y * kw + x) * ci + i) * co + o] = src[((o * ci + i) * kh + y) * kw + x];
+        }
   return out;
 }
 
@@ -445,12 +481,27 @@ function layerParams(layer: tf.layers.Layer, prefix: string, conv?: { kh: number
   };
   const k: Param = conv
     ? {
-      name: `${prefix}_w`, dims: [conv.co, conv.ci, conv.kh, conv.kw], variable: kernel, conv,
-      read: () => toOihw(kernel.dataSync() as Float32Array, conv.kh, conv.kw, conv.ci, conv.co),
-      write: (d) => set(kernel, fromOihw(d, conv.kh, conv.kw, conv.ci, conv.co)),
-    }
-    : { name: `${prefix}_w`, dims: [...kernel.shape], variable: kernel, read: () => Float32Array.from(kernel.dataSync() as Float32Array), write: (d) => set(kernel, d) };
-  const b: Param = { name: `${prefix}_b`, dims: [...bias.shape], variable: bias, read: () => Float32Array.from(bias.dataSync() as Float32Array), write: (d) => set(bias, d) };
+        name: `${prefix}_w`,
+        dims: [conv.co, conv.ci, conv.kh, conv.kw],
+        variable: kernel,
+        conv,
+        read: () => toOihw(kernel.dataSync() as Float32Array, conv.kh, conv.kw, conv.ci, conv.co),
+        write: (d) => set(kernel, fromOihw(d, conv.kh, conv.kw, conv.ci, conv.co)),
+      }
+    : {
+        name: `${prefix}_w`,
+        dims: [...kernel.shape],
+        variable: kernel,
+        read: () => Float32Array.from(kernel.dataSync() as Float32Array),
+        write: (d) => set(kernel, d),
+      };
+  const b: Param = {
+    name: `${prefix}_b`,
+    dims: [...bias.shape],
+    variable: bias,
+    read: () => Float32Array.from(bias.dataSync() as Float32Array),
+    write: (d) => set(bias, d),
+  };
   return [k, b];
 }
 
@@ -480,7 +531,10 @@ function stepContext(g: GraphBuilder): StepContext {
   };
   const axis0 = i64("axes_0", [0]);
   return {
-    g, i64, axis0, axis1: i64("axes_1", [1]),
+    g,
+    i64,
+    axis0,
+    axis1: i64("axes_1", [1]),
     relu: (t) => g.node("Relu", [t]),
     reluGrad: (dy, a) => g.node("Mul", [dy, g.node("Sign", [a])]),
     denseBack(grads, input, dOut, w, b, needInput) {
@@ -616,18 +670,34 @@ function stepGraph(plan: OnnxPlan, params: Param[], loss: EmbeddingLoss, gradien
       // Each window's gradient goes to its first maximum in row-major order, as TensorFlow.js's
       // MaxPoolGrad does (ties are common: flat background gives equal activations). The window's
       // four corners are strided slices of the input; the gradients are interleaved back.
-      const corner = (dy: number, dx: number) => g.node("Slice", [input, i64(`s_${k}_${dy}${dx}`, [dy, dx]), i64(`e_${k}_${dy}${dx}`, [2 * l.oh, 2 * l.ow]), i64(`a_${k}`, [2, 3]), i64(`st_${k}`, [2, 2])]);
+      const corner = (dy: number, dx: number) =>
+        g.node("Slice", [
+          input,
+          i64(`s_${k}_${dy}${dx}`, [dy, dx]),
+          i64(`e_${k}_${dy}${dx}`, [2 * l.oh, 2 * l.ow]),
+          i64(`a_${k}`, [2, 3]),
+          i64(`st_${k}`, [2, 2]),
+        ]);
       const zero = g.scalar(0);
       let taken = "";
       const parts: string[] = [];
-      for (const [cy, cx] of [[0, 0], [0, 1], [1, 0], [1, 1]]) {
+      for (const [cy, cx] of [
+        [0, 0],
+        [0, 1],
+        [1, 0],
+        [1, 1],
+      ]) {
         const hit = g.node("Equal", [corner(cy, cx), out]);
         const first = taken ? g.node("And", [hit, g.node("Not", [taken])]) : hit;
         taken = taken ? g.node("Or", [taken, first]) : first;
         parts.push(g.node("Reshape", [g.node("Where", [first, dh, zero]), i64(`cell_${k}_${cy}${cx}`, [0, l.c, l.oh, l.ow, 1])]));
       }
-      const row = (a: string, b: string, tag: string) => g.node("Reshape", [g.node("Concat", [a, b], { axis: 4 }), i64(`row_${k}_${tag}`, [0, l.c, l.oh, 1, 2 * l.ow])]);
-      const d = g.node("Reshape", [g.node("Concat", [row(parts[0], parts[1], "0"), row(parts[2], parts[3], "1")], { axis: 3 }), i64(`full_${k}`, [0, l.c, 2 * l.oh, 2 * l.ow])]);
+      const row = (a: string, b: string, tag: string) =>
+        g.node("Reshape", [g.node("Concat", [a, b], { axis: 4 }), i64(`row_${k}_${tag}`, [0, l.c, l.oh, 1, 2 * l.ow])]);
+      const d = g.node("Reshape", [
+        g.node("Concat", [row(parts[0], parts[1], "0"), row(parts[2], parts[3], "1")], { axis: 3 }),
+        i64(`full_${k}`, [0, l.c, 2 * l.oh, 2 * l.ow]),
+      ]);
       const even = l.h === 2 * l.oh && l.w === 2 * l.ow;
       dh = even ? d : g.node("Pad", [d, i64(`pads_${k}`, [0, 0, 0, 0, 0, 0, l.h - 2 * l.oh, l.w - 2 * l.ow])]);
     } else {
@@ -651,7 +721,12 @@ function stepGraph(plan: OnnxPlan, params: Param[], loss: EmbeddingLoss, gradien
       g.output(`g_${p.name}`, p.dims);
     }
     const m = g.node("Add", [g.node("Mul", [`m_${p.name}`, g.scalar(ADAM_BETA1)]), g.node("Mul", [grad!, g.scalar(1 - ADAM_BETA1)])], {}, `m_${p.name}_next`);
-    const v = g.node("Add", [g.node("Mul", [`v_${p.name}`, g.scalar(ADAM_BETA2)]), g.node("Mul", [g.node("Mul", [grad!, grad!]), g.scalar(1 - ADAM_BETA2)])], {}, `v_${p.name}_next`);
+    const v = g.node(
+      "Add",
+      [g.node("Mul", [`v_${p.name}`, g.scalar(ADAM_BETA2)]), g.node("Mul", [g.node("Mul", [grad!, grad!]), g.scalar(1 - ADAM_BETA2)])],
+      {},
+      `v_${p.name}_next`,
+    );
     const stepSize = g.node("Div", [g.node("Mul", [m, c1]), g.node("Add", [g.node("Sqrt", [g.node("Mul", [v, c2])]), g.scalar(ADAM_EPSILON)])]);
     g.node("Sub", [p.name, g.node("Mul", [stepSize, lr])], {}, `${p.name}_next`);
     for (const n of [p.name, `m_${p.name}`, `v_${p.name}`]) g.output(`${n}_next`, p.dims);
@@ -664,9 +739,12 @@ function toNchw(views: Float32Array, n: number, [c, h, w]: [number, number, numb
   if (c === 1) return views;
   const out = new Float32Array(views.length);
   const size = c * h * w;
-  for (let i = 0; i < n; i++) for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let k = 0; k < c; k++) {
-    out[i * size + (k * h + y) * w + x] = views[i * size + (y * w + x) * c + k];
-  }
+  for (let i = 0; i < n; i++)
+    for (let y = 0; y < h; y++)
+      for (let x = 0; x < w; x++)
+        for (let k = 0; k < c; k++) {
+          out[i * size + (k * h + y) * w + x] = views[i * size + (y * w + x) * c + k];
+        }
   return out;
 }
 
@@ -695,7 +773,13 @@ export async function encoderStepSession(plan: OnnxPlan, loss: EmbeddingLoss, o:
     stepGraph(plan, params, loss, o.gradients ?? false),
     // Idle worker threads sleep instead of spinning: on a busy two-core machine spinning made two
     // threads slower than one.
-    { intraOpNumThreads: o.threads ?? 2, interOpNumThreads: 1, graphOptimizationLevel: "all", logSeverityLevel: 3, extra: { session: { intra_op: { allow_spinning: "0" } } } },
+    {
+      intraOpNumThreads: o.threads ?? 2,
+      interOpNumThreads: 1,
+      graphOptimizationLevel: "all",
+      logSeverityLevel: 3,
+      extra: { session: { intra_op: { allow_spinning: "0" } } },
+    },
   );
   const state: Record<string, Tensor> = {};
   for (const p of all) {
@@ -733,7 +817,11 @@ export async function encoderStepSession(plan: OnnxPlan, loss: EmbeddingLoss, o:
 }
 
 /** SimCLR on ONNX Runtime: each step takes 2N views (the N first views, then their N partners). */
-async function onnxEngine(head: tf.LayersModel, plan: OnnxPlan, o: EncoderFitOptions & { gradients?: boolean }): Promise<StepEngine & { session: EncoderStepSession }> {
+async function onnxEngine(
+  head: tf.LayersModel,
+  plan: OnnxPlan,
+  o: EncoderFitOptions & { gradients?: boolean },
+): Promise<StepEngine & { session: EncoderStepSession }> {
   const session = await encoderStepSession(plan, ntXentGraphLoss(head, o.temperature, o.headBatchNorm ?? true), o);
   const partners = new Map<number, Tensor>();
   const partnerOf = (n: number) => {
@@ -748,7 +836,8 @@ async function onnxEngine(head: tf.LayersModel, plan: OnnxPlan, o: EncoderFitOpt
   };
   return {
     session,
-    step: (views, n, learningRate) => session.step(views, 2 * n, { y: partnerOf(n), scale: new Tensor("float32", Float32Array.of(1 / (2 * n)), []) }, learningRate),
+    step: (views, n, learningRate) =>
+      session.step(views, 2 * n, { y: partnerOf(n), scale: new Tensor("float32", Float32Array.of(1 / (2 * n)), []) }, learningRate),
     sync: () => session.sync(),
     dispose: () => session.dispose(),
   };
@@ -761,12 +850,18 @@ async function onnxEngine(head: tf.LayersModel, plan: OnnxPlan, o: EncoderFitOpt
  * engine against the other.
  */
 export async function encoderGradients(
-  net: tf.LayersModel, views: Batch, o: Pick<EncoderFitOptions, "temperature" | "projection" | "projectionHidden" | "headBatchNorm" | "seed" | "threads"> & { engine: "onnx" | "tfjs" },
+  net: tf.LayersModel,
+  views: Batch,
+  o: Pick<EncoderFitOptions, "temperature" | "projection" | "projectionHidden" | "headBatchNorm" | "seed" | "threads"> & { engine: "onnx" | "tfjs" },
 ): Promise<Record<string, Float32Array>> {
   const n = rowsOf(views) / 2;
   const width = sizeOf(net.outputs[0].shape.slice(1) as number[]);
   const head = buildProjectionHead(width, o.projectionHidden ?? width, o.projection ?? 64, o.seed + 7919);
-  const headNames = new Map(head.layers.filter((l) => l.getClassName() === "Dense").flatMap((l, i) => l.weights.map((w) => [(w.read() as tf.Variable).name, `head${i}/${w.originalName.split("/").pop()}`] as const)));
+  const headNames = new Map(
+    head.layers
+      .filter((l) => l.getClassName() === "Dense")
+      .flatMap((l, i) => l.weights.map((w) => [(w.read() as tf.Variable).name, `head${i}/${w.originalName.split("/").pop()}`] as const)),
+  );
   const nameOf = (v: tf.Variable) => headNames.get(v.name) ?? v.name;
   try {
     if (o.engine === "tfjs") {
@@ -831,9 +926,8 @@ export async function encoderProbes(encoder: Model, randomEncoder: Model, train:
   const fit = o.probeRows !== undefined && o.probeRows < train.y.length ? sample(train, o.probeRows, o.seed ?? 0) : train;
   const classes = train.classes.length;
   const flat = (x: Batch): Batch => ({ data: x.data, shape: [rowsOf(x), sizeOf(x.shape.slice(1))] });
-  const probe = async (m?: Model) => linearProbeAccuracy(
-    m ? await m.predict(fit.x) : flat(fit.x), fit.y, m ? await m.predict(test.x) : flat(test.x), test.y, classes, o.logistic,
-  );
+  const probe = async (m?: Model) =>
+    linearProbeAccuracy(m ? await m.predict(fit.x) : flat(fit.x), fit.y, m ? await m.predict(test.x) : flat(test.x), test.y, classes, o.logistic);
   return {
     linearProbeAccuracy: await probe(encoder),
     rawPixelProbeAccuracy: await probe(),

@@ -57,7 +57,16 @@ export function mergeClassifiers(members: tf.LayersModel[], arch: Architecture, 
   const perMember = members.map(layersOf);
   const depth = perMember[0].length;
   const merged = buildClassifier(mergedArchitecture(arch, members.length), inputShape, classes, 0);
-  const layers = Array.from({ length: depth }, (_, j) => mergeLayer(perMember.map((own) => own[j]), j === 0, j === depth - 1));
-  setDenseWeights(merged, layers.flatMap((l) => [l.kernel, l.bias]));
+  const layers = Array.from({ length: depth }, (_, j) =>
+    mergeLayer(
+      perMember.map((own) => own[j]),
+      j === 0,
+      j === depth - 1,
+    ),
+  );
+  setDenseWeights(
+    merged,
+    layers.flatMap((l) => [l.kernel, l.bias]),
+  );
   return merged;
 }

@@ -40,7 +40,7 @@ export interface FitOptions {
  * cosine decay to 0 (Loshchilov & Hutter, "SGDR", ICLR 2017).
  */
 export const cosineRate = (base: number, step: number, total: number, warmup = 0): number =>
-  step < warmup ? base * (step + 1) / warmup : base * 0.5 * (1 + Math.cos(Math.PI * (step - warmup) / Math.max(1, total - warmup)));
+  step < warmup ? (base * (step + 1)) / warmup : base * 0.5 * (1 + Math.cos((Math.PI * (step - warmup)) / Math.max(1, total - warmup)));
 
 /**
  * The seeded mini-batch loop both engines share: shuffles rows each epoch, calls `step` with each
@@ -66,7 +66,6 @@ export async function epochLoop(n: number, o: FitOptions, step: (idx: Int32Array
   }
   return losses;
 }
-
 
 /** Class indices (hard labels) or a probability row per sample (soft labels, e.g. a victim's answers). */
 export type Targets = Int32Array | Batch;

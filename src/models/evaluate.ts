@@ -25,7 +25,10 @@ async function predictAll(m: Model, x: Batch): Promise<Batch> {
 }
 
 function checkClassifiers(victim: Model, surrogate: Model): void {
-  for (const [name, m] of [["victim", victim], ["surrogate", surrogate]] as const) {
+  for (const [name, m] of [
+    ["victim", victim],
+    ["surrogate", surrogate],
+  ] as const) {
     if (m.output !== "probabilities" && m.output !== "logits") {
       fail("unsupported", `fidelity compares top-1 classes, but the ${name} outputs ${m.output} rows`, "probabilities or logits");
     }
@@ -77,7 +80,12 @@ export async function fidelityReport(victim: Model, surrogate: Model, opts: Fide
  * the standard linear probe of an encoder's embeddings.
  */
 export function linearProbeAccuracy(
-  trainEmb: Batch, trainY: Int32Array, testEmb: Batch, testY: Int32Array, numClasses: number, opts?: LogisticOptions,
+  trainEmb: Batch,
+  trainY: Int32Array,
+  testEmb: Batch,
+  testY: Int32Array,
+  numClasses: number,
+  opts?: LogisticOptions,
 ): number {
   if (widthOf(trainEmb) !== widthOf(testEmb)) {
     fail("bad-input", `linear probe: train embeddings of shape ${fmt(trainEmb.shape)} and test embeddings of shape ${fmt(testEmb.shape)} differ in width`);

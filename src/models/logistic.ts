@@ -68,7 +68,10 @@ function softmaxInto(logits: Float64Array, out: Float64Array, k: number): void {
 
 /** Σ_j a[ao + j] · b[bo + j] for j < len, unrolled by four (about a third faster in V8). */
 function dot(a: Float32Array | Float64Array, ao: number, b: Float64Array, bo: number, len: number): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0;
   let j = 0;
   for (; j + 3 < len; j += 4) {
     s0 += a[ao + j] * b[bo + j];
@@ -174,8 +177,8 @@ export function fitLogistic(x: Batch, y: Int32Array, numClasses: number, opts: L
       }
       t++;
       const lr = lr0 * (1 - 0.9 * ((t - 1) / Math.max(1, totalSteps - 1)));
-      const c1 = 1 - Math.pow(beta1, t);
-      const c2 = 1 - Math.pow(beta2, t);
+      const c1 = 1 - beta1 ** t;
+      const c2 = 1 - beta2 ** t;
       const inv = 1 / m;
       for (let a = 0; a < gw.length; a++) {
         const g = gw[a] * inv + l2 * w[a];

@@ -6,7 +6,12 @@ import type { tf } from "./tf.js";
 const ACTIVATION_OP: Record<Exclude<DenseActivation, "linear">, string> = { relu: "Relu", tanh: "Tanh", sigmoid: "Sigmoid", elu: "Elu" };
 
 /** Gemm + activation for each dense layer; returns the logits' name. Weight names are `w{i}`, `b{i}`. */
-export function denseForward(g: GraphBuilder, x: string, layers: ReturnType<typeof denseLayers> & object, weight: (i: number) => [string, string]): { logits: string; hidden: { z: string; h: string }[] } {
+export function denseForward(
+  g: GraphBuilder,
+  x: string,
+  layers: ReturnType<typeof denseLayers> & object,
+  weight: (i: number) => [string, string],
+): { logits: string; hidden: { z: string; h: string }[] } {
   let h = x;
   const hidden: { z: string; h: string }[] = [];
   layers.forEach((l, i) => {

@@ -1,5 +1,5 @@
 import { InferenceSession, Tensor } from "onnxruntime-node";
-import { type Batch } from "../core/batch.js";
+import type { Batch } from "../core/batch.js";
 import { denseLayers, denseWeights, setDenseWeights, type DenseLayer } from "./dense-net.js";
 import { denseForward } from "./onnx-export.js";
 import { graphBuilder, type GraphBuilder } from "./onnx-proto.js";
@@ -53,7 +53,8 @@ function trainStepGraph(layers: DenseLayer[], l2: number): Uint8Array {
 
   const { loss: crossEntropy, dLogits } = softmaxCrossEntropy(g, logits, y, scale, invT);
   let loss = crossEntropy;
-  if (l2 > 0) for (let i = 0; i < layers.length; i++) loss = g.node("Add", [loss, g.node("Mul", [g.node("ReduceSumSquare", [`w${i}`], { keepdims: 0 }), g.scalar(l2)])]);
+  if (l2 > 0)
+    for (let i = 0; i < layers.length; i++) loss = g.node("Add", [loss, g.node("Mul", [g.node("ReduceSumSquare", [`w${i}`], { keepdims: 0 }), g.scalar(l2)])]);
   g.node("Identity", [loss], {}, "loss");
   g.output("loss", []);
 
@@ -133,7 +134,10 @@ export async function fitDense(net: tf.LayersModel, x: Batch, y: Targets, numCla
       for (const p of names) for (const s of [p, `m_${p}`, `v_${p}`]) state[s] = out[`${s}_next`];
       return (out.loss.data as Float32Array)[0];
     });
-    setDenseWeights(net, names.map((p) => state[p].data as Float32Array));
+    setDenseWeights(
+      net,
+      names.map((p) => state[p].data as Float32Array),
+    );
     return losses;
   } finally {
     await session.release();

@@ -181,7 +181,7 @@ async function describe(session: InferenceSession, path: string, opts: LoadOnnxO
 
   let outputWidth = 0;
   const outMeta = metadataFor(session.outputMetadata, outputName);
-  if (outMeta && outMeta.isTensor) {
+  if (outMeta?.isTensor) {
     const o = outMeta as InferenceSession.TensorValueMetadata;
     if (!NUMERIC.has(o.type)) {
       fail("unsupported", `output "${outputName}" of ${path} is ${o.type}`, "a numeric output tensor");

@@ -10,11 +10,13 @@ export const TrainSpec = z.object({
   learningRate: z.number().positive().default(1e-3),
   seed: z.number().int().nonnegative().default(0),
   /** Split of the dataset into victim-train / test / attacker pool (see data/split.ts). */
-  split: z.object({
-    test: z.number().positive().max(0.9).default(0.2),
-    pool: z.number().positive().max(0.9).default(0.3),
-    overlap: z.boolean().default(false),
-  }).default({ test: 0.2, pool: 0.3, overlap: false }),
+  split: z
+    .object({
+      test: z.number().positive().max(0.9).default(0.2),
+      pool: z.number().positive().max(0.9).default(0.3),
+      overlap: z.boolean().default(false),
+    })
+    .default({ test: 0.2, pool: 0.3, overlap: false }),
 });
 export type TrainSpec = z.infer<typeof TrainSpec>;
 export type TrainSpecInput = z.input<typeof TrainSpec>;
@@ -55,13 +57,23 @@ export const PRESETS: Record<string, { description: string; spec: TrainSpecInput
   },
   "fashion-cnn": {
     description: "Two-block CNN (32, 64 filters) on Fashion-MNIST",
-    spec: { dataset: "fashion-mnist", arch: { kind: "cnn", filters: [32, 64], dense: 128, dropout: 0 }, epochs: 6, batchSize: 64, split: { test: 0.2, pool: 1 / 6 } },
+    spec: {
+      dataset: "fashion-mnist",
+      arch: { kind: "cnn", filters: [32, 64], dense: 128, dropout: 0 },
+      epochs: 6,
+      batchSize: 64,
+      split: { test: 0.2, pool: 1 / 6 },
+    },
   },
   "fashion-encoder": {
     description: "SimCLR CNN encoder (32, 64 filters, 1024-wide embedding) on Fashion-MNIST, self-supervised",
     spec: {
-      dataset: "fashion-mnist", arch: { kind: "encoder", filters: [32, 64], width: 1024, projection: 64, temperature: 0.1 },
-      epochs: 4, batchSize: 256, learningRate: 2e-3, split: { test: 0.2, pool: 1 / 6 },
+      dataset: "fashion-mnist",
+      arch: { kind: "encoder", filters: [32, 64], width: 1024, projection: 64, temperature: 0.1 },
+      epochs: 4,
+      batchSize: 256,
+      learningRate: 2e-3,
+      split: { test: 0.2, pool: 1 / 6 },
     },
   },
 };

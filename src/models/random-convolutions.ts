@@ -31,7 +31,7 @@ async function convolutionFeatures(net: tf.LayersModel, x: Batch): Promise<Batch
   for (let start = 0; start < n; start += CHUNK) {
     const part = sliceRows(x, start, Math.min(n, start + CHUNK));
     const values = tf.tidy(() => body.predict(tf.tensor(part.data, [...part.shape])) as tf.Tensor);
-    out.set(await values.data() as Float32Array, start * width);
+    out.set((await values.data()) as Float32Array, start * width);
     values.dispose();
   }
   return { data: out, shape: [n, width] };

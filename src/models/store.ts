@@ -29,16 +29,21 @@ export async function saveModel(dir: string, model: Model, manifest: Omit<Manife
   await writeDirAtomic(resolve(dir), async (tmp) => {
     if (full.engine === "tfjs") {
       const net = (model as TfjsModel).net;
-      await net.save(tf.io.withSaveHandler(async (a) => {
-        const weights = a.weightData instanceof ArrayBuffer ? new Uint8Array(a.weightData) : new Uint8Array(0);
-        await writeFile(join(tmp, TFJS_WEIGHTS), weights);
-        await writeFile(join(tmp, TFJS_TOPOLOGY), JSON.stringify({
-          modelTopology: a.modelTopology,
-          weightsManifest: [{ paths: [TFJS_WEIGHTS], weights: a.weightSpecs }],
-          format: "layers-model",
-        }));
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
-      }));
+      await net.save(
+        tf.io.withSaveHandler(async (a) => {
+          const weights = a.weightData instanceof ArrayBuffer ? new Uint8Array(a.weightData) : new Uint8Array(0);
+          await writeFile(join(tmp, TFJS_WEIGHTS), weights);
+          await writeFile(
+            join(tmp, TFJS_TOPOLOGY),
+            JSON.stringify({
+              modelTopology: a.modelTopology,
+              weightsManifest: [{ paths: [TFJS_WEIGHTS], weights: a.weightSpecs }],
+              format: "layers-model",
+            }),
+          );
+          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: "JSON" } };
+        }),
+      );
       full.files = { topology: TFJS_TOPOLOGY, weights: TFJS_WEIGHTS };
     } else if (full.engine === "tree") {
       await writeFile(join(tmp, TREE_FILE), JSON.stringify((model as TreeModel).toJSON()));
@@ -48,7 +53,7 @@ export async function saveModel(dir: string, model: Model, manifest: Omit<Manife
       await copyFile(onnxSource!, join(tmp, ONNX_FILE));
       full.files = { onnx: ONNX_FILE };
     }
-    await writeFile(join(tmp, MANIFEST_FILE), JSON.stringify(full, null, 2) + "\n");
+    await writeFile(join(tmp, MANIFEST_FILE), `${JSON.stringify(full, null, 2)}\n`);
   });
   return full;
 }
@@ -79,14 +84,23 @@ export async function readManifest(dir: string): Promise<Manifest> {
 
 async function loadTfjsNet(dir: string, topologyFile: string): Promise<tf.LayersModel> {
   await tfReady();
-  const topo = (await readJson(join(dir, topologyFile))) as { modelTopology?: object; weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[] };
+  const topo = (await readJson(join(dir, topologyFile))) as {
+    modelTopology?: object;
+    weightsManifest?: { paths: string[]; weights: tf.io.WeightsManifestEntry[] }[];
+  };
   if (!topo.modelTopology || !Array.isArray(topo.weightsManifest)) {
     fail("bad-file", `${join(dir, topologyFile)} is not a TensorFlow.js layers model`, "modelTopology and weightsManifest");
   }
   const specs = topo.weightsManifest!.flatMap((g) => g.weights);
-  const buffers = await Promise.all(topo.weightsManifest!.flatMap((g) => g.paths).map((p) => readFile(join(dir, p)).catch(() => {
-    throw new HeistError("not-found", `weights file ${join(dir, p)} is missing`);
-  })));
+  const buffers = await Promise.all(
+    topo
+      .weightsManifest!.flatMap((g) => g.paths)
+      .map((p) =>
+        readFile(join(dir, p)).catch(() => {
+          throw new HeistError("not-found", `weights file ${join(dir, p)} is missing`);
+        }),
+      ),
+  );
   const total = Buffer.concat(buffers);
   const need = specs.reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1) * 4, 0);
   if (total.length !== need) fail("bad-file", `${dir}: weights are ${total.length} bytes but the topology needs ${need} (truncated?)`);
@@ -127,9 +141,20 @@ export async function loadOnnxFile(path: string, o: { output?: OutputKind } = {}
   return {
     model,
     manifest: {
-      format: "heist-model", version: 1, engine: "onnx", architecture: null, dataset: null,
-      preprocessing: { kind: "identity" }, split: null, classes: null, seed: null, inputShape: [...model.inputShape],
-      output: model.output, outputWidth: model.outputWidth, metrics: {}, createdAt: new Date().toISOString(),
+      format: "heist-model",
+      version: 1,
+      engine: "onnx",
+      architecture: null,
+      dataset: null,
+      preprocessing: { kind: "identity" },
+      split: null,
+      classes: null,
+      seed: null,
+      inputShape: [...model.inputShape],
+      output: model.output,
+      outputWidth: model.outputWidth,
+      metrics: {},
+      createdAt: new Date().toISOString(),
       files: { onnx: path },
     },
   };

@@ -20,7 +20,7 @@ const PREDICT_CHUNK = 2048;
  */
 export function tfjsModel(net: tf.LayersModel, output: OutputKind): TfjsModel {
   const head = headFor(net, output);
-  const inputShape = (net.inputs[0].shape.slice(1) as number[]);
+  const inputShape = net.inputs[0].shape.slice(1) as number[];
   if (inputShape.some((d) => !(d > 0))) fail("unsupported", `network input shape [${net.inputs[0].shape}] has unknown dimensions`);
   const outShape = head.outputs[0].shape.slice(1) as number[];
   const outputWidth = sizeOf(outShape);
@@ -62,4 +62,3 @@ function headFor(net: tf.LayersModel, output: OutputKind): tf.LayersModel {
   }
   return net;
 }
-

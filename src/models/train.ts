@@ -16,7 +16,7 @@ export async function fitClassifier(net: tf.LayersModel, x: Batch, targets: Targ
   const engine = o.engine ?? (process.env.HEIST_TRAIN_ENGINE === "tfjs" ? "tfjs" : "auto");
   if (engine === "auto" && canFitDense(net)) return fitDense(net, x, y, numClasses, o);
   const plan = engine === "auto" ? convolutionalPlan(net, x, o) : undefined;
-  if (plan) return fitConvolutional(net, plan, x, y, numClasses, o);
+  if (plan) return fitConvolutional(plan, x, y, numClasses, o);
   return fitWithTfjs(net, x, y, numClasses, o);
 }
 
@@ -36,13 +36,17 @@ async function fitWithTfjs(net: tf.LayersModel, x: Batch, y: Targets, numClasses
       const cost = tf.tidy(() => {
         const xt = tf.tensor(xb.data, [idx.length, ...rowShape]);
         const yt = tf.tensor2d(targets, [idx.length, numClasses]);
-        return optimizer.minimize(() => {
-          const logits = logitsNet.apply(xt, { training: true }) as tf.Tensor;
-          let loss = tf.losses.softmaxCrossEntropy(yt, t === 1 ? logits : tf.div(logits, t)) as tf.Scalar;
-          if (t !== 1) loss = tf.mul(loss, t * t);
-          if (o.l2) for (const k of kernels) loss = tf.add(loss, tf.mul(o.l2, tf.sum(tf.square(k))));
-          return loss;
-        }, true, vars) as tf.Scalar;
+        return optimizer.minimize(
+          () => {
+            const logits = logitsNet.apply(xt, { training: true }) as tf.Tensor;
+            let loss = tf.losses.softmaxCrossEntropy(yt, t === 1 ? logits : tf.div(logits, t)) as tf.Scalar;
+            if (t !== 1) loss = tf.mul(loss, t * t);
+            if (o.l2) for (const k of kernels) loss = tf.add(loss, tf.mul(o.l2, tf.sum(tf.square(k))));
+            return loss;
+          },
+          true,
+          vars,
+        ) as tf.Scalar;
       });
       const loss = (await cost.data())[0];
       cost.dispose();

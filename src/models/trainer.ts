@@ -20,7 +20,9 @@ export interface TrainModelOptions {
 
 /** Train one model from a spec on its dataset's victim-train split and measure it on the test split. */
 export async function trainModel(
-  input: TrainSpecInput, onProgress?: (p: TrainProgress) => void, options: TrainModelOptions = {},
+  input: TrainSpecInput,
+  onProgress?: (p: TrainProgress) => void,
+  options: TrainModelOptions = {},
 ): Promise<{ model: Model; manifest: TrainedManifest }> {
   const spec = TrainSpec.parse(input);
   const splits = loadSplits(spec.dataset, { seed: spec.seed, ...spec.split });
@@ -42,8 +44,13 @@ export async function trainModel(
     await tfReady();
     const net = buildEncoder(arch, train.featureShape, spec.seed);
     const losses = await trainEncoder(net, train.x, {
-      epochs: spec.epochs, batchSize: spec.batchSize, learningRate: spec.learningRate, seed: spec.seed,
-      temperature: arch.temperature, projection: arch.projection, onProgress,
+      epochs: spec.epochs,
+      batchSize: spec.batchSize,
+      learningRate: spec.learningRate,
+      seed: spec.seed,
+      temperature: arch.temperature,
+      projection: arch.projection,
+      onProgress,
     });
     const trainSeconds = (performance.now() - started) / 1000;
     const encoder = tfjsModel(net, "embedding");
@@ -57,14 +64,25 @@ export async function trainModel(
     return {
       model: encoder,
       manifest: {
-        engine: "tfjs", architecture: arch, dataset: spec.dataset, preprocessing: train.preprocessing, split: spec.split,
-        classes: [...train.classes], seed: spec.seed, inputShape: [...train.featureShape],
-        output: encoder.output, outputWidth: encoder.outputWidth,
+        engine: "tfjs",
+        architecture: arch,
+        dataset: spec.dataset,
+        preprocessing: train.preprocessing,
+        split: spec.split,
+        classes: [...train.classes],
+        seed: spec.seed,
+        inputShape: [...train.featureShape],
+        output: encoder.output,
+        outputWidth: encoder.outputWidth,
         metrics: {
           ...probes,
           // What a classifier's testAccuracy means for an encoder: its linear probe's test accuracy.
           testAccuracy: probes.linearProbeAccuracy,
-          finalLoss: losses[losses.length - 1], trainRows: train.y.length, testRows: test.y.length, trainSeconds, epochs: spec.epochs,
+          finalLoss: losses[losses.length - 1],
+          trainRows: train.y.length,
+          testRows: test.y.length,
+          trainSeconds,
+          epochs: spec.epochs,
         },
         createdAt: new Date().toISOString(),
       },
@@ -83,10 +101,24 @@ export async function trainModel(
   return {
     model,
     manifest: {
-      engine, architecture: arch, dataset: spec.dataset, preprocessing: train.preprocessing, split: spec.split,
-      classes: [...train.classes], seed: spec.seed, inputShape: [...train.featureShape],
-      output: model.output, outputWidth: model.outputWidth,
-      metrics: { testAccuracy, trainAccuracy, trainRows: train.y.length, testRows: test.y.length, trainSeconds, epochs: arch.kind === "tree" ? 0 : spec.epochs },
+      engine,
+      architecture: arch,
+      dataset: spec.dataset,
+      preprocessing: train.preprocessing,
+      split: spec.split,
+      classes: [...train.classes],
+      seed: spec.seed,
+      inputShape: [...train.featureShape],
+      output: model.output,
+      outputWidth: model.outputWidth,
+      metrics: {
+        testAccuracy,
+        trainAccuracy,
+        trainRows: train.y.length,
+        testRows: test.y.length,
+        trainSeconds,
+        epochs: arch.kind === "tree" ? 0 : spec.epochs,
+      },
       createdAt: new Date().toISOString(),
     },
   };

@@ -223,7 +223,10 @@ export function treeModel(t: TreeJson): TreeModel {
         fail("bad-file", `tree node ${i} splits on feature ${nd.feature} but inputs have only ${inputWidth} features`);
       }
       if (!Number.isFinite(nd.threshold)) fail("bad-file", `tree node ${i} has threshold ${nd.threshold}, which is not finite`);
-      for (const [side, c] of [["left", nd.left], ["right", nd.right]] as const) {
+      for (const [side, c] of [
+        ["left", nd.left],
+        ["right", nd.right],
+      ] as const) {
         if (c >= count) fail("bad-file", `tree node ${i} has ${side} child ${c} but there are only ${count} nodes`);
       }
       feature[i] = nd.feature;

@@ -48,7 +48,14 @@ function registerFilterGradient(backendName: string): void {
       const a = attrs as unknown as ConvAttrs & { filterShape: [number, number, number, number] };
       if (a.dataFormat === "NCHW") throw new Error("Conv2DBackpropFilter on wasm supports NHWC only");
       const info = tf.backend_util.computeConv2DInfo(
-        x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, "channelsLast",
+        x.shape as [number, number, number, number],
+        a.filterShape,
+        a.strides,
+        1,
+        a.pad,
+        a.dimRoundingMode,
+        false,
+        "channelsLast",
       );
       const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, outHeight: oh, outWidth: ow } = info;
       const [, h, w] = x.shape;
@@ -60,9 +67,21 @@ function registerFilterGradient(backendName: string): void {
 
       const xT = call("Transpose", { x }, { perm: [3, 1, 2, 0] });
       const dyT = call("Transpose", { x: dy }, { perm: [1, 2, 0, 3] });
-      const conv = call("Conv2D", { x: xT, filter: dyT }, {
-        strides: [1, 1], pad: [[0, 0], [top, bottom], [left, right], [0, 0]], dilations: [sh, sw], dataFormat: "NHWC",
-      });
+      const conv = call(
+        "Conv2D",
+        { x: xT, filter: dyT },
+        {
+          strides: [1, 1],
+          pad: [
+            [0, 0],
+            [top, bottom],
+            [left, right],
+            [0, 0],
+          ],
+          dilations: [sh, sw],
+          dataFormat: "NHWC",
+        },
+      );
       b.disposeData(xT.dataId);
       b.disposeData(dyT.dataId);
       let cropped = conv;
@@ -80,27 +99,49 @@ function registerFilterGradient(backendName: string): void {
 function registerInputGradient(backendName: string): void {
   const original = tf.getKernel("Conv2DBackpropInput", backendName);
   if (!original || (original.kernelFunc as { heist?: boolean }).heist) return;
-  const kernelFunc = Object.assign((args: Parameters<tf.KernelFunc>[0]) => {
-    const { inputs, attrs, backend } = args;
-    const { dy, filter } = inputs as { dy: Info; filter: Info };
-    const a = attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
-    const strides = typeof a.strides === "number" ? [a.strides, a.strides] : a.strides;
-    if (a.dataFormat === "NCHW" || strides[0] !== 1 || strides[1] !== 1) return original.kernelFunc(args);
-    const [kh, kw] = filter.shape;
-    const info = tf.backend_util.computeConv2DInfo(
-      a.inputShape, filter.shape as [number, number, number, number], 1, 1, a.pad, a.dimRoundingMode, false, "channelsLast",
-    );
-    const { top, bottom, left, right } = info.padInfo;
-    const call = caller(backendName, backend);
-    const rotated = call("Reverse", { x: filter }, { dims: [0, 1] });
-    const flipped = call("Transpose", { x: rotated }, { perm: [0, 1, 3, 2] });
-    (backend as Backend).disposeData(rotated.dataId);
-    const out = call("Conv2D", { x: dy, filter: flipped }, {
-      strides: [1, 1], pad: [[0, 0], [kh - 1 - top, kh - 1 - bottom], [kw - 1 - left, kw - 1 - right], [0, 0]], dilations: [1, 1], dataFormat: "NHWC",
-    });
-    (backend as Backend).disposeData(flipped.dataId);
-    return out;
-  }, { heist: true });
+  const kernelFunc = Object.assign(
+    (args: Parameters<tf.KernelFunc>[0]) => {
+      const { inputs, attrs, backend } = args;
+      const { dy, filter } = inputs as { dy: Info; filter: Info };
+      const a = attrs as unknown as ConvAttrs & { inputShape: [number, number, number, number] };
+      const strides = typeof a.strides === "number" ? [a.strides, a.strides] : a.strides;
+      if (a.dataFormat === "NCHW" || strides[0] !== 1 || strides[1] !== 1) return original.kernelFunc(args);
+      const [kh, kw] = filter.shape;
+      const info = tf.backend_util.computeConv2DInfo(
+        a.inputShape,
+        filter.shape as [number, number, number, number],
+        1,
+        1,
+        a.pad,
+        a.dimRoundingMode,
+        false,
+        "channelsLast",
+      );
+      const { top, bottom, left, right } = info.padInfo;
+      const call = caller(backendName, backend);
+      const rotated = call("Reverse", { x: filter }, { dims: [0, 1] });
+      const flipped = call("Transpose", { x: rotated }, { perm: [0, 1, 3, 2] });
+      (backend as Backend).disposeData(rotated.dataId);
+      const out = call(
+        "Conv2D",
+        { x: dy, filter: flipped },
+        {
+          strides: [1, 1],
+          pad: [
+            [0, 0],
+            [kh - 1 - top, kh - 1 - bottom],
+            [kw - 1 - left, kw - 1 - right],
+            [0, 0],
+          ],
+          dilations: [1, 1],
+          dataFormat: "NHWC",
+        },
+      );
+      (backend as Backend).disposeData(flipped.dataId);
+      return out;
+    },
+    { heist: true },
+  );
   tf.unregisterKernel("Conv2DBackpropInput", backendName);
   tf.registerKernel({ ...original, kernelFunc: kernelFunc as tf.KernelFunc }); // keeps its setupFunc for the fallback
 }

@@ -44,7 +44,8 @@ export function budgeted(inner: Oracle, limits: BudgetLimits = {}): BudgetedOrac
     async query(x: Batch): Promise<OracleAnswer> {
       spent.seconds = (performance.now() - started) / 1000;
       if (remaining() === 0) throw new OracleStopped("budget", `the query budget of ${limits.rows} rows is spent`);
-      if (limits.micros !== undefined && spent.micros >= limits.micros) throw new OracleStopped("budget", `the money budget of $${(limits.micros / 1e6).toFixed(2)} is spent`);
+      if (limits.micros !== undefined && spent.micros >= limits.micros)
+        throw new OracleStopped("budget", `the money budget of $${(limits.micros / 1e6).toFixed(2)} is spent`);
       if (limits.seconds !== undefined && spent.seconds >= limits.seconds) throw new OracleStopped("budget", `the time budget of ${limits.seconds} s is spent`);
       const take = Math.min(rowsOf(x), remaining());
       const asked = performance.now();

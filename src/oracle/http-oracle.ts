@@ -47,7 +47,8 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
     throw new OracleStopped("unreachable", `cannot reach ${o.url}: ${(e as Error).cause ?? (e as Error).message}`);
   }
   const inputShape = meta.inputs?.[0]?.shape?.slice(1) ?? [];
-  if (inputShape.length === 0 || inputShape.some((d) => !(d > 0))) throw new OracleStopped("refused", `model "${o.model}" does not declare a fixed input shape`);
+  if (inputShape.length === 0 || inputShape.some((d) => !(d > 0)))
+    throw new OracleStopped("refused", `model "${o.model}" does not declare a fixed input shape`);
   const inputName = meta.inputs[0].name;
   const maxBatch = o.maxBatch ?? 256;
   const retries = o.retries ?? 5;
@@ -63,7 +64,12 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
     for (let attempt = 0, proofs = 0; ; attempt++) {
       let res: Response;
       try {
-        res = await fetch(`${base}/infer`, { method: "POST", headers: proof ? { ...once, [SOLUTION_HEADER]: proof } : once, body, signal: AbortSignal.timeout(timeout) });
+        res = await fetch(`${base}/infer`, {
+          method: "POST",
+          headers: proof ? { ...once, [SOLUTION_HEADER]: proof } : once,
+          body,
+          signal: AbortSignal.timeout(timeout),
+        });
       } catch (e) {
         if (attempt >= retries) throw new OracleStopped("unreachable", `cannot reach ${o.url}: ${(e as Error).cause ?? (e as Error).message}`);
         await sleep(Math.min(10_000, 200 * 2 ** attempt));
@@ -94,7 +100,8 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
         continue;
       }
       if (res.status === 402) throw new OracleStopped("payment", `the victim wants payment: ${detail}`);
-      if (type === "idempotency-key-in-flight" && attempt < retries) { // an earlier try of this request is still being answered: its answer comes next
+      if (type === "idempotency-key-in-flight" && attempt < retries) {
+        // an earlier try of this request is still being answered: its answer comes next
         await sleep(Number(res.headers.get("retry-after") ?? 1) * 1000);
         continue;
       }

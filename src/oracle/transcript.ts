@@ -15,7 +15,10 @@ interface Entry {
   values?: Float32Array;
 }
 
-const rowKey = (row: Float32Array) => createHash("sha1").update(Buffer.from(row.buffer, row.byteOffset, row.byteLength)).digest("base64");
+const rowKey = (row: Float32Array) =>
+  createHash("sha1")
+    .update(Buffer.from(row.buffer, row.byteOffset, row.byteLength))
+    .digest("base64");
 
 export interface RecordedOracle extends Oracle {
   /** Every (input, answer) pair so far, in the order first asked: what a surrogate trains on. */
@@ -98,7 +101,7 @@ export function recorded(inner: Oracle, dir?: string): RecordedOracle {
           order.push(entry);
           lines.push(JSON.stringify({ k: a.kind, x: toBase64(entry.x), l: entry.label, f: entry.leaf, v: entry.values ? toBase64(entry.values) : undefined }));
         }
-        if (file && lines.length) appendFileSync(file, lines.join("\n") + "\n");
+        if (file && lines.length) appendFileSync(file, `${lines.join("\n")}\n`);
       }
       // Answer every row that is known now (a cut-short query answers a prefix).
       const known = keys.findIndex((k) => !cache.has(k));

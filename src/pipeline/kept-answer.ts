@@ -11,13 +11,15 @@ import type { Answer, OutputTensor } from "./onion.js";
  * array, which is what every kept answer was before.
  * Decoding gives back the same numbers, so a retry is sent the same bytes.
  */
-const KeptTensor = z.object({
-  name: z.string(),
-  datatype: z.enum(["FP32", "INT64"]),
-  shape: z.array(z.number().int().nonnegative()),
-  data: z.array(z.number()).optional(),
-  f32: z.string().optional(),
-}).refine((t) => (t.data === undefined) !== (t.f32 === undefined), "a kept tensor has either data or f32");
+const KeptTensor = z
+  .object({
+    name: z.string(),
+    datatype: z.enum(["FP32", "INT64"]),
+    shape: z.array(z.number().int().nonnegative()),
+    data: z.array(z.number()).optional(),
+    f32: z.string().optional(),
+  })
+  .refine((t) => (t.data === undefined) !== (t.f32 === undefined), "a kept tensor has either data or f32");
 const KeptAnswer = z.object({ outputs: z.array(KeptTensor), headers: z.record(z.string(), z.string()) });
 
 const exactlyF32 = (data: number[]) => data.every((v) => Math.fround(v) === v);

@@ -6,7 +6,11 @@ import { z } from "zod";
  */
 export const MICROS = 1_000_000;
 
-export const dollars = z.number().nonnegative().max(1e9).transform((d) => Math.round(d * MICROS));
+export const dollars = z
+  .number()
+  .nonnegative()
+  .max(1e9)
+  .transform((d) => Math.round(d * MICROS));
 
 export const toDollars = (micros: number) => micros / MICROS;
 

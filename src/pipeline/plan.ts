@@ -32,13 +32,18 @@ export const PlanTerms = z.object({
   /** Token bucket: at most `capacity` rows at once, refilled at `refillPerSecond`. */
   burst: z.object({ capacity: z.number().int().positive(), refillPerSecond: z.number().positive() }).optional(),
   /** Price per row, rising with the day's use. */
-  tiers: z.array(Tier).min(1).default([{ pricePerRow: 0 }]),
-  billing: z.discriminatedUnion("kind", [
-    /** Spend from a balance topped up in advance; 402 when it runs out. */
-    z.object({ kind: z.literal("prepaid") }),
-    /** Post-paid with a monthly spending cap; 402 when the month's spend would pass it. */
-    z.object({ kind: z.literal("cap"), monthlyCap: dollars }),
-  ]).default({ kind: "prepaid" }),
+  tiers: z
+    .array(Tier)
+    .min(1)
+    .default([{ pricePerRow: 0 }]),
+  billing: z
+    .discriminatedUnion("kind", [
+      /** Spend from a balance topped up in advance; 402 when it runs out. */
+      z.object({ kind: z.literal("prepaid") }),
+      /** Post-paid with a monthly spending cap; 402 when the month's spend would pass it. */
+      z.object({ kind: z.literal("cap"), monthlyCap: dollars }),
+    ])
+    .default({ kind: "prepaid" }),
   /** Model names this plan may query; "*" for all. */
   models: z.array(z.string()).default(["*"]),
   /** Overrides the model's output policy for this plan. */
@@ -50,7 +55,8 @@ export function checkTiers(p: { tiers: { upTo?: number }[] }, ctx: z.RefinementC
   p.tiers.forEach((t, i) => {
     const last = i === p.tiers.length - 1;
     if (!last && t.upTo === undefined) ctx.addIssue({ code: "custom", path: ["tiers", i, "upTo"], message: "every tier but the last needs upTo" });
-    if (i > 0 && t.upTo !== undefined && t.upTo <= (p.tiers[i - 1].upTo ?? 0)) ctx.addIssue({ code: "custom", path: ["tiers", i, "upTo"], message: "tiers must rise" });
+    if (i > 0 && t.upTo !== undefined && t.upTo <= (p.tiers[i - 1].upTo ?? 0))
+      ctx.addIssue({ code: "custom", path: ["tiers", i, "upTo"], message: "tiers must rise" });
   });
 }
 

@@ -65,7 +65,8 @@ function flatten(data: readonly Nested[], rank: number, name: string): number[] 
     const v = top.a[top.i++];
     if (typeof v === "number") out.push(v);
     else if (Array.isArray(v)) {
-      if (stack.length >= rank) throw new Problem("invalid-tensor", `input "${name}" nests its data deeper than its shape's ${rank} dimension${rank === 1 ? "" : "s"}`);
+      if (stack.length >= rank)
+        throw new Problem("invalid-tensor", `input "${name}" nests its data deeper than its shape's ${rank} dimension${rank === 1 ? "" : "s"}`);
       stack.push({ a: v, i: 0 });
     } else throw new Problem("invalid-tensor", `input "${name}" value ${out.length} is ${JSON.stringify(v)?.slice(0, 20) ?? typeof v}, not a number`);
   }
@@ -95,14 +96,18 @@ export function requestBatch(body: unknown, inputShape: readonly number[], maxBa
   const width = sizeOf(inputShape);
   if (rows === 0) throw new Problem("invalid-tensor", "the batch is empty: the first dimension of the shape must be at least 1");
   if (sizeOf(input.shape.slice(1)) !== width) {
-    throw new Problem("invalid-tensor", `each row has ${sizeOf(input.shape.slice(1))} features (shape [${input.shape.slice(1)}]); this model takes ${width} (shape [${inputShape}])`);
+    throw new Problem(
+      "invalid-tensor",
+      `each row has ${sizeOf(input.shape.slice(1))} features (shape [${input.shape.slice(1)}]); this model takes ${width} (shape [${inputShape}])`,
+    );
   }
   if (rows > maxBatch) throw new Problem("batch-too-large", `a batch of ${rows} rows is above this gateway's maximum of ${maxBatch}`);
   const data = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) {
     data[i] = values[i];
     // A finite double past float32's range (1e39, 1e308) becomes Infinity here: refused like NaN, never served.
-    if (!Number.isFinite(data[i])) throw new Problem("invalid-tensor", `input "${input.name}" value ${i} (${values[i]}) is not a finite 32-bit float (|x| ≤ 3.4028235e38)`);
+    if (!Number.isFinite(data[i]))
+      throw new Problem("invalid-tensor", `input "${input.name}" value ${i} (${values[i]}) is not a finite 32-bit float (|x| ≤ 3.4028235e38)`);
   }
   return { data, shape: [rows, ...inputShape] };
 }

@@ -12,7 +12,7 @@ export const PROBLEMS = {
   "model-not-in-plan": 403,
   "admin-forbidden": 403,
   "unknown-model": 404,
-  "conflict": 409,
+  conflict: 409,
   "idempotency-key-reused": 422,
   "idempotency-key-in-flight": 409,
   "not-found": 404,
@@ -33,7 +33,7 @@ export const PROBLEMS = {
   "store-unavailable": 503,
   "upstream-failed": 502,
   "upstream-timeout": 504,
-  "internal": 500,
+  internal: 500,
 } as const;
 export type ProblemType = keyof typeof PROBLEMS;
 

@@ -55,4 +55,3 @@ export function proveWork(token: string, onSolved?: (bits: number, seconds: numb
   onSolved?.(bits, (performance.now() - started) / 1000);
   return proof;
 }
-

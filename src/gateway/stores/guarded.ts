@@ -31,19 +31,39 @@ export function guardedStore(store: Store, mode: "closed" | "open", onFailure: (
   return {
     ...store,
     kind: store.kind,
-    getKey: (id) => guard(async () => {
-      const k = await store.getKey(id);
-      if (k) keys.set(id, { at: Date.now(), value: k });
-      return k;
-    }, () => cached(keys, id)),
-    getClient: (id) => guard(async () => {
-      const c = await store.getClient(id);
-      if (c) clients.set(id, { at: Date.now(), value: c });
-      return c;
-    }, () => cached(clients, id)),
-    usage: (id, now) => guard(() => store.usage(id, now), () => ({ usedToday: 0, balance: Number.MAX_SAFE_INTEGER, monthSpend: 0 })),
-    takeBurst: (id, b, rows, now) => guard(() => store.takeBurst(id, b, rows, now), () => ({ ok: true, remaining: b.capacity, retryAfterSeconds: 0 })),
-    charge: (c) => guard(() => store.charge(c), () => ({ ok: true, cost: 0, ledgerId: -1, usedToday: 0, balance: 0, monthSpend: 0 })),
+    getKey: (id) =>
+      guard(
+        async () => {
+          const k = await store.getKey(id);
+          if (k) keys.set(id, { at: Date.now(), value: k });
+          return k;
+        },
+        () => cached(keys, id),
+      ),
+    getClient: (id) =>
+      guard(
+        async () => {
+          const c = await store.getClient(id);
+          if (c) clients.set(id, { at: Date.now(), value: c });
+          return c;
+        },
+        () => cached(clients, id),
+      ),
+    usage: (id, now) =>
+      guard(
+        () => store.usage(id, now),
+        () => ({ usedToday: 0, balance: Number.MAX_SAFE_INTEGER, monthSpend: 0 }),
+      ),
+    takeBurst: (id, b, rows, now) =>
+      guard(
+        () => store.takeBurst(id, b, rows, now),
+        () => ({ ok: true, remaining: b.capacity, retryAfterSeconds: 0 }),
+      ),
+    charge: (c) =>
+      guard(
+        () => store.charge(c),
+        () => ({ ok: true, cost: 0, ledgerId: -1, usedToday: 0, balance: 0, monthSpend: 0 }),
+      ),
     createClient: (c) => guard(() => store.createClient(c)),
     listClients: () => guard(() => store.listClients()),
     setPlan: (id, p) => guard(() => store.setPlan(id, p)),
@@ -54,14 +74,30 @@ export function guardedStore(store: Store, mode: "closed" | "open", onFailure: (
     ledger: (f) => guard(() => store.ledger(f)),
     charged: (id, now) => guard(() => store.charged(id, now)),
     // Fail-open serves uncharged anyway, so a claim it cannot make does not stop the request.
-    claimIdempotency: (c) => guard(() => store.claimIdempotency(c), () => ({ state: "claimed" as const })),
+    claimIdempotency: (c) =>
+      guard(
+        () => store.claimIdempotency(c),
+        () => ({ state: "claimed" as const }),
+      ),
     releaseIdempotency: (c) => guard(() => store.releaseIdempotency(c)),
     // Fail-open serves without the defences' state (a detector then sees nothing new); closed refuses.
-    appendEvents: (id, s, e) => guard(() => store.appendEvents(id, s, e).then(() => true), () => false).then(() => undefined),
-    readEvents: (id, s, from) => guard(() => store.readEvents(id, s, from), () => []),
+    appendEvents: (id, s, e) =>
+      guard(
+        () => store.appendEvents(id, s, e).then(() => true),
+        () => false,
+      ).then(() => undefined),
+    readEvents: (id, s, from) =>
+      guard(
+        () => store.readEvents(id, s, from),
+        () => [],
+      ),
     addAlarm: (a) => guard(() => store.addAlarm(a)),
     claimOnce: (id, exp) => guard(() => store.claimOnce(id, exp)),
-    alarms: (f) => guard(() => store.alarms(f), () => []),
+    alarms: (f) =>
+      guard(
+        () => store.alarms(f),
+        () => [],
+      ),
     close: () => store.close(),
   };
 }

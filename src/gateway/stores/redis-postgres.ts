@@ -2,7 +2,22 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import { windows } from "../../pipeline/pricing.js";
 import { Problem } from "../../protocol/problem.js";
-import { chargedRequest, clientExists, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, type ChargeRequest, type ChargeResult, type ClaimResult, type IdempotencyClaim, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "../../pipeline/store.js";
+import {
+  chargedRequest,
+  clientExists,
+  PRUNE_REPLAYS_EVERY_MS,
+  type AlarmRecord,
+  type BurstResult,
+  type ChargeRequest,
+  type ChargeResult,
+  type ClaimResult,
+  type IdempotencyClaim,
+  type ClientRecord,
+  type KeyRecord,
+  type LedgerRow,
+  type Store,
+  type Usage,
+} from "../../pipeline/store.js";
 
 /**
  * The shared store for several gateway replicas.
@@ -238,29 +253,58 @@ CREATE INDEX IF NOT EXISTS replays_expiry ON ${s}.replays (expires_at);
 `;
 
 type Row = Record<string, unknown>;
-const client = (r: Row, balance: number): ClientRecord => ({ id: r.id as string, name: r.name as string, plan: r.plan as string, balance, createdAt: r.created_at as string });
+const client = (r: Row, balance: number): ClientRecord => ({
+  id: r.id as string,
+  name: r.name as string,
+  plan: r.plan as string,
+  balance,
+  createdAt: r.created_at as string,
+});
 const key = (r: Row): KeyRecord => ({
-  id: r.id as string, clientId: r.client_id as string, hash: r.hash as string, createdAt: r.created_at as string,
-  revokedAt: (r.revoked_at as string | null) ?? null, expiresAt: (r.expires_at as string | null) ?? null,
+  id: r.id as string,
+  clientId: r.client_id as string,
+  hash: r.hash as string,
+  createdAt: r.created_at as string,
+  revokedAt: (r.revoked_at as string | null) ?? null,
+  expiresAt: (r.expires_at as string | null) ?? null,
 });
 const ledgerRow = (r: Row): LedgerRow => ({
-  id: Number(r.id), at: (r.at as Date).toISOString(), requestId: r.request_id as string, clientId: r.client_id as string, keyId: r.key_id as string,
-  model: r.model as string, rows: Number(r.rows), price: Number(r.price), answerHash: r.answer_hash as string, balanceAfter: Number(r.balance_after),
+  id: Number(r.id),
+  at: (r.at as Date).toISOString(),
+  requestId: r.request_id as string,
+  clientId: r.client_id as string,
+  keyId: r.key_id as string,
+  model: r.model as string,
+  rows: Number(r.rows),
+  price: Number(r.price),
+  answerHash: r.answer_hash as string,
+  balanceAfter: Number(r.balance_after),
 });
 
 const alarm = (r: Row): AlarmRecord => ({
-  id: Number(r.id), at: (r.at as Date).toISOString(), clientId: r.client_id as string, detector: r.detector as string, action: r.action as string, evidence: r.evidence as Record<string, unknown>,
+  id: Number(r.id),
+  at: (r.at as Date).toISOString(),
+  clientId: r.client_id as string,
+  detector: r.detector as string,
+  action: r.action as string,
+  evidence: r.evidence as Record<string, unknown>,
 });
 
 /** The UTC day and month around nowMs, and how long their counters should live (a bit beyond the window). */
 function bounds(nowMs: number) {
   const d = new Date(nowMs);
   const [y, m, day] = [d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()];
-  const dayStart = Date.UTC(y, m, day), dayEnd = Date.UTC(y, m, day + 1);
-  const monthStart = Date.UTC(y, m, 1), monthEnd = Date.UTC(y, m + 1, 1);
+  const dayStart = Date.UTC(y, m, day),
+    dayEnd = Date.UTC(y, m, day + 1);
+  const monthStart = Date.UTC(y, m, 1),
+    monthEnd = Date.UTC(y, m + 1, 1);
   const slack = 3600;
   return {
-    ...windows(nowMs), dayStart, dayEnd, monthStart, monthEnd,
+    ...windows(nowMs),
+    dayStart,
+    dayEnd,
+    monthStart,
+    monthEnd,
     dayTtl: Math.max(1, Math.ceil((dayEnd - nowMs) / 1000)) + slack,
     monthTtl: Math.max(1, Math.ceil((monthEnd - nowMs) / 1000)) + slack,
   };
@@ -308,7 +352,15 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
 
   const k = (clientId: string) => {
     const base = `${ns}:{${clientId}}`; // one hash slot per client, should the Redis be a cluster
-    return { bal: `${base}:bal`, events: (stream: string) => `${base}:events:${stream}`, use: (day: string) => `${base}:use:${day}`, spend: (month: string) => `${base}:spend:${month}`, bucket: `${base}:bucket`, pending: `${base}:pending`, claim: (requestId: string) => `${base}:claim:${requestId}` };
+    return {
+      bal: `${base}:bal`,
+      events: (stream: string) => `${base}:events:${stream}`,
+      use: (day: string) => `${base}:use:${day}`,
+      spend: (month: string) => `${base}:spend:${month}`,
+      bucket: `${base}:bucket`,
+      pending: `${base}:pending`,
+      claim: (requestId: string) => `${base}:claim:${requestId}`,
+    };
   };
 
   /** Rebuild a client's missing counters for the window around nowMs from the ledger; only-if-absent. */
@@ -323,7 +375,8 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     );
     const v = r.rows[0] as { used: string; spend: string; balance: string };
     const keys = k(clientId);
-    await redis.multi()
+    await redis
+      .multi()
       .set(keys.use(b.day), String(v.used), "EX", b.dayTtl, "NX")
       .set(keys.spend(b.month), String(v.spend), "EX", b.monthTtl, "NX")
       .set(keys.bal, String(v.balance), "NX")
@@ -349,7 +402,10 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
   const usageOf = async (clientId: string, nowMs: number): Promise<Usage> => {
     const { day, month } = windows(nowMs);
     const keys = k(clientId);
-    const [[, first], [, pending]] = (await redis.pipeline().mget(keys.use(day), keys.spend(month), keys.bal).hgetall(keys.pending).exec()) as [[Error | null, (string | null)[]], [Error | null, Record<string, string>]];
+    const [[, first], [, pending]] = (await redis.pipeline().mget(keys.use(day), keys.spend(month), keys.bal).hgetall(keys.pending).exec()) as [
+      [Error | null, (string | null)[]],
+      [Error | null, Record<string, string>],
+    ];
     let v = first;
     if (!v || !pending) throw new Error("Redis did not answer the usage read");
     if (Object.values(pending).some((p) => nowMs - Number(p.split(" ")[3]) >= PENDING_STALE_MS)) {
@@ -375,8 +431,17 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     const counters = [keys.use(b.day), keys.spend(b.month), keys.bal];
     const billing = c.plan.billing;
     const args = [
-      c.rows, c.plan.dailyQuota, billing.kind, billing.kind === "cap" ? billing.monthlyCap : 0, b.dayTtl, b.monthTtl,
-      c.plan.tiers.length, ...c.plan.tiers.flatMap((tier) => [tier.upTo ?? -1, tier.pricePerRow]), c.requestId, c.nowMs, c.requestHash ?? "-",
+      c.rows,
+      c.plan.dailyQuota,
+      billing.kind,
+      billing.kind === "cap" ? billing.monthlyCap : 0,
+      b.dayTtl,
+      b.monthTtl,
+      c.plan.tiers.length,
+      ...c.plan.tiers.flatMap((tier) => [tier.upTo ?? -1, tier.pricePerRow]),
+      c.requestId,
+      c.nowMs,
+      c.requestHash ?? "-",
     ];
     let r = await redis.heistCharge(...counters, keys.pending, ...args);
     for (let i = 0; r[0] === -1 && i < 3; i++) {
@@ -385,7 +450,8 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     }
     const [status, cost, usedToday, balance, monthSpend] = r as number[];
     if (status === -1) throw new Error("the usage counters vanished while charging");
-    if (status !== 1 && status !== 5) return { ok: false, reason: status === 2 ? "quota" : status === 3 ? "balance" : "cap", cost, usedToday, balance, monthSpend };
+    if (status !== 1 && status !== 5)
+      return { ok: false, reason: status === 2 ? "quota" : status === 3 ? "balance" : "cap", cost, usedToday, balance, monthSpend };
     // A take is pending for this request id: a retry may stand on it only if it asks exactly what that
     // try asked (same rows, same price); anything else waits until that take is written or given back.
     const pending = status === 5 ? String(r[5]).split(" ") : [];
@@ -405,8 +471,21 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (request_id) DO NOTHING RETURNING id, request_id),
          kept AS (INSERT INTO ${t("replays")} (request_id, request_hash, answer, expires_at) SELECT request_id, $11::text, $12::text, $13::timestamptz FROM row WHERE $12::text IS NOT NULL)
          SELECT id FROM row`,
-        [new Date(c.nowMs), c.requestId, c.clientId, c.keyId, c.model, c.rows, cost, debit, c.answerHash, balance,
-          c.replay?.requestHash ?? null, c.replay?.answer ?? null, c.replay ? new Date(c.replay.expiresMs) : null],
+        [
+          new Date(c.nowMs),
+          c.requestId,
+          c.clientId,
+          c.keyId,
+          c.model,
+          c.rows,
+          cost,
+          debit,
+          c.answerHash,
+          balance,
+          c.replay?.requestHash ?? null,
+          c.replay?.answer ?? null,
+          c.replay ? new Date(c.replay.expiresMs) : null,
+        ],
       );
     } catch (e) {
       // The ledger is the truth: what it does not record is not charged. When PostgreSQL refused the
@@ -440,7 +519,10 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
   };
 
   const chargedOf = async (requestId: string, nowMs: number) => {
-    const r = await pool.query(`SELECT l.id, l.answer_hash, r.request_hash, r.answer FROM ${t("ledger")} l LEFT JOIN ${t("replays")} r ON r.request_id = l.request_id AND r.expires_at > $2 WHERE l.request_id = $1`, [requestId, new Date(nowMs)]);
+    const r = await pool.query(
+      `SELECT l.id, l.answer_hash, r.request_hash, r.answer FROM ${t("ledger")} l LEFT JOIN ${t("replays")} r ON r.request_id = l.request_id AND r.expires_at > $2 WHERE l.request_id = $1`,
+      [requestId, new Date(nowMs)],
+    );
     const row = r.rows[0] as Row | undefined;
     return row && chargedRequest(row);
   };
@@ -467,7 +549,11 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
       let credited = false;
       try {
         await db.query("BEGIN");
-        const row = await db.query(`INSERT INTO ${t("topups")} (at, client_id, micros, balance_after) VALUES ($1, $2, $3, 0) RETURNING id`, [new Date(nowMs), clientId, micros]);
+        const row = await db.query(`INSERT INTO ${t("topups")} (at, client_id, micros, balance_after) VALUES ($1, $2, $3, 0) RETURNING id`, [
+          new Date(nowMs),
+          clientId,
+          micros,
+        ]);
         const [existed, balance] = await redis.heistAdjust(1, keys.bal, micros);
         if (!existed) {
           await db.query("ROLLBACK");
@@ -495,18 +581,25 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
   };
 
   /** Every failure of Redis or PostgreSQL leaves as StoreUnavailable (a 503 at the gateway). */
-  const guard = <A extends unknown[], R>(what: string, f: (...a: A) => Promise<R>) => async (...a: A): Promise<R> => {
-    try {
-      return await f(...a);
-    } catch (e) {
-      throw e instanceof StoreUnavailable || e instanceof Problem ? e : new StoreUnavailable(what, e);
-    }
-  };
+  const guard =
+    <A extends unknown[], R>(what: string, f: (...a: A) => Promise<R>) =>
+    async (...a: A): Promise<R> => {
+      try {
+        return await f(...a);
+      } catch (e) {
+        throw e instanceof StoreUnavailable || e instanceof Problem ? e : new StoreUnavailable(what, e);
+      }
+    };
 
   return {
     kind: "redis+postgres",
     createClient: guard("creating a client", async (c) => {
-      const r = await pool.query(`INSERT INTO ${t("clients")} (id, name, plan, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING *`, [c.id, c.name, c.plan, new Date(c.nowMs).toISOString()]);
+      const r = await pool.query(`INSERT INTO ${t("clients")} (id, name, plan, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING RETURNING *`, [
+        c.id,
+        c.name,
+        c.plan,
+        new Date(c.nowMs).toISOString(),
+      ]);
       if (r.rowCount === 0) throw clientExists(c.id);
       await redis.set(k(c.id).bal, "0"); // a new client has no top-ups (and a stale counter for the same id must go)
       return client(r.rows[0], 0);
@@ -526,8 +619,14 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     }),
     topUp: guard("topping up", topUp),
     addKey: guard("adding a key", async (x) => {
-      await pool.query(`INSERT INTO ${t("keys")} (id, client_id, hash, created_at, revoked_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-        [x.id, x.clientId, x.hash, x.createdAt, x.revokedAt, x.expiresAt]);
+      await pool.query(`INSERT INTO ${t("keys")} (id, client_id, hash, created_at, revoked_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)`, [
+        x.id,
+        x.clientId,
+        x.hash,
+        x.createdAt,
+        x.revokedAt,
+        x.expiresAt,
+      ]);
     }),
     getKey: guard("reading a key", async (id) => {
       const r = await pool.query(`SELECT * FROM ${t("keys")} WHERE id = $1`, [id]);
@@ -547,8 +646,15 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
       const limit = f.limit ?? null; // LIMIT NULL: all
       const where: string[] = [];
       const args: unknown[] = [];
-      for (const [column, v] of [["client_id", f.clientId], ["request_id", f.requestId]] as const) if (v !== undefined) where.push(`${column} = $${args.push(v)}`);
-      const r = await pool.query(`SELECT * FROM ${t("ledger")} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT $${args.push(limit)}`, args);
+      for (const [column, v] of [
+        ["client_id", f.clientId],
+        ["request_id", f.requestId],
+      ] as const)
+        if (v !== undefined) where.push(`${column} = $${args.push(v)}`);
+      const r = await pool.query(
+        `SELECT * FROM ${t("ledger")} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT $${args.push(limit)}`,
+        args,
+      );
       return r.rows.map(ledgerRow);
     }),
     charged: guard("reading a charged request", chargedOf),
@@ -562,11 +668,19 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
     }),
     readEvents: guard("reading a defence's state", async (clientId, stream, from) => redis.lrange(k(clientId).events(stream), from, -1)),
     addAlarm: guard("recording an alarm", async (a) => {
-      const r = await pool.query(`INSERT INTO ${t("alarms")} (at, client_id, detector, action, evidence) VALUES ($1, $2, $3, $4, $5) RETURNING *`,
-        [new Date(a.nowMs), a.clientId, a.detector, a.action, JSON.stringify(a.evidence)]);
+      const r = await pool.query(`INSERT INTO ${t("alarms")} (at, client_id, detector, action, evidence) VALUES ($1, $2, $3, $4, $5) RETURNING *`, [
+        new Date(a.nowMs),
+        a.clientId,
+        a.detector,
+        a.action,
+        JSON.stringify(a.evidence),
+      ]);
       return alarm(r.rows[0]);
     }),
-    claimOnce: guard("claiming a single-use token", async (id, ttlMs) => (await redis.set(`${ns}:claim:${id}`, "1", "PX", Math.max(1, Math.ceil(ttlMs)), "NX")) === "OK"),
+    claimOnce: guard(
+      "claiming a single-use token",
+      async (id, ttlMs) => (await redis.set(`${ns}:claim:${id}`, "1", "PX", Math.max(1, Math.ceil(ttlMs)), "NX")) === "OK",
+    ),
     alarms: guard("reading alarms", async (f = {}) => {
       const limit = f.limit ?? null;
       const r = f.clientId

@@ -2,7 +2,22 @@ import Database from "better-sqlite3";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { priceRows, windows } from "../../pipeline/pricing.js";
-import { chargedRequest, PRUNE_REPLAYS_EVERY_MS, type AlarmRecord, type BurstResult, clientExists, type ChargeRequest, type ChargeResult, type ClaimResult, type IdempotencyClaim, type ClientRecord, type KeyRecord, type LedgerRow, type Store, type Usage } from "../../pipeline/store.js";
+import {
+  chargedRequest,
+  PRUNE_REPLAYS_EVERY_MS,
+  type AlarmRecord,
+  type BurstResult,
+  clientExists,
+  type ChargeRequest,
+  type ChargeResult,
+  type ClaimResult,
+  type IdempotencyClaim,
+  type ClientRecord,
+  type KeyRecord,
+  type LedgerRow,
+  type Store,
+  type Usage,
+} from "../../pipeline/store.js";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS clients (id TEXT PRIMARY KEY, name TEXT NOT NULL, plan TEXT NOT NULL, balance INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
@@ -24,17 +39,40 @@ CREATE TABLE IF NOT EXISTS idempotency_claims (request_id TEXT PRIMARY KEY, requ
 `;
 
 type Row = Record<string, unknown>;
-const client = (r: Row): ClientRecord => ({ id: r.id as string, name: r.name as string, plan: r.plan as string, balance: r.balance as number, createdAt: r.created_at as string });
+const client = (r: Row): ClientRecord => ({
+  id: r.id as string,
+  name: r.name as string,
+  plan: r.plan as string,
+  balance: r.balance as number,
+  createdAt: r.created_at as string,
+});
 const alarm = (r: Row): AlarmRecord => ({
-  id: r.id as number, at: r.at as string, clientId: r.client_id as string, detector: r.detector as string, action: r.action as string, evidence: JSON.parse(r.evidence as string),
+  id: r.id as number,
+  at: r.at as string,
+  clientId: r.client_id as string,
+  detector: r.detector as string,
+  action: r.action as string,
+  evidence: JSON.parse(r.evidence as string),
 });
 const ledgerRow = (r: Row): LedgerRow => ({
-  id: r.id as number, at: r.at as string, requestId: r.request_id as string, clientId: r.client_id as string, keyId: r.key_id as string,
-  model: r.model as string, rows: r.rows as number, price: r.price as number, answerHash: r.answer_hash as string, balanceAfter: r.balance_after as number,
+  id: r.id as number,
+  at: r.at as string,
+  requestId: r.request_id as string,
+  clientId: r.client_id as string,
+  keyId: r.key_id as string,
+  model: r.model as string,
+  rows: r.rows as number,
+  price: r.price as number,
+  answerHash: r.answer_hash as string,
+  balanceAfter: r.balance_after as number,
 });
 const key = (r: Row): KeyRecord => ({
-  id: r.id as string, clientId: r.client_id as string, hash: r.hash as string, createdAt: r.created_at as string,
-  revokedAt: (r.revoked_at as string | null) ?? null, expiresAt: (r.expires_at as string | null) ?? null,
+  id: r.id as string,
+  clientId: r.client_id as string,
+  hash: r.hash as string,
+  createdAt: r.created_at as string,
+  revokedAt: (r.revoked_at as string | null) ?? null,
+  expiresAt: (r.expires_at as string | null) ?? null,
 });
 
 /**
@@ -57,21 +95,31 @@ export function sqliteStore(path: string): Store {
     spend: db.prepare("SELECT micros FROM spend WHERE client_id = ? AND month = ?").pluck(),
     balance: db.prepare("SELECT balance FROM clients WHERE id = ?").pluck(),
     addUsage: db.prepare("INSERT INTO usage (client_id, day, rows) VALUES (?, ?, ?) ON CONFLICT (client_id, day) DO UPDATE SET rows = rows + excluded.rows"),
-    addSpend: db.prepare("INSERT INTO spend (client_id, month, micros) VALUES (?, ?, ?) ON CONFLICT (client_id, month) DO UPDATE SET micros = micros + excluded.micros"),
+    addSpend: db.prepare(
+      "INSERT INTO spend (client_id, month, micros) VALUES (?, ?, ?) ON CONFLICT (client_id, month) DO UPDATE SET micros = micros + excluded.micros",
+    ),
     debit: db.prepare("UPDATE clients SET balance = balance - ? WHERE id = ?"),
     byRequest: db.prepare("SELECT * FROM ledger WHERE request_id = ?"),
-    ledger: db.prepare("INSERT INTO ledger (at, request_id, client_id, key_id, model, rows, price, answer_hash, balance_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+    ledger: db.prepare(
+      "INSERT INTO ledger (at, request_id, client_id, key_id, model, rows, price, answer_hash, balance_after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    ),
     keepReplay: db.prepare("INSERT INTO replays (request_id, request_hash, answer, expires_ms) VALUES (?, ?, ?, ?)"),
-    charged: db.prepare("SELECT l.id, l.answer_hash, r.request_hash, r.answer FROM ledger l LEFT JOIN replays r ON r.request_id = l.request_id AND r.expires_ms > ? WHERE l.request_id = ?"),
+    charged: db.prepare(
+      "SELECT l.id, l.answer_hash, r.request_hash, r.answer FROM ledger l LEFT JOIN replays r ON r.request_id = l.request_id AND r.expires_ms > ? WHERE l.request_id = ?",
+    ),
     pruneReplays: db.prepare("DELETE FROM replays WHERE expires_ms <= ?"),
     claimOf: db.prepare("SELECT request_hash, holder, expires_ms FROM idempotency_claims WHERE request_id = ?"),
-    setClaim: db.prepare("INSERT INTO idempotency_claims (request_id, request_hash, holder, expires_ms) VALUES (?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET request_hash = excluded.request_hash, holder = excluded.holder, expires_ms = excluded.expires_ms"),
+    setClaim: db.prepare(
+      "INSERT INTO idempotency_claims (request_id, request_hash, holder, expires_ms) VALUES (?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET request_hash = excluded.request_hash, holder = excluded.holder, expires_ms = excluded.expires_ms",
+    ),
     dropClaim: db.prepare("DELETE FROM idempotency_claims WHERE request_id = ?"),
     releaseClaim: db.prepare("DELETE FROM idempotency_claims WHERE request_id = ? AND holder = ?"),
     pruneClaims: db.prepare("DELETE FROM idempotency_claims WHERE expires_ms <= ?"),
     getKey: db.prepare("SELECT * FROM keys WHERE id = ?"),
     bucket: db.prepare("SELECT tokens, updated_ms FROM buckets WHERE client_id = ?"),
-    setBucket: db.prepare("INSERT INTO buckets (client_id, tokens, updated_ms) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms"),
+    setBucket: db.prepare(
+      "INSERT INTO buckets (client_id, tokens, updated_ms) VALUES (?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET tokens = excluded.tokens, updated_ms = excluded.updated_ms",
+    ),
   };
 
   const usageOf = (clientId: string, nowMs: number): Usage => {
@@ -146,7 +194,7 @@ export function sqliteStore(path: string): Store {
 
   let claims = 0;
   const appendEvents = db.transaction((clientId: string, stream: string, entries: string[]) => {
-    let seq = (db.prepare("SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE client_id = ? AND stream = ?").pluck().get(clientId, stream) as number);
+    let seq = db.prepare("SELECT COALESCE(MAX(seq) + 1, 0) FROM events WHERE client_id = ? AND stream = ?").pluck().get(clientId, stream) as number;
     const insert = db.prepare("INSERT INTO events (client_id, stream, seq, entry) VALUES (?, ?, ?, ?)");
     for (const e of entries) insert.run(clientId, stream, seq++, e);
   });
@@ -154,7 +202,9 @@ export function sqliteStore(path: string): Store {
   return {
     kind: "sqlite",
     async createClient(c) {
-      const info = db.prepare("INSERT INTO clients (id, name, plan, balance, created_at) VALUES (?, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING").run(c.id, c.name, c.plan, new Date(c.nowMs).toISOString());
+      const info = db
+        .prepare("INSERT INTO clients (id, name, plan, balance, created_at) VALUES (?, ?, ?, 0, ?) ON CONFLICT (id) DO NOTHING")
+        .run(c.id, c.name, c.plan, new Date(c.nowMs).toISOString());
       if (info.changes === 0) throw clientExists(c.id);
       return client(q.getClient.get(c.id) as Row);
     },
@@ -172,7 +222,14 @@ export function sqliteStore(path: string): Store {
       return topUp(clientId, micros, nowMs);
     },
     async addKey(k) {
-      db.prepare("INSERT INTO keys (id, client_id, hash, created_at, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)").run(k.id, k.clientId, k.hash, k.createdAt, k.revokedAt, k.expiresAt);
+      db.prepare("INSERT INTO keys (id, client_id, hash, created_at, revoked_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)").run(
+        k.id,
+        k.clientId,
+        k.hash,
+        k.createdAt,
+        k.revokedAt,
+        k.expiresAt,
+      );
     },
     async getKey(id) {
       const r = q.getKey.get(id) as Row | undefined;
@@ -196,7 +253,9 @@ export function sqliteStore(path: string): Store {
     async ledger(f = {}) {
       const where = [f.clientId !== undefined ? "client_id = ?" : "", f.requestId !== undefined ? "request_id = ?" : ""].filter(Boolean);
       const args = [f.clientId, f.requestId].filter((v) => v !== undefined);
-      return (db.prepare(`SELECT * FROM ledger ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`).all(...args, f.limit ?? -1) as Row[]).map(ledgerRow);
+      return (
+        db.prepare(`SELECT * FROM ledger ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`).all(...args, f.limit ?? -1) as Row[]
+      ).map(ledgerRow);
     },
     async charged(requestId, nowMs) {
       const r = q.charged.get(nowMs, requestId) as Row | undefined;
@@ -212,10 +271,14 @@ export function sqliteStore(path: string): Store {
       appendEvents.immediate(clientId, stream, entries);
     },
     async readEvents(clientId, stream, from) {
-      return db.prepare("SELECT entry FROM events WHERE client_id = ? AND stream = ? AND seq >= ? ORDER BY seq").pluck().all(clientId, stream, from) as string[];
+      return db
+        .prepare("SELECT entry FROM events WHERE client_id = ? AND stream = ? AND seq >= ? ORDER BY seq")
+        .pluck()
+        .all(clientId, stream, from) as string[];
     },
     async addAlarm(a) {
-      const info = db.prepare("INSERT INTO alarms (at, client_id, detector, action, evidence) VALUES (?, ?, ?, ?, ?)")
+      const info = db
+        .prepare("INSERT INTO alarms (at, client_id, detector, action, evidence) VALUES (?, ?, ?, ?, ?)")
         .run(new Date(a.nowMs).toISOString(), a.clientId, a.detector, a.action, JSON.stringify(a.evidence));
       return alarm(db.prepare("SELECT * FROM alarms WHERE id = ?").get(info.lastInsertRowid) as Row);
     },
@@ -224,9 +287,11 @@ export function sqliteStore(path: string): Store {
       return db.prepare("INSERT OR IGNORE INTO claims (id, expires_ms) VALUES (?, ?)").run(id, Date.now() + ttlMs).changes === 1;
     },
     async alarms(f = {}) {
-      const rows = (f.clientId
-        ? db.prepare("SELECT * FROM alarms WHERE client_id = ? ORDER BY id LIMIT ?").all(f.clientId, f.limit ?? -1)
-        : db.prepare("SELECT * FROM alarms ORDER BY id LIMIT ?").all(f.limit ?? -1)) as Row[];
+      const rows = (
+        f.clientId
+          ? db.prepare("SELECT * FROM alarms WHERE client_id = ? ORDER BY id LIMIT ?").all(f.clientId, f.limit ?? -1)
+          : db.prepare("SELECT * FROM alarms ORDER BY id LIMIT ?").all(f.limit ?? -1)
+      ) as Row[];
       return rows.map(alarm);
     },
     async close() {
