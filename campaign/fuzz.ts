@@ -282,7 +282,9 @@ async function fuzzRawHttp(runs: number, seed: number): Promise<Stats & { unansw
       if (r.status === 0) stats.unanswered.push(what);
       else if (r.status >= 500) stats.fiveXX.push(`${what} → ${r.status} ${r.text.slice(0, 160)}`);
       else if (r.status >= 400 && !String(r.headers["content-type"]).startsWith("application/problem+json"))
-        stats.notProblem.push(`${what} → ${r.status} ${r.headers["content-type"]}`);
+        stats.notProblem.push(
+          `${what} → ${r.status} ${r.headers["content-type"]}; extra headers ${JSON.stringify(c.headers)}; answer ${JSON.stringify(r.text.slice(0, 120))}`,
+        );
     }),
     { numRuns: runs, seed, endOnFailure: false },
   );

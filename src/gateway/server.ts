@@ -64,7 +64,8 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     requestTimeout: d.config.server.requestTimeoutMs,
     // Node checks requestTimeout only every connectionsCheckingInterval (30 s by default): a client
     // dribbling its headers or body one byte at a time would hold its socket that long whatever the limit.
-    http: { connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(d.config.server.requestTimeoutMs / 4))) },
+    // requireHostHeader: Node answers a Host-less HTTP/1.1 request with a bare 400; the first onRequest hook refuses it as problem+json.
+    http: { connectionsCheckingInterval: Math.max(250, Math.min(1000, Math.floor(d.config.server.requestTimeoutMs / 4))), requireHostHeader: false },
     genReqId: () => randomUUID(),
     clientErrorHandler: malformedRequest,
     // A URL the router cannot decode (bad percent-encoding) is a problem+json 400 like every other refusal.
@@ -117,6 +118,12 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     clearTimeout(readTimers.get(req));
     readTimers.delete(req);
   };
+  app.addHook("onRequest", async (req, reply) => {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused, and the connection closed.
+    if (req.raw.httpVersion === "1.1" && req.headers.host === undefined) {
+      return sendProblem(reply.header("connection", "close"), new Problem("bad-request", "an HTTP/1.1 request needs a Host header"));
+    }
+  });
   app.addHook("onRequest", (req, reply, done) => {
     readTimers.set(
       req,
