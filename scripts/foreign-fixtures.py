@@ -35,7 +35,7 @@ The script sets OMP/OPENBLAS/MKL threads to 1 and uses one torch thread and dete
 second run gives the same sidecar numbers and the same ONNX bytes (with the same library versions).
 
 Data (local only, no network):
-  $HEIST_DATASETS (default /work/shared/datasets, falling back to scikit-learn's bundled copies):
+  $HEIST_DATASETS (default: the repository's vendored data/ folder, falling back to scikit-learn's bundled copies):
     wine_data.csv     UCI Wine recognition (M. Forina et al.), 178 x 13, 3 classes.
     breast_cancer.csv UCI Breast Cancer Wisconsin (Diagnostic), W.N. Street, W.H. Wolberg, O.L. Mangasarian
                       (1993/1995), 569 x 30, 2 classes.
@@ -95,7 +95,7 @@ from torch import nn  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, ".."))
 DEFAULT_OUT = os.path.join(REPO, "test", "fixtures", "foreign")
-DATASETS = os.environ.get("HEIST_DATASETS", "/work/shared/datasets")
+DATASETS = os.environ.get("HEIST_DATASETS", os.path.join(REPO, "data"))
 FASHION_DIR = os.environ.get("FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
 SEED = 0
 OPSET = 13

@@ -7,7 +7,10 @@ import type { connectTarget } from "./target.js";
 /** A unit of audit work: one thief's cell, or one honest user's run against a stack. */
 export type Job = { kind: "cell"; cell: CellKey } | { kind: "honest"; victim: string; stack: string };
 
-export const jobId = (j: Job) => (j.kind === "cell" ? cellId(j.cell) : `honest/${j.victim}/${j.stack}`);
+/** An honest run's id, for its job and its record alike (a resumed audit matches them). */
+export const honestId = (victim: string, stack: string) => `honest/${victim}/${stack}`;
+
+export const jobId = (j: Job) => (j.kind === "cell" ? cellId(j.cell) : honestId(j.victim, j.stack));
 
 /** Every job of the matrix: victims × stacks × (honest, attacks × budgets × seeds). */
 export function jobs(a: AuditConfig): Job[] {

@@ -4,7 +4,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
-import { jobId, jobs, runJob, type Job } from "./jobs.js";
+import { honestId, jobId, jobs, runJob, type Job } from "./jobs.js";
 import { loadModel } from "../models/load.js";
 import { accuracy } from "../metrics/agreement.js";
 import { judge } from "./cell.js";
@@ -12,7 +12,7 @@ import type { AuditConfig } from "./config.js";
 import { AuditRecord, AuditResults, cellId, type CellResult, type HonestResult } from "./results.js";
 import { connectTarget, startTarget, type TargetAddress } from "./target.js";
 
-const recordId = (r: AuditRecord) => (r.kind === "cell" ? cellId(r) : `honest/${r.victim}/${r.stack}`);
+const recordId = (r: AuditRecord) => (r.kind === "cell" ? cellId(r) : honestId(r.victim, r.stack));
 
 export const RECORDS_FILE = "results.jsonl";
 export const RESULTS_FILE = "results.json";

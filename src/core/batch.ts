@@ -17,6 +17,9 @@ export function batch(data: Float32Array | number[], shape: readonly number[]): 
   return { data: d, shape: [...shape] };
 }
 
+/** A shape as error messages show it: "[28, 28, 1]". */
+export const shapeText = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
+
 export const rowsOf = (b: Batch): number => b.shape[0];
 /** Values per row (product of all but the first dimension). */
 export const widthOf = (b: Batch): number => sizeOf(b.shape.slice(1));

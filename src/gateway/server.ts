@@ -118,13 +118,12 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     clearTimeout(readTimers.get(req));
     readTimers.delete(req);
   };
-  app.addHook("onRequest", async (req, reply) => {
-    // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused, and the connection closed.
-    if (req.raw.httpVersion === "1.1" && req.headers.host === undefined) {
-      return sendProblem(reply.header("connection", "close"), new Problem("bad-request", "an HTTP/1.1 request needs a Host header"));
-    }
-  });
   app.addHook("onRequest", (req, reply, done) => {
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is refused, and the connection closed (replied: no done()).
+    if (req.raw.httpVersion === "1.1" && req.headers.host === undefined) {
+      sendProblem(reply.header("connection", "close"), new Problem("bad-request", "an HTTP/1.1 request needs a Host header"));
+      return;
+    }
     readTimers.set(
       req,
       setTimeout(() => {

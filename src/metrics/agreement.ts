@@ -12,16 +12,15 @@
  * synchronous; those that query models or fit a probe are in models/evaluate.ts.
  * Shape mismatches throw HeistError("bad-input") naming both shapes.
  */
-import { argmaxRows, rowsOf, widthOf, type Batch } from "../core/batch.js";
+import { argmaxRows, rowsOf, widthOf, type Batch, shapeText } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 
-const fmt = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
 const shapeOf = (v: Batch | Int32Array): readonly number[] => (v instanceof Int32Array ? [v.length] : v.shape);
 const labelsOf = (v: Batch | Int32Array): Int32Array => (v instanceof Int32Array ? v : argmaxRows(v));
 
 function sameShape(what: string, a: Batch, b: Batch): void {
   if (a.shape.length !== b.shape.length || a.shape.some((s, i) => s !== b.shape[i])) {
-    fail("bad-input", `${what}: shapes ${fmt(a.shape)} and ${fmt(b.shape)} differ`);
+    fail("bad-input", `${what}: shapes ${shapeText(a.shape)} and ${shapeText(b.shape)} differ`);
   }
   if (rowsOf(a) === 0) fail("bad-input", `${what}: no rows to compare`);
 }
@@ -30,7 +29,7 @@ function sameShape(what: string, a: Batch, b: Batch): void {
 export function accuracy(pred: Int32Array | Batch, y: Int32Array): number {
   const p = labelsOf(pred);
   if (p.length !== y.length) {
-    fail("bad-input", `accuracy: predictions of shape ${fmt(shapeOf(pred))} and labels of shape ${fmt([y.length])} differ in rows`);
+    fail("bad-input", `accuracy: predictions of shape ${shapeText(shapeOf(pred))} and labels of shape ${shapeText([y.length])} differ in rows`);
   }
   if (p.length === 0) fail("bad-input", "accuracy: no rows to score");
   let hits = 0;
@@ -47,7 +46,7 @@ export function agreement(a: Batch | Int32Array, b: Batch | Int32Array): number 
   const la = labelsOf(a);
   const lb = labelsOf(b);
   if (la.length !== lb.length) {
-    fail("bad-input", `agreement: shapes ${fmt(shapeOf(a))} and ${fmt(shapeOf(b))} differ in rows`);
+    fail("bad-input", `agreement: shapes ${shapeText(shapeOf(a))} and ${shapeText(shapeOf(b))} differ in rows`);
   }
   if (la.length === 0) fail("bad-input", "agreement: no rows to compare");
   let same = 0;
@@ -135,7 +134,7 @@ export interface ParameterError {
  */
 export function parameterError(truth: Float32Array, est: Float32Array): ParameterError {
   if (truth.length !== est.length) {
-    fail("bad-input", `parameterError: true parameters of shape ${fmt([truth.length])} and estimates of shape ${fmt([est.length])} differ`);
+    fail("bad-input", `parameterError: true parameters of shape ${shapeText([truth.length])} and estimates of shape ${shapeText([est.length])} differ`);
   }
   if (truth.length === 0) fail("bad-input", "parameterError: no parameters to compare");
   let maxAbs = 0,

@@ -4,14 +4,12 @@
  * APIs" (USENIX Security 2016), and the linear-probe accuracy of an encoder's embeddings.
  * The plain functions of tensors they build on are in metrics/agreement.ts.
  */
-import { concatRows, rowsOf, sizeOf, sliceRows, widthOf, type Batch } from "../core/batch.js";
+import { concatRows, rowsOf, sizeOf, sliceRows, widthOf, type Batch, shapeText } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { rng, uniform } from "../core/rng.js";
 import { accuracy, agreement } from "../metrics/agreement.js";
 import { fitLogistic, type LogisticOptions } from "./logistic.js";
 import type { Model } from "./model.js";
-
-const fmt = (shape: readonly number[]): string => `[${shape.join(", ")}]`;
 
 /** Rows per predict call when a metric queries a model, so no engine sees an unbounded batch. */
 const CHUNK = 4096;
@@ -34,10 +32,10 @@ function checkClassifiers(victim: Model, surrogate: Model): void {
     }
   }
   if (sizeOf(victim.inputShape) !== sizeOf(surrogate.inputShape)) {
-    fail("bad-input", `victim input shape ${fmt(victim.inputShape)} and surrogate input shape ${fmt(surrogate.inputShape)} differ`);
+    fail("bad-input", `victim input shape ${shapeText(victim.inputShape)} and surrogate input shape ${shapeText(surrogate.inputShape)} differ`);
   }
   if (victim.outputWidth !== surrogate.outputWidth) {
-    fail("bad-input", `victim output shape ${fmt([victim.outputWidth])} and surrogate output shape ${fmt([surrogate.outputWidth])} differ`);
+    fail("bad-input", `victim output shape ${shapeText([victim.outputWidth])} and surrogate output shape ${shapeText([surrogate.outputWidth])} differ`);
   }
 }
 
@@ -45,7 +43,7 @@ function checkClassifiers(victim: Model, surrogate: Model): void {
 export async function fidelity(victim: Model, surrogate: Model, x: Batch): Promise<number> {
   checkClassifiers(victim, surrogate);
   if (widthOf(x) !== sizeOf(victim.inputShape)) {
-    fail("bad-input", `inputs of shape ${fmt(x.shape)} do not fit the models' input shape ${fmt(victim.inputShape)}`);
+    fail("bad-input", `inputs of shape ${shapeText(x.shape)} do not fit the models' input shape ${shapeText(victim.inputShape)}`);
   }
   const [pv, ps] = [await predictAll(victim, x), await predictAll(surrogate, x)];
   return agreement(pv, ps);
@@ -88,10 +86,16 @@ export function linearProbeAccuracy(
   opts?: LogisticOptions,
 ): number {
   if (widthOf(trainEmb) !== widthOf(testEmb)) {
-    fail("bad-input", `linear probe: train embeddings of shape ${fmt(trainEmb.shape)} and test embeddings of shape ${fmt(testEmb.shape)} differ in width`);
+    fail(
+      "bad-input",
+      `linear probe: train embeddings of shape ${shapeText(trainEmb.shape)} and test embeddings of shape ${shapeText(testEmb.shape)} differ in width`,
+    );
   }
   if (testY.length !== rowsOf(testEmb)) {
-    fail("bad-input", `linear probe: test embeddings of shape ${fmt(testEmb.shape)} and test labels of shape ${fmt([testY.length])} differ in rows`);
+    fail(
+      "bad-input",
+      `linear probe: test embeddings of shape ${shapeText(testEmb.shape)} and test labels of shape ${shapeText([testY.length])} differ in rows`,
+    );
   }
   const fit = fitLogistic(trainEmb, trainY, numClasses, opts);
   return accuracy(fit.predict(testEmb), testY);

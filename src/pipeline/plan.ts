@@ -1,10 +1,10 @@
-import { z } from "zod";
-import { dollars } from "./money.js";
-
 /**
  * What a client's plan says: its quota, burst, prices, billing and what it may see. The gateway's
  * config adds the plan's defences (gateway/config.ts); defences read only these terms.
  */
+import { z } from "zod";
+import { dollars } from "./money.js";
+
 /** What a client may see of a model's answer. Narrower policies leak less (see defenses/output-policy.ts). */
 export const OutputPolicy = z.object({
   /** `leaf`: the label and the id of the decision-tree leaf that decided it (as BigML answers). */
