@@ -1,3 +1,4 @@
+import { adminClient } from "../src/protocol/admin-client.js";
 import { request, Agent } from "node:http";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -144,10 +145,11 @@ export async function inProcessGateway(
     logs,
     admin,
     async client(plan, balance) {
-      const c = await admin("POST", "/admin/clients", { name: `campaign ${plan}`, plan });
-      if (balance) await admin("POST", `/admin/clients/${c.json.id}/topup`, { dollars: balance });
-      const k = await admin("POST", `/admin/clients/${c.json.id}/keys`, {});
-      return { id: c.json.id, key: k.json.key, keyId: k.json.keyId };
+      const api = adminClient({ url, token: ADMIN });
+      const c = await api.createClient({ name: `campaign ${plan}`, plan });
+      if (balance) await api.topUp(c.id, balance);
+      const k = await api.issueKey(c.id);
+      return { id: c.id, key: k.key, keyId: k.keyId };
     },
     async close() {
       await app.close();

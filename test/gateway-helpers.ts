@@ -1,3 +1,4 @@
+import { adminClient } from "../src/protocol/admin-client.js";
 import { request, Agent } from "node:http";
 import { join } from "node:path";
 import type { AddressInfo } from "node:net";
@@ -46,10 +47,11 @@ export async function startGateway(
     clock,
     admin,
     async client(plan, balance) {
-      const c = await admin("POST", "/admin/clients", { name: `client on ${plan}`, plan });
-      if (balance) await admin("POST", `/admin/clients/${c.body.id}/topup`, { dollars: balance });
-      const k = await admin("POST", `/admin/clients/${c.body.id}/keys`, {});
-      return { id: c.body.id, key: k.body.key, keyId: k.body.keyId };
+      const api = adminClient({ url, token: ADMIN });
+      const c = await api.createClient({ name: `client on ${plan}`, plan });
+      if (balance) await api.topUp(c.id, balance);
+      const k = await api.issueKey(c.id);
+      return { id: c.id, key: k.key, keyId: k.keyId };
     },
     async close() {
       await app.close();

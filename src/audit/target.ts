@@ -1,3 +1,4 @@
+import { AdminError, adminClient } from "../protocol/admin-client.js";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -85,36 +86,23 @@ export async function connectTarget(a: AuditConfig, address: TargetAddress): Pro
 }
 
 function httpTarget(url: string, adminToken: string): Target {
-  const admin = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, ...(body ? { "content-type": "application/json" } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-    });
-    if (!res.ok) throw new Error(`the audit's gateway refused ${method} ${path}: ${res.status} ${await res.text()}`);
-    // biome-ignore lint/suspicious/noExplicitAny: admin API answers are untyped until the one typed admin client lands (docs/architecture.md, still to do)
-    return res.json() as Promise<any>;
-  };
+  const admin = adminClient({ url, token: adminToken });
   return {
     async newClient(stack, wanted) {
       let c: { id: string } | undefined;
       for (let n = 0; !c; n++) {
         // a resumed audit may have made this client already: then another one
-        const res = await fetch(`${url}/admin/clients`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
-          body: JSON.stringify({ name: `audit ${stack}`, plan: stack, id: n ? `${wanted}-${n}` : wanted }),
+        c = await admin.createClient({ name: `audit ${stack}`, plan: stack, id: n ? `${wanted}-${n}` : wanted }).catch((e) => {
+          if (e instanceof AdminError && e.status === 409) return undefined;
+          throw new Error(`the audit's gateway refused to create a client: ${(e as Error).message}`);
         });
-        if (res.ok) c = (await res.json()) as { id: string };
-        else if (res.status !== 409) throw new Error(`the audit's gateway refused to create a client: ${res.status} ${await res.text()}`);
       }
-      const k = await admin("POST", `/admin/clients/${c.id}/keys`, {});
+      const k = await admin.issueKey(c.id);
       return { id: c.id, key: k.key };
     },
     oracle: (victim, key, hooks) => httpOracle({ url, model: victim, key, onRefusal: hooks.onRefusal, onProofOfWork: hooks.onProofOfWork }),
-    firstAlarm: async (id) => (await admin("GET", `/admin/alarms?client=${id}&limit=1`))[0]?.at,
-    ledger: async (id) =>
-      (await admin("GET", `/admin/ledger?client=${id}&limit=100000`)).map((r: { at: string; rows: number }) => ({ at: r.at, rows: r.rows })),
+    firstAlarm: async (id) => (await admin.alarms({ client: id, limit: 1 }))[0]?.at,
+    ledger: async (id) => (await admin.ledger({ client: id, limit: 100_000 })).map((r) => ({ at: r.at, rows: r.rows })),
     close: async () => {},
   };
 }

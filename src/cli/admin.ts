@@ -1,6 +1,8 @@
 import type { Command } from "commander";
 import { fail, HeistError } from "../core/errors.js";
 import { emit, number, table } from "./output.js";
+import { AdminError, adminClient } from "../protocol/admin-client.js";
+import type { Client } from "../protocol/admin.js";
 
 interface Global {
   url: string;
@@ -8,44 +10,27 @@ interface Global {
   json?: boolean;
 }
 
-/** What the CLI prints of the admin API's client and ledger rows. */
-interface ClientView {
-  id: string;
-  name: string;
-  plan: string;
-  balance: number;
-  usage?: { usedToday?: number };
-  keys?: { revokedAt?: string | null }[];
+/** The typed admin client for these flags; its refusals become one-sentence CLI errors. */
+function client(g: Global) {
+  const token = g.token ?? process.env.HEIST_ADMIN_TOKEN ?? fail("bad-input", "no admin token", "--token TOKEN or HEIST_ADMIN_TOKEN");
+  return adminClient({ url: g.url, token, timeoutMs: 30_000 });
 }
-interface LedgerView {
-  at: string;
-  clientId: string;
-  model: string;
-  rows: number;
-  price: number;
-  balanceAfter: number;
-}
-
-/** Call the gateway's admin API; a problem+json answer becomes the error message. */
-// biome-ignore lint/suspicious/noExplicitAny: admin API answers are untyped until the one typed admin client lands (docs/architecture.md, still to do)
-async function adminCall(g: Global, method: string, path: string, body?: unknown): Promise<any> {
-  const token = g.token ?? process.env.HEIST_ADMIN_TOKEN;
-  if (!token) fail("bad-input", "no admin token", "--token TOKEN or HEIST_ADMIN_TOKEN");
-  let res: Response;
+async function ask<T>(call: Promise<T>, url: string): Promise<T> {
+  let refusal: AdminError;
   try {
-    res = await fetch(`${g.url.replace(/\/$/, "")}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
+    return await call;
   } catch (e) {
-    throw new HeistError("network", `cannot reach the gateway at ${g.url}: ${(e as Error).cause ? String((e as Error).cause) : (e as Error).message}`);
+    if (!(e instanceof AdminError)) throw e;
+    refusal = e;
   }
-  const data = await res.json().catch(() => undefined);
-  if (!res.ok) fail(res.status >= 500 ? "internal" : "bad-input", `the gateway refused: ${data?.detail ?? `HTTP ${res.status}`}`);
-  return data;
+  if (refusal.type === "network") throw new HeistError("network", refusal.message);
+  return fail(refusal.status >= 500 ? "internal" : "bad-input", `the gateway at ${url} refused: ${refusal.message}`);
 }
+/** A number flag, or one sentence naming the flag. */
+const num = (flag: string, s: string): number => {
+  const n = number(s);
+  return typeof n === "number" ? n : fail("bad-input", `${flag}: "${s}" is not a number`);
+};
 
 export function adminCommand(admin: Command): void {
   admin
@@ -54,21 +39,16 @@ export function adminCommand(admin: Command): void {
     .option("--json", "print results as JSON");
   const g = (): Global => admin.opts() as Global;
   const show = (data: unknown, human: () => string) => emit(g().json, data, human);
-  const clientRow = (c: ClientView) => [
-    c.id,
-    c.name,
-    c.plan,
-    c.balance.toFixed(6),
-    String(c.usage?.usedToday ?? ""),
-    String(c.keys?.filter((k) => !k.revokedAt).length ?? ""),
-  ];
+  const api = () => client(g());
+  const run = <T>(call: (a: ReturnType<typeof api>) => Promise<T>) => ask(call(api()), g().url);
+  const clientRow = (c: Client) => [c.id, c.name, c.plan, c.balance.toFixed(6), String(c.usage.usedToday), String(c.keys.filter((k) => !k.revokedAt).length)];
 
   const clients = admin.command("clients").description("list, create, show clients; change plan; top up");
   clients
     .command("list")
     .description("every client with plan, balance and today's use")
     .action(async () => {
-      const list = await adminCall(g(), "GET", "/admin/clients");
+      const list = await run((a) => a.clients());
       show(list, () => table([["ID", "NAME", "PLAN", "BALANCE $", "ROWS TODAY", "LIVE KEYS"], ...list.map(clientRow)]));
     });
   clients
@@ -77,7 +57,7 @@ export function adminCommand(admin: Command): void {
     .requiredOption("--name <name>")
     .requiredOption("--plan <plan>")
     .action(async (o: { name: string; plan: string }) => {
-      const c = await adminCall(g(), "POST", "/admin/clients", o);
+      const c = await run((a) => a.createClient(o));
       show(c, () => `created client ${c.id} (${c.name}) on plan ${c.plan}\nnext: heist admin keys issue ${c.id}`);
     });
   clients
@@ -85,7 +65,7 @@ export function adminCommand(admin: Command): void {
     .description("one client, its keys and usage")
     .argument("<id>")
     .action(async (id: string) => {
-      const c = await adminCall(g(), "GET", `/admin/clients/${encodeURIComponent(id)}`);
+      const c = await run((a) => a.client(id));
       show(c, () => JSON.stringify(c, null, 2));
     });
   clients
@@ -94,7 +74,7 @@ export function adminCommand(admin: Command): void {
     .argument("<id>")
     .argument("<plan>")
     .action(async (id: string, plan: string) => {
-      const c = await adminCall(g(), "PUT", `/admin/clients/${encodeURIComponent(id)}/plan`, { plan });
+      const c = await run((a) => a.setPlan(id, plan));
       show(c, () => `client ${c.id} is now on plan ${c.plan}`);
     });
   clients
@@ -103,7 +83,7 @@ export function adminCommand(admin: Command): void {
     .argument("<id>")
     .requiredOption("--dollars <amount>")
     .action(async (id: string, o: { dollars: string }) => {
-      const r = await adminCall(g(), "POST", `/admin/clients/${encodeURIComponent(id)}/topup`, { dollars: number(o.dollars) });
+      const r = await run((a) => a.topUp(id, num("--dollars", o.dollars)));
       show(r, () => `client ${r.clientId} balance: $${r.balance.toFixed(6)}`);
     });
 
@@ -114,12 +94,7 @@ export function adminCommand(admin: Command): void {
     .argument("<client>")
     .option("--expires-in-days <n>")
     .action(async (client: string, o: { expiresInDays?: string }) => {
-      const k = await adminCall(
-        g(),
-        "POST",
-        `/admin/clients/${encodeURIComponent(client)}/keys`,
-        o.expiresInDays ? { expiresInDays: number(o.expiresInDays) } : {},
-      );
+      const k = await run((a) => a.issueKey(client, o.expiresInDays ? num("--expires-in-days", o.expiresInDays) : undefined));
       show(k, () => `${k.key}\n(key id ${k.keyId}; store it now: it is not shown again)`);
     });
   keys
@@ -127,7 +102,7 @@ export function adminCommand(admin: Command): void {
     .description("replace a key: a new one is issued and the old one revoked")
     .argument("<keyId>")
     .action(async (id: string) => {
-      const k = await adminCall(g(), "POST", `/admin/keys/${encodeURIComponent(id)}/rotate`);
+      const k = await run((a) => a.rotateKey(id));
       show(k, () => `${k.key}\n(key id ${k.keyId}; ${k.revoked} is revoked)`);
     });
   keys
@@ -135,7 +110,7 @@ export function adminCommand(admin: Command): void {
     .description("revoke a key at once")
     .argument("<keyId>")
     .action(async (id: string) => {
-      const k = await adminCall(g(), "DELETE", `/admin/keys/${encodeURIComponent(id)}`);
+      const k = await run((a) => a.revokeKey(id));
       show(k, () => `revoked ${k.keyId}`);
     });
 
@@ -145,12 +120,11 @@ export function adminCommand(admin: Command): void {
     .option("--client <id>")
     .option("--limit <n>", "rows", "100")
     .action(async (o: { client?: string; limit: string }) => {
-      const qs = new URLSearchParams({ limit: o.limit, ...(o.client ? { client: o.client } : {}) });
-      const rows = await adminCall(g(), "GET", `/admin/ledger?${qs}`);
+      const rows = await run((a) => a.ledger({ client: o.client, limit: num("--limit", o.limit) }));
       show(rows, () =>
         table([
           ["AT", "CLIENT", "MODEL", "ROWS", "PRICE $", "BALANCE $"],
-          ...(rows as LedgerView[]).map((r) => [r.at, r.clientId, r.model, String(r.rows), r.price.toFixed(6), r.balanceAfter.toFixed(6)]),
+          ...rows.map((r) => [r.at, r.clientId, r.model, String(r.rows), r.price.toFixed(6), r.balanceAfter.toFixed(6)]),
         ]),
       );
     });

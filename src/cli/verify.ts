@@ -1,3 +1,4 @@
+import { AdminError, adminClient } from "../protocol/admin-client.js";
 import type { Command } from "commander";
 import { z } from "zod";
 import { argmaxRows, sizeOf, type Batch } from "../core/batch.js";
@@ -105,30 +106,19 @@ export function localSuspect(model: Model, name = "the suspect"): ScoredSuspect 
   };
 }
 
-/** Call a gateway's admin API (one sentence when it refuses). */
-// biome-ignore lint/suspicious/noExplicitAny: admin API answers are untyped until the one typed admin client lands (docs/architecture.md, still to do)
-async function adminGet(url: string, token: string, path: string): Promise<any> {
-  let res: Response;
-  try {
-    res = await fetch(`${url.replace(/\/$/, "")}${path}`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(60_000) });
-  } catch (e) {
-    throw new HeistError("network", `cannot reach the gateway at ${url}: ${(e as Error).cause ? String((e as Error).cause) : (e as Error).message}`);
-  }
-  const data = await res.json().catch(() => undefined);
-  if (!res.ok) fail(res.status >= 500 ? "internal" : "bad-input", `the gateway refused ${path}: ${data?.detail ?? `HTTP ${res.status}`}`);
-  return data;
-}
-
-/** Every client's watermark sets, from a running gateway's admin API. */
+/** Every client's watermark sets, from a running gateway's admin API (one sentence when it refuses). */
 export async function watermarkSetsFromGateway(url: string, token: string, model?: string): Promise<WatermarkSet[]> {
-  const clients = (await adminGet(url, token, "/admin/clients")) as { id: string; name: string }[];
+  const admin = adminClient({ url, token, timeoutMs: 60_000 });
   const sets: WatermarkSet[] = [];
-  for (const c of clients) {
-    const r = (await adminGet(url, token, `/admin/clients/${encodeURIComponent(c.id)}/watermarks${model ? `?model=${encodeURIComponent(model)}` : ""}`)) as {
-      watermarks: { model: string; marks: { input: number[]; label: number; original: number; classes: number }[] }[];
-    };
-    for (const w of r.watermarks)
-      sets.push({ clientId: c.id, clientName: c.name, model: w.model, marks: w.marks.map((m) => ({ ...m, input: Float32Array.from(m.input) })) });
+  try {
+    for (const c of await admin.clients()) {
+      for (const w of (await admin.watermarks(c.id, model)).watermarks)
+        sets.push({ clientId: c.id, clientName: c.name, model: w.model, marks: w.marks.map((m) => ({ ...m, input: Float32Array.from(m.input) })) });
+    }
+  } catch (e) {
+    if (!(e instanceof AdminError)) throw e;
+    if (e.type === "network") throw new HeistError("network", e.message);
+    fail(e.status >= 500 ? "internal" : "bad-input", `the gateway at ${url} refused: ${e.message}`);
   }
   return sets;
 }

@@ -1,38 +1,17 @@
 import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
+import * as A from "../protocol/admin.js";
+import { doc, refused } from "./route-docs.js";
 import { secret } from "./config.js";
 import { readWatermarks } from "../defenses/watermark.js";
 import { insightRoutes } from "./insights.js";
 import { newKey } from "../pipeline/keys.js";
 import type { GatewayMetrics } from "./metrics.js";
-import { dollars } from "../pipeline/money.js";
+import { MICROS } from "../pipeline/money.js";
 import { Problem } from "../protocol/problem.js";
 import type { GatewayDeps } from "./gateway-pipeline.js";
-
-const NewClient = z.object({
-  name: z.string().min(1).max(200),
-  plan: z.string().min(1),
-  /** Chosen by the caller (an import from another system, a repeatable audit); else random. */
-  id: z
-    .string()
-    .regex(/^c_[a-z0-9_-]{1,40}$/, "c_ then up to 40 lower-case letters, digits, '_' or '-'")
-    .optional(),
-});
-const SetPlan = z.object({ plan: z.string().min(1) });
-const TopUp = z.object({ dollars: dollars.refine((m) => m > 0, "must be more than 0") });
-const NewKey = z.object({ expiresInDays: z.number().positive().max(3650).optional() }).default({});
-export const AdminSchemas = { NewClient, SetPlan, TopUp, NewKey };
-const LedgerQuery = z.object({ client: z.string().optional(), limit: z.coerce.number().int().positive().max(100_000).default(1000) });
-
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
-  const r = schema.safeParse(value ?? {});
-  if (!r.success) {
-    const i = r.error.issues[0];
-    throw new Problem("bad-request", `${i.path.map(String).join(".") || "body"}: ${i.message}`);
-  }
-  return r.data as z.infer<T>;
-}
 
 export const isLoopback = (addr?: string) => !!addr && (addr === "::1" || addr.startsWith("127.") || addr.startsWith("::ffff:127."));
 const digest = (s: string) => createHash("sha256").update(s).digest();
@@ -99,73 +78,108 @@ export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => num
     return { keyId: k.id, key: k.key, clientId, note: "store this key now: it is not shown again" };
   };
 
-  app.register(async (admin) => {
-    admin.addHook("onRequest", guard);
-    admin.post("/admin/clients", async (req, reply) => {
-      const b = parse(NewClient, req.body);
-      needPlan(b.plan);
-      const id = b.id ?? `c_${randomBytes(6).toString("hex")}`;
-      if (b.id && (await d.store.getClient(b.id))) throw new Problem("conflict", `a client "${b.id}" already exists`);
-      const c = await d.store.createClient({ id, name: b.name, plan: b.plan, nowMs: now() });
-      return reply.code(201).send({ ...c, balance: 0 });
-    });
-    admin.get("/admin/clients", async () => Promise.all((await d.store.listClients()).map((c) => view(c.id))));
-    admin.get<{ Params: { id: string } }>("/admin/clients/:id", async (req) => view(req.params.id));
-    admin.put<{ Params: { id: string } }>("/admin/clients/:id/plan", async (req) => {
-      const b = parse(SetPlan, req.body);
-      needPlan(b.plan);
-      await needClient(req.params.id);
-      await d.store.setPlan(req.params.id, b.plan);
-      return view(req.params.id);
-    });
-    admin.post<{ Params: { id: string } }>("/admin/clients/:id/topup", async (req) => {
-      const b = parse(TopUp, req.body);
-      await needClient(req.params.id);
-      return { clientId: req.params.id, balance: (await d.store.topUp(req.params.id, b.dollars, now())) / 1e6 };
-    });
-    admin.post<{ Params: { id: string } }>("/admin/clients/:id/keys", async (req, reply) => {
-      const b = parse(NewKey, req.body);
-      await needClient(req.params.id);
-      return reply.code(201).send(await issueKey(req.params.id, b.expiresInDays));
-    });
-    admin.post<{ Params: { id: string } }>("/admin/keys/:id/rotate", async (req, reply) => {
-      const old = await d.store.getKey(req.params.id);
-      if (!old) throw new Problem("not-found", `no key "${req.params.id}"`);
-      const fresh = await issueKey(old.clientId);
-      await d.store.revokeKey(old.id, now());
-      return reply.code(201).send({ ...fresh, revoked: old.id });
-    });
-    admin.delete<{ Params: { id: string } }>("/admin/keys/:id", async (req) => {
+  const noClient = refused("no such client");
+  app.register(async (scope) => {
+    scope.addHook("onRequest", guard);
+    const admin = scope.withTypeProvider<ZodTypeProvider>();
+    admin.post(
+      "/admin/clients",
+      doc("create a client", { body: A.NewClient, response: { 201: A.NewClientAnswer, 400: refused("bad request"), 409: refused("the id is taken") } }),
+      async (req, reply) => {
+        const b = req.body;
+        needPlan(b.plan);
+        const id = b.id ?? `c_${randomBytes(6).toString("hex")}`;
+        if (b.id && (await d.store.getClient(b.id))) throw new Problem("conflict", `a client "${b.id}" already exists`);
+        const c = await d.store.createClient({ id, name: b.name, plan: b.plan, nowMs: now() });
+        return reply.code(201).send({ ...c, balance: 0 });
+      },
+    );
+    admin.get("/admin/clients", doc("list clients with usage", { response: { 200: z.array(A.Client) } }), async () =>
+      Promise.all((await d.store.listClients()).map((c) => view(c.id))),
+    );
+    admin.get("/admin/clients/:id", doc("one client, its keys and usage", { params: A.IdParam, response: { 200: A.Client, 404: noClient } }), async (req) =>
+      view(req.params.id),
+    );
+    admin.put(
+      "/admin/clients/:id/plan",
+      doc("change plan", { params: A.IdParam, body: A.SetPlan, response: { 200: A.Client, 404: noClient } }),
+      async (req) => {
+        needPlan(req.body.plan);
+        await needClient(req.params.id);
+        await d.store.setPlan(req.params.id, req.body.plan);
+        return view(req.params.id);
+      },
+    );
+    admin.post(
+      "/admin/clients/:id/topup",
+      doc("top up a prepaid balance", { params: A.IdParam, body: A.TopUp, response: { 200: A.Balance, 404: noClient } }),
+      async (req) => {
+        await needClient(req.params.id);
+        return { clientId: req.params.id, balance: (await d.store.topUp(req.params.id, Math.round(req.body.dollars * MICROS), now())) / 1e6 };
+      },
+    );
+    admin.post(
+      "/admin/clients/:id/keys",
+      doc("issue an API key (shown once)", { params: A.IdParam, body: A.NewKey, response: { 201: A.IssuedKey, 404: noClient } }),
+      async (req, reply) => {
+        await needClient(req.params.id);
+        return reply.code(201).send(await issueKey(req.params.id, req.body.expiresInDays));
+      },
+    );
+    admin.post(
+      "/admin/keys/:id/rotate",
+      doc("rotate a key: new one issued, old one revoked", { params: A.IdParam, response: { 201: A.IssuedKey, 404: refused("no such key") } }),
+      async (req, reply) => {
+        const old = await d.store.getKey(req.params.id);
+        if (!old) throw new Problem("not-found", `no key "${req.params.id}"`);
+        const fresh = await issueKey(old.clientId);
+        await d.store.revokeKey(old.id, now());
+        return reply.code(201).send({ ...fresh, revoked: old.id });
+      },
+    );
+    admin.delete("/admin/keys/:id", doc("revoke a key", { params: A.IdParam, response: { 200: A.RevokedKey, 404: refused("no such key") } }), async (req) => {
       const k = await d.store.getKey(req.params.id);
       if (!k) throw new Problem("not-found", `no key "${req.params.id}"`);
       await d.store.revokeKey(k.id, now());
-      return { keyId: k.id, revoked: true };
+      return { keyId: k.id, revoked: true as const };
     });
-    admin.get<{ Params: { id: string }; Querystring: { model?: string } }>("/admin/clients/:id/watermarks", async (req) => {
-      await needClient(req.params.id);
-      const models = d.config.models.map((m) => m.name).filter((m) => !req.query.model || m === req.query.model);
-      if (req.query.model && models.length === 0) throw new Problem("not-found", `no model "${req.query.model}"`);
-      const sets = await Promise.all(
-        models.map(async (model) => ({
-          model,
-          marks: (await readWatermarks(d.store, req.params.id, model)).map((m) => ({
-            input: Array.from(m.input),
-            label: m.label,
-            original: m.original,
-            classes: m.classes,
+    admin.get(
+      "/admin/clients/:id/watermarks",
+      doc("the client's DAWN watermark sets: each marked input, the class served and the model's own", {
+        params: A.IdParam,
+        querystring: A.ModelQuery,
+        response: { 200: A.Watermarks, 404: refused("no such client or model") },
+      }),
+      async (req) => {
+        await needClient(req.params.id);
+        const models = d.config.models.map((m) => m.name).filter((m) => !req.query.model || m === req.query.model);
+        if (req.query.model && models.length === 0) throw new Problem("not-found", `no model "${req.query.model}"`);
+        const sets = await Promise.all(
+          models.map(async (model) => ({
+            model,
+            marks: (await readWatermarks(d.store, req.params.id, model)).map((m) => ({
+              input: Array.from(m.input),
+              label: m.label,
+              original: m.original,
+              classes: m.classes,
+            })),
           })),
-        })),
-      );
-      return { clientId: req.params.id, watermarks: sets.filter((s) => s.marks.length > 0) };
-    });
-    admin.get("/admin/alarms", async (req) => {
-      const f = parse(LedgerQuery, req.query);
-      return d.store.alarms({ clientId: f.client, limit: f.limit });
-    });
-    admin.get("/admin/ledger", async (req) => {
-      const f = parse(LedgerQuery, req.query);
-      return (await d.store.ledger({ clientId: f.client, limit: f.limit })).map((r) => ({ ...r, price: r.price / 1e6, balanceAfter: r.balanceAfter / 1e6 }));
-    });
+        );
+        return { clientId: req.params.id, watermarks: sets.filter((s) => s.marks.length > 0) };
+      },
+    );
+    admin.get(
+      "/admin/alarms",
+      doc("alarms raised by the detectors, with their evidence", { querystring: A.ListQuery, response: { 200: z.array(A.Alarm) } }),
+      async (req) => d.store.alarms({ clientId: req.query.client, limit: req.query.limit }),
+    );
+    admin.get("/admin/ledger", doc("the ledger", { querystring: A.ListQuery, response: { 200: z.array(A.LedgerRow) } }), async (req) =>
+      (await d.store.ledger({ clientId: req.query.client, limit: req.query.limit })).map((r) => ({
+        ...r,
+        price: r.price / 1e6,
+        balanceAfter: r.balanceAfter / 1e6,
+      })),
+    );
     if (metrics) insightRoutes(admin, d, metrics); // what the dashboard reads: overview, risk, a client's timeline
   });
 }

@@ -56,7 +56,10 @@ export function dashboardRoutes(app: FastifyInstance, config: GatewayConfig, dir
     else reply.header("cache-control", /-[A-Za-z0-9_-]{8}\.(js|css)$/.test(name) ? "public, max-age=31536000, immutable" : "no-cache");
     return reply.send(body);
   };
-  app.get("/dashboard", (req, reply) => send(req, reply, "index.html"));
-  app.get("/dashboard/", (req, reply) => send(req, reply, "index.html"));
-  app.get<{ Params: { file: string } }>("/dashboard/:file", (req, reply) => send(req, reply, req.params.file));
+  const page = { schema: { summary: "the operator dashboard (asks for the admin token)", tags: ["dashboard"] } };
+  app.get("/dashboard", page, (req, reply) => send(req, reply, "index.html"));
+  app.get("/dashboard/", page, (req, reply) => send(req, reply, "index.html"));
+  app.get<{ Params: { file: string } }>("/dashboard/:file", { schema: { summary: "the dashboard's scripts and styles", tags: ["dashboard"] } }, (req, reply) =>
+    send(req, reply, req.params.file),
+  );
 }

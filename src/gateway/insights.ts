@@ -1,4 +1,7 @@
 import type { FastifyInstance } from "fastify";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import * as A from "../protocol/admin.js";
+import { doc, refused } from "./route-docs.js";
 import { z } from "zod";
 import { defensesFor, type DefenseConfig } from "./defense-config.js";
 import { readCoverageTrack, type CoverageOptions, type CoverageTrack } from "../defenses/coverage.js";
@@ -51,7 +54,8 @@ export interface DetectorView {
   [stat: string]: unknown;
 }
 
-export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: GatewayMetrics): void {
+export function insightRoutes(scope: FastifyInstance, d: GatewayDeps, metrics: GatewayMetrics): void {
+  const admin = scope.withTypeProvider<ZodTypeProvider>();
   const store = d.store;
   const started = Date.now();
   /** Counter totals sampled (at most once a second) whenever the overview is asked for: the rates' history. */
@@ -165,137 +169,153 @@ export function insightRoutes(admin: FastifyInstance, d: GatewayDeps, metrics: G
     return { risk: top?.risk ?? 0, driver: top && top.risk > 0 ? `${top.kind} on ${top.model}` : null };
   };
 
-  admin.get("/admin/overview", async () => {
-    const [requests, rows, revenue, rejections, latency] = await Promise.all([
-      metrics.requests.get(),
-      metrics.rows.get(),
-      metrics.revenue.get(),
-      metrics.rejections.get(),
-      metrics.latency.get(),
-    ]);
-    const sum = (vs: { value: number }[]) => vs.reduce((a, v) => a + v.value, 0);
-    const byModel = (vs: { labels: Record<string, string | number>; value: number }[], model: string) => sum(vs.filter((v) => v.labels.model === model));
-    const t = Date.now();
-    const total = {
-      requests: sum(requests.values),
-      refused: sum(requests.values.filter((v) => v.labels.status !== "200")),
-      rows: sum(rows.values),
-      revenue: Math.round(sum(revenue.values) * 1e6) / 1e6,
-    };
-    if (!samples.length || t - samples.at(-1)!.t >= 900) samples.push({ t, ...total });
-    if (samples.length > 600) samples.splice(0, samples.length - 600); // ten minutes at one a second
-    const [alarms, clients] = await Promise.all([store.alarms(), store.listClients()]);
-    const quantile = (model: string, q: number) => {
-      const buckets = latency.values
-        .filter((v) => v.labels.model === model && v.metricName?.endsWith("_bucket"))
-        .map((v) => ({ le: String((v.labels as Record<string, unknown>).le), value: v.value }));
-      const count = buckets.find((b) => b.le === "+Inf")?.value ?? 0;
-      if (!count) return null;
-      const hit = buckets.find((b) => b.value >= q * count);
-      return hit && hit.le !== "+Inf" ? Number(hit.le) : null;
-    };
-    return {
-      at: new Date(t).toISOString(),
-      startedAt: new Date(started).toISOString(),
-      totals: { ...total, clients: clients.length, alarms: alarms.length },
-      rejections: rejections.values
-        .filter((v) => v.value > 0)
-        .map((v) => ({ reason: String(v.labels.reason), count: v.value }))
-        .sort((a, b) => b.count - a.count),
-      series: samples,
-      alarms: alarms.slice(-50).reverse(),
-      plans: d.config.plans.map((p) => ({
-        name: p.name,
-        dailyQuota: p.dailyQuota,
-        tiers: p.tiers.map((t) => ({ ...t, pricePerRow: t.pricePerRow / 1e6 })),
-        billing: p.billing.kind,
-        models: p.models,
-        output: p.output?.kind ?? null,
-        defenses: p.defenses.map((x) => x.kind),
-      })),
-      models: d.config.models.map((m) => {
-        const served = d.registry.models.get(m.name);
-        const status = requests.values.filter((v) => v.labels.model === m.name);
-        return {
-          name: m.name,
-          source: m.source ?? null,
-          upstream: m.upstream ? `${m.upstream.url} (${m.upstream.model})` : null,
-          inputShape: served ? [...served.inputShape] : [],
-          output: served?.output ?? null,
-          outputWidth: served?.outputWidth ?? null,
-          policy: m.output,
-          defenses: {
-            model: m.defenses.map((x) => x.kind),
-            byPlan: Object.fromEntries(d.config.plans.map((p) => [p.name, defensesFor(d.config, m.name, p.name).map((x) => x.kind)])),
-          },
-          requests: sum(status),
-          refused: sum(status.filter((v) => v.labels.status !== "200")),
-          rows: byModel(rows.values, m.name),
-          revenue: Math.round(byModel(revenue.values, m.name) * 1e6) / 1e6,
-          latency: { p50: quantile(m.name, 0.5), p95: quantile(m.name, 0.95) },
-        };
-      }),
-    };
-  });
-
-  admin.get("/admin/risk", async () => {
-    const alarms = await store.alarms();
-    return Promise.all(
-      (await store.listClients()).map(async (c) => {
-        const ds = await detectors(c, false);
-        const own = alarms.filter((a) => a.clientId === c.id);
-        return { clientId: c.id, ...riskOf(ds, own), alarms: own.length, detectors: ds };
-      }),
-    );
-  });
-
-  admin.get<{ Params: { id: string } }>("/admin/clients/:id/timeline", async (req) => {
-    const q = TimelineQuery.safeParse(req.query ?? {});
-    if (!q.success) throw new Problem("bad-request", `limit: ${q.error.issues[0].message}`);
-    const c = await store.getClient(req.params.id);
-    if (!c) throw new Problem("not-found", `no client "${req.params.id}"`);
-    const [ledger, alarms, ds] = await Promise.all([
-      store.ledger({ clientId: c.id, limit: q.data.limit }),
-      store.alarms({ clientId: c.id }),
-      detectors(c, true),
-    ]);
-    // The ledger in at most 60 buckets of a round width.
-    const times = ledger.map((r) => Date.parse(r.at));
-    const first = times.length ? Math.min(...times) : 0;
-    const span = times.length ? Math.max(...times) - first : 0;
-    const bucketMs = [1, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86_400].map((s) => s * 1000).find((w) => span / w < POINTS) ?? 7 * 86_400_000;
-    const start = Math.floor(first / bucketMs) * bucketMs;
-    const buckets = new Map<number, { t: number; requests: number; rows: number; spend: number }>();
-    ledger.forEach((r, i) => {
-      const t = start + Math.floor((times[i] - start) / bucketMs) * bucketMs;
-      const b = buckets.get(t) ?? { t, requests: 0, rows: 0, spend: 0 };
-      b.requests++;
-      b.rows += r.rows;
-      b.spend += r.price / 1e6;
-      buckets.set(t, b);
-    });
-    const watermarks = (
-      await Promise.all(d.config.models.map(async (m) => ({ model: m.name, marks: (await readWatermarks(store, c.id, m.name)).length })))
-    ).filter((w) => w.marks > 0 || optionsFor("watermark", w.model, c.plan)?.active);
-    return {
-      clientId: c.id,
-      at: new Date().toISOString(),
-      ...riskOf(ds, alarms),
-      ledger: {
-        requests: ledger.length,
-        rows: ledger.reduce((a, r) => a + r.rows, 0),
-        spend: ledger.reduce((a, r) => a + r.price, 0) / 1e6,
-        truncated: ledger.length === q.data.limit,
-        bucketMs,
-        buckets: [...buckets.values()].sort((a, b) => a.t - b.t),
-        byModel: [...ledger.reduce((a, r) => a.set(r.model, (a.get(r.model) ?? 0) + r.rows), new Map<string, number>())].map(([model, rows]) => ({
-          model,
-          rows,
+  admin.get(
+    "/admin/overview",
+    doc("the dashboard's overview: traffic totals and their recent history, rejections by reason, latest alarms, plans, models", {
+      response: { 200: A.Overview },
+    }),
+    async () => {
+      const [requests, rows, revenue, rejections, latency] = await Promise.all([
+        metrics.requests.get(),
+        metrics.rows.get(),
+        metrics.revenue.get(),
+        metrics.rejections.get(),
+        metrics.latency.get(),
+      ]);
+      const sum = (vs: { value: number }[]) => vs.reduce((a, v) => a + v.value, 0);
+      const byModel = (vs: { labels: Record<string, string | number>; value: number }[], model: string) => sum(vs.filter((v) => v.labels.model === model));
+      const t = Date.now();
+      const total = {
+        requests: sum(requests.values),
+        refused: sum(requests.values.filter((v) => v.labels.status !== "200")),
+        rows: sum(rows.values),
+        revenue: Math.round(sum(revenue.values) * 1e6) / 1e6,
+      };
+      if (!samples.length || t - samples.at(-1)!.t >= 900) samples.push({ t, ...total });
+      if (samples.length > 600) samples.splice(0, samples.length - 600); // ten minutes at one a second
+      const [alarms, clients] = await Promise.all([store.alarms(), store.listClients()]);
+      const quantile = (model: string, q: number) => {
+        const buckets = latency.values
+          .filter((v) => v.labels.model === model && v.metricName?.endsWith("_bucket"))
+          .map((v) => ({ le: String((v.labels as Record<string, unknown>).le), value: v.value }));
+        const count = buckets.find((b) => b.le === "+Inf")?.value ?? 0;
+        if (!count) return null;
+        const hit = buckets.find((b) => b.value >= q * count);
+        return hit && hit.le !== "+Inf" ? Number(hit.le) : null;
+      };
+      return {
+        at: new Date(t).toISOString(),
+        startedAt: new Date(started).toISOString(),
+        totals: { ...total, clients: clients.length, alarms: alarms.length },
+        rejections: rejections.values
+          .filter((v) => v.value > 0)
+          .map((v) => ({ reason: String(v.labels.reason), count: v.value }))
+          .sort((a, b) => b.count - a.count),
+        series: samples,
+        alarms: alarms.slice(-50).reverse(),
+        plans: d.config.plans.map((p) => ({
+          name: p.name,
+          dailyQuota: p.dailyQuota,
+          tiers: p.tiers.map((t) => ({ ...t, pricePerRow: t.pricePerRow / 1e6 })),
+          billing: p.billing.kind,
+          models: p.models,
+          output: p.output?.kind ?? null,
+          defenses: p.defenses.map((x) => x.kind),
         })),
-      },
-      detectors: ds,
-      watermarks,
-      alarms: [...alarms].reverse(),
-    };
-  });
+        models: d.config.models.map((m) => {
+          const served = d.registry.models.get(m.name);
+          const status = requests.values.filter((v) => v.labels.model === m.name);
+          return {
+            name: m.name,
+            source: m.source ?? null,
+            upstream: m.upstream ? `${m.upstream.url} (${m.upstream.model})` : null,
+            inputShape: served ? [...served.inputShape] : [],
+            output: served?.output ?? null,
+            outputWidth: served?.outputWidth ?? null,
+            policy: m.output,
+            defenses: {
+              model: m.defenses.map((x) => x.kind),
+              byPlan: Object.fromEntries(d.config.plans.map((p) => [p.name, defensesFor(d.config, m.name, p.name).map((x) => x.kind)])),
+            },
+            requests: sum(status),
+            refused: sum(status.filter((v) => v.labels.status !== "200")),
+            rows: byModel(rows.values, m.name),
+            revenue: Math.round(byModel(revenue.values, m.name) * 1e6) / 1e6,
+            latency: { p50: quantile(m.name, 0.5), p95: quantile(m.name, 0.95) },
+          };
+        }),
+      };
+    },
+  );
+
+  admin.get(
+    "/admin/risk",
+    doc("each client's extraction risk (0–1: how close its nearest detector is to an alarm) and detector statistics", { response: { 200: A.Risk } }),
+    async () => {
+      const alarms = await store.alarms();
+      return Promise.all(
+        (await store.listClients()).map(async (c) => {
+          const ds = await detectors(c, false);
+          const own = alarms.filter((a) => a.clientId === c.id);
+          return { clientId: c.id, ...riskOf(ds, own), alarms: own.length, detectors: ds };
+        }),
+      );
+    },
+  );
+
+  admin.get(
+    "/admin/clients/:id/timeline",
+    doc("one client over time: ledger buckets, PRADA W, proof-of-work bits, watermark marks, coverage, alarms", {
+      params: A.IdParam,
+      querystring: TimelineQuery,
+      response: { 200: A.Timeline, 404: refused("no such client") },
+    }),
+    async (req) => {
+      const c = await store.getClient(req.params.id);
+      if (!c) throw new Problem("not-found", `no client "${req.params.id}"`);
+      const [ledger, alarms, ds] = await Promise.all([
+        store.ledger({ clientId: c.id, limit: req.query.limit }),
+        store.alarms({ clientId: c.id }),
+        detectors(c, true),
+      ]);
+      // The ledger in at most 60 buckets of a round width.
+      const times = ledger.map((r) => Date.parse(r.at));
+      const first = times.length ? Math.min(...times) : 0;
+      const span = times.length ? Math.max(...times) - first : 0;
+      const bucketMs = [1, 5, 10, 30, 60, 300, 900, 3600, 6 * 3600, 86_400].map((s) => s * 1000).find((w) => span / w < POINTS) ?? 7 * 86_400_000;
+      const start = Math.floor(first / bucketMs) * bucketMs;
+      const buckets = new Map<number, { t: number; requests: number; rows: number; spend: number }>();
+      ledger.forEach((r, i) => {
+        const t = start + Math.floor((times[i] - start) / bucketMs) * bucketMs;
+        const b = buckets.get(t) ?? { t, requests: 0, rows: 0, spend: 0 };
+        b.requests++;
+        b.rows += r.rows;
+        b.spend += r.price / 1e6;
+        buckets.set(t, b);
+      });
+      const watermarks = (
+        await Promise.all(d.config.models.map(async (m) => ({ model: m.name, marks: (await readWatermarks(store, c.id, m.name)).length })))
+      ).filter((w) => w.marks > 0 || optionsFor("watermark", w.model, c.plan)?.active);
+      return {
+        clientId: c.id,
+        at: new Date().toISOString(),
+        ...riskOf(ds, alarms),
+        ledger: {
+          requests: ledger.length,
+          rows: ledger.reduce((a, r) => a + r.rows, 0),
+          spend: ledger.reduce((a, r) => a + r.price, 0) / 1e6,
+          truncated: ledger.length === req.query.limit,
+          bucketMs,
+          buckets: [...buckets.values()].sort((a, b) => a.t - b.t),
+          byModel: [...ledger.reduce((a, r) => a.set(r.model, (a.get(r.model) ?? 0) + r.rows), new Map<string, number>())].map(([model, rows]) => ({
+            model,
+            rows,
+          })),
+        },
+        detectors: ds,
+        watermarks,
+        alarms: [...alarms].reverse(),
+      };
+    },
+  );
 }

@@ -13,7 +13,10 @@ import type { Query } from "../pipeline/onion.js";
 import { Problem, toProblem } from "../protocol/problem.js";
 import { gatewayMetrics } from "./metrics.js";
 import { guardedStore } from "./stores/guarded.js";
-import { openApiDocument } from "./openapi.js";
+import { documentRoutes, refused } from "./route-docs.js";
+import { InferRequest, InferResponse as InferAnswer, ModelMetadata } from "../protocol/oip.js";
+import { hasZodFastifySchemaValidationErrors, type ZodTypeProvider } from "fastify-type-provider-zod";
+import { z } from "zod";
 
 const header = (req: FastifyRequest, name: string): string | undefined => {
   const v = req.headers[name];
@@ -76,11 +79,7 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
       );
     },
   });
-  const routes: string[] = [];
-  app.addHook("onRoute", (r) => {
-    for (const m of [r.method].flat()) if (m !== "HEAD") routes.push(`${m} ${r.url}`);
-  });
-  app.decorate("heistRoutes", routes);
+  documentRoutes(app);
   const metrics = gatewayMetrics();
   const store = guardedStore(d.store, d.config.store.failMode, (mode) => metrics.storeFailures.inc({ mode }));
   const notify = d.onAlarm;
@@ -155,7 +154,10 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     const e = err as { code?: string; statusCode?: number; message: string };
     let p: Problem;
     if (err instanceof Problem) p = err;
-    else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE")
+    else if (hasZodFastifySchemaValidationErrors(err)) {
+      const i = err.validation[0];
+      p = new Problem("bad-request", `${i.instancePath.slice(1).replaceAll("/", ".") || err.validationContext || "body"}: ${i.message}`);
+    } else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE")
       p = new Problem("body-too-large", `the request body is larger than ${d.config.server.bodyLimitBytes} bytes`);
     else if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") p = new Problem("unsupported-media-type", "send the request as application/json");
     else if (e.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || e.code === "FST_ERR_CTP_INVALID_JSON_BODY" || (e.statusCode === 400 && err instanceof SyntaxError)) {
@@ -175,94 +177,160 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
   });
   app.setNotFoundHandler((req, reply) => sendProblem(reply, new Problem("not-found", `nothing at ${req.method} ${req.url.split("?")[0]}`)));
 
-  app.get("/v2", async () => ({ name: "heist", version: "0.1.0", extensions: [] }));
-  app.get("/v2/health/live", async () => ({ live: true }));
-  app.get("/v2/health/ready", async () => ({ ready: true }));
-  app.get<{ Params: { name: string } }>("/v2/models/:name", async (req) => d.registry.metadata(req.params.name));
-  app.get<{ Params: { name: string } }>("/v2/models/:name/ready", async (req) => {
-    d.registry.metadata(req.params.name);
-    return { name: req.params.name, ready: true };
-  });
+  const Name = z.object({ name: z.string() });
+  const oip = { tags: ["inference"] };
+  const anyAnswer = z.looseObject({});
+  app.register(async (scope) => {
+    const api = scope.withTypeProvider<ZodTypeProvider>();
+    api.get("/v2", { schema: { ...oip, summary: "server metadata", response: { 200: anyAnswer } } }, async () => ({
+      name: "heist",
+      version: "0.1.0",
+      extensions: [],
+    }));
+    api.get("/v2/health/live", { schema: { ...oip, summary: "liveness", response: { 200: anyAnswer } } }, async () => ({ live: true }));
+    api.get("/v2/health/ready", { schema: { ...oip, summary: "readiness", response: { 200: anyAnswer } } }, async () => ({ ready: true }));
+    api.get(
+      "/v2/models/:name",
+      { schema: { ...oip, summary: "model metadata", params: Name, response: { 200: ModelMetadata, 404: refused("unknown model") } } },
+      async (req) => d.registry.metadata(req.params.name),
+    );
+    api.get(
+      "/v2/models/:name/ready",
+      { schema: { ...oip, summary: "model readiness", params: Name, response: { 200: anyAnswer, 404: refused("unknown model") } } },
+      async (req) => {
+        d.registry.metadata(req.params.name);
+        return { name: req.params.name, ready: true };
+      },
+    );
 
-  // Who is asking is decided on the headers, before the body is read: a client without a valid key
-  // costs the server no parsing, and a verified one may send only what its plan allows.
-  const maxRows = (plan: Identity["plan"]) => Math.min(d.config.server.maxBatch, plan.maxBatch ?? Infinity);
-  const bodyLimit = (req: FastifyRequest) => {
-    const id = identities.get(req);
-    const model = d.registry.models.get((req.params as { name: string }).name);
-    if (!id || !model) return d.config.server.bodyLimitBytes;
-    return Math.min(d.config.server.bodyLimitBytes, BODY_OVERHEAD_BYTES + maxRows(id.plan) * model.inputShape.reduce((a, b) => a * b, 1) * BYTES_PER_VALUE);
-  };
-  const tooLarge = (limit: number) => new Problem("body-too-large", `the request body is larger than the ${limit} bytes your plan's batch of rows can need`);
-  const inferHooks = {
-    onRequest: async (req: FastifyRequest<{ Params: { name: string } }>) => {
-      const model = d.registry.models.get(req.params.name);
-      if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
-      const id = await authenticate({ apiKey: credential(req), source: req.socket.remoteAddress, nowMs: now(), model: model.name });
-      identities.set(req, id);
-      const limit = bodyLimit(req);
-      if (Number(req.headers["content-length"]) > limit) throw tooLarge(limit);
-    },
-    // A body without Content-Length (chunked) is counted as it arrives.
-    preParsing: ((req, _reply, payload, done) => {
-      if (req.headers["content-length"] !== undefined) return done(null, payload);
-      const limit = bodyLimit(req);
-      let seen = 0;
-      done(
-        null,
-        payload.pipe(
-          new Transform({
-            transform(chunk: Buffer, _enc, cb) {
-              seen += chunk.length;
-              cb(seen > limit ? tooLarge(limit) : null, chunk);
-            },
-          }),
-        ),
-      );
-    }) as preParsingHookHandler,
-  };
-
-  app.post<{ Params: { name: string } }>("/v2/models/:name/infer", inferHooks, async (req, reply) => {
-    const model = d.registry.models.get(req.params.name);
-    const id = identities.get(req);
-    if (!model || !id) throw new Problem("internal", "the request was not authenticated");
-    const x = requestBatch(req.body, model.inputShape, maxRows(id.plan));
-    const idempotencyKey = header(req, "idempotency-key");
-    if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))
-      throw new Problem("bad-request", "the Idempotency-Key header must be 1 to 255 visible ASCII characters");
-    const q: Query = {
-      id: String(req.id),
-      model,
-      x,
-      rows: x.shape[0],
-      apiKey: credential(req),
-      proof: header(req, SOLUTION_HEADER),
-      idempotencyKey,
-      nowMs: now(),
-      source: req.socket.remoteAddress,
-      ...id,
+    // Who is asking is decided on the headers, before the body is read: a client without a valid key
+    // costs the server no parsing, and a verified one may send only what its plan allows.
+    const maxRows = (plan: Identity["plan"]) => Math.min(d.config.server.maxBatch, plan.maxBatch ?? Infinity);
+    const bodyLimit = (req: FastifyRequest) => {
+      const id = identities.get(req);
+      const model = d.registry.models.get((req.params as { name: string }).name);
+      if (!id || !model) return d.config.server.bodyLimitBytes;
+      return Math.min(d.config.server.bodyLimitBytes, BODY_OVERHEAD_BYTES + maxRows(id.plan) * model.inputShape.reduce((a, b) => a * b, 1) * BYTES_PER_VALUE);
     };
-    const answer = await pipeline(q);
-    const plan = id.plan.name;
-    metrics.requests.inc({ status: "200", model: model.name, plan });
-    metrics.rows.inc({ model: model.name, plan }, q.rows);
-    if (answer.headers["heist-cost"]) metrics.revenue.inc({ model: model.name, plan }, Number(answer.headers["heist-cost"]));
-    latency(req, reply);
-    const body: InferResponse = { model_name: model.name, model_version: "1", id: (req.body as { id?: string }).id ?? String(req.id), outputs: answer.outputs };
-    return reply.headers(answer.headers).send(body);
-  });
+    const tooLarge = (limit: number) => new Problem("body-too-large", `the request body is larger than the ${limit} bytes your plan's batch of rows can need`);
+    const inferHooks = {
+      onRequest: async (req: FastifyRequest<{ Params: { name: string } }>) => {
+        const model = d.registry.models.get(req.params.name);
+        if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
+        const id = await authenticate({ apiKey: credential(req), source: req.socket.remoteAddress, nowMs: now(), model: model.name });
+        identities.set(req, id);
+        const limit = bodyLimit(req);
+        if (Number(req.headers["content-length"]) > limit) throw tooLarge(limit);
+      },
+      // A body without Content-Length (chunked) is counted as it arrives.
+      preParsing: ((req, _reply, payload, done) => {
+        if (req.headers["content-length"] !== undefined) return done(null, payload);
+        const limit = bodyLimit(req);
+        let seen = 0;
+        done(
+          null,
+          payload.pipe(
+            new Transform({
+              transform(chunk: Buffer, _enc, cb) {
+                seen += chunk.length;
+                cb(seen > limit ? tooLarge(limit) : null, chunk);
+              },
+            }),
+          ),
+        );
+      }) as preParsingHookHandler,
+    };
 
-  app.get("/openapi.json", async () => openApiDocument());
-  const admin = adminGuard(d, now);
-  app.get("/metrics", async (req, reply) => {
-    const who = d.config.server.metrics;
-    if (who === "loopback" && !isLoopback(req.socket.remoteAddress)) throw new Problem("admin-forbidden", "/metrics answers on loopback only (server.metrics)");
-    if (who === "admin") await admin(req);
-    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+    // The body is read by requestBatch against the model's own shape (a static schema cannot know it), so
+    // the schema here documents the route and its validator lets everything through.
+    const inferDoc = {
+      ...oip,
+      summary: "inference (charged per row)",
+      security: [{ apiKey: [] }],
+      params: Name,
+      body: InferRequest,
+      response: {
+        200: InferAnswer.describe("the answer; headers carry its cost and the remaining quota and balance"),
+        400: refused("malformed request or tensor"),
+        401: refused("missing or invalid API key"),
+        402: refused("balance or spending cap exhausted"),
+        403: refused("key revoked or expired, or model not in plan"),
+        404: refused("unknown model"),
+        409: refused("another request with this Idempotency-Key is still being answered (Retry-After)"),
+        413: refused("batch or body too large"),
+        415: refused("not JSON"),
+        422: refused("Idempotency-Key used for another request, or charged and its answer no longer kept"),
+        428: refused("a proof of work is required"),
+        429: refused("daily quota or burst limit reached, locked out, or abnormal usage detected"),
+        431: refused("headers too large"),
+        502: refused("upstream failed"),
+        503: refused("accounting store unreachable"),
+        504: refused("upstream timed out"),
+      },
+    };
+    const unchecked = () => (value: unknown) => ({ value });
+    scope.post<{ Params: { name: string } }>(
+      "/v2/models/:name/infer",
+      { ...inferHooks, schema: inferDoc, validatorCompiler: unchecked },
+      async (req, reply) => {
+        const model = d.registry.models.get(req.params.name);
+        const id = identities.get(req);
+        if (!model || !id) throw new Problem("internal", "the request was not authenticated");
+        const x = requestBatch(req.body, model.inputShape, maxRows(id.plan));
+        const idempotencyKey = header(req, "idempotency-key");
+        if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))
+          throw new Problem("bad-request", "the Idempotency-Key header must be 1 to 255 visible ASCII characters");
+        const q: Query = {
+          id: String(req.id),
+          model,
+          x,
+          rows: x.shape[0],
+          apiKey: credential(req),
+          proof: header(req, SOLUTION_HEADER),
+          idempotencyKey,
+          nowMs: now(),
+          source: req.socket.remoteAddress,
+          ...id,
+        };
+        const answer = await pipeline(q);
+        const plan = id.plan.name;
+        metrics.requests.inc({ status: "200", model: model.name, plan });
+        metrics.rows.inc({ model: model.name, plan }, q.rows);
+        if (answer.headers["heist-cost"]) metrics.revenue.inc({ model: model.name, plan }, Number(answer.headers["heist-cost"]));
+        latency(req, reply);
+        const body: InferResponse = {
+          model_name: model.name,
+          model_version: "1",
+          id: (req.body as { id?: string }).id ?? String(req.id),
+          outputs: answer.outputs,
+        };
+        return reply.headers(answer.headers).send(body);
+      },
+    );
+
+    scope.get("/openapi.json", { schema: { summary: "this document", tags: ["meta"] } }, async () => app.swagger());
+    const admin = adminGuard(d, now);
+    scope.get(
+      "/metrics",
+      {
+        schema: {
+          summary: "Prometheus metrics (server.metrics: loopback, admin token, or open)",
+          tags: ["meta"],
+          response: { 403: refused("not from loopback, or without the admin token") },
+        },
+      },
+      async (req, reply) => {
+        const who = d.config.server.metrics;
+        if (who === "loopback" && !isLoopback(req.socket.remoteAddress))
+          throw new Problem("admin-forbidden", "/metrics answers on loopback only (server.metrics)");
+        if (who === "admin") await admin(req);
+        return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+      },
+    );
   });
 
   adminRoutes(app, d, now, metrics);
-  dashboardRoutes(app, d.config);
+  app.register(async (scope) => dashboardRoutes(scope, d.config));
   return app;
 }
 
