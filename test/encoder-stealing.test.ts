@@ -4,7 +4,7 @@ import { batch, type Batch } from "../src/core/batch.js";
 import { rng } from "../src/core/rng.js";
 import { loadSplits } from "../src/data/registry.js";
 import { meanCosine } from "../src/metrics/agreement.js";
-import { buildEncoder, trainEncoder, type EncoderArchitecture } from "../src/models/encoder.js";
+import { buildEncoder, trainEncoder, type EncoderArchitecture } from "../src/models/simclr.js";
 import { regressionGradients } from "../src/models/encoder-regression.js";
 import { tfReady } from "../src/models/tf.js";
 import { tfjsModel, type TfjsModel } from "../src/models/tfjs-model.js";

@@ -5,7 +5,7 @@ import { rng } from "../src/core/rng.js";
 import { loadSplits } from "../src/data/registry.js";
 import { sample } from "../src/data/split.js";
 import { augmentBatch } from "../src/models/augment.js";
-import { buildEncoder, encoderGradients, fastForward, ntXentLoss, trainEncoder, type EncoderArchitecture } from "../src/models/encoder.js";
+import { buildEncoder, encoderGradients, fastForward, ntXentLoss, trainEncoder, type EncoderArchitecture } from "../src/models/simclr.js";
 import { tf, tfReady } from "../src/models/tf.js";
 import { EMBEDDING_LAYER, tfjsModel } from "../src/models/tfjs-model.js";
 import { trainModel } from "../src/models/trainer.js";

@@ -1,7 +1,7 @@
 import { Tensor } from "onnxruntime-node";
 import { rowsOf, type Batch } from "../core/batch.js";
 import { imageShapeOf } from "./augment.js";
-import { encoderStepSession, onnxPlan, type EmbeddingLoss, type OnnxPlan } from "./encoder.js";
+import { encoderStepSession, onnxPlan, type EmbeddingLoss, type OnnxPlan } from "./simclr.js";
 import { epochLoop, targetCount, targetRows, type FitOptions, type Targets } from "./epoch-loop.js";
 import { tf } from "./tf.js";
 import { softmaxCrossEntropy } from "./onnx-train.js";

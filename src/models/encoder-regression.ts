@@ -20,7 +20,7 @@ import { rowsOf, sizeOf, takeRows, widthOf, type Batch } from "../core/batch.js"
 import { fail } from "../core/errors.js";
 import { permutation, rng } from "../core/rng.js";
 import { imageShapeOf } from "./augment.js";
-import { encoderStepSession, fastForward, fromOihw, onnxPlan, type EmbeddingLoss, type EncoderStepSession, type OnnxPlan } from "./encoder.js";
+import { encoderStepSession, fastForward, fromOihw, onnxPlan, type EmbeddingLoss, type EncoderStepSession, type OnnxPlan } from "./simclr.js";
 import { tf } from "./tf.js";
 import type { TrainProgress } from "./epoch-loop.js";
 import { cosineRate } from "./epoch-loop.js";
