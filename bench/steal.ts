@@ -21,7 +21,7 @@ import { sample } from "../src/data/split.js";
 import { augmentBatch } from "../src/models/augment.js";
 import { rng } from "../src/core/rng.js";
 import { fitLogistic } from "../src/models/logistic.js";
-import { buildEncoder, type EncoderArchitecture } from "../src/models/simclr.js";
+import { buildEncoder, type EncoderArchitecture } from "../src/models/encoder.js";
 import { ensureZooModel, loadModel } from "../src/models/load.js";
 import { denseWeights } from "../src/models/dense-net.js";
 import { tfjsModel, type TfjsModel } from "../src/models/tfjs-model.js";

@@ -15,7 +15,7 @@ import { parseConfig } from "../src/gateway/config.js";
 import { addEvent, emptyTotals, powBits, ProofOfWorkOptions, type BenignProfile } from "../src/defenses/proof-of-work.js";
 import { proveWork } from "../src/protocol/proof-of-work.js";
 import { coverageSigma } from "../src/defenses/coverage.js";
-import { buildEncoder } from "../src/models/simclr.js";
+import { buildEncoder } from "../src/models/encoder.js";
 import { tfReady } from "../src/models/tf.js";
 import { tfjsModel } from "../src/models/tfjs-model.js";
 import { saveModel } from "../src/models/store.js";

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startGateway, type Running } from "./gateway-helpers.js";
 import { runHeist, tempDir } from "./helpers.js";
-import { buildEncoder } from "../src/models/simclr.js";
+import { buildEncoder } from "../src/models/encoder.js";
 import { saveModel } from "../src/models/store.js";
 import { tfReady } from "../src/models/tf.js";
 import { tfjsModel } from "../src/models/tfjs-model.js";

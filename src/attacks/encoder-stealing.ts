@@ -34,7 +34,7 @@ import { permutation, rng } from "../core/rng.js";
 import { meanCosine } from "../metrics/agreement.js";
 import type { Architecture } from "../models/architecture.js";
 import { augmentBatch } from "../models/augment.js";
-import { buildEncoder } from "../models/simclr.js";
+import { buildEncoder } from "../models/encoder.js";
 import { fitEncoderToEmbeddings, REGRESSION_LOSSES } from "../models/encoder-regression.js";
 import { tf, tfReady } from "../models/tf.js";
 import { EMBEDDING_LAYER, tfjsModel } from "../models/tfjs-model.js";
