@@ -1,20 +1,22 @@
-import { Tensor } from "onnxruntime-node";
-import { rowsOf, type Batch } from "../core/batch.js";
-import { imageShapeOf } from "./augment.js";
-import { encoderStepSession, onnxPlan, type EmbeddingLoss, type OnnxPlan } from "./encoder.js";
-import { epochLoop, targetCount, targetRows, type FitOptions, type Targets } from "./epoch-loop.js";
-import { tf } from "./tf.js";
-import { softmaxCrossEntropy } from "./onnx-train.js";
-import { LOGITS_LAYER } from "./tfjs-model.js";
-
 /**
- * Training convolutional classifiers (heist's `cnn`) with ONNX Runtime: the encoder's step graph
- * (encoder.ts: convolutions, pooling and dense layers forward and backward by hand, then Adam) with
+ * Training convolutional classifiers (heist's `cnn`) with ONNX Runtime: the shared step graph
+ * (onnx-step/: convolutions, pooling and dense layers forward and backward by hand, then Adam) with
  * softmax cross-entropy on the logits as its loss. TensorFlow.js on wasm trains one thread and
  * computes convolution gradients as convolutions over the batch axis (wasm-conv-grads.ts); this runs
  * native kernels on both cores, one crossing per mini-batch. The weights start from and end in the
  * TensorFlow.js network, which stays the model of record.
  */
+import { Tensor } from "onnxruntime-node";
+import { rowsOf, type Batch } from "../core/batch.js";
+import { imageShapeOf } from "./augment.js";
+import type { EmbeddingLoss } from "./onnx-step/context.js";
+import { softmaxCrossEntropy } from "./onnx-step/cross-entropy.js";
+import { onnxPlan, type OnnxPlan } from "./onnx-step/plan.js";
+import { scalarTensor } from "./onnx-step/runtime.js";
+import { encoderStepSession } from "./onnx-step/session.js";
+import { epochLoop, targetCount, targetRows, type FitOptions, type Targets } from "./epoch-loop.js";
+import { tf } from "./tf.js";
+import { LOGITS_LAYER } from "./tfjs-model.js";
 
 /** Cross-entropy on the logits as the encoder step graph's loss. Inputs: y [B, K], scale = T / B, invT = 1 / T. */
 const crossEntropyLoss = (k: number): EmbeddingLoss => ({
@@ -47,7 +49,6 @@ export async function fitConvolutional(plan: OnnxPlan, x: Batch, y: Targets, num
   const session = await encoderStepSession(plan, crossEntropyLoss(numClasses), { threads: o.threads });
   const d = x.data.length / rowsOf(x);
   const temperature = o.temperature ?? 1;
-  const scalar = (v: number) => new Tensor("float32", Float32Array.of(v), []);
   try {
     const losses = await epochLoop(targetCount(y), o, (idx, learningRate) => {
       const b = idx.length;
@@ -58,8 +59,8 @@ export async function fitConvolutional(plan: OnnxPlan, x: Batch, y: Targets, num
         b,
         {
           y: new Tensor("float32", targetRows(y, idx, numClasses), [b, numClasses]),
-          scale: scalar(temperature / b),
-          invT: scalar(1 / temperature),
+          scale: scalarTensor(temperature / b),
+          invT: scalarTensor(1 / temperature),
         },
         learningRate,
       );

@@ -9,8 +9,8 @@
  *   targets L2-normalised, logit(i, j) = cos(e_i, t_j) / τ, and each e_i must pick its own target
  *   t_i out of the batch's N: L = (1 / N) Σ_i −log softmax_j(logit(i, ·))_i.
  *
- * Two engines over the same weights, as for SimCLR (encoder.ts): by default one ONNX Runtime graph
- * per step (the encoder's forward and backward passes and Adam from encoder.ts, with the loss below
+ * Two engines over the same weights, as for SimCLR (simclr.ts): by default one ONNX Runtime graph
+ * per step (the encoder's forward and backward passes and Adam from onnx-step/, with the loss below
  * written out by hand), or TensorFlow.js (`optimizer.minimize` with automatic gradients), which a
  * test holds the hand-written gradients to. Adam, seeded mini-batches, a short linear warm-up then
  * cosine decay of the learning rate.
@@ -20,7 +20,11 @@ import { rowsOf, sizeOf, takeRows, widthOf, type Batch } from "../core/batch.js"
 import { fail } from "../core/errors.js";
 import { permutation, rng } from "../core/rng.js";
 import { imageShapeOf } from "./augment.js";
-import { encoderStepSession, fastForward, fromOihw, onnxPlan, type EmbeddingLoss, type EncoderStepSession, type OnnxPlan } from "./encoder.js";
+import { fastForward } from "./fast-forward.js";
+import type { EmbeddingLoss } from "./onnx-step/context.js";
+import { fromOihw } from "./onnx-step/params.js";
+import { onnxPlan, type OnnxPlan } from "./onnx-step/plan.js";
+import { encoderStepSession, type EncoderStepSession } from "./onnx-step/session.js";
 import { tf } from "./tf.js";
 import type { TrainProgress } from "./epoch-loop.js";
 import { cosineRate } from "./epoch-loop.js";

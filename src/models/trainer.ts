@@ -9,7 +9,9 @@ import { tfjsModel } from "./tfjs-model.js";
 import { fitClassifier, type TrainProgress } from "./train.js";
 import { trainTree, treeModel } from "./tree.js";
 import { buildClassifier } from "./zoo.js";
-import { buildEncoder, encoderProbes, trainEncoder, type EncoderProbes } from "./encoder.js";
+import { buildEncoder } from "./encoder.js";
+import { encoderProbes, type EncoderProbes } from "./encoder-probes.js";
+import { trainEncoder } from "./simclr.js";
 
 export type TrainedManifest = Omit<Manifest, "files" | "format" | "version">;
 
