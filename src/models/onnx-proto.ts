@@ -1,95 +1,52 @@
 /**
- * Writing ONNX models from TypeScript: a minimal protobuf encoder for the few ONNX messages heist
- * emits (ModelProto, GraphProto, NodeProto, AttributeProto, TensorProto, ValueInfoProto), with the
- * field numbers of onnx/onnx.proto, and a small graph builder over it. Used to export heist's dense
- * networks to ONNX and to build their training step as one ONNX graph run by ONNX Runtime.
+ * Writing ONNX models from TypeScript: a small graph builder whose models protobufjs encodes over
+ * heist's subset of the ONNX schema (onnx-schema.ts). Used to export heist's dense networks to ONNX
+ * and to build their training steps as ONNX graphs run by ONNX Runtime.
  */
+import protobuf from "protobufjs";
+import { ONNX_SCHEMA } from "./onnx-schema.js";
 
-type Bytes = Uint8Array;
-
-function varint(value: number | bigint): number[] {
-  let v = BigInt.asUintN(64, BigInt(value)); // negative int64s take ten bytes, two's complement
-  const out: number[] = [];
-  do {
-    let byte = Number(v & 0x7fn);
-    v >>= 7n;
-    if (v !== 0n) byte |= 0x80;
-    out.push(byte);
-  } while (v !== 0n);
-  return out;
-}
-
-const utf8 = new TextEncoder();
-const tag = (field: number, wire: number) => varint((field << 3) | wire);
-
-/** A message under construction: appends encoded fields in order. */
-class Msg {
-  private parts: Bytes[] = [];
-  int(field: number, v: number | bigint): this {
-    this.parts.push(Uint8Array.from([...tag(field, 0), ...varint(v)]));
-    return this;
-  }
-  float(field: number, v: number): this {
-    const b = new Uint8Array(5);
-    b.set(tag(field, 5));
-    new DataView(b.buffer).setFloat32(1, v, true);
-    this.parts.push(b);
-    return this;
-  }
-  bytes(field: number, data: Bytes): this {
-    this.parts.push(Uint8Array.from([...tag(field, 2), ...varint(data.length)]), data);
-    return this;
-  }
-  str(field: number, s: string): this {
-    return this.bytes(field, utf8.encode(s));
-  }
-  msg(field: number, m: Msg): this {
-    return this.bytes(field, m.encode());
-  }
-  encode(): Bytes {
-    const n = this.parts.reduce((s, p) => s + p.length, 0);
-    const out = new Uint8Array(n);
-    let off = 0;
-    for (const p of this.parts) {
-      out.set(p, off);
-      off += p.length;
-    }
-    return out;
-  }
-}
-
-const FLOAT = 1;
-const INT64 = 7;
+const onnx = protobuf.parse(ONNX_SCHEMA, { keepCase: true }).root;
+const modelProto = onnx.lookupType("onnx.ModelProto");
+const AttributeType = onnx.lookupEnum("onnx.AttributeProto.AttributeType").values;
+const DataType = onnx.lookupEnum("onnx.TensorProto.DataType").values;
 
 export type Dim = number | string;
 export type Attr = number | number[] | string | { floats: number[] } | { float: number };
 
-function tensorProto(name: string, dims: readonly number[], data: Float32Array | BigInt64Array): Msg {
-  const m = new Msg();
-  for (const d of dims) m.int(1, d);
-  m.int(2, data instanceof Float32Array ? FLOAT : INT64);
-  m.str(8, name);
-  m.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice());
-  return m;
+// The schema's messages as protobufjs takes them, fields by their .proto names; typed so a misspelt
+// field fails to compile rather than being dropped by the encoder.
+type TensorProto = { dims: number[]; data_type: number; name: string; raw_data: Uint8Array };
+type ValueInfoProto = { name: string; type: { tensor_type: { elem_type: number; shape: { dim: ({ dim_value: number } | { dim_param: string })[] } } } };
+type AttributeProto = { name: string; type: number; f?: number; i?: number; s?: Uint8Array; floats?: number[]; ints?: number[] };
+type NodeProto = { input: string[]; output: string[]; name: string; op_type: string; attribute: AttributeProto[] };
+type GraphProto = { node: NodeProto[]; name: string; initializer: TensorProto[]; input: ValueInfoProto[]; output: ValueInfoProto[] };
+type ModelProto = {
+  ir_version: number;
+  producer_name: string;
+  producer_version: string;
+  graph: GraphProto;
+  opset_import: { domain: string; version: number }[];
+};
+
+const utf8 = new TextEncoder();
+
+function tensorProto(name: string, dims: readonly number[], data: Float32Array | BigInt64Array): TensorProto {
+  const raw_data = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice(); // little-endian, as ONNX wants
+  return { dims: [...dims], data_type: data instanceof Float32Array ? DataType.FLOAT : DataType.INT64, name, raw_data };
 }
 
-function valueInfo(name: string, dims: readonly Dim[], elem = FLOAT): Msg {
-  const shape = new Msg();
-  for (const d of dims) shape.msg(1, typeof d === "number" ? new Msg().int(1, d) : new Msg().str(2, d));
-  return new Msg().str(1, name).msg(2, new Msg().msg(1, new Msg().int(1, elem).msg(2, shape)));
+function valueInfo(name: string, dims: readonly Dim[], elem = DataType.FLOAT): ValueInfoProto {
+  const dim = dims.map((d) => (typeof d === "number" ? { dim_value: d } : { dim_param: d }));
+  return { name, type: { tensor_type: { elem_type: elem, shape: { dim } } } }; // [] is a scalar: the shape is present, empty
 }
 
-function attribute(name: string, v: Attr): Msg {
-  const m = new Msg().str(1, name);
-  if (typeof v === "number") return m.int(3, v).int(20, 2);
-  if (typeof v === "string") return m.bytes(4, utf8.encode(v)).int(20, 3);
-  if (Array.isArray(v)) {
-    for (const x of v) m.int(8, x);
-    return m.int(20, 7);
-  }
-  if ("float" in v) return m.float(2, v.float).int(20, 1);
-  for (const x of v.floats) m.float(7, x);
-  return m.int(20, 6);
+function attribute(name: string, v: Attr): AttributeProto {
+  if (typeof v === "number") return { name, type: AttributeType.INT, i: v };
+  if (typeof v === "string") return { name, type: AttributeType.STRING, s: utf8.encode(v) };
+  if (Array.isArray(v)) return { name, type: AttributeType.INTS, ints: [...v] };
+  if ("float" in v) return { name, type: AttributeType.FLOAT, f: v.float };
+  return { name, type: AttributeType.FLOATS, floats: [...v.floats] };
 }
 
 /** Builds one ONNX graph; `node` returns the name of its (first) output so graphs read like code. */
@@ -104,22 +61,19 @@ export interface GraphBuilder {
 }
 
 export function graphBuilder(name: string): GraphBuilder {
-  const inputs: Msg[] = [];
-  const outputs: Msg[] = [];
-  const inits: Msg[] = [];
-  const nodes: Msg[] = [];
+  const graph: GraphProto = { node: [], name, initializer: [], input: [], output: [] };
   const scalars = new Map<number, string>();
   let counter = 0;
   const g: GraphBuilder = {
     input(n, dims) {
-      inputs.push(valueInfo(n, dims));
+      graph.input.push(valueInfo(n, dims));
       return n;
     },
     output(n, dims) {
-      outputs.push(valueInfo(n, dims));
+      graph.output.push(valueInfo(n, dims));
     },
     constant(n, dims, data) {
-      inits.push(tensorProto(n, dims, data));
+      graph.initializer.push(tensorProto(n, dims, data));
       return n;
     },
     scalar(value) {
@@ -132,21 +86,14 @@ export function graphBuilder(name: string): GraphBuilder {
     },
     node(op, ins, attrs = {}, outputName) {
       const out = outputName ?? `${op.toLowerCase()}_${counter++}`;
-      const m = new Msg();
-      for (const i of ins) m.str(1, i);
-      m.str(2, out).str(3, `${op}_${counter++}`).str(4, op);
-      for (const [k, v] of Object.entries(attrs)) m.msg(5, attribute(k, v));
-      nodes.push(m);
+      const attrList = Object.entries(attrs).map(([k, v]) => attribute(k, v));
+      graph.node.push({ input: [...ins], output: [out], name: `${op}_${counter++}`, op_type: op, attribute: attrList });
       return out;
     },
     model(producer = "heist") {
-      const graph = new Msg();
-      for (const n of nodes) graph.msg(1, n);
-      graph.str(2, name);
-      for (const t of inits) graph.msg(5, t);
-      for (const i of inputs) graph.msg(11, i);
-      for (const o of outputs) graph.msg(12, o);
-      return new Msg().int(1, 8).str(2, producer).str(3, "0.1.0").msg(7, graph).msg(8, new Msg().str(1, "").int(2, 17)).encode();
+      const m: ModelProto = { ir_version: 8, producer_name: producer, producer_version: "0.1.0", graph, opset_import: [{ domain: "", version: 17 }] };
+      // A tight copy: protobufjs hands small messages back as views into a shared pool.
+      return new Uint8Array(modelProto.encode(m).finish());
     },
   };
   return g;
