@@ -14,7 +14,7 @@ import pg from "pg";
 import { stringify } from "yaml";
 import { startHeist, stopHeist, type HeistProcess } from "../src/audit/serve-process.js";
 import { ensureZooModel } from "../src/models/load.js";
-import { PENDING_STALE_MS } from "../src/gateway/stores/redis-postgres.js";
+import { PENDING_STALE_MS } from "../src/gateway/stores/redis-postgres/index.js";
 import { ADMIN, call, fmt, inProcessGateway, sleep, table, tempDir, type CampaignOptions, type PartResult } from "./lib.js";
 
 const REDIS_URL = process.env.HEIST_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
