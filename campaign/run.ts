@@ -12,7 +12,7 @@ const PARTS: Record<string, { budgetSeconds: number; run: (o: CampaignOptions) =
   abuse: { budgetSeconds: 300, run: async (o) => (await import("./abuse.js")).abusePart(o) },
   idempotency: { budgetSeconds: 300, run: async (o) => (await import("./idempotency.js")).idempotencyPart(o) },
   sybil: { budgetSeconds: 600, run: async (o) => (await import("./sybil.js")).sybilPart(o) },
-  faults: { budgetSeconds: 600, run: async (o) => (await import("./faults.js")).faultsPart(o) },
+  faults: { budgetSeconds: 600, run: async (o) => (await import("./faults/index.js")).faultsPart(o) },
   load: { budgetSeconds: 0, run: async (o) => (await import("./load.js")).loadPart(o) },
 };
 

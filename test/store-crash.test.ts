@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { Plan } from "../src/gateway/config.js";
-import { PENDING_STALE_MS, redisPostgresStore } from "../src/gateway/stores/redis-postgres.js";
+import { PENDING_STALE_MS, redisPostgresStore } from "../src/gateway/stores/redis-postgres/index.js";
 import type { Store } from "../src/pipeline/store.js";
 import { POSTGRES_URL, REDIS_URL, requireServices } from "./services.js";
 

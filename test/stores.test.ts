@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { Plan } from "../src/gateway/config.js";
-import { redisPostgresStore, StoreUnavailable } from "../src/gateway/stores/redis-postgres.js";
+import { redisPostgresStore, StoreUnavailable } from "../src/gateway/stores/redis-postgres/index.js";
 import { sqliteStore } from "../src/gateway/stores/sqlite.js";
 import type { Store } from "../src/pipeline/store.js";
 import { tempDir } from "./helpers.js";

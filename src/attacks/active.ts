@@ -16,7 +16,8 @@ import { rowsOf, takeRows, widthOf, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { permutation, rng } from "../core/rng.js";
 import type { Attack } from "./attack.js";
-import { askAll, SurrogateOptions, trainSurrogate } from "./knockoff.js";
+import { askAll } from "./ask.js";
+import { SurrogateOptions, trainSurrogate } from "./surrogate.js";
 import { distilOntoPool } from "./pool-distillation.js";
 import { canMerge } from "../models/ensemble.js";
 

@@ -39,7 +39,7 @@ import { fitEncoderToEmbeddings, REGRESSION_LOSSES } from "../models/encoder-reg
 import { tf, tfReady } from "../models/tf.js";
 import { EMBEDDING_LAYER, tfjsModel } from "../models/tfjs-model.js";
 import type { Attack, AttackContext } from "./attack.js";
-import { askAll } from "./knockoff.js";
+import { askAll } from "./ask.js";
 
 const Options = z.object({
   loss: z.enum(REGRESSION_LOSSES).default("mse"),

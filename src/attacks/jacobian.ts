@@ -15,7 +15,8 @@ import { permutation, rng } from "../core/rng.js";
 import { tf } from "../models/tf.js";
 import type { TfjsModel } from "../models/tfjs-model.js";
 import type { Attack } from "./attack.js";
-import { askAll, SurrogateOptions, trainSurrogate } from "./knockoff.js";
+import { askAll } from "./ask.js";
+import { SurrogateOptions, trainSurrogate } from "./surrogate.js";
 
 const Options = SurrogateOptions.extend({
   /** Seed set size, from the attacker's pool. */

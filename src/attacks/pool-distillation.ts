@@ -16,7 +16,7 @@ import type { Model } from "../models/model.js";
 import { tfjsModel, type TfjsModel } from "../models/tfjs-model.js";
 import { buildClassifier } from "../models/zoo.js";
 import type { AttackContext } from "./attack.js";
-import { fitSurrogate, type SurrogateOptions } from "./knockoff.js";
+import { fitSurrogate, type SurrogateOptions } from "./surrogate.js";
 
 /** The victim's answers as probability rows (one-hot for labels). */
 function answerRows(ctx: AttackContext, k: number, soft: boolean): Batch {

@@ -30,7 +30,8 @@ import { tfReady } from "../models/tf.js";
 import { tfjsModel } from "../models/tfjs-model.js";
 import { buildClassifier } from "../models/zoo.js";
 import type { Attack } from "./attack.js";
-import { askAll, fitSurrogate, SurrogateOptions } from "./knockoff.js";
+import { askAll } from "./ask.js";
+import { fitSurrogate, SurrogateOptions } from "./surrogate.js";
 
 const Options = SurrogateOptions.extend({
   /** Rows to ask when the budget sets no row limit. */

@@ -3,7 +3,7 @@ import { budgeted, type BudgetLimits, type Spend } from "../oracle/budget.js";
 import { OracleStopped, type Oracle, type StopReason } from "../oracle/oracle.js";
 import { recorded } from "../oracle/transcript.js";
 import type { Attack, AttackProgress, AttackResult } from "./attack.js";
-import { checkSurrogate } from "./knockoff.js";
+import { checkSurrogate } from "./surrogate.js";
 
 export interface StealOptions {
   attack: Attack;

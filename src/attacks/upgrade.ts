@@ -15,7 +15,8 @@ import { tfReady } from "../models/tf.js";
 import { tfjsModel } from "../models/tfjs-model.js";
 import { buildClassifier } from "../models/zoo.js";
 import type { Attack } from "./attack.js";
-import { askAll, fitSurrogate, SurrogateOptions } from "./knockoff.js";
+import { askAll } from "./ask.js";
+import { fitSurrogate, SurrogateOptions } from "./surrogate.js";
 
 const Options = SurrogateOptions.extend({
   /** How much a labeled example's true label counts against the victim's answer for it (0–1). */

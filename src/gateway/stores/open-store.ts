@@ -1,5 +1,5 @@
 import type { GatewayConfig } from "../config.js";
-import { redisPostgresStore } from "./redis-postgres.js";
+import { redisPostgresStore } from "./redis-postgres/index.js";
 import { sqliteStore } from "./sqlite.js";
 import type { Store } from "../../pipeline/store.js";
 
