@@ -3,48 +3,19 @@
  * Shapiro & Wilk, "An analysis of variance test for normality (complete samples)", Biometrika 1965;
  * coefficients and p-values by Royston's approximations, "Approximating the Shapiro-Wilk W-test for
  * non-normality", Statistics and Computing 1992, and "Remark AS R94", Applied Statistics 1995.
- * PRADA (defenses/prada.ts) raises its alarm on W.
+ * PRADA (defenses/prada.ts) raises its alarm on W. The normal distribution is @stdlib's; Royston's
+ * polynomials have no library, so they are written here.
  */
+import normalCdf from "@stdlib/stats-base-dists-normal-cdf";
+import normalInverse from "@stdlib/stats-base-dists-normal-quantile";
 
-/** Standard normal upper tail, through erfc (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7). */
-export function normalUpperTail(z: number): number {
-  const x = Math.abs(z) / Math.SQRT2;
-  const t = 1 / (1 + 0.5 * x);
-  const erfc =
-    t *
-    Math.exp(
-      -x * x -
-        1.26551223 +
-        t *
-          (1.00002368 +
-            t *
-              (0.37409196 +
-                t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
-    );
-  return z >= 0 ? erfc / 2 : 1 - erfc / 2;
-}
+/** Standard normal upper tail P[Z > z], exact in the far tail (no 1 − Φ cancellation). */
+export const normalUpperTail = (z: number): number => normalCdf(-z, 0, 1);
 
-/** Inverse of the standard normal CDF (Acklam's rational approximation, then one Newton–Halley step). */
+/** Inverse of the standard normal CDF. */
 export function normalQuantile(p: number): number {
   if (!(p > 0 && p < 1)) throw new RangeError(`normalQuantile needs 0 < p < 1, got ${p}`);
-  const a = [-39.69683028665376, 220.9460984245205, -275.9285104469687, 138.357751867269, -30.66479806614716, 2.506628277459239];
-  const b = [-54.47609879822406, 161.5858368580409, -155.6989798598866, 66.80131188771972, -13.28068155288572];
-  const c = [-0.007784894002430293, -0.3223964580411365, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
-  const d = [0.007784695709041462, 0.3224671290700398, 2.445134137142996, 3.754408661907416];
-  const low = 0.02425;
-  let x: number;
-  if (p < low || p > 1 - low) {
-    const q = Math.sqrt(-2 * Math.log(p < low ? p : 1 - p));
-    x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
-    if (p > 1 - low) x = -x;
-  } else {
-    const q = p - 0.5;
-    const r = q * q;
-    x = ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
-  }
-  const e = 1 - normalUpperTail(x) - p;
-  const u = e * Math.sqrt(2 * Math.PI) * Math.exp((x * x) / 2);
-  return x - u / (1 + (x * u) / 2);
+  return normalInverse(p, 0, 1);
 }
 
 const poly = (c: number[], x: number) => c.reduceRight((acc, ci) => acc * x + ci, 0);
