@@ -14,7 +14,7 @@ import { equationSolving } from "../src/attacks/equation-solving.js";
 import { knockoff, surrogateFit } from "../src/attacks/knockoff.js";
 import { ATTACKS } from "../src/attacks/registry.js";
 import { steal } from "../src/attacks/steal.js";
-import { pathFinding } from "../src/attacks/path-finding.js";
+import { pathFinding } from "../src/attacks/path-finding/index.js";
 import { jacobian } from "../src/attacks/jacobian.js";
 import { active } from "../src/attacks/active.js";
 import { upgrade } from "../src/attacks/upgrade.js";

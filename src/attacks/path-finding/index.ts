@@ -24,12 +24,12 @@
  * missed: labels alone cannot prove a box pure, and more probes buy more certainty.
  */
 import { z } from "zod";
-import { fail } from "../core/errors.js";
-import { rng, type Rng } from "../core/rng.js";
-import { rowsOf } from "../core/batch.js";
-import { treeModel, type TreeJson } from "../models/tree.js";
-import { OracleStopped, type OracleAnswer } from "../oracle/oracle.js";
-import type { Attack, AttackContext, AttackResult } from "./attack.js";
+import { fail } from "../../core/errors.js";
+import { rng, type Rng } from "../../core/rng.js";
+import { rowsOf } from "../../core/batch.js";
+import { treeModel, type TreeJson } from "../../models/tree.js";
+import { OracleStopped, type OracleAnswer } from "../../oracle/oracle.js";
+import type { Attack, AttackContext, AttackResult } from "../attack.js";
 
 const Options = z.object({
   /** Width of the interval each face is narrowed to (inputs live in [0, 1]). Labels mode always searches to adjacent float32 values. */

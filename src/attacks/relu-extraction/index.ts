@@ -36,16 +36,16 @@
  * float32); `clip` keeps them inside for APIs that refuse that.
  */
 import { z } from "zod";
-import { rowsOf, widthOf } from "../core/batch.js";
-import { fail } from "../core/errors.js";
-import { leastSquares } from "../core/linalg.js";
-import { rng, type Rng } from "../core/rng.js";
-import { OracleStopped, type Oracle } from "../oracle/oracle.js";
-import { setDenseWeights } from "../models/dense-net.js";
-import { tfReady } from "../models/tf.js";
-import { tfjsModel } from "../models/tfjs-model.js";
-import { buildClassifier } from "../models/zoo.js";
-import type { Attack, AttackContext } from "./attack.js";
+import { rowsOf, widthOf } from "../../core/batch.js";
+import { fail } from "../../core/errors.js";
+import { leastSquares } from "../../core/linalg.js";
+import { rng, type Rng } from "../../core/rng.js";
+import { OracleStopped, type Oracle } from "../../oracle/oracle.js";
+import { setDenseWeights } from "../../models/dense-net.js";
+import { tfReady } from "../../models/tf.js";
+import { tfjsModel } from "../../models/tfjs-model.js";
+import { buildClassifier } from "../../models/zoo.js";
+import type { Attack, AttackContext } from "../attack.js";
 
 const Options = z.object({
   /** The victim's hidden layer sizes when known (one or two layers); otherwise found from the answers. */
