@@ -10,7 +10,7 @@ import { httpOracle } from "../src/oracle/http-oracle.js";
 import type { Oracle } from "../src/oracle/oracle.js";
 import { TRANSCRIPT_FILE } from "../src/oracle/transcript.js";
 import { steal } from "../src/attacks/steal.js";
-import { pathFinding } from "../src/attacks/path-finding.js";
+import { pathFinding } from "../src/attacks/path-finding/index.js";
 import { knockoff } from "../src/attacks/knockoff.js";
 import { semiSupervised } from "../src/attacks/semi-supervised.js";
 import { ATTACKS } from "../src/attacks/registry.js";

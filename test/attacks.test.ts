@@ -15,7 +15,7 @@ import { knockoff } from "../src/attacks/knockoff.js";
 import { surrogateFit } from "../src/attacks/surrogate.js";
 import { ATTACKS } from "../src/attacks/registry.js";
 import { steal } from "../src/attacks/steal.js";
-import { pathFinding } from "../src/attacks/path-finding.js";
+import { pathFinding } from "../src/attacks/path-finding/index.js";
 import { jacobian } from "../src/attacks/jacobian.js";
 import { active } from "../src/attacks/active.js";
 import { upgrade } from "../src/attacks/upgrade.js";

@@ -12,7 +12,7 @@ import { buildClassifier } from "../src/models/zoo.js";
 import { modelOracle } from "../src/gateway/local-oracle.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
 import { steal } from "../src/attacks/steal.js";
-import { reluExtraction } from "../src/attacks/relu-extraction.js";
+import { reluExtraction } from "../src/attacks/relu-extraction/index.js";
 import { ATTACKS } from "../src/attacks/registry.js";
 import { startGateway, type Running } from "./gateway-helpers.js";
 import { tempDir } from "./helpers.js";

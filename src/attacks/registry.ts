@@ -3,13 +3,13 @@ import type { Attack } from "./attack.js";
 import { ATTACK_NAMES } from "./names.js";
 import { equationSolving } from "./equation-solving.js";
 import { knockoff } from "./knockoff.js";
-import { pathFinding } from "./path-finding.js";
+import { pathFinding } from "./path-finding/index.js";
 import { jacobian } from "./jacobian.js";
 import { active } from "./active.js";
 import { upgrade } from "./upgrade.js";
 import { semiSupervised } from "./semi-supervised.js";
 import { encoderStealing } from "./encoder-stealing.js";
-import { reluExtraction } from "./relu-extraction.js";
+import { reluExtraction } from "./relu-extraction/index.js";
 
 /** Every attack `heist steal --attack` knows, by name. */
 export const ATTACKS: Record<string, Attack> = {

@@ -1,155 +1,24 @@
 /**
- * Path-finding extraction of decision trees from an API that reveals which leaf answered.
- * Tramèr, Zhang, Juels, Reiter, Ristenpart, "Stealing Machine Learning Models via Prediction APIs",
- * USENIX Security 2016, §4.2 (the attack on BigML's leaf identifiers).
- *
- * A tree's leaf is an axis-aligned box. Along each axis through a point of a leaf, the points that
- * stay in that leaf form an interval whose ends are the box's faces; binary search finds each end to
- * any precision (all 2d searches advance together, one batch per step). Just past each face lies a
- * neighbouring leaf: exploring leaves breadth-first from one random point finds every leaf that
- * meets the input domain [0, 1]^d. The boxes are then reassembled into an equivalent tree.
- *
- * With labels only (`mode: "labels"`), leaves of the same class cannot be told apart, so the aim is a
- * tree that gives the same label everywhere (§4.2 notes what labels alone leave unknown). The domain
- * box is split top-down: probe a box with random points; where two of them disagree, walk from one
- * to the other one coordinate at a time (a staircase of axis-aligned segments), binary-search the
- * staircase for the segment where the label changes and then the segment for the change point. A
- * label change along an axis-aligned line can only happen at one of the victim's thresholds on that
- * axis, so the box is split there (exactly: the search runs to adjacent float32 inputs) and both
- * halves recurse, keeping every answer that falls in them. A box whose `probes` answers all agree
- * becomes a leaf. Half the probes are stratified by the thresholds found so far (each interval they
- * cut an axis into is as likely as any other), and once every box is settled, those holding a
- * threshold found after they were probed are probed again: victim leaves are unions of the cells
- * those thresholds make, so thin leaves are hit as often as wide ones. What no probe hits is still
- * missed: labels alone cannot prove a box pure, and more probes buy more certainty.
+ * Decision trees from labels alone (Tramèr et al. 2016, §4.2): leaves of one class cannot be told
+ * apart, so the aim is a tree that gives the victim's label everywhere. The domain is split top-down:
+ * where two probes of a box disagree, a staircase walk between them is binary-searched down to one of
+ * the victim's thresholds (exactly, to adjacent float32 inputs), the box is split there and both
+ * halves recurse; a box whose `probes` answers all agree becomes a leaf. Labels alone cannot prove a
+ * box pure: what no probe hits is missed, and more probes buy more certainty.
  */
-import { z } from "zod";
-import { fail } from "../core/errors.js";
-import { rng, type Rng } from "../core/rng.js";
-import { rowsOf } from "../core/batch.js";
-import { treeModel, type TreeJson } from "../models/tree.js";
-import { OracleStopped, type OracleAnswer } from "../oracle/oracle.js";
-import type { Attack, AttackContext, AttackResult } from "./attack.js";
+import { rowsOf } from "../../core/batch.js";
+import { fail } from "../../core/errors.js";
+import { rng, type Rng } from "../../core/rng.js";
+import { treeModel, type TreeJson } from "../../models/tree.js";
+import { batched } from "../../oracle/batching-oracle.js";
+import { OracleStopped, type OracleAnswer } from "../../oracle/oracle.js";
+import type { AttackContext, AttackResult } from "../attack.js";
+import type { Options } from "./options.js";
 
-const Options = z.object({
-  /** Width of the interval each face is narrowed to (inputs live in [0, 1]). Labels mode always searches to adjacent float32 values. */
-  precision: z.number().positive().max(0.1).default(1e-6),
-  maxLeaves: z.number().int().positive().default(2000),
-  /** "leaves": the API reveals leaf ids (exact copy). "labels": it answers class labels only (a copy equal on labels). */
-  mode: z.enum(["leaves", "labels"]).default("leaves"),
-  /** Labels mode: answered points a box must hold, all of one label, before it is taken as a leaf. */
-  probes: z.number().int().min(2).default(64),
-});
-
-interface Box {
-  leaf: number;
-  label: number;
-  lo: number[];
-  hi: number[];
-}
-
-/** Ask for the leaf and label of each point. */
-async function leavesOf(ctx: AttackContext, points: number[][]): Promise<{ leaf: number; label: number }[]> {
-  const d = points[0].length;
-  const data = new Float32Array(points.length * d);
-  points.forEach((p, i) => data.set(p, i * d));
-  const a = await ctx.oracle.query({ data, shape: [points.length, ...ctx.oracle.inputShape] });
-  if (a.kind !== "leaf" || !a.leaves)
-    fail(
-      "unsupported",
-      `path-finding needs leaf ids, but this API answers with ${a.kind}`,
-      `a tree API that reveals leaves, or --options '{"mode":"labels"}' for labels alone`,
-    );
-  if (a.leaves!.length < points.length) fail("bad-input", `the budget ran out while exploring the tree (${a.leaves!.length} of ${points.length} answered)`);
-  return points.map((_, i) => ({ leaf: a.leaves![i], label: a.labels![i] }));
-}
-
-/** The box of the leaf containing `x`, and a point just beyond each face it found. */
-async function measureBox(
-  ctx: AttackContext,
-  x: number[],
-  leaf: number,
-  precision: number,
-): Promise<{ lo: number[]; hi: number[]; beyond: { point: number[]; leaf: number; label: number }[] }> {
-  const d = x.length;
-  // One search per (feature, direction): `inside` stays in the leaf, `outside` does not (or is the domain edge).
-  const searches = Array.from({ length: 2 * d }, (_, s) => ({
-    f: s >> 1,
-    up: (s & 1) === 1,
-    inside: x[s >> 1],
-    outside: (s & 1) === 1 ? 1 : 0,
-    edge: true,
-    seen: undefined as undefined | { leaf: number; label: number },
-  }));
-  const at = (f: number, v: number) => x.map((xi, j) => (j === f ? v : xi));
-  // First: is the whole way to the domain's edge inside the leaf?
-  const ends = await leavesOf(
-    ctx,
-    searches.map((s) => at(s.f, s.outside)),
-  );
-  searches.forEach((s, i) => {
-    s.edge = ends[i].leaf === leaf;
-    if (!s.edge) s.seen = ends[i];
-  });
-  let active = searches.filter((s) => !s.edge);
-  while (active.some((s) => Math.abs(s.outside - s.inside) > precision)) {
-    const probing = active.filter((s) => Math.abs(s.outside - s.inside) > precision);
-    const got = await leavesOf(
-      ctx,
-      probing.map((s) => at(s.f, (s.inside + s.outside) / 2)),
-    );
-    probing.forEach((s, i) => {
-      const mid = (s.inside + s.outside) / 2;
-      if (got[i].leaf === leaf) s.inside = mid;
-      else {
-        s.outside = mid;
-        s.seen = got[i];
-      }
-    });
-    active = probing;
-  }
-  const lo = new Array(d).fill(-Infinity);
-  const hi = new Array(d).fill(Infinity);
-  const beyond: { point: number[]; leaf: number; label: number }[] = [];
-  for (const s of searches) {
-    if (s.edge) continue;
-    const face = (s.inside + s.outside) / 2;
-    if (s.up) hi[s.f] = face;
-    else lo[s.f] = face;
-    beyond.push({ point: at(s.f, s.outside), ...s.seen! });
-  }
-  return { lo, hi, beyond };
-}
-
-/** Reassemble boxes that tile the domain into a tree: split where no box straddles the cut. */
-export function treeFromBoxes(boxes: Box[], d: number, classes: number, tolerance: number): TreeJson {
-  const nodes: TreeJson["nodes"] = [];
-  let leafId = 0;
-  const build = (set: Box[]): number => {
-    const index = nodes.length;
-    if (set.length === 1) {
-      const distribution = Array.from({ length: classes }, (_, c) => (c === set[0].label ? 1 : 0));
-      nodes.push({ leaf: leafId++, distribution, count: 1 });
-      return index;
-    }
-    for (let f = 0; f < d; f++) {
-      const cuts = [...new Set(set.map((b) => b.hi[f]).filter(Number.isFinite))].sort((a, b) => a - b);
-      for (const t of cuts) {
-        const left = set.filter((b) => b.hi[f] <= t + tolerance);
-        const right = set.filter((b) => b.lo[f] >= t - tolerance);
-        if (left.length > 0 && right.length > 0 && left.length + right.length === set.length) {
-          nodes.push({ feature: f, threshold: t, left: -1, right: -1 });
-          const l = build(left);
-          const r = build(right);
-          Object.assign(nodes[index], { left: l, right: r });
-          return index;
-        }
-      }
-    }
-    return fail("bad-input", "the measured leaves do not tile the domain as a tree would: raise the precision");
-  };
-  build(boxes);
-  return { numClasses: classes, inputWidth: d, nodes };
+/** A victim threshold: inputs with x[feature] ≤ threshold go left. */
+interface Threshold {
+  feature: number;
+  threshold: number;
 }
 
 /** A part of the domain in the labels-mode search: open below, closed above, as a tree routes (x ≤ t goes left). */
@@ -204,10 +73,10 @@ function sampleIn(g: Region, domain: { lo: number[]; hi: number[] }, r: Rng, kno
 
 /**
  * One change point between two differently labelled points p and q of a region: a victim threshold,
- * as (feature, threshold). Yields one point to ask per step; every point asked lies in the region
- * (a box holds the staircase between two of its points) and is kept there.
+ * as (feature, threshold). Asks one point per step; every point asked lies in the region (a box holds
+ * the staircase between two of its points) and is kept there.
  */
-function* changePoint(g: Region, p: number[], labelP: number, q: number[], r: Rng): Generator<number[], { feature: number; threshold: number }, number> {
+async function changePoint(g: Region, p: number[], labelP: number, q: number[], r: Rng, labelOf: (x: number[]) => Promise<number>): Promise<Threshold> {
   const differ = p.map((_, f) => f).filter((f) => p[f] !== q[f]);
   for (let i = differ.length - 1; i > 0; i--) {
     const j = r.int(i + 1);
@@ -228,7 +97,7 @@ function* changePoint(g: Region, p: number[], labelP: number, q: number[], r: Rn
   while (hi - lo > 1) {
     const mid = (lo + hi) >> 1;
     const x = vertex(mid);
-    const label = yield x;
+    const label = await labelOf(x);
     keep(x, label);
     if (label === labelP) lo = mid;
     else hi = mid;
@@ -245,7 +114,7 @@ function* changePoint(g: Region, p: number[], labelP: number, q: number[], r: Rn
     const mid = Math.fround((u + v) / 2);
     if (mid === u || mid === v) break;
     const x = base.map((b, f) => (f === feature ? mid : b));
-    const label = yield x;
+    const label = await labelOf(x);
     keep(x, label);
     if (label === labelP) u = mid;
     else v = mid;
@@ -254,10 +123,17 @@ function* changePoint(g: Region, p: number[], labelP: number, q: number[], r: Rn
 }
 
 /** Labels mode: top-down splitting of the domain at the thresholds where the victim's label changes. */
-async function labelsOnly(ctx: AttackContext, o: z.infer<typeof Options>): Promise<AttackResult> {
+export async function fromLabels(ctx: AttackContext, o: Options): Promise<AttackResult> {
   const d = ctx.oracle.inputShape.reduce((a, b) => a * b, 1);
   const r = rng(ctx.seed);
   let stopped = false;
+  const labelsIn = (a: OracleAnswer): Int32Array =>
+    a.labels ??
+    fail(
+      "unsupported",
+      `path-finding needs class labels, but this API answers with ${a.kind}`,
+      "an API that answers labels, top-k, probabilities, logits or leaves",
+    );
   /** Labels of the points asked, in order; fewer than asked once the victim stops answering. */
   const ask = async (points: number[][]): Promise<number[]> => {
     if (stopped || points.length === 0) return [];
@@ -271,14 +147,17 @@ async function labelsOnly(ctx: AttackContext, o: z.infer<typeof Options>): Promi
       stopped = true;
       return [];
     }
-    if (!a.labels)
-      return fail(
-        "unsupported",
-        `path-finding needs class labels, but this API answers with ${a.kind}`,
-        "an API that answers labels, top-k, probabilities, logits or leaves",
-      );
-    if (a.labels.length < points.length) stopped = true;
-    return Array.from(a.labels);
+    const labels = labelsIn(a);
+    if (labels.length < points.length) stopped = true;
+    return Array.from(labels);
+  };
+  // The change-point searches ask one point at a time each, through one batching oracle: the points
+  // they ask in the same step go to the victim as one request.
+  const batch = batched(ctx.oracle);
+  const labelOf = async (x: number[]): Promise<number> => {
+    const labels = labelsIn(await batch.query({ data: Float32Array.from(x), shape: [1, ...ctx.oracle.inputShape] }));
+    if (labels.length < 1) throw new OracleStopped("budget", "the victim answered 0 of 1 rows: the row budget is spent");
+    return labels[0];
   };
   // The attacker's domain: [0, 1]^d, widened to hold its own data when it has some (its rows are probes too).
   const domain = { lo: new Array(d).fill(0), hi: new Array(d).fill(1) };
@@ -305,7 +184,7 @@ async function labelsOnly(ctx: AttackContext, o: z.infer<typeof Options>): Promi
   const root: { cell: Cell } = { cell: { region: top } };
   // Thresholds found, per feature and in the order found.
   const known: number[][] = Array.from({ length: d }, () => []);
-  const found: { feature: number; threshold: number }[] = [];
+  const found: Threshold[] = [];
   let open: Slot[] = [{ region: top, set: (c) => (root.cell = c) }];
   const settled: Slot[] = [];
   let rounds = 0;
@@ -346,7 +225,7 @@ async function labelsOnly(ctx: AttackContext, o: z.infer<typeof Options>): Promi
     });
     if (stopped) break;
     // Regions of one label are settled as leaves; the others are split at a change point between two disagreeing points.
-    const searches: { slot: Slot; run: ReturnType<typeof changePoint>; pending?: number[]; result?: { feature: number; threshold: number } }[] = [];
+    const searches: { slot: Slot; p: number[]; labelP: number; q: number[] }[] = [];
     for (const slot of open) {
       const g = slot.region;
       const first = g.labels[0];
@@ -366,29 +245,22 @@ async function labelsOnly(ctx: AttackContext, o: z.infer<typeof Options>): Promi
           if (dist < bestDistance) [bestDistance, best] = [dist, [i, j]];
         }
       }
-      searches.push({ slot, run: changePoint(g, g.points[best[0]], g.labels[best[0]], g.points[best[1]], r) });
+      searches.push({ slot, p: g.points[best[0]], labelP: g.labels[best[0]], q: g.points[best[1]] });
     }
     if (settled.length + 2 * searches.length > o.maxLeaves) fail("bad-input", `more than ${o.maxLeaves} leaves: raise maxLeaves`);
-    // All searches advance together: one request per step.
-    const advance = (labels?: number[]) => {
-      const live = searches.filter((s) => !s.result);
-      live.forEach((s, i) => {
-        const n = s.run.next(labels?.[i] ?? -1);
-        if (n.done) s.result = n.value;
-        else s.pending = n.value;
-      });
-      return live.filter((s) => !s.result);
-    };
-    let live = advance();
-    while (live.length > 0 && !stopped) {
-      const labels = await ask(live.map((s) => s.pending!));
-      if (!stopped) live = advance(labels);
+    // All searches advance together: one request per step. A step the victim stops answering ends them all.
+    let results: Threshold[];
+    try {
+      results = await Promise.all(searches.map((s) => changePoint(s.slot.region, s.p, s.labelP, s.q, r, labelOf)));
+    } catch (e) {
+      if (!(e instanceof OracleStopped)) throw e;
+      stopped = true;
+      break;
     }
-    if (stopped) break;
     const next: Slot[] = [];
-    for (const { slot, result } of searches) {
-      const { feature, threshold } = result!;
-      found.push(result!);
+    for (const [s, { slot }] of searches.entries()) {
+      const { feature, threshold } = results[s];
+      found.push(results[s]);
       if (!known[feature].includes(threshold)) known[feature].push(threshold);
       const g = slot.region;
       const fallback = majority(g.labels, g.fallback);
@@ -467,40 +339,3 @@ function treeFromCells(top: Cell, d: number): TreeJson {
   emit(cell);
   return { numClasses: classes, inputWidth: d, nodes };
 }
-
-export const pathFinding: Attack<typeof Options> = {
-  name: "path-finding",
-  description: "decision-tree extraction: exact from leaf identifiers, or equal on labels from labels alone (mode: labels)",
-  cites: "Tramèr et al. 2016",
-  options: Options,
-  async run(ctx, o) {
-    if (o.mode === "labels") return labelsOnly(ctx, o);
-    const d = ctx.oracle.inputShape.reduce((a, b) => a * b, 1);
-    const r = rng(ctx.seed);
-    const start = Array.from({ length: d }, () => r.next());
-    const [first] = await leavesOf(ctx, [start]);
-    const boxes = new Map<number, Box>();
-    const queue = [{ point: start, ...first }];
-    const queued = new Set([first.leaf]);
-    while (queue.length > 0) {
-      const { point, leaf, label } = queue.shift()!;
-      if (boxes.size >= o.maxLeaves) fail("bad-input", `more than ${o.maxLeaves} leaves: raise maxLeaves`);
-      const { lo, hi, beyond } = await measureBox(ctx, point, leaf, o.precision);
-      boxes.set(leaf, { leaf, label, lo, hi });
-      for (const b of beyond) {
-        if (!queued.has(b.leaf)) {
-          queued.add(b.leaf);
-          queue.push(b);
-        }
-      }
-      ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `${boxes.size} leaves measured, ${queue.length} to go` });
-    }
-    const classes = Math.max(...[...boxes.values()].map((b) => b.label)) + 1;
-    const tree = treeFromBoxes([...boxes.values()], d, classes, o.precision);
-    return {
-      surrogate: treeModel(tree),
-      architecture: { kind: "tree", maxDepth: Math.max(1, treeModel(tree).depth), minSamplesLeaf: 1 },
-      details: { leaves: boxes.size, queries: ctx.budget.spent.rows },
-    };
-  },
-};
