@@ -1,4 +1,7 @@
-/** heist's library API: the same core the CLI uses. */
+/**
+ * heist's library API: the same core the CLI uses. Each face also has its own entry with its types:
+ * heist/attacks, heist/oracle, heist/defenses, heist/gateway, heist/audit, heist/protocol.
+ */
 export * from "./core/batch.js";
 export * from "./core/errors.js";
 export * from "./core/rng.js";
@@ -25,3 +28,9 @@ export { fitLogistic } from "./models/logistic.js";
 export { tfReady } from "./models/tf.js";
 export * from "./metrics/agreement.js";
 export * from "./models/evaluate.js";
+export * from "./attacks/index.js";
+export * from "./oracle/index.js";
+export * from "./defenses/index.js";
+export * from "./gateway/index.js";
+export * from "./audit/index.js";
+export * from "./protocol/index.js";
