@@ -355,6 +355,16 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     expect(await store.readEvents(a.id, "dawn:m", 0)).toEqual(["other stream"]);
   });
 
+  it("keeps the latest snapshot of a stream: an older one, saved late, does not replace it", async () => {
+    const a = await newClient();
+    expect(await store.loadSnapshot(a.id, "prada:m")).toBeUndefined();
+    await store.saveSnapshot(a.id, "prada:m", 1000, "state at 1000");
+    await Promise.all([store.saveSnapshot(a.id, "prada:m", 2000, "state at 2000"), store.saveSnapshot(a.id, "prada:m", 1500, "state at 1500")]);
+    await store.saveSnapshot(a.id, "prada:m", 1999, "late and older");
+    expect(await store.loadSnapshot(a.id, "prada:m")).toEqual({ at: 2000, state: "state at 2000" });
+    expect(await store.loadSnapshot(a.id, "pow:m")).toBeUndefined();
+  });
+
   it("lets exactly one of many concurrent claims of a token win", async () => {
     const id = `t_${randomBytes(6).toString("hex")}`;
     const wins = await Promise.all(Array.from({ length: 40 }, () => store.claimOnce(id, 60_000)));

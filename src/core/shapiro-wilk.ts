@@ -20,15 +20,11 @@ export function normalQuantile(p: number): number {
 
 const poly = (c: number[], x: number) => c.reduceRight((acc, ci) => acc * x + ci, 0);
 
-/** W (near 1 for a normal sample, smaller the less normal) and the p-value of normality. */
-export function shapiroWilk(sample: ArrayLike<number>): { w: number; p: number; n: number } {
-  const n = sample.length;
-  if (n < 3 || n > 5000) throw new RangeError(`the Shapiro–Wilk test needs 3 to 5000 values, got ${n}`);
-  const x = Float64Array.from(sample).sort();
-  const range = x[n - 1] - x[0];
-  if (!(range > 0)) return { w: 1, p: 1, n }; // a constant sample: nothing to test (callers treat it as no evidence)
-
-  // Coefficients a_i (antisymmetric: a_i = −a_{n+1−i}); only the upper half is needed.
+/** Royston's coefficients a_i for a sample of n (antisymmetric: a_i = −a_{n+1−i}; only the upper half is kept), cached: a detector tests the same n again and again. */
+const cached = new Map<number, Float64Array>();
+function coefficients(n: number): Float64Array {
+  const hit = cached.get(n);
+  if (hit) return hit;
   const half = Math.floor(n / 2);
   const a = new Float64Array(half); // a[j] pairs x[n−1−j] (positive) with x[j]
   if (n === 3) a[0] = Math.SQRT1_2;
@@ -50,6 +46,22 @@ export function shapiroWilk(sample: ArrayLike<number>): { w: number; p: number; 
     }
     for (let j = first; j < half; j++) a[j] = m[j] / fac;
   }
+
+  if (cached.size >= 64) cached.delete(cached.keys().next().value!);
+  cached.set(n, a);
+  return a;
+}
+
+/** W (near 1 for a normal sample, smaller the less normal) and the p-value of normality. */
+export function shapiroWilk(sample: ArrayLike<number>): { w: number; p: number; n: number } {
+  const n = sample.length;
+  if (n < 3 || n > 5000) throw new RangeError(`the Shapiro–Wilk test needs 3 to 5000 values, got ${n}`);
+  const x = Float64Array.from(sample).sort();
+  const range = x[n - 1] - x[0];
+  if (!(range > 0)) return { w: 1, p: 1, n }; // a constant sample: nothing to test (callers treat it as no evidence)
+
+  const a = coefficients(n);
+  const half = a.length;
 
   // Centre and scale by the range first for numerical stability (W does not change).
   let mean = 0;

@@ -90,16 +90,16 @@ export function insightRoutes(scope: FastifyInstance, d: GatewayDeps, metrics: G
       const p = optionsFor("prada", model, c.plan);
       if (p) {
         const o: PradaOptions = p.o;
-        const t = await track(prada, key, (t) => readPradaTrack(store, c.id, model, t));
+        const t = await track(prada, key, (t) => readPradaTrack(store, c.id, model, o, t));
         if (p.active || t.seen > 0) {
-          const w = pradaStatistic(t.distances, o);
+          const w = pradaStatistic(t, o);
           out.push({
             model,
             kind: "prada",
             risk: w === undefined ? 0 : clamp01((1 - w) / (1 - o.delta)),
             queries: t.seen,
-            distances: t.distances.length,
-            growingSet: t.members,
+            distances: t.measured,
+            growingSet: t.joined,
             w: w ?? null,
             delta: o.delta,
             minQueries: o.minQueries,
@@ -155,12 +155,15 @@ export function insightRoutes(scope: FastifyInstance, d: GatewayDeps, metrics: G
     return out;
   }
 
+  /** W as the client's distances grew, over the distances still kept (the last one or two windows). */
   function pradaSeries(t: PradaTrack, o: PradaOptions) {
-    const n = t.distances.length;
-    if (n < o.minQueries) return [];
-    return thin(n - o.minQueries + 1, 40)
-      .map((i) => i + o.minQueries)
-      .map((k) => ({ queries: k, w: pradaStatistic(t.distances.slice(0, k), o)! }));
+    const kept = t.distances.length;
+    const before = t.measured - kept;
+    const first = Math.max(1, o.minQueries - before);
+    if (first > kept) return [];
+    return thin(kept - first + 1, 40)
+      .map((i) => i + first)
+      .map((k) => ({ queries: before + k, w: pradaStatistic({ distances: t.distances.slice(0, k), measured: before + k }, o)! }));
   }
 
   const riskOf = (ds: DetectorView[], alarms: AlarmRecord[]) => {

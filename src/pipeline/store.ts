@@ -174,6 +174,12 @@ export interface Store {
   appendEvents(clientId: string, stream: string, entries: string[]): Promise<void>;
   /** Entries of a stream from index `from` (0-based) on, in the order they were appended. */
   readEvents(clientId: string, stream: string, from: number): Promise<string[]>;
+  /**
+   * A defence's state folded up to event `at` (exclusive), so that a replica starting cold reads the
+   * snapshot and only the events after it. A snapshot older than the one kept is ignored.
+   */
+  saveSnapshot(clientId: string, stream: string, at: number, state: string): Promise<void>;
+  loadSnapshot(clientId: string, stream: string): Promise<{ at: number; state: string } | undefined>;
   addAlarm(a: Omit<AlarmRecord, "id" | "at"> & { nowMs: number }): Promise<AlarmRecord>;
   /** True the first time an id is claimed, false for `ttlMs` after that: single-use tokens. */
   claimOnce(id: string, ttlMs: number): Promise<boolean>;

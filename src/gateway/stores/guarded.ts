@@ -91,6 +91,16 @@ export function guardedStore(store: Store, mode: "closed" | "open", onFailure: (
         () => store.readEvents(id, s, from),
         () => [],
       ),
+    saveSnapshot: (id, s, at, state) =>
+      guard(
+        () => store.saveSnapshot(id, s, at, state),
+        () => undefined,
+      ),
+    loadSnapshot: (id, s) =>
+      guard(
+        () => store.loadSnapshot(id, s),
+        () => undefined,
+      ),
     addAlarm: (a) => guard(() => store.addAlarm(a)),
     claimOnce: (id, exp) => guard(() => store.claimOnce(id, exp)),
     alarms: (f) =>

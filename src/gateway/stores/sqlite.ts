@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS ledger (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT
 CREATE TABLE IF NOT EXISTS topups (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, client_id TEXT NOT NULL, micros INTEGER NOT NULL, balance_after INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS ledger_client ON ledger (client_id, id);
 CREATE TABLE IF NOT EXISTS events (client_id TEXT NOT NULL, stream TEXT NOT NULL, seq INTEGER NOT NULL, entry TEXT NOT NULL, PRIMARY KEY (client_id, stream, seq));
+CREATE TABLE IF NOT EXISTS snapshots (client_id TEXT NOT NULL, stream TEXT NOT NULL, at INTEGER NOT NULL, state TEXT NOT NULL, PRIMARY KEY (client_id, stream));
 CREATE TABLE IF NOT EXISTS alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, client_id TEXT NOT NULL, detector TEXT NOT NULL, action TEXT NOT NULL, evidence TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS alarms_client ON alarms (client_id, id);
 CREATE TABLE IF NOT EXISTS claims (id TEXT PRIMARY KEY, expires_ms INTEGER NOT NULL);
@@ -275,6 +276,16 @@ export function sqliteStore(path: string): Store {
         .prepare("SELECT entry FROM events WHERE client_id = ? AND stream = ? AND seq >= ? ORDER BY seq")
         .pluck()
         .all(clientId, stream, from) as string[];
+    },
+    async saveSnapshot(clientId, stream, at, state) {
+      db.prepare(
+        "INSERT INTO snapshots (client_id, stream, at, state) VALUES (?, ?, ?, ?) ON CONFLICT (client_id, stream) DO UPDATE SET at = excluded.at, state = excluded.state WHERE excluded.at > snapshots.at",
+      ).run(clientId, stream, at, state);
+    },
+    async loadSnapshot(clientId, stream) {
+      return db.prepare("SELECT at, state FROM snapshots WHERE client_id = ? AND stream = ?").get(clientId, stream) as
+        | { at: number; state: string }
+        | undefined;
     },
     async addAlarm(a) {
       const info = db

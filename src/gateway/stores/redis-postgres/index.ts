@@ -144,6 +144,13 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
       if (entries.length) await redis.rpush(k(clientId).events(stream), ...entries);
     }),
     readEvents: guard("reading a defence's state", async (clientId, stream, from) => redis.lrange(k(clientId).events(stream), from, -1)),
+    saveSnapshot: guard("keeping a defence's snapshot", async (clientId, stream, at, state) => {
+      await redis.heistSnapshot(k(clientId).snapshot(stream), at, state);
+    }),
+    loadSnapshot: guard("reading a defence's snapshot", async (clientId, stream) => {
+      const [at, state] = await redis.hmget(k(clientId).snapshot(stream), "at", "state");
+      return at === null || state === null ? undefined : { at: Number(at), state };
+    }),
     addAlarm: guard("recording an alarm", async (a) => {
       const r = await pool.query(`INSERT INTO ${t("alarms")} (at, client_id, detector, action, evidence) VALUES ($1, $2, $3, $4, $5) RETURNING *`, [
         new Date(a.nowMs),

@@ -15,6 +15,7 @@ const ACCOUNT_LUA = lua("account");
 const ADJUST_LUA = lua("adjust");
 const BURST_LUA = lua("burst");
 const RELEASE_LUA = lua("release");
+const SNAPSHOT_LUA = lua("snapshot");
 
 /** A Redis client with the store's scripts as commands (each script's contract heads its .lua file). */
 export type Scripted = Redis & {
@@ -24,6 +25,7 @@ export type Scripted = Redis & {
   heistAdjust(...keysAndArgs: (string | number)[]): Promise<number[]>;
   heistBurst(...keysAndArgs: (string | number)[]): Promise<number[]>;
   heistReclaim(...keysAndArgs: (string | number)[]): Promise<number>;
+  heistSnapshot(key: string, at: number, state: string): Promise<number>;
 };
 
 /** A Redis client, not yet connected, with the scripts defined. */
@@ -36,6 +38,7 @@ export function scriptedRedis(url: string): Scripted {
   redis.defineCommand("heistBurst", { numberOfKeys: 1, lua: BURST_LUA });
   redis.defineCommand("heistReclaim", { numberOfKeys: 4, lua: RECLAIM_LUA });
   redis.defineCommand("heistRelease", { numberOfKeys: 1, lua: RELEASE_LUA });
+  redis.defineCommand("heistSnapshot", { numberOfKeys: 1, lua: SNAPSHOT_LUA });
   return redis;
 }
 
@@ -45,6 +48,7 @@ export const clientKeys = (ns: string) => (clientId: string) => {
   return {
     bal: `${base}:bal`,
     events: (stream: string) => `${base}:events:${stream}`,
+    snapshot: (stream: string) => `${base}:snapshot:${stream}`,
     use: (day: string) => `${base}:use:${day}`,
     spend: (month: string) => `${base}:spend:${month}`,
     bucket: `${base}:bucket`,
