@@ -44,12 +44,13 @@ describe("PRADA's state stays bounded however long a client's history", () => {
     const client = await store.createClient({ id: "c_1", name: "thief", plan: "p", nowMs: 0 });
     const o = PradaOptions.parse({ kind: "prada", maxMembers: 32, window: 500, minQueries: 50 });
     const first = prada(o, { store });
-    for (let b = 0; b < 25; b++) {
+    const batches = Math.ceil((1.5 * SNAPSHOT_EVERY) / 100);
+    for (let b = 0; b < batches; b++) {
       const { x, classes } = spreading(b, 100);
       await ask(first, client, x, classes);
     }
     const snap = await store.loadSnapshot(client.id, "prada:m");
-    expect(snap?.at).toBe(25 * 100 - ((25 * 100) % SNAPSHOT_EVERY)); // saved each time the stream passed a multiple of SNAPSHOT_EVERY
+    expect(snap?.at).toBe(batches * 100 - ((batches * 100) % SNAPSHOT_EVERY)); // saved each time the stream passed a multiple of SNAPSHOT_EVERY
 
     // Two fresh replicas ask the same next queries on the same history: one from the snapshot, one from the stream's beginning (a copy of the store).
     const fromSnapshot = prada(o, { store });
@@ -70,7 +71,7 @@ describe("PRADA's state stays bounded however long a client's history", () => {
     const client = await store.createClient({ id: "c_2", name: "thief", plan: "p", nowMs: 0 });
     const o = PradaOptions.parse({ kind: "prada", maxMembers: 16, window: 200, minQueries: 50, delta: 0.95 });
     const defense = prada(o, { store });
-    for (let b = 0; b < 30; b++) {
+    for (let b = 0; b < Math.ceil((1.2 * SNAPSHOT_EVERY) / 100); b++) {
       const { x, classes } = spreading(b, 100);
       await ask(defense, client, x, classes);
     }

@@ -166,8 +166,8 @@ export function pradaStatistic(s: { distances: number[]; measured: number }, o: 
   return shapiroWilk(s.distances.length > o.window ? s.distances.slice(-o.window) : s.distances).w;
 }
 
-/** Events between snapshots of a client's state (a replica starting cold replays at most about this many). */
-export const SNAPSHOT_EVERY = 1000;
+/** Events between snapshots of a client's state: a replica starting cold replays at most about this many; a snapshot of full growing sets is megabytes, so not too often. */
+export const SNAPSHOT_EVERY = 5000;
 
 /** The state as a snapshot: the growing sets and join sums, the last window of distances. */
 export function freeze(s: State, o: Pick<PradaOptions, "window">): string {

@@ -120,6 +120,8 @@ export interface PowTotals {
 }
 
 const DAY_MS = 86_400_000;
+/** Events between snapshots of a client's totals. */
+const SNAPSHOT_EVERY = 1000;
 export const emptyTotals = (): PowTotals => ({ rows: 0, entropy: 0, outlier: 0, day: 0, dayRows: 0 });
 
 /** One answer's event ("rows,entropy,outlier,day"); an event without the later fields counts as benign and of no day. */
@@ -194,12 +196,22 @@ export function proofOfWork(o: ProofOfWorkOptions, deps: { store: Store; key: Bu
   const requiredBits = async (q: Query): Promise<number> => {
     const stream = `pow:${q.model.name}`;
     const id = `${q.client!.id}\u0000${stream}`;
-    const t = totals.get(id) ?? { ...emptyTotals(), seen: 0 };
-    totals.set(id, t);
+    let t = totals.get(id);
+    if (!t) {
+      // A replica new to this client starts from the latest snapshot of its totals, not the stream's beginning.
+      const snap = await deps.store.loadSnapshot(q.client!.id, stream);
+      t = snap ? { ...(JSON.parse(snap.state) as PowTotals), seen: snap.at } : { ...emptyTotals(), seen: 0 };
+      totals.set(id, t);
+    }
     const profile = await profileOf(q);
+    const from = t.seen;
     for (const e of await deps.store.readEvents(q.client!.id, stream, t.seen)) {
       addEvent(t, e, profile);
       t.seen++;
+    }
+    if (Math.floor(t.seen / SNAPSHOT_EVERY) > Math.floor(from / SNAPSHOT_EVERY)) {
+      const { seen, ...state } = t;
+      await deps.store.saveSnapshot(q.client!.id, stream, seen, JSON.stringify(state));
     }
     return powBits(o, t, profile, q.nowMs, q.rows);
   };

@@ -18,7 +18,7 @@
  * shared by replicas. An honest user gets a wrong answer on about `rate` of their queries: the cost
  * the paper trades for attribution.
  */
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { z } from "zod";
 import type { Defense } from "../pipeline/onion.js";
 import type { Store } from "../pipeline/store.js";
@@ -89,9 +89,14 @@ export async function readWatermarks(store: Store, clientId: string, model: stri
   return out;
 }
 
+/** Marked inputs remembered per client and model, to record each once. */
+const RECENT_MARKS = 4096;
+
 export function watermark(o: WatermarkOptions, key: Buffer, deps: { store: Store }): Defense {
-  // Per client and stream: entries replayed so far and the inputs already recorded (not recorded twice).
-  const known = new Map<string, { seen: number; inputs: Set<string> }>();
+  // Per client and stream, the digests of the inputs recorded most recently, so that a client asking one
+  // marked input again does not record it again. Bounded: a repeat older than that is recorded twice,
+  // which readWatermarks folds away.
+  const recent = new Map<string, Set<string>>();
   return async (q, next) => {
     const answer = await next();
     if (!q.client || answer.kind === "embedding") return answer;
@@ -126,15 +131,16 @@ export function watermark(o: WatermarkOptions, key: Buffer, deps: { store: Store
 
   async function record(clientId: string, stream: string, entries: StoredMark[]) {
     const id = `${clientId}\u0000${stream}`;
-    const s = known.get(id) ?? { seen: 0, inputs: new Set<string>() };
-    known.set(id, s);
-    for (const e of await deps.store.readEvents(clientId, stream, s.seen)) {
-      s.inputs.add((JSON.parse(e) as { x: string }).x);
-      s.seen++;
+    let seen = recent.get(id);
+    if (!seen) {
+      seen = new Set<string>();
+      recent.set(id, seen);
     }
     const fresh = entries.filter((e) => {
-      if (s.inputs.has(e.x)) return false;
-      s.inputs.add(e.x);
+      const digest = createHash("sha256").update(e.x).digest("base64");
+      if (seen.has(digest)) return false;
+      seen.add(digest);
+      if (seen.size > RECENT_MARKS) seen.delete(seen.values().next().value!);
       return true;
     });
     if (fresh.length)
