@@ -4,7 +4,7 @@ import { loadSplits } from "../data/registry.js";
 import { datasetSpec, loadRows, SCALES } from "../data/source.js";
 import { accuracy } from "../metrics/agreement.js";
 import { sizeOf } from "../core/batch.js";
-import { DATA_HELP } from "./data-flags.js";
+import { EVAL_DATA_HELP } from "./data-flags.js";
 import { emit, number, parseFlags, pct } from "./output.js";
 import { z } from "zod";
 
@@ -25,7 +25,7 @@ export function evalCommand(command: Command): void {
     .option("--label-column <name>", 'the CSV column holding the labels (default: the one named "label")')
     .option("--scale <unit|raw>", "unsigned-byte data (images, IDX, uint8 .npy): unit divides by 255, raw keeps 0–255", "unit")
     .option("--json", "print the result as JSON")
-    .addHelpText("after", DATA_HELP.replaceAll("--pool, --eval, --labeled", "--dataset").replaceAll("the victim", "the model"))
+    .addHelpText("after", EVAL_DATA_HELP)
     .action(async (raw: Record<string, string | boolean | undefined>) => {
       const f = parseFlags(EvalFlags, { ...raw, seed: raw.seed === undefined ? undefined : number(String(raw.seed)) }, "eval");
       const { loadModel } = await import("../models/load.js");

@@ -14,7 +14,7 @@ import { ATTACK_NAMES } from "../attacks/names.js";
 import type { AttackInfo, OptionInfo } from "../attacks/registry.js";
 import { httpOracle } from "../oracle/http-oracle.js";
 import { MICROS } from "../pipeline/money.js";
-import { absoluteSpec, DATA_HELP } from "./data-flags.js";
+import { absoluteSpec, STEAL_DATA_HELP } from "./data-flags.js";
 import { emit, parseFlags, pct } from "./output.js";
 import { progress } from "./progress.js";
 
@@ -61,7 +61,7 @@ export function stealCommand(command: Command): void {
     .option("--resume <dir>", "continue a stopped run from its directory (same arguments, answers already paid for are reused)")
     .option("--list-attacks", "list every attack with its --options and their defaults (no target needed)")
     .option("--json", "print the result as JSON")
-    .addHelpText("after", DATA_HELP)
+    .addHelpText("after", STEAL_DATA_HELP)
     .action(async (raw: Record<string, string | boolean | undefined>) => {
       // The attacks and the model engines load only now, not for --help.
       const [{ ATTACKS, attackCatalog }, { steal }, { loadModel }, { saveModel }] = await Promise.all([

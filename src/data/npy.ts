@@ -9,7 +9,7 @@ export interface Npy {
   type: NpyType;
   shape: number[];
   /** Every value in C (row-major) order; 64-bit integers are converted to numbers. */
-  values: Float32Array | Float64Array | Uint8Array | Uint16Array | Uint32Array | Int8Array | Int16Array | Int32Array | Float64Array;
+  values: Float32Array | Float64Array | Uint8Array | Uint16Array | Uint32Array | Int8Array | Int16Array | Int32Array;
 }
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
