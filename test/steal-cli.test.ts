@@ -104,7 +104,7 @@ describe("heist steal", () => {
       "--budget",
       "150",
       "--pool",
-      "digits",
+      "digits:pool", // the attacker's share of the split, which the fidelity below was measured with (in process)
       "--options",
       JSON.stringify(options),
       "--eval",

@@ -16,7 +16,7 @@ import { rowsOf, takeRows, widthOf, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { permutation, rng } from "../core/rng.js";
 import type { Attack } from "./attack.js";
-import { askAll } from "./ask.js";
+import { askAll, wantPoolRows } from "./ask.js";
 import { SurrogateOptions, trainSurrogate } from "./surrogate.js";
 import { distilOntoPool } from "./pool-distillation.js";
 import { canMerge } from "../models/ensemble.js";
@@ -117,6 +117,7 @@ export const active: Attack<typeof Options> = {
     if (o.final === "ensemble" && !canMerge(o.arch))
       fail("bad-input", `final: "ensemble" merges mlp or softmax surrogates, not ${o.arch.kind}`, `final: "student" or an mlp arch`);
     const total = (Number.isFinite(ctx.budget.remaining()) ? ctx.budget.remaining() : o.queries) + ctx.oracle.size;
+    wantPoolRows(ctx, total);
     const r = rng(ctx.seed);
     const order = permutation(rowsOf(ctx.pool!), r);
     let unasked = Array.from(order);

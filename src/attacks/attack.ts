@@ -23,6 +23,8 @@ export interface AttackContext {
   pool?: Batch;
   /** The attacker's own labeled data (for semi-supervised and upgrade attacks). */
   labeled?: { x: Batch; y: Int32Array };
+  /** Called by an attack that wants more pool rows than there are (see `askPool` in ask.ts): the run then says it stopped for want of data. */
+  onPoolExhausted?: (message: string) => void;
   onProgress?: (p: AttackProgress) => void;
 }
 

@@ -10,7 +10,7 @@ import { z } from "zod";
 import { rowsOf, takeRows, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { permutation, rng, uniform } from "../core/rng.js";
-import { askAll } from "./ask.js";
+import { askAll, wantPoolRows } from "./ask.js";
 import type { Attack } from "./attack.js";
 import { SurrogateOptions, trainSurrogate } from "./surrogate.js";
 
@@ -36,6 +36,7 @@ export const knockoff: Attack<typeof Options> = {
     let x: Batch;
     if (o.pool === "natural") {
       if (!ctx.pool) fail("bad-input", "the natural-data strategy needs the attacker's own data", "--pool DATASET");
+      wantPoolRows(ctx, want);
       const order = permutation(rowsOf(ctx.pool!), r);
       x = takeRows(ctx.pool!, order.subarray(0, Math.min(want, order.length)));
     } else {

@@ -30,7 +30,7 @@ import { tfReady } from "../models/tf.js";
 import { tfjsModel } from "../models/tfjs-model.js";
 import { buildClassifier } from "../models/zoo.js";
 import type { Attack } from "./attack.js";
-import { askAll } from "./ask.js";
+import { askAll, wantPoolRows } from "./ask.js";
 import { fitSurrogate, SurrogateOptions } from "./surrogate.js";
 
 const Options = SurrogateOptions.extend({
@@ -144,6 +144,7 @@ export const semiSupervised: Attack<typeof Options> = {
       );
     const pool = ctx.pool!;
     const want = (Number.isFinite(ctx.budget.remaining()) ? ctx.budget.remaining() : o.queries) + ctx.oracle.size;
+    wantPoolRows(ctx, want);
     // The same rows, in the same order, that knockoff's natural strategy asks with this seed.
     const order = permutation(rowsOf(pool), rng(ctx.seed));
     const asked = order.subarray(0, Math.min(want, order.length));

@@ -21,7 +21,7 @@ export interface StealOptions {
 export interface StealOutcome {
   result: AttackResult;
   spent: Spend;
-  /** Why the attack stopped asking, if the victim or the budget stopped it first. */
+  /** Why the attack stopped asking, if the victim or the budget stopped it first, or its pool ran out before the budget. */
   stopped?: { reason: StopReason; message: string };
   /** Answers reused from an earlier run's transcript (paid for then, not now). */
   reused: number;
@@ -41,6 +41,7 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
   const options = s.attack.options.parse(s.options ?? {});
   checkSurrogate(options as object);
   let stopped: StealOutcome["stopped"];
+  let poolOut: string | undefined;
   // A stopped victim ends the querying, not the attack: the attack trains on what it has.
   const guarded = {
     ...oracle,
@@ -69,9 +70,12 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
       seed: s.seed,
       pool: s.pool,
       labeled: s.labeled,
+      onPoolExhausted: (message) => (poolOut ??= message),
       onProgress: (p) => s.onProgress?.({ ...p, spent: budget.spent }),
     },
     options,
   );
+  // The victim (or our own limit) stopping it first is the reason; else a pool smaller than the budget.
+  if (!stopped && poolOut) stopped = { reason: "pool", message: poolOut };
   return { result, spent: { ...budget.spent }, stopped, reused };
 }

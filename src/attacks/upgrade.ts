@@ -15,7 +15,7 @@ import { tfReady } from "../models/tf.js";
 import { tfjsModel } from "../models/tfjs-model.js";
 import { buildClassifier } from "../models/zoo.js";
 import type { Attack } from "./attack.js";
-import { askAll } from "./ask.js";
+import { askAll, wantPoolRows } from "./ask.js";
 import { fitSurrogate, SurrogateOptions } from "./surrogate.js";
 
 const Options = SurrogateOptions.extend({
@@ -36,6 +36,7 @@ export const upgrade: Attack<typeof Options> = {
     if (!ctx.pool) fail("bad-input", "upgrade needs the attacker's unlabeled pool", "--pool DATASET");
     if (!ctx.labeled) fail("bad-input", "upgrade needs the attacker's own labeled examples", "labeled data (e.g. --labeled N)");
     const want = (Number.isFinite(ctx.budget.remaining()) ? ctx.budget.remaining() : o.queries) + ctx.oracle.size;
+    wantPoolRows(ctx, want);
     const order = permutation(rowsOf(ctx.pool!), rng(ctx.seed));
     await askAll(ctx, takeRows(ctx.pool!, order.subarray(0, Math.min(want, order.length))), o.chunk, "asking the pool");
     const { x, answer } = ctx.oracle.entries();

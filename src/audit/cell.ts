@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import { ATTACKS } from "../attacks/registry.js";
 import { steal } from "../attacks/steal.js";
 import { argmaxRows, rowsOf, sliceRows } from "../core/batch.js";
+import type { Batch } from "../core/batch.js";
 import { loadSplits } from "../data/registry.js";
-import type { Splits } from "../data/split.js";
+import { loadRows } from "../data/source.js";
 import { loadModel } from "../models/load.js";
 import type { Model } from "../models/model.js";
 import { OracleStopped } from "../oracle/oracle.js";
@@ -12,20 +13,35 @@ import type { AuditConfig } from "./config.js";
 import { cellId, type CellKey, type CellResult, type HonestResult } from "./results.js";
 import type { Target } from "./target.js";
 
-/** What a worker keeps between cells: the victims (to judge fidelity) and their datasets. */
+/** A victim's data: the thief's pool, and the labelled rows that judge the stolen copy and honest users. */
+export interface VictimData {
+  pool: Batch;
+  test: { x: Batch; y: Int32Array };
+}
+
+/** What a worker keeps between cells: the victims (to judge fidelity) and their data. */
 export interface Judge {
-  victim(name: string): Promise<{ model: Model; splits: Splits }>;
+  victim(name: string): Promise<{ model: Model; data: VictimData }>;
   dispose(): void;
 }
 
+/** The victim's pool and test rows: its `pool` and `eval` (names or paths, in the victim's input shape), else its dataset's pool and test splits. */
+function victimData(spec: AuditConfig["victims"][number], shape: readonly number[]): VictimData {
+  const o = { shape, labelColumn: spec.labelColumn, scale: spec.scale };
+  const splits = spec.pool && spec.eval ? undefined : loadSplits(spec.dataset!);
+  const pool = spec.pool ? loadRows(spec.pool, { ...o, use: "pool" }).x : splits!.pool.x;
+  const test = spec.eval ? loadRows(spec.eval, { ...o, use: "eval", needLabels: `victim "${spec.name}"'s eval` }) : splits!.test;
+  return { pool, test: { x: test.x, y: test.y! } };
+}
+
 export function judge(a: AuditConfig): Judge {
-  const cache = new Map<string, Promise<{ model: Model; splits: Splits }>>();
+  const cache = new Map<string, Promise<{ model: Model; data: VictimData }>>();
   return {
     victim(name) {
       let v = cache.get(name);
       if (!v) {
         const spec = a.victims.find((x) => x.name === name)!;
-        v = loadModel(spec.source).then(({ model }) => ({ model, splits: loadSplits(spec.dataset) }));
+        v = loadModel(spec.source).then(({ model }) => ({ model, data: victimData(spec, model.inputShape) }));
         cache.set(name, v);
       }
       return v;
@@ -51,7 +67,7 @@ function rowsUntil(ledger: { at: string; rows: number }[], at: string): number {
 /** One thief: a fresh client of the stack's plan runs the attack to its budget; the stolen model is judged on the test split. */
 export async function runCell(a: AuditConfig, target: Target, j: Judge, cell: CellKey): Promise<CellResult> {
   const spec = a.attacks.find((x) => x.name === cell.attack)!;
-  const { model: victim, splits } = await j.victim(cell.victim);
+  const { model: victim, data } = await j.victim(cell.victim);
   const client = await target.newClient(cell.stack, clientId(a, cellId(cell)));
   let refusals = 0,
     powChallenges = 0,
@@ -71,9 +87,9 @@ export async function runCell(a: AuditConfig, target: Target, j: Judge, cell: Ce
       options: spec.options,
       limits: { rows: cell.budget },
       seed: cell.seed,
-      pool: splits.pool.x,
+      pool: data.pool,
     });
-    const test = splits.test;
+    const test = data.test;
     const stolen = argmaxRows(await out.result.surrogate.predict(test.x)); // labels: a label-only thief may know fewer classes
     out.result.surrogate.dispose();
     result = {
@@ -113,11 +129,11 @@ export async function runCell(a: AuditConfig, target: Target, j: Judge, cell: Ce
 
 /** One honest user: the victim's test set asked in order, in small batches, through the stack. */
 export async function runHonest(a: AuditConfig, target: Target, j: Judge, victimName: string, stack: string): Promise<HonestResult> {
-  const { splits } = await j.victim(victimName);
+  const { data } = await j.victim(victimName);
   const client = await target.newClient(stack, clientId(a, `honest/${victimName}/${stack}`));
   let powSeconds = 0;
   const oracle = await target.oracle(victimName, client.key, { onProofOfWork: (_b, s) => (powSeconds += s) });
-  const test = splits.test;
+  const test = data.test;
   const n = Math.min(a.honestRows ?? rowsOf(test.x), rowsOf(test.x));
   const labels = new Int32Array(n).fill(-1);
   let micros = 0;

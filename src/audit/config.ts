@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { ATTACK_NAMES } from "../attacks/names.js";
 import { parseConfigValue, readConfigFile } from "../core/config-file.js";
+import { SCALES } from "../data/source.js";
 import { DefenseConfig } from "../gateway/defense-config.js";
 import { OutputPolicy, Tier } from "../pipeline/plan.js";
 
@@ -19,8 +20,19 @@ export const AuditConfig = z
           name: Name,
           /** zoo://NAME, tfjs://DIR or onnx://FILE, as the gateway serves it. */
           source: z.string(),
-          /** The heist dataset it was trained on: its test split judges fidelity and honest utility, its pool feeds the thief. */
-          dataset: z.string(),
+          /**
+           * The heist dataset it was trained on: its test split judges fidelity and honest utility, its
+           * pool split (the rows its victim never saw) feeds the thief. Optional when `pool` and `eval` say both.
+           */
+          dataset: z.string().optional(),
+          /** The thief's data instead of the dataset's pool split: a dataset name (used whole but its test split) or a path (CSV, .npy, IDX, image folder; see `heist steal --help`). */
+          pool: z.string().min(1).optional(),
+          /** Labelled rows that judge fidelity and honest utility instead of the dataset's test split: a dataset name (its test split) or a path. */
+          eval: z.string().min(1).optional(),
+          /** The label column of CSV files (default "label"). */
+          labelColumn: z.string().min(1).optional(),
+          /** Unsigned-byte data (images, IDX, uint8 .npy): `unit` divides by 255 (default), `raw` keeps 0–255. */
+          scale: z.enum(SCALES).default("unit"),
         }),
       )
       .min(1),
@@ -61,6 +73,10 @@ export const AuditConfig = z
     workers: z.number().int().min(1).max(64).default(1),
   })
   .superRefine((c, ctx) => {
+    c.victims.forEach((v, i) => {
+      if (!v.dataset && !(v.pool && v.eval))
+        ctx.addIssue({ code: "custom", path: ["victims", i, "dataset"], message: `victim "${v.name}" needs a dataset, or both a pool and an eval` });
+    });
     for (const [what, names] of [
       ["victim", c.victims.map((v) => v.name)],
       ["stack", c.stacks.map((s) => s.name)],

@@ -35,7 +35,7 @@ export const CellResult = CellKey.extend({
   /** The stolen model's accuracy on the test set's true labels. */
   accuracy: z.number().min(0).max(1),
   /** Why the thief stopped asking before its budget was spent, if it did. */
-  stopped: z.enum(["budget", "quota", "payment", "detected", "refused", "unreachable"]).nullable(),
+  stopped: z.enum(["budget", "pool", "quota", "payment", "detected", "refused", "unreachable"]).nullable(),
   /** Whether a detector raised an alarm on the thief, and after how many of its rows. */
   detected: z.boolean(),
   detectedAtRows: z.number().int().nonnegative().nullable(),

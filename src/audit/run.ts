@@ -115,13 +115,13 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
   const j = judge(a);
   const victims = await Promise.all(
     a.victims.map(async (v) => {
-      const { model, splits } = await j.victim(v.name);
+      const { model, data } = await j.victim(v.name);
       return {
         name: v.name,
         source: v.source,
-        dataset: v.dataset,
-        testAccuracy: accuracy(await model.predict(splits.test.x), splits.test.y),
-        testRows: splits.test.y.length,
+        dataset: v.dataset ?? v.eval!,
+        testAccuracy: accuracy(await model.predict(data.test.x), data.test.y),
+        testRows: data.test.y.length,
       };
     }),
   ).finally(() => j.dispose());

@@ -2,16 +2,19 @@ import type { Command } from "commander";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
+import type { Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
-import { sizeOf, sliceRows } from "../core/batch.js";
-import { loadSplits, DATASET_NAMES } from "../data/registry.js";
+import { rowsOf, sliceRows, takeRows } from "../core/batch.js";
+import { permutation, rng } from "../core/rng.js";
+import { loadRows, SCALES, type Rows } from "../data/source.js";
 import { accuracy, meanCosine } from "../metrics/agreement.js";
 import { fidelityReport, linearProbeAccuracy } from "../models/evaluate.js";
 import { ATTACK_NAMES } from "../attacks/names.js";
 import type { AttackInfo, OptionInfo } from "../attacks/registry.js";
 import { httpOracle } from "../oracle/http-oracle.js";
 import { MICROS } from "../pipeline/money.js";
+import { absoluteSpec, STEAL_DATA_HELP } from "./data-flags.js";
 import { emit, parseFlags, pct } from "./output.js";
 import { progress } from "./progress.js";
 
@@ -22,9 +25,14 @@ const StealArgs = z.object({
   attack: z.string().refine((a) => ATTACK_NAMES.includes(a), { message: `unknown attack; one of ${ATTACK_NAMES.join(", ")}` }),
   budget: z.coerce.number().int().positive(),
   maxSpend: z.coerce.number().positive().optional(),
-  pool: z.string().optional(),
-  labeled: z.coerce.number().int().positive().optional(),
-  eval: z.string().optional(),
+  pool: z.string().min(1).optional(),
+  /** A number of the pool's rows, or a dataset or path of its own. */
+  labeled: z
+    .preprocess((v) => (typeof v === "string" && /^\d+$/.test(v) ? Number(v) : v), z.union([z.number().int().positive(), z.string().min(1)]))
+    .optional(),
+  eval: z.string().min(1).optional(),
+  labelColumn: z.string().min(1).optional(),
+  scale: z.enum(SCALES).default("unit"),
   victim: z.string().optional(),
   seed: z.coerce.number().int().nonnegative().default(0),
   options: z.string().default("{}"),
@@ -41,9 +49,11 @@ export function stealCommand(command: Command): void {
     .option("--attack <name>", `attack: ${ATTACK_NAMES.join(", ")}`)
     .option("--budget <rows>", "most rows to ask (what the victim's quota and price count)")
     .option("--max-spend <dollars>", "most money to spend")
-    .option("--pool <dataset>", `the attacker's own data (its pool split): ${DATASET_NAMES.join(", ")}`)
-    .option("--labeled <n>", "the attacker also knows the true labels of n rows of its pool (upgrade attack)")
-    .option("--eval <dataset>", "measure the stolen model's accuracy on this dataset's test split")
+    .option("--pool <data>", "the attacker's own data: a dataset name or a path (see Data below)")
+    .option("--labeled <n|data>", "rows whose true labels the attacker knows (upgrade attack): the first n of the pool, or labelled data of its own")
+    .option("--eval <data>", "measure the stolen model's accuracy on labelled data: a dataset name (its test split) or a path")
+    .option("--label-column <name>", 'the CSV column holding the labels (default: the one named "label")')
+    .option("--scale <unit|raw>", "unsigned-byte data (images, IDX, uint8 .npy): unit divides by 255, raw keeps 0–255", "unit")
     .option("--victim <uri>", "a local copy of the victim (experiments only) to measure fidelity R_test / R_unif")
     .option("--seed <n>", "seed for the attack's choices and the surrogate's training", "0")
     .option("--options <json>", "attack options as JSON, e.g. '{\"epochs\": 50}'", "{}")
@@ -51,6 +61,7 @@ export function stealCommand(command: Command): void {
     .option("--resume <dir>", "continue a stopped run from its directory (same arguments, answers already paid for are reused)")
     .option("--list-attacks", "list every attack with its --options and their defaults (no target needed)")
     .option("--json", "print the result as JSON")
+    .addHelpText("after", STEAL_DATA_HELP)
     .action(async (raw: Record<string, string | boolean | undefined>) => {
       // The attacks and the model engines load only now, not for --help.
       const [{ ATTACKS, attackCatalog }, { steal }, { loadModel }, { saveModel }] = await Promise.all([
@@ -67,6 +78,12 @@ export function stealCommand(command: Command): void {
         args = StealArgs.parse({ ...JSON.parse(readFileSync(file, "utf8")), key: raw.key ?? process.env.HEIST_API_KEY });
       } else {
         args = parseFlags(StealArgs, { ...raw, key: raw.key ?? process.env.HEIST_API_KEY }, "steal");
+        args = {
+          ...args,
+          pool: absoluteSpec(args.pool),
+          eval: absoluteSpec(args.eval),
+          labeled: typeof args.labeled === "string" ? absoluteSpec(args.labeled) : args.labeled,
+        };
       }
       const out = resolve(args.out);
       let options: unknown;
@@ -81,17 +98,17 @@ export function stealCommand(command: Command): void {
 
       let refusals = 0;
       const oracle = await httpOracle({ url: args.target, model: args.model, key: args.key, onRefusal: () => refusals++ });
-      const width = sizeOf(oracle.inputShape);
-      const split = (name: string) => {
-        const s = loadSplits(name, { seed: 0 });
-        if (sizeOf(s.pool.featureShape) !== width)
-          fail("bad-input", `${name} rows have shape [${s.pool.featureShape}] but the victim takes [${oracle.inputShape}]`);
-        return s;
-      };
-      const poolSplit = args.pool ? split(args.pool).pool : undefined;
-      const pool = poolSplit?.x;
-      if (args.labeled && !poolSplit) fail("bad-input", "--labeled takes its rows from the pool", "--pool DATASET");
-      const labeled = args.labeled && poolSplit ? { x: sliceRows(poolSplit.x, 0, args.labeled), y: poolSplit.y.slice(0, args.labeled) } : undefined;
+      // Every data flag (a dataset name or a path) as rows of the victim's own input shape, all read before a row is paid for.
+      const data = (spec: string, use: "pool" | "eval", needLabels?: string) =>
+        loadRows(spec, { use, shape: oracle.inputShape, labelColumn: args.labelColumn, scale: args.scale, needLabels });
+      const poolRows = args.pool ? data(args.pool, "pool", typeof args.labeled === "number" ? "--labeled N" : undefined) : undefined;
+      const pool = poolRows?.x;
+      let labeled: Labelled | undefined;
+      if (typeof args.labeled === "number") {
+        if (!poolRows) fail("bad-input", "--labeled N takes its rows from the pool", "--pool DATA, or --labeled DATA");
+        labeled = { x: sliceRows(poolRows!.x, 0, args.labeled), y: poolRows!.y!.slice(0, args.labeled) };
+      } else if (args.labeled) labeled = labelled(data(args.labeled, "pool", "--labeled"));
+      const evalRows = args.eval ? data(args.eval, "eval", "--eval") : undefined;
       const bar = progress(`steal ${args.model} (${attack.name})`, args.budget);
       const outcome = await steal(oracle, {
         attack,
@@ -113,7 +130,7 @@ export function stealCommand(command: Command): void {
       const measured: Record<string, number> = {};
       if (args.eval && surrogate.output === "embedding") {
         // An encoder: judged by a linear probe on its embeddings, and by its cosine to the victim's.
-        const { train, test } = split(args.eval);
+        const { train, test } = probeParts(evalRows!, (spec) => labelled(data(spec, "eval", "--eval")));
         const probeRows = sliceRows(train.x, 0, Math.min(10_000, train.x.shape[0]));
         const classes = Math.max(...test.y) + 1;
         const ownTrain = await surrogate.predict(probeRows);
@@ -130,8 +147,8 @@ export function stealCommand(command: Command): void {
           measured.probeRetention = linearProbeAccuracy(theirTrain, train.y.subarray(0, probeRows.shape[0]), ownTest, test.y, classes) / victimProbe;
           victim.model.dispose();
         }
-      } else if (args.eval) {
-        const { test } = split(args.eval);
+      } else if (evalRows) {
+        const test = labelled(evalRows);
         measured.accuracy = accuracy(await surrogate.predict(test.x), test.y);
         if (args.victim) {
           const victim = await loadModel(args.victim);
@@ -162,7 +179,7 @@ export function stealCommand(command: Command): void {
       await saveModel(join(out, "model"), surrogate, {
         engine: architecture.kind === "tree" ? "tree" : "tfjs",
         architecture,
-        dataset: args.pool ?? null,
+        dataset: poolRows?.dataset ?? null,
         preprocessing: { kind: "identity" },
         split: null,
         classes: null,
@@ -178,7 +195,7 @@ export function stealCommand(command: Command): void {
       emit(raw.json as boolean | undefined, result, () =>
         [
           `stole ${args.model} with ${attack.name}: ${result.rows} rows asked (${result.reusedRows} reused), $${result.dollars.toFixed(4)}, ${result.seconds.toFixed(1)} s, ${refusals} refusals`,
-          outcome.stopped ? `the victim stopped answering: ${outcome.stopped.message}` : "",
+          outcome.stopped ? (outcome.stopped.reason === "pool" ? outcome.stopped.message : `the victim stopped answering: ${outcome.stopped.message}`) : "",
           measured.accuracy !== undefined ? `accuracy ${pct(measured.accuracy)} on ${args.eval}` : "",
           measured.probeAccuracy !== undefined ? `linear probe on the stolen embeddings: ${pct(measured.probeAccuracy)} on ${args.eval}` : "",
           measured.meanCosine !== undefined
@@ -193,6 +210,22 @@ export function stealCommand(command: Command): void {
           .join("\n"),
       );
     });
+}
+
+type Labelled = { x: Batch; y: Int32Array };
+/** Rows loaded with `needLabels`: they have labels. */
+const labelled = (r: Rows): Labelled => ({ x: r.x, y: r.y! });
+
+/**
+ * Rows to fit a linear probe on and rows to judge it on: a named dataset's training split and the
+ * eval rows; for a path, a seeded half of its rows each.
+ */
+function probeParts(rows: Rows, load: (spec: string) => Labelled): { train: Labelled; test: Labelled } {
+  if (rows.dataset) return { train: load(`${rows.dataset}:train`), test: labelled(rows) };
+  const order = permutation(rowsOf(rows.x), rng(0));
+  const half = Math.floor(order.length / 2);
+  const part = (idx: Int32Array) => ({ x: takeRows(rows.x, idx), y: Int32Array.from(idx, (i) => rows.y![i]) });
+  return { train: part(order.subarray(0, half)), test: part(order.subarray(half)) };
 }
 
 function listAttacks(catalog: AttackInfo[], json: boolean): void {

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { fail } from "../core/errors.js";
 import { readLabeledCsv } from "./csv.js";
+import { concatRows } from "../core/batch.js";
 import { applyPreprocessing, minmaxOf, type Dataset, type Preprocessing } from "./dataset.js";
 import { findFashionMnist, fashionMnistCandidates, loadFashionMnist } from "./fashion-mnist.js";
 import { blobs, moons } from "./synthetic.js";
@@ -111,4 +112,21 @@ export function loadSplits(name: string, o: SplitOptions = {}): Splits {
   const s = "train" in d && "test" in d && !("x" in d) ? splitWithTest(d.train, d.test, o) : split(d as Dataset, o);
   cache.set(key, s);
   return s;
+}
+
+/**
+ * One part of a named dataset (seed-0 split, as `heist steal` uses): `train` (what the zoo's victim
+ * trained on), `test`, `pool` (the attacker's split, disjoint from `train`), or `public`: every row
+ * outside the test split (Fashion-MNIST: all 60,000 training images), the pool a thief with the
+ * public dataset has.
+ */
+export function loadPart(name: string, part: "train" | "test" | "pool" | "public"): Dataset {
+  if (part !== "public") return loadSplits(name, { seed: 0 })[part];
+  const d = loadDataset(name);
+  if ("train" in d && "test" in d && !("x" in d)) return d.train;
+  const s = loadSplits(name, { seed: 0 });
+  const y = new Int32Array(s.pool.y.length + s.train.y.length);
+  y.set(s.pool.y);
+  y.set(s.train.y, s.pool.y.length);
+  return { ...s.train, x: concatRows([s.pool.x, s.train.x]), y };
 }

@@ -27,10 +27,11 @@ export interface Oracle {
 
 /**
  * Why the victim stopped answering: the attack ends cleanly, keeps what it has, and says what to
- * change. `budget` is our own limit; the others are the gateway's refusals (`detected`: a detector
- * flagged the queries as an extraction and the gateway stopped answering them).
+ * change. `budget` is our own limit; `pool`: the attacker's own data ran out before the budget did;
+ * the others are the gateway's refusals (`detected`: a detector flagged the queries as an extraction
+ * and the gateway stopped answering them).
  */
-export type StopReason = "budget" | "quota" | "payment" | "detected" | "refused" | "unreachable";
+export type StopReason = "budget" | "pool" | "quota" | "payment" | "detected" | "refused" | "unreachable";
 
 export class OracleStopped extends HeistError {
   readonly reason: StopReason;
