@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
-import { createRequire } from "node:module";
+import jpeg from "jpeg-js";
 import { extname, join } from "node:path";
 import { fail, HeistError } from "../core/errors.js";
 import { decodePng, isPng, type Image } from "./png.js";
@@ -23,28 +23,11 @@ export interface ImageSize {
 const IMAGE_EXTENSIONS = new Set([".png", ".jpg", ".jpeg"]);
 const isImage = (name: string) => IMAGE_EXTENSIONS.has(extname(name).toLowerCase());
 
-/** jpeg-js's decode, as far as heist uses it. */
-type JpegDecode = (
-  bytes: Uint8Array,
-  o: { useTArray: true; formatAsRGBA: false; tolerantDecoding: boolean },
-) => { width: number; height: number; data: Uint8Array };
-let jpegDecode: JpegDecode | undefined;
-
-/** JPEG is decoded by the jpeg-js package (pure JavaScript), loaded the first time a JPEG is read. */
+/** JPEG is decoded by jpeg-js (pure JavaScript). */
 function decodeJpeg(bytes: Uint8Array, source: string): Image {
-  if (!jpegDecode) {
-    try {
-      jpegDecode = (createRequire(import.meta.url)("jpeg-js") as { decode: JpegDecode }).decode;
-    } catch {
-      fail(
-        "unsupported",
-        `${source} is a JPEG, and reading JPEG needs the jpeg-js package, which is not installed: convert the images to PNG, or npm install jpeg-js`,
-      );
-    }
-  }
-  let d: ReturnType<JpegDecode>;
+  let d: { width: number; height: number; data: Uint8Array };
   try {
-    d = jpegDecode!(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });
+    d = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, tolerantDecoding: false });
   } catch (e) {
     return fail("bad-file", `${source} is not a JPEG heist can decode (${(e as Error).message})`);
   }
