@@ -29,36 +29,32 @@ const Options = SurrogateOptions.extend({
   chunk: z.number().int().positive().default(256),
   /**
    * After the last round, this many surrogates (the last round's among them) label the pool rows never asked, and the final surrogate learns from those labels too (0: off; see pool-distillation.ts).
-   * Fashion MLP, 30k pool, 5k queries in 20 rounds: 95.7% fidelity with 3, 96.0% with 8, 95.8% with 16.
+   * Around 8 members helped most on Fashion-MNIST; fewer or more did worse (measured: bench/results/README.md, "Figures moved out of source comments").
    */
   distil: z.number().int().min(0).max(16).default(0),
   /**
-   * Epochs of each distillation member and of the final surrogate (default: `epochs`). Members learn from only the answers and want more passes than a surrogate trained on four times as many:
-   * Fashion MLP, 30k pool, 5k answers: one member 95.3% fidelity at 60 epochs, 95.7% at 120; 8 of them 95.8% and 96.1%; the final surrogate, mean of seeds 11-13, 95.9% and 96.1%.
-   * 20k pool, 5k answers: 8 members 95.3% at 480 epochs (3 at 960: no better than at 480), the final surrogate 94.6% at 120 and 94.85% at 480. 30k pool, seed 11: 95.93% at 480 against 96.03% at 120.
+   * Epochs of each distillation member and of the final surrogate (default: `epochs`). Members learn from only the answers and want
+   * more passes than a surrogate trained on four times as many (measured: bench/results/README.md, "Figures moved out of source comments"; docs/benchmarks.md, the fashion rows).
    */
   distilEpochs: z.number().int().positive().optional(),
   /**
    * Epochs and batch size of the final surrogate alone (defaults: `distilEpochs` or `epochs`, and `batchSize`): members learn from only the answers
-   * and want many passes; the final surrogate sees every pool row (in process, seed 11: 96.01 / 96.04 / 95.95% at 60 / 120 / 240 epochs from one teacher).
-   * Fashion MLP, 30k pool, 8 members at 480 epochs: in process on seed 11 (ensemble 96.30%) the final surrogate 96.04% at 120 epochs, 96.20% at 120 in batches of 32;
-   * over HTTP at 120 in batches of 32, seeds 11-13, 96.11 / 96.00 / 96.07% (mean 96.06%, the same as with members and final surrogate at 120 in batches of 64).
+   * and want many passes, while the final surrogate sees every pool row and needs fewer (measured: bench/results/README.md, "Figures moved out of source comments").
    */
   studentEpochs: z.number().int().positive().optional(),
   studentBatchSize: z.number().int().positive().optional(),
   /**
    * With `distil`, what the attack returns: a surrogate of the chosen architecture trained on the answers and the ensemble's labels for the
    * unasked rows ("student"), or the ensemble itself, its members merged into one network `distil` times as wide that averages their
-   * logits ("ensemble"; mlp and softmax only; no final training, the unasked rows unused). Fashion MLP, 30k pool, 5k margin answers, 8 members
-   * at 480 epochs, over HTTP, seeds 11-13: 96.26 / 96.55 / 96.49% fidelity (mean 96.43%) against 96.11 / 96.00 / 96.07% for the student
-   * (at 120 epochs in batches of 32), and random sampling at 20k 96.15 / 96.19 / 96.03% with one victim-sized network.
+   * logits ("ensemble"; mlp and softmax only; no final training, the unasked rows unused). The ensemble is the more faithful copy, at
+   * `distil` times the victim's size; the student is the like-for-like one (measured: docs/benchmarks.md, the fashion-seeds rows).
    */
   final: z.enum(["student", "ensemble"]).default("student"),
   /**
    * Entropy or margin: of the `diversify` × n least sure candidates, ask the n most spread out in input space (greedy k-center), so that
    * a round does not spend its batch on near-copies of one uncertain region (1: off). After Citovsky et al., "Batch Active Learning at Scale",
-   * NeurIPS 2021 (cluster-margin). Fashion MLP, 30k pool, 5k margin answers, at 3: in 5 rounds, the surrogate 94.9% → 95.3% (seed 11) and
-   * 95.0% → 95.0% (seed 12); in 20 rounds distilled by 8, the ensemble 96.1% → 96.3% (seed 11) but the final surrogate, seeds 11-13, 96.06% → 95.98%.
+   * NeurIPS 2021 (cluster-margin). Off by default: on Fashion-MNIST it helped a few rounds and the ensemble, not the distilled final
+   * surrogate (measured: bench/results/README.md, "Figures moved out of source comments").
    */
   diversify: z.number().min(1).max(100).default(1),
 });

@@ -16,10 +16,8 @@
  * L2 loss on guessed rows; here guesses are refreshed every round and every row is trained with the
  * cross-entropy the training engines share, the answered rows being repeated (each time augmented
  * anew) to make up a set share of each round's rows. A last few epochs on the answers alone bring
- * the surrogate back onto the victim's own outputs (worth one to two points of fidelity on Fashion-MNIST).
- *
- * Measured against the Fashion-MNIST MLP with the same pool rows asked (10k-image pool, MLP
- * surrogate): about 2 points of fidelity over knockoff at 250 and 500 queries, with labels or probabilities.
+ * the surrogate back onto the victim's own outputs.
+ * Measured against knockoff on the same pool rows: docs/benchmarks.md, `bench:steal -- semi` row.
  */
 import { z } from "zod";
 import { concatRows, rowsOf, takeRows, widthOf, type Batch } from "../core/batch.js";

@@ -105,7 +105,7 @@ export const DEMO_CONFIG: AuditConfigInput = {
     { name: "reverse-sigmoid", description: "reverse-sigmoid perturbation (Lee et al. 2019)", defenses: [{ kind: "reverse-sigmoid" }] },
     { name: "mad", description: "prediction poisoning, MAD (Orekondy et al. 2020)", defenses: [{ kind: "mad", epsilon: 1 }] },
     { name: "prada", description: "PRADA detection, blocks on alarm (Juuti et al. 2019)", defenses: [{ kind: "prada", action: "block" }] },
-    { name: "pow", description: "calibrated proof-of-work (Dziedzic et al. 2022)", defenses: [{ kind: "pow", calibrate: "digits", baseBits: 6, maxBits: 18 }] }, // at most ~0.4 s of work a request: the demo stays a few minutes
+    { name: "pow", description: "calibrated proof-of-work (Dziedzic et al. 2022)", defenses: [{ kind: "pow", calibrate: "digits", baseBits: 6, maxBits: 18 }] }, // capped so that a request's work stays short and the demo quick (bench/results/README.md)
   ],
   attacks: [
     { name: "knockoff-natural", attack: "knockoff", options: { pool: "natural" } },

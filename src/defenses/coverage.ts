@@ -16,8 +16,8 @@
  *
  * The hyperplanes pass through a centre: the served model's mean embedding of a calibration dataset
  * (`calibrate`), else the origin. A trained encoder's embeddings share a large common direction, so
- * planes through the origin cut few of them apart: on the fashion-encoder, 6,000 images touched 8%
- * of 4,096 buckets through the origin and 36% through the benign centre.
+ * planes through the origin cut few of them apart, and coverage would barely grow (measured:
+ * bench/results/README.md, "Figures moved out of source comments").
  *
  * State: the buckets a client has covered, appended to its stream in the store as they are first
  * seen, so coverage survives restarts and is shared by replicas.

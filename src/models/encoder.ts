@@ -16,9 +16,9 @@ export type EncoderArchitecture = Extract<Architecture, { kind: "encoder" }>;
  * `embedding` — the network's output. Flat square inputs (digits: 64 = 8×8) are viewed as one-channel
  * images. Initialisers are seeded: one seed, one network.
  *
- * The embedding is linear by default: with a ReLU there, contrastive training left over 40% of its
- * units dead (never positive) within a few epochs on Fashion-MNIST, and its linear probe lost about
- * 0.01; the projection head above it brings the non-linearity SimCLR needs.
+ * The embedding is linear by default: with a ReLU there, contrastive training left many of its units
+ * dead (never positive) and the linear probe lost accuracy (bench/results/README.md); the projection
+ * head above it brings the non-linearity SimCLR needs.
  */
 export function buildEncoder(
   arch: EncoderArchitecture,

@@ -1,9 +1,9 @@
 /**
  * A functional TensorFlow.js forward pass over a chain network's own variables, so that gradients
  * reach them without `net.apply`. Its matrix products carry hand-written gradients because the wasm
- * backend's transposed matmul is about ten times slower than its plain one. The SimCLR and
- * encoder-regression TensorFlow.js engines train through it; the ONNX step plan (onnx-step/plan.ts)
- * uses it to tell which networks are plain chains of known layers.
+ * backend's transposed matmul is far slower than its plain one (bench/results/README.md). The
+ * SimCLR and encoder-regression TensorFlow.js engines train through it; the ONNX step plan
+ * (onnx-step/plan.ts) uses it to tell which networks are plain chains of known layers.
  */
 import { tf } from "./tf.js";
 

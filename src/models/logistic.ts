@@ -5,7 +5,7 @@
  * does a linear classifier on top of them do? It is written in plain TypeScript on typed arrays on
  * purpose: no tensor engine to initialise, no GPU/WASM memory to dispose (so nothing can leak when
  * metrics run inside loops), identical results on every machine for a given seed, and fast enough
- * for the sizes we need (60,000 × 128 embeddings, 10 classes, fitted in a few seconds).
+ * for the sizes we need (60,000 × 128 embeddings, 10 classes; timing in bench/results/README.md).
  *
  * Arithmetic runs in float64 internally; the fitted parameters are handed back as Float32Array.
  */
@@ -16,7 +16,7 @@ import { permutation, rng } from "../core/rng.js";
 export interface LogisticOptions {
   /** L2 penalty on the weights (not the bias), added as l2·‖W‖²/2 to the mean loss. Default 1e-4. */
   l2?: number;
-  /** Passes over the data. Default 5 (about 1.5 s for 60,000 × 128 rows, 10 classes, on a slow core). */
+  /** Passes over the data. Default 5: the probe runs inside benchmark loops, so it is kept to a few seconds. */
   epochs?: number;
   /** Rows per Adam step. Default 256. */
   batchSize?: number;
@@ -66,7 +66,7 @@ function softmaxInto(logits: Float64Array, out: Float64Array, k: number): void {
   for (let c = 0; c < k; c++) out[c] /= s;
 }
 
-/** Σ_j a[ao + j] · b[bo + j] for j < len, unrolled by four (about a third faster in V8). */
+/** Σ_j a[ao + j] · b[bo + j] for j < len, unrolled by four (faster in V8). */
 function dot(a: Float32Array | Float64Array, ao: number, b: Float64Array, bo: number, len: number): number {
   let s0 = 0,
     s1 = 0,

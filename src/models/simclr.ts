@@ -11,9 +11,8 @@
  * Two engines train the same weights: TensorFlow.js (fast-forward.ts) and, by default, one ONNX
  * Runtime graph per step (onnx-step/: forward, loss, backward and Adam written out by hand). On wasm
  * TensorFlow.js runs one thread and computes convolution gradients over the batch axis
- * (wasm-conv-grads.ts): a step of 512 views of 28×28 images takes about two seconds there, and ONNX
- * Runtime's native kernels run it about four times faster per core. A test holds the two to the same
- * gradients.
+ * (wasm-conv-grads.ts), so ONNX Runtime's native kernels, several times faster per core, are the
+ * default (measured: bench/results/README.md). A test holds the two to the same gradients.
  */
 import { Tensor } from "onnxruntime-node";
 import { rowsOf, sizeOf, takeRows, type Batch } from "../core/batch.js";

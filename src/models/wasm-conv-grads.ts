@@ -2,9 +2,9 @@ import * as tf from "@tensorflow/tfjs";
 
 /**
  * Convolution gradients for TensorFlow.js's wasm backend, which ships without Conv2DBackpropFilter
- * (so CNNs cannot train there) and with a Conv2DBackpropInput that is ~10× slower than its forward
- * convolution. Both gradients are themselves convolutions, so each becomes one call of the backend's
- * fast (XNNPACK) Conv2D, with transposes around it:
+ * (so CNNs cannot train there) and with a Conv2DBackpropInput far slower than its forward
+ * convolution (bench/results/README.md). Both gradients are themselves convolutions, so each
+ * becomes one call of the backend's fast (XNNPACK) Conv2D, with transposes around it:
  *
  * - filter: dW[kh,kw,ci,co] = Σ_{b,oh,ow} x[b, oh·s+kh−pt, ow·s+kw−pl, ci] · dy[b,oh,ow,co]. Batch becomes
  *   the channel axis and dy the filter: x as [ci, H, W, b] convolved with dy as a [OH, OW, b, co] filter,

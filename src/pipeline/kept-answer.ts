@@ -6,8 +6,8 @@ import type { Answer, OutputTensor } from "./onion.js";
  * How an idempotent request's answer is kept for its retries (a store's text column): its headers
  * and its output tensors. An FP32 tensor whose values are all exactly 32-bit floats (what a model
  * returns, before any rounding) is kept as base64 of its bytes when that is shorter than its JSON:
- * 5.3 characters a value instead of up to ~20, which matters for embeddings (a 512 × 1024 batch:
- * 2.8 MB instead of 10.9 MB). Anything else (rounded or saturated values, INT64 labels) stays a JSON
+ * 5⅓ characters a value instead of up to ~20, which matters for embeddings (sizes in
+ * bench/results/README.md). Anything else (rounded or saturated values, INT64 labels) stays a JSON
  * array, which is what every kept answer was before.
  * Decoding gives back the same numbers, so a retry is sent the same bytes.
  */
