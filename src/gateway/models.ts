@@ -1,4 +1,4 @@
-import { sizeOf, type Batch } from "../core/batch.js";
+import { asRowShape, sizeOf, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { loadModel } from "../models/load.js";
 import type { Model } from "../models/model.js";
@@ -102,7 +102,8 @@ async function upstreamModel(m: ModelConfig): Promise<ServedModel> {
     output,
     outputWidth: sizeOf(outShape),
     policy: m.output,
-    async predict(x: Batch): Promise<Batch> {
+    async predict(rows: Batch): Promise<Batch> {
+      const x = asRowShape(rows, inputShape, "the rows asked", `upstream model "${up.model}"`);
       let res: Response;
       try {
         res = await fetch(`${base}/infer`, {
