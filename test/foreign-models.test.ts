@@ -16,6 +16,8 @@ import { active } from "../src/attacks/active.js";
 import { semiSupervised } from "../src/attacks/semi-supervised.js";
 import { upgrade } from "../src/attacks/upgrade.js";
 import { loadSplits } from "../src/data/registry.js";
+import { graphBuilder } from "../src/models/onnx-proto.js";
+import { loadOnnxModel } from "../src/models/onnx.js";
 
 const foreign = (name: string) => resolve("test/fixtures/foreign", name);
 const sidecar = (name: string) => JSON.parse(readFileSync(foreign(`${name}.json`), "utf8"));
@@ -285,4 +287,48 @@ describe("heist serve refuses a logits policy on a softmax-only file", () => {
     expect(said).toHaveLength(1);
     expect(said[0]).toMatch(/model "wine" cannot answer logits: the only float output of .*wine-softmax\.onnx \("probabilities"\) sums to 1 on every row/);
   }, 30_000);
+});
+
+describe("an ONNX file with both a `probabilities` and a `logits` output", () => {
+  // softmax regression on 3 features, 4 classes, probabilities listed first
+  const W = Float32Array.from({ length: 12 }, (_, i) => ((i * 7) % 5) - 2);
+  const dir = tempDir();
+  const path = join(dir, "both.onnx");
+  const g = graphBuilder("both");
+  const x = g.input("input", ["batch", 3]);
+  const z = g.node("MatMul", [x, g.constant("w", [3, 4], W)], {}, "logits");
+  g.node("Softmax", [z], { axis: 1 }, "probabilities");
+  g.output("probabilities", ["batch", 4]);
+  g.output("logits", ["batch", 4]);
+  writeFileSync(path, g.model());
+  let gw: Running;
+  beforeAll(async () => {
+    gw = await startGateway({
+      models: [
+        { name: "p", source: path },
+        { name: "z", source: path, output: { kind: "logits" } },
+      ],
+      plans: [{ name: "big", dailyQuota: 10_000 }],
+    });
+  }, 60_000);
+  afterAll(() => gw?.close());
+
+  it("serves probabilities by default and the logits output when logits are asked", async () => {
+    const byDefault = await loadOnnxModel(path);
+    expect([byDefault.outputName, byDefault.output, byDefault.sumsToOne]).toEqual(["probabilities", "probabilities", true]);
+    byDefault.dispose();
+    const logits = await loadOnnxModel(path, { output: "logits" });
+    expect([logits.outputName, logits.output, logits.sumsToOne]).toEqual(["logits", "logits", false]);
+    logits.dispose();
+    const key = (await gw.client("big")).key;
+    const row = [0.5, -1, 2];
+    const want = [0, 1, 2, 3].map((k) => row.reduce((s, v, i) => s + v * W[i * 4 + k], 0));
+    const z = await httpOracle({ url: gw.url, model: "z", key });
+    const a = await z.query(batch(row, [1, 3]));
+    expect(a.kind).toBe("logits");
+    want.forEach((v, k) => expect(a.values!.data[k]).toBeCloseTo(v, 5));
+    const p = await (await httpOracle({ url: gw.url, model: "p", key })).query(batch(row, [1, 3]));
+    expect(p.kind).toBe("probabilities");
+    expect(p.values!.data.reduce((s, v) => s + v, 0)).toBeCloseTo(1, 5);
+  });
 });
