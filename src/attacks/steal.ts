@@ -1,4 +1,4 @@
-import type { Batch } from "../core/batch.js";
+import { asRowShape, type Batch } from "../core/batch.js";
 import { budgeted, type BudgetLimits, type Spend } from "../oracle/budget.js";
 import { OracleStopped, type Oracle, type StopReason } from "../oracle/oracle.js";
 import { recorded } from "../oracle/transcript.js";
@@ -32,6 +32,10 @@ export interface StealOutcome {
  * and, outside it, a cache and transcript (so a repeated or resumed question costs nothing).
  */
 export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutcome> {
+  // One shape rule: the attacker's rows take the victim's declared input shape before anything is
+  // asked, so pool rows, labeled rows and answered rows are alike ([784] and [28, 28, 1] are one image).
+  const pool = s.pool && asRowShape(s.pool, victim.inputShape, "the pool's rows", "the victim");
+  const labeled = s.labeled && { x: asRowShape(s.labeled.x, victim.inputShape, "the labeled rows", "the victim"), y: s.labeled.y };
   const limits = { ...s.limits };
   const budget = budgeted(victim, limits);
   const oracle = recorded(budget, s.dir);
@@ -68,8 +72,8 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
       oracle: guarded,
       budget,
       seed: s.seed,
-      pool: s.pool,
-      labeled: s.labeled,
+      pool,
+      labeled,
       onPoolExhausted: (message) => (poolOut ??= message),
       onProgress: (p) => s.onProgress?.({ ...p, spent: budget.spent }),
     },

@@ -13,6 +13,7 @@ import { fidelityReport, linearProbeAccuracy } from "../models/evaluate.js";
 import { ATTACK_NAMES } from "../attacks/names.js";
 import type { AttackInfo, OptionInfo } from "../attacks/registry.js";
 import { httpOracle } from "../oracle/http-oracle.js";
+import { DECLARABLE_ANSWERS, describeReading, type AnswerReading } from "../oracle/oracle.js";
 import { MICROS } from "../pipeline/money.js";
 import { absoluteSpec, STEAL_DATA_HELP } from "./data-flags.js";
 import { emit, parseFlags, pct } from "./output.js";
@@ -36,6 +37,8 @@ const StealArgs = z.object({
   victim: z.string().optional(),
   seed: z.coerce.number().int().nonnegative().default(0),
   options: z.string().default("{}"),
+  answers: z.enum(DECLARABLE_ANSWERS).optional(),
+  output: z.string().min(1).optional(),
   out: z.string().min(1),
 });
 type StealArgs = z.infer<typeof StealArgs>;
@@ -57,6 +60,8 @@ export function stealCommand(command: Command): void {
     .option("--victim <uri>", "a local copy of the victim (experiments only) to measure fidelity R_test / R_unif")
     .option("--seed <n>", "seed for the attack's choices and the surrogate's training", "0")
     .option("--options <json>", "attack options as JSON, e.g. '{\"epochs\": 50}'", "{}")
+    .option("--answers <kind>", `what the API's answers hold: ${DECLARABLE_ANSWERS.join(", ")} (default: inferred from the first answer, and said)`)
+    .option("--output <name>", "which of the API's output tensors to read (default: heist's own names, else the first float one)")
     .option("--out <dir>", "where the transcript, result.json and the stolen model go")
     .option("--resume <dir>", "continue a stopped run from its directory (same arguments, answers already paid for are reused)")
     .option("--list-attacks", "list every attack with its --options and their defaults (no target needed)")
@@ -97,7 +102,20 @@ export function stealCommand(command: Command): void {
       await writeFileAtomic(join(out, ARGS_FILE), `${JSON.stringify({ ...args, key: undefined }, null, 2)}\n`);
 
       let refusals = 0;
-      const oracle = await httpOracle({ url: args.target, model: args.model, key: args.key, onRefusal: () => refusals++ });
+      let reading: AnswerReading | undefined;
+      const oracle = await httpOracle({
+        url: args.target,
+        model: args.model,
+        key: args.key,
+        answers: args.answers,
+        output: args.output,
+        onRefusal: () => refusals++,
+        onReading: (r) => {
+          reading = r;
+          // Said at once (a wrong guess is worth stopping for), unless it is heist's own layout.
+          if (r.how !== "named") process.stderr.write(`${process.stderr.isTTY ? "\n" : ""}${describeReading(r)}\n`);
+        },
+      });
       // Every data flag (a dataset name or a path) as rows of the victim's own input shape, all read before a row is paid for.
       const data = (spec: string, use: "pool" | "eval", needLabels?: string) =>
         loadRows(spec, { use, shape: oracle.inputShape, labelColumn: args.labelColumn, scale: args.scale, needLabels });
@@ -172,6 +190,7 @@ export function stealCommand(command: Command): void {
         querySeconds: outcome.spent.querySeconds,
         refusals,
         stopped: outcome.stopped ?? null,
+        answers: reading ?? null,
         details,
         ...measured,
         surrogate: join(out, "model"),

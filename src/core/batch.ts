@@ -117,3 +117,17 @@ export function reshapeRows(b: Batch, rowShape: readonly number[]): Batch {
   }
   return { data: b.data, shape: [rowsOf(b), ...rowShape] };
 }
+
+/**
+ * The one shape rule: rows are the victim's (or the model's) declared input shape, whatever shape
+ * they come in, so `[784]` and `[28, 28, 1]` are the same image. Rows of another size are refused
+ * in one sentence naming both shapes. `what` names the rows, `whose` the one that takes them.
+ */
+export function asRowShape(b: Batch, rowShape: readonly number[], what = "input rows", whose = "the model"): Batch {
+  const have = b.shape.slice(1);
+  if (have.length === rowShape.length && have.every((d, i) => d === rowShape[i])) return b;
+  if (widthOf(b) !== sizeOf(rowShape)) {
+    fail("bad-input", `${what} have shape ${shapeText(have)} (${widthOf(b)} values) but ${whose} takes ${shapeText(rowShape)} (${sizeOf(rowShape)} values)`);
+  }
+  return { data: b.data, shape: [rowsOf(b), ...rowShape] };
+}

@@ -11,7 +11,8 @@ import type { Defense, OutputTensor } from "../pipeline/onion.js";
 export function outputPolicy(): Defense {
   return async (q, next) => {
     const answer = await next();
-    answer.outputs = shape(answer.raw, q.plan?.output ?? q.model.policy, answer.leaves);
+    const own = answer.labels?.of === answer.raw ? answer.labels.values : undefined;
+    answer.outputs = shape(answer.raw, q.plan?.output ?? q.model.policy, answer.leaves, own);
     return answer;
   };
 }
@@ -31,11 +32,12 @@ export function roundRow(row: ArrayLike<number>, decimals?: number): number[] {
   return out;
 }
 
-export function shape(raw: Batch, p: OutputPolicy, leaves?: Int32Array): OutputTensor[] {
+/** Shape raw scores as the policy says; `labels`, the model's own class labels for them, answer the label policies (else each row's argmax). */
+export function shape(raw: Batch, p: OutputPolicy, leaves?: Int32Array, labels?: Int32Array): OutputTensor[] {
   const n = rowsOf(raw);
   const w = widthOf(raw);
   if (p.kind === "label" || p.kind === "leaf") {
-    const label: OutputTensor = { name: "label", datatype: "INT64", shape: [n, 1], data: Array.from(argmaxRows(raw)) };
+    const label: OutputTensor = { name: "label", datatype: "INT64", shape: [n, 1], data: Array.from(labels ?? argmaxRows(raw)) };
     return p.kind === "leaf" && leaves ? [label, { name: "leaf", datatype: "INT64", shape: [n, 1], data: Array.from(leaves) }] : [label];
   }
   if (p.kind === "top-k") {

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { rowsOf, type Batch } from "../core/batch.js";
+import { asRowShape, rowsOf, type Batch } from "../core/batch.js";
 import type { OutputPolicy } from "../pipeline/plan.js";
 import type { Answer, Query, ServedModel } from "../pipeline/onion.js";
 import { Problem } from "../protocol/problem.js";
@@ -26,7 +26,9 @@ export function localOracle(o: {
   const solve = (token: string) => proveWork(token, o.onProofOfWork);
   return {
     inputShape: o.model.inputShape,
-    async query(x: Batch) {
+    async query(rows: Batch) {
+      // The victim's declared shape rules, as over HTTP.
+      const x = asRowShape(rows, o.model.inputShape, "the rows asked", `model "${o.model.name}"`);
       let proof = challenges.length ? solve(challenges.shift()!) : undefined;
       for (let proofs = 0; ; proofs++) {
         try {
@@ -59,7 +61,8 @@ function stopped(e: unknown, onRefusal?: (status: number, type: string) => void)
 export function modelOracle(model: Model, policy: OutputPolicy = { kind: model.output === "leaf" ? "probabilities" : model.output, k: 1 }): Oracle {
   return {
     inputShape: model.inputShape,
-    async query(x: Batch) {
+    async query(rows: Batch) {
+      const x = asRowShape(rows, model.inputShape, "the rows asked", "the model");
       const leaves = policy.kind === "leaf" ? (model as Partial<TreeModel>).leafIds?.(x) : undefined;
       return parseOutputs(shape(await model.predict(x), policy, leaves), rowsOf(x), 0);
     },

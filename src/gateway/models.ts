@@ -1,7 +1,8 @@
-import { sizeOf, type Batch } from "../core/batch.js";
+import { asRowShape, sizeOf, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { loadModel } from "../models/load.js";
 import type { Model } from "../models/model.js";
+import type { OnnxModel } from "../models/onnx.js";
 import type { TreeModel } from "../models/tree.js";
 import { policyFits } from "../defenses/output-policy.js";
 import { defenseFits, defensesFor } from "./defense-config.js";
@@ -63,6 +64,15 @@ async function localModel(m: ModelConfig, owned: Model[]): Promise<ServedModel> 
   const { model } = await loadModel(m.source!, { output: m.output.kind === "logits" ? "logits" : undefined });
   owned.push(model);
   const tree = model as Partial<TreeModel>;
+  const onnx = model as Partial<OnnxModel>;
+  // An ONNX file is asked for its logits output; if the float output it has sums to 1, it has none.
+  if (m.output.kind === "logits" && onnx.sumsToOne) {
+    const floats = (onnx.outputs ?? []).filter((o) => o.type.startsWith("float")).length;
+    fail(
+      "bad-input",
+      `model "${m.name}" cannot answer logits: ${floats > 1 ? "every" : "the only"} float output of ${m.source} ("${onnx.outputName}") sums to 1 on every row, so it holds probabilities (serve it with output: {kind: probabilities}, or export its logits too)`,
+    );
+  }
   return {
     name: m.name,
     inputShape: model.inputShape,
@@ -71,6 +81,8 @@ async function localModel(m: ModelConfig, owned: Model[]): Promise<ServedModel> 
     policy: m.output,
     predict: (x) => model.predict(x),
     ...(tree.leafIds ? { leafIds: async (x: Batch) => tree.leafIds!(x) } : {}),
+    // Class labels from the file's own integer output (skl2onnx's `label`), for the label policies.
+    ...(onnx.labelOutputName && onnx.predictLabeled ? { predictLabeled: (x: Batch) => onnx.predictLabeled!(x) } : {}),
   };
 }
 
@@ -92,9 +104,11 @@ async function upstreamModel(m: ModelConfig): Promise<ServedModel> {
     return fail("network", `upstream model "${up.model}" at ${up.url} did not describe itself: ${(e as Error).message}`);
   }
   const inputShape = meta.inputs[0].shape.slice(1);
-  const outShape = meta.outputs[0].shape.slice(1);
+  // The scores are the first float output (a classifier exported by skl2onnx lists its INT64 `label` first).
+  const scores = meta.outputs.find((t) => /^(FP|BF)/i.test(t.datatype)) ?? meta.outputs[0];
+  const outShape = scores.shape.slice(1);
   if (inputShape.some((d) => d <= 0) || outShape.some((d) => d <= 0)) fail("unsupported", `upstream model "${up.model}" has dynamic feature dimensions`);
-  const outputName = meta.outputs[0].name;
+  const outputName = scores.name;
   const output = outputName.includes("emb") ? "embedding" : outputName === "logits" ? "logits" : "probabilities";
   return {
     name: m.name,
@@ -102,7 +116,8 @@ async function upstreamModel(m: ModelConfig): Promise<ServedModel> {
     output,
     outputWidth: sizeOf(outShape),
     policy: m.output,
-    async predict(x: Batch): Promise<Batch> {
+    async predict(rows: Batch): Promise<Batch> {
+      const x = asRowShape(rows, inputShape, "the rows asked", `upstream model "${up.model}"`);
       let res: Response;
       try {
         res = await fetch(`${base}/infer`, {
@@ -122,7 +137,7 @@ async function upstreamModel(m: ModelConfig): Promise<ServedModel> {
       }
       if (!res.ok) throw new Problem("upstream-failed", `the model server behind "${m.name}" answered HTTP ${res.status}`);
       const parsed = InferResponse.safeParse(await res.json().catch(() => undefined));
-      const out = parsed.success ? parsed.data.outputs[0] : undefined;
+      const out = parsed.success ? (parsed.data.outputs.find((t) => t.name === outputName) ?? parsed.data.outputs[0]) : undefined;
       if (!out || out.data.length !== x.shape[0] * sizeOf(outShape))
         throw new Problem("upstream-failed", `the model server behind "${m.name}" sent an answer that is not the tensor it promised`);
       return { data: Float32Array.from(out.data), shape: [x.shape[0], ...outShape] };

@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fail } from "../core/errors.js";
-import type { OutputKind } from "./model.js";
+import { shapedModel, type OutputKind } from "./model.js";
 import { PRESETS, PRESET_NAMES } from "./presets.js";
 import { isDirectory, loadModelDir, loadOnnxFile, saveModel, type SavedModel } from "./store.js";
 import type { TrainProgress } from "./epoch-loop.js";
@@ -33,8 +33,14 @@ export async function ensureZooModel(name: string, o: LoadOptions = {}): Promise
  * Load a model by URI, the way tfjs picks loaders by scheme:
  * `zoo://NAME` (a preset, trained on first use), `tfjs://DIR` (a heist model directory),
  * `onnx://FILE.onnx` (any ONNX file, names and shapes read from it), or a plain path to either.
+ * The model takes rows in any shape of its size (see shapedModel).
  */
 export async function loadModel(uri: string, o: LoadOptions = {}): Promise<SavedModel> {
+  const { model, manifest } = await loadAny(uri, o);
+  return { model: shapedModel(model), manifest };
+}
+
+async function loadAny(uri: string, o: LoadOptions): Promise<SavedModel> {
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/.exec(uri);
   const scheme = m?.[1];
   const rest = m ? m[2] : uri;

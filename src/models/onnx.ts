@@ -1,6 +1,10 @@
 /**
  * ONNX Runtime backend: serves any `.onnx` file with one float32 input whose first dimension is
- * the batch (dynamic, or fixed at 1) as a heist Model. The runtime is onnxruntime-node, whose
+ * the batch (dynamic, or fixed at 1) as a heist Model. Outputs are mapped by name and type: the
+ * scores come from a float output (the first, or the one the asked kind names: a file with both
+ * `logits` and `probabilities` serves either), class labels from an integer output when there is one
+ * (scikit-learn classifiers exported by skl2onnx put `label`, INT64, before `probabilities`), and a
+ * few probe rows tell whether the served scores sum to 1 per row (probabilities, whatever their name). The runtime is onnxruntime-node, whose
  * native binary ships inside the npm package itself (nothing is downloaded at install time; see
  * `.npmrc`), so loading works offline on any supported platform. Inference runs on the CPU.
  */
@@ -8,6 +12,7 @@ import { stat } from "node:fs/promises";
 import { InferenceSession, Tensor } from "onnxruntime-node";
 import { type Batch, sizeOf } from "../core/batch.js";
 import { HeistError, fail } from "../core/errors.js";
+import { rng, uniform } from "../core/rng.js";
 import { type Model, OutputKind } from "./model.js";
 
 export interface LoadOnnxOptions {
@@ -17,7 +22,16 @@ export interface LoadOnnxOptions {
 
 export interface OnnxModel extends Model {
   readonly inputName: string;
+  /** The float output served as scores. */
   readonly outputName: string;
+  /** The integer output holding one class label per row, when the file has one (skl2onnx's `label`). */
+  readonly labelOutputName?: string;
+  /** Every output of the file, with its element type. */
+  readonly outputs: readonly { name: string; type: string }[];
+  /** Measured on probe rows at load: the served scores sum to 1 on every row (probabilities, whatever they are called). */
+  readonly sumsToOne: boolean;
+  /** Scores and the file's own class labels, in one run (needs `labelOutputName`). */
+  predictLabeled(x: Batch): Promise<{ values: Batch; labels: Int32Array }>;
 }
 
 type Dim = number | string;
@@ -39,7 +53,11 @@ function metadataFor(meta: readonly ValueMeta[] | undefined, name: string): Valu
   return meta.find((m) => m?.name === name);
 }
 
-const NUMERIC = new Set(["float32", "float64", "float16", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]);
+const FLOAT = new Set(["float32", "float64", "float16"]);
+const INTEGER = new Set(["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]);
+const NUMERIC = new Set([...FLOAT, ...INTEGER]);
+/** Rows summing to 1 within this (float32 softmax, or a tree's leaf fractions) are probabilities. */
+const SUM_TOLERANCE = 1e-4;
 
 function toFloat32(data: unknown): Float32Array {
   if (data instanceof Float32Array) return data.slice();
@@ -48,10 +66,79 @@ function toFloat32(data: unknown): Float32Array {
   return fail("unsupported", "the ONNX model's output is not a numeric tensor", "float32 or another numeric type");
 }
 
+/** Run `n` rows and read the named outputs, each as float32 values with its width per row. */
+async function runOutputs(
+  session: InferenceSession,
+  m: { path: string; inputName: string; inputShape: readonly number[] },
+  data: Float32Array,
+  n: number,
+  names: readonly string[],
+): Promise<Record<string, { values: Float32Array; width: number }>> {
+  // ORT reads the typed array's whole buffer in some bindings; hand it a tight copy if it is a view.
+  const tight = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+  const feeds = { [m.inputName]: new Tensor("float32", tight, [n, ...m.inputShape]) };
+  let result: InferenceSession.ReturnType;
+  try {
+    result = await session.run(feeds, [...names]);
+  } catch (e) {
+    return fail("bad-input", `ONNX Runtime could not run ${m.path}: ${(e as Error).message}`);
+  }
+  const read: Record<string, { values: Float32Array; width: number }> = {};
+  for (const name of names) {
+    const out = result[name] as Tensor | undefined;
+    if (!out) return fail("internal", `ONNX Runtime returned no "${name}" output`);
+    const values = toFloat32(out.data);
+    const dims = out.dims;
+    if (dims.length === 0 || dims[0] !== n) {
+      fail("unsupported", `output "${name}" has shape [${dims.join(", ")}] for ${n} input rows`, `[${n}, ...]`);
+    }
+    read[name] = { values, width: n === 0 ? sizeOf(dims.slice(1)) : values.length / n };
+  }
+  return read;
+}
+
+/**
+ * Whether an output's rows sum to 1 (each value in [0, 1]) on a few probe rows — an all-zero row and
+ * three uniform in [0, 1) — whatever the model's input space: a softmax sums to 1 on any input, logits
+ * almost never. A probe that cannot run says no.
+ */
+async function probeSumsToOne(
+  session: InferenceSession,
+  m: { path: string; inputName: string; inputShape: readonly number[]; batchOfOne: boolean },
+  name: string,
+): Promise<boolean> {
+  const d = sizeOf(m.inputShape);
+  const rows = 4;
+  const data = new Float32Array(rows * d);
+  data.set(uniform((rows - 1) * d, rng(0)), d);
+  try {
+    const parts = [];
+    for (let i = 0; i < rows; i += m.batchOfOne ? 1 : rows) {
+      const n = m.batchOfOne ? 1 : rows;
+      parts.push(await runOutputs(session, m, data.subarray(i * d, (i + n) * d), n, [name]));
+    }
+    const { width } = parts[0][name];
+    if (width < 2) return false;
+    const values = parts.flatMap((p) => Array.from(p[name].values));
+    for (let i = 0; i < rows; i++) {
+      const row = values.slice(i * width, (i + 1) * width);
+      if (row.some((v) => !(v >= -SUM_TOLERANCE && v <= 1 + SUM_TOLERANCE))) return false;
+      if (Math.abs(row.reduce((a, b) => a + b, 0) - 1) > SUM_TOLERANCE) return false;
+    }
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 class OnnxRuntimeModel implements OnnxModel {
   readonly output: OutputKind;
   outputWidth = 0;
   private session: InferenceSession | undefined;
+
+  sumsToOne = false;
+  labelOutputName: string | undefined;
+  outputs: { name: string; type: string }[] = [];
 
   constructor(
     session: InferenceSession,
@@ -60,7 +147,7 @@ class OnnxRuntimeModel implements OnnxModel {
     readonly outputName: string,
     readonly inputShape: readonly number[],
     /** True when the model's batch dimension is fixed at 1, so rows run one at a time. */
-    private readonly batchOfOne: boolean,
+    readonly batchOfOne: boolean,
     output: OutputKind,
   ) {
     this.session = session;
@@ -68,24 +155,8 @@ class OnnxRuntimeModel implements OnnxModel {
   }
 
   private async runRows(data: Float32Array, n: number): Promise<{ values: Float32Array; width: number }> {
-    const session = this.session ?? fail("internal", `the ONNX model ${this.path} was disposed`);
-    // ORT reads the typed array's whole buffer in some bindings; hand it a tight copy if it is a view.
-    const tight = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
-    const feeds = { [this.inputName]: new Tensor("float32", tight, [n, ...this.inputShape]) };
-    let result: InferenceSession.ReturnType;
-    try {
-      result = await session.run(feeds, [this.outputName]);
-    } catch (e) {
-      return fail("bad-input", `ONNX Runtime could not run ${this.path}: ${(e as Error).message}`);
-    }
-    const out = result[this.outputName] as Tensor | undefined;
-    if (!out) return fail("internal", `ONNX Runtime returned no "${this.outputName}" output`);
-    const values = toFloat32(out.data);
-    const dims = out.dims;
-    if (dims.length === 0 || dims[0] !== n) {
-      fail("unsupported", `output "${this.outputName}" has shape [${dims.join(", ")}] for ${n} input rows`, `[${n}, ...]`);
-    }
-    return { values, width: n === 0 ? sizeOf(dims.slice(1)) : values.length / n };
+    const out = await runOutputs(this.session ?? fail("internal", `the ONNX model ${this.path} was disposed`), this, data, n, [this.outputName]);
+    return out[this.outputName];
   }
 
   /** Learns the output width by running one all-zero row. */
@@ -96,25 +167,43 @@ class OnnxRuntimeModel implements OnnxModel {
   }
 
   async predict(x: Batch): Promise<Batch> {
+    return (await this.run(x, false)).values;
+  }
+
+  async predictLabeled(x: Batch): Promise<{ values: Batch; labels: Int32Array }> {
+    if (!this.labelOutputName) fail("unsupported", `${this.path} has no integer label output`);
+    const { values, labels } = await this.run(x, true);
+    return { values, labels: labels! };
+  }
+
+  private async run(x: Batch, withLabels: boolean): Promise<{ values: Batch; labels?: Int32Array }> {
     const rowShape = x.shape.slice(1);
     if (rowShape.length !== this.inputShape.length || rowShape.some((d, i) => d !== this.inputShape[i])) {
       fail("bad-input", `input rows have shape [${rowShape.join(", ")}]`, `[${this.inputShape.join(", ")}]`);
     }
     const n = x.shape[0];
     const w = this.outputWidth;
-    if (n === 0) return { data: new Float32Array(0), shape: [0, w] };
+    const labels = withLabels ? new Int32Array(n) : undefined;
+    if (n === 0) return { values: { data: new Float32Array(0), shape: [0, w] }, labels };
     const rowSize = sizeOf(this.inputShape);
     const out = new Float32Array(n * w);
     const chunk = this.batchOfOne ? 1 : n;
+    const names = labels ? [this.outputName, this.labelOutputName!] : [this.outputName];
     for (let start = 0; start < n; start += chunk) {
       const rows = Math.min(chunk, n - start);
-      const { values, width } = await this.runRows(x.data.subarray(start * rowSize, (start + rows) * rowSize), rows);
+      const session = this.session ?? fail("internal", `the ONNX model ${this.path} was disposed`);
+      const got = await runOutputs(session, this, x.data.subarray(start * rowSize, (start + rows) * rowSize), rows, names);
+      const { values, width } = got[this.outputName];
       if (width !== w) {
         fail("internal", `output "${this.outputName}" has ${width} values per row, but ${w} were expected`);
       }
       out.set(values, start * w);
+      if (labels) {
+        const l = got[this.labelOutputName!];
+        for (let i = 0; i < rows; i++) labels[start + i] = l.values[i * l.width];
+      }
     }
-    return { data: out, shape: [n, w] };
+    return { values: { data: out, shape: [n, w] }, labels };
   }
 
   dispose(): void {
@@ -159,7 +248,7 @@ async function describe(session: InferenceSession, path: string, opts: LoadOnnxO
     fail("unsupported", `${path} has ${inputNames.length} inputs (${inputNames.map((n) => `"${n}"`).join(", ")})`, expected);
   }
   const inputName = inputNames[0];
-  const outputName = session.outputNames[0] ?? fail("unsupported", `${path} has no outputs`, "at least one output");
+  if (session.outputNames.length === 0) fail("unsupported", `${path} has no outputs`, "at least one output");
 
   // Metadata exists in onnxruntime-node >= 1.21; without it the input's shape cannot be checked.
   const inMeta = metadataFor(session.inputMetadata, inputName);
@@ -179,21 +268,55 @@ async function describe(session: InferenceSession, path: string, opts: LoadOnnxO
   if (!rest.every(isKnown)) fail("unsupported", `${described}: sizes after the batch dimension must be known`, expected);
   const inputShape = rest as number[];
 
-  let outputWidth = 0;
-  const outMeta = metadataFor(session.outputMetadata, outputName);
-  if (outMeta?.isTensor) {
-    const o = outMeta as InferenceSession.TensorValueMetadata;
-    if (!NUMERIC.has(o.type)) {
-      fail("unsupported", `output "${outputName}" of ${path} is ${o.type}`, "a numeric output tensor");
-    }
-    const tail = o.shape.slice(1);
-    if (o.shape.length >= 2 && tail.every(isKnown)) outputWidth = sizeOf(tail as number[]);
-  } else if (outMeta && !outMeta.isTensor) {
-    fail("unsupported", `output "${outputName}" of ${path} is not a tensor`, "a numeric output tensor");
+  // Outputs by name and type: scores from a float output, class labels from an integer one.
+  const outs = session.outputNames.map((name) => {
+    const meta = metadataFor(session.outputMetadata, name);
+    const tensor = meta?.isTensor ? (meta as InferenceSession.TensorValueMetadata) : undefined;
+    return { name, type: tensor ? tensor.type : meta ? "not a tensor" : "unknown", shape: tensor?.shape };
+  });
+  const floats = outs.filter((o) => FLOAT.has(o.type) || o.type === "unknown");
+  const m = { path, inputName, inputShape, batchOfOne: first === 1 };
+  const sums = new Map<string, boolean>();
+  const summing = async (name: string) => {
+    if (!sums.has(name)) sums.set(name, await probeSumsToOne(session, m, name));
+    return sums.get(name)!;
+  };
+  const named = (re: RegExp) => floats.find((o) => re.test(o.name.toLowerCase()));
+  const firstWhere = async (want: boolean) => {
+    for (const o of floats) if ((await summing(o.name)) === want) return o;
+    return undefined;
+  };
+  const asked = opts.output !== undefined ? OutputKind.parse(opts.output) : undefined;
+  const chosen =
+    (asked === "logits"
+      ? (named(/logit/) ?? (await firstWhere(false)))
+      : asked === "probabilities"
+        ? (named(/prob|softmax/) ?? (await firstWhere(true)))
+        : asked === "embedding"
+          ? named(/emb/)
+          : undefined) ??
+    floats[0] ??
+    outs[0];
+  const outputName = chosen.name;
+  if (chosen.type === "not a tensor") fail("unsupported", `output "${outputName}" of ${path} is not a tensor`, "a numeric output tensor");
+  if (chosen.type !== "unknown" && !NUMERIC.has(chosen.type)) {
+    fail("unsupported", `output "${outputName}" of ${path} is ${chosen.type}`, "a numeric output tensor");
   }
-
-  const output = opts.output !== undefined ? OutputKind.parse(opts.output) : guessOutputKind(outputName);
+  let outputWidth = 0;
+  const tail = chosen.shape?.slice(1) ?? [];
+  if (chosen.shape && chosen.shape.length >= 2 && tail.every(isKnown)) outputWidth = sizeOf(tail as number[]);
+  const sumsToOne = FLOAT.has(chosen.type) || chosen.type === "unknown" ? await summing(outputName) : false;
+  const guessed = guessOutputKind(outputName);
+  // A float output its name does not explain is probabilities when its rows sum to 1, else logits.
+  const output = asked ?? (guessed === "logits" && !/logit/i.test(outputName) && sumsToOne ? "probabilities" : guessed);
   const model = new OnnxRuntimeModel(session, path, inputName, outputName, inputShape, first === 1, output);
   model.outputWidth = outputWidth;
+  model.sumsToOne = sumsToOne;
+  model.outputs = outs.map(({ name, type }) => ({ name, type }));
+  // One class label per row: an integer output of shape [batch] or [batch, 1] beside float scores.
+  if (chosen !== outs.find((o) => INTEGER.has(o.type)))
+    model.labelOutputName = outs.find(
+      (o) => INTEGER.has(o.type) && o.shape !== undefined && o.shape.length <= 2 && (o.shape.length === 1 || o.shape[1] === 1),
+    )?.name;
   return model;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { concatRows, rowsOf, sliceRows, type Batch } from "../core/batch.js";
+import { asRowShape, concatRows, rowsOf, sliceRows, type Batch } from "../core/batch.js";
 import { CHALLENGE_HEADER, proveWork, SOLUTION_HEADER } from "../protocol/proof-of-work.js";
-import { OracleStopped, parseOutputs, type Oracle, type OracleAnswer } from "./oracle.js";
+import { OracleStopped, parseOutputs, readingFor, type AnswerReading, type DeclaredAnswer, type Oracle, type OracleAnswer, type WireTensor } from "./oracle.js";
 
 export interface HttpOracleOptions {
   url: string;
@@ -20,6 +20,12 @@ export interface HttpOracleOptions {
   onRefusal?: (status: number, type: string) => void;
   /** Called after each proof-of-work challenge solved, with its bits and the seconds it took. */
   onProofOfWork?: (bits: number, seconds: number) => void;
+  /** What the answers hold, when the thief knows (else inferred from the first answer). */
+  answers?: DeclaredAnswer;
+  /** Which output tensor to read, when the victim sends several. */
+  output?: string;
+  /** Called once, when the first answer has said how answers are read (declared, heist's names, or inferred). */
+  onReading?: (r: AnswerReading) => void;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -36,7 +42,7 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
   const base = `${o.url.replace(/\/$/, "")}/v2/models/${encodeURIComponent(o.model)}`;
   const headers: Record<string, string> = { "content-type": "application/json", ...(o.key ? { authorization: `Bearer ${o.key}` } : {}) };
   const timeout = o.timeoutMs ?? 30_000;
-  let meta: { inputs: { name: string; shape: number[] }[] };
+  let meta: { inputs: { name: string; shape: number[] }[]; outputs?: { name: string }[] };
   try {
     const res = await fetch(base, { headers, signal: AbortSignal.timeout(timeout) });
     if (res.status === 404) throw new OracleStopped("refused", `the server at ${o.url} has no model "${o.model}"`);
@@ -50,6 +56,18 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
   if (inputShape.length === 0 || inputShape.some((d) => !(d > 0)))
     throw new OracleStopped("refused", `model "${o.model}" does not declare a fixed input shape`);
   const inputName = meta.inputs[0].name;
+  const named = meta.outputs?.map((t) => t.name) ?? [];
+  if (o.output && named.length && !named.includes(o.output))
+    throw new OracleStopped("refused", `model "${o.model}" has no output "${o.output}": it declares ${named.map((n) => `"${n}"`).join(", ")}`);
+  // How answers are read: decided by the first one, then kept, so every answer is read alike.
+  let reading: AnswerReading | undefined;
+  const read = (outputs: WireTensor[], rows: number, cost: number): OracleAnswer => {
+    if (!reading) {
+      reading = readingFor(outputs, rows, { answers: o.answers, output: o.output });
+      o.onReading?.(reading);
+    }
+    return parseOutputs(outputs, rows, cost, reading);
+  };
   const maxBatch = o.maxBatch ?? 256;
   const retries = o.retries ?? 5;
 
@@ -78,9 +96,9 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
       const challenge = res.headers.get(CHALLENGE_HEADER);
       if (res.ok) {
         if (challenge) challenges.push(challenge);
-        const answer = (await res.json()) as { outputs: { name: string; shape: number[]; data: number[] }[] };
+        const answer = (await res.json()) as { outputs: WireTensor[] };
         const cost = Math.round(Number(res.headers.get("heist-cost") ?? 0) * 1e6);
-        return parseOutputs(answer.outputs, rowsOf(x), cost);
+        return read(answer.outputs, rowsOf(x), cost);
       }
       const problem = (await res.json().catch(() => ({}))) as { type?: string; detail?: string };
       const type = problem.type?.split(":").pop() ?? String(res.status);
@@ -115,7 +133,9 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
 
   return {
     inputShape,
-    async query(x: Batch): Promise<OracleAnswer> {
+    async query(rows: Batch): Promise<OracleAnswer> {
+      // The victim's declared shape rules: [784] and [28, 28, 1] are the same image.
+      const x = asRowShape(rows, inputShape, "the rows asked", `model "${o.model}"`);
       const chunks: Batch[] = [];
       for (let s = 0; s < rowsOf(x); s += maxBatch) chunks.push(sliceRows(x, s, s + maxBatch));
       const answers: OracleAnswer[] = new Array(chunks.length);

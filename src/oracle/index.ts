@@ -2,4 +2,17 @@
 export { httpOracle, mergeAnswers, type HttpOracleOptions } from "./http-oracle.js";
 export { budgeted, type BudgetedOracle, type BudgetLimits, type Spend } from "./budget.js";
 export { recorded, TRANSCRIPT_FILE, type RecordedOracle } from "./transcript.js";
-export { OracleStopped, parseOutputs, type AnswerKind, type Oracle, type OracleAnswer, type StopReason } from "./oracle.js";
+export {
+  DECLARABLE_ANSWERS,
+  describeReading,
+  OracleStopped,
+  parseOutputs,
+  readingFor,
+  type AnswerReading,
+  type DeclaredAnswer,
+  type WireTensor,
+  type AnswerKind,
+  type Oracle,
+  type OracleAnswer,
+  type StopReason,
+} from "./oracle.js";

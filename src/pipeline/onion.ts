@@ -13,6 +13,8 @@ export interface ServedModel {
   predict(x: Batch): Promise<Batch>;
   /** Decision trees: the leaf each row reaches. */
   leafIds?(x: Batch): Promise<Int32Array>;
+  /** Models with their own class-label output (an ONNX classifier's INT64 `label`): scores and labels in one run. */
+  predictLabeled?(x: Batch): Promise<{ values: Batch; labels: Int32Array }>;
 }
 
 /** One inference request, as every defence sees it; framework-agnostic (no HTTP types). */
@@ -51,6 +53,12 @@ export interface Answer {
   raw: Batch;
   /** Leaf ids, when the model is a tree and the policy reveals them. */
   leaves?: Int32Array;
+  /**
+   * The model's own class labels for `raw` (its integer label output), when the policy answers labels.
+   * They hold while `raw` is that very batch: a defence that replaces the answer replaces its labels
+   * with the new argmax.
+   */
+  labels?: { of: Batch; values: Int32Array };
   kind: OutputKind;
   /** What the client is sent, set by the output policy. */
   outputs: OutputTensor[];
@@ -76,9 +84,13 @@ export function compose(defenses: readonly Defense[], inner: (q: Query) => Promi
 
 /** The innermost handler: run the model, answer with its raw output (the output policy shapes it). */
 export async function askModel(q: Query): Promise<Answer> {
-  const raw = await q.model.predict(q.x);
-  const leaves = (q.plan?.output ?? q.model.policy).kind === "leaf" ? await q.model.leafIds?.(q.x) : undefined;
-  return { raw, leaves, kind: q.model.output, outputs: [], headers: {} };
+  const policy = (q.plan?.output ?? q.model.policy).kind;
+  const leaves = policy === "leaf" ? await q.model.leafIds?.(q.x) : undefined;
+  if ((policy === "label" || policy === "leaf") && q.model.predictLabeled) {
+    const { values, labels } = await q.model.predictLabeled(q.x);
+    return { raw: values, leaves, labels: { of: values, values: labels }, kind: q.model.output, outputs: [], headers: {} };
+  }
+  return { raw: await q.model.predict(q.x), leaves, kind: q.model.output, outputs: [], headers: {} };
 }
 
 /** Add headers; the IETF RateLimit fields are lists, so several limits' items are joined. */
