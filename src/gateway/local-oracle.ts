@@ -26,6 +26,7 @@ export function localOracle(o: {
   const solve = (token: string) => proveWork(token, o.onProofOfWork);
   return {
     inputShape: o.model.inputShape,
+    domain: o.model.domain,
     async query(x: Batch) {
       let proof = challenges.length ? solve(challenges.shift()!) : undefined;
       for (let proofs = 0; ; proofs++) {
@@ -59,6 +60,7 @@ function stopped(e: unknown, onRefusal?: (status: number, type: string) => void)
 export function modelOracle(model: Model, policy: OutputPolicy = { kind: model.output === "leaf" ? "probabilities" : model.output, k: 1 }): Oracle {
   return {
     inputShape: model.inputShape,
+    domain: model.domain,
     async query(x: Batch) {
       const leaves = policy.kind === "leaf" ? (model as Partial<TreeModel>).leafIds?.(x) : undefined;
       return parseOutputs(shape(await model.predict(x), policy, leaves), rowsOf(x), 0);

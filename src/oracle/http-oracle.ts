@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { concatRows, rowsOf, sliceRows, type Batch } from "../core/batch.js";
 import { CHALLENGE_HEADER, proveWork, SOLUTION_HEADER } from "../protocol/proof-of-work.js";
+import { domainFromParameters } from "../core/domain.js";
 import { OracleStopped, parseOutputs, type Oracle, type OracleAnswer } from "./oracle.js";
 
 export interface HttpOracleOptions {
@@ -115,6 +116,11 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
 
   return {
     inputShape,
+    // Where the API says its inputs live (heist serve publishes `parameters.domain`).
+    domain: domainFromParameters(
+      (meta as { parameters?: unknown }).parameters,
+      inputShape.reduce((a, b) => a * b, 1),
+    ),
     async query(x: Batch): Promise<OracleAnswer> {
       const chunks: Batch[] = [];
       for (let s = 0; s < rowsOf(x); s += maxBatch) chunks.push(sliceRows(x, s, s + maxBatch));
