@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
+import { domainArg, specOf } from "../core/domain.js";
 import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
 import { sizeOf, sliceRows } from "../core/batch.js";
@@ -28,6 +29,8 @@ const StealArgs = z.object({
   victim: z.string().optional(),
   seed: z.coerce.number().int().nonnegative().default(0),
   options: z.string().default("{}"),
+  /** `unit` or a JSON file `{lower, upper, integer?}`: where the victim's inputs live, when its API does not say. */
+  domain: z.string().min(1).optional(),
   out: z.string().min(1),
 });
 type StealArgs = z.infer<typeof StealArgs>;
@@ -47,6 +50,10 @@ export function stealCommand(command: Command): void {
     .option("--victim <uri>", "a local copy of the victim (experiments only) to measure fidelity R_test / R_unif")
     .option("--seed <n>", "seed for the attack's choices and the surrogate's training", "0")
     .option("--options <json>", "attack options as JSON, e.g. '{\"epochs\": 50}'", "{}")
+    .option(
+      "--domain <file|unit>",
+      "where the victim's inputs live, if its API does not say: a JSON file {lower, upper, integer?} or unit for [0, 1] (default: the pool's range)",
+    )
     .option("--out <dir>", "where the transcript, result.json and the stolen model go")
     .option("--resume <dir>", "continue a stopped run from its directory (same arguments, answers already paid for are reused)")
     .option("--list-attacks", "list every attack with its --options and their defaults (no target needed)")
@@ -69,6 +76,7 @@ export function stealCommand(command: Command): void {
         args = parseFlags(StealArgs, { ...raw, key: raw.key ?? process.env.HEIST_API_KEY }, "steal");
       }
       const out = resolve(args.out);
+      if (args.domain && args.domain !== "unit") args.domain = resolve(args.domain); // a resumed run finds it from anywhere
       let options: unknown;
       try {
         options = JSON.parse(args.options);
@@ -82,6 +90,7 @@ export function stealCommand(command: Command): void {
       let refusals = 0;
       const oracle = await httpOracle({ url: args.target, model: args.model, key: args.key, onRefusal: () => refusals++ });
       const width = sizeOf(oracle.inputShape);
+      const domain = args.domain ? domainArg(args.domain, width) : undefined;
       const split = (name: string) => {
         const s = loadSplits(name, { seed: 0 });
         if (sizeOf(s.pool.featureShape) !== width)
@@ -100,6 +109,8 @@ export function stealCommand(command: Command): void {
         dir: out,
         pool,
         labeled,
+        domain,
+        onDomain: (d) => process.stderr.write(`${d.warning ? "warning: " : ""}${d.message}\n`),
         limits: { rows: args.budget, micros: args.maxSpend ? Math.round(args.maxSpend * MICROS) : undefined },
         onProgress: (p) =>
           bar.update(p.spent.rows, {
@@ -155,6 +166,7 @@ export function stealCommand(command: Command): void {
         querySeconds: outcome.spent.querySeconds,
         refusals,
         stopped: outcome.stopped ?? null,
+        domain: outcome.domain.source,
         details,
         ...measured,
         surrogate: join(out, "model"),
@@ -164,6 +176,7 @@ export function stealCommand(command: Command): void {
         architecture,
         dataset: args.pool ?? null,
         preprocessing: { kind: "identity" },
+        domain: specOf(outcome.domain.domain),
         split: null,
         classes: null,
         seed: args.seed,
