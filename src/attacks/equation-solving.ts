@@ -339,10 +339,10 @@ async function refine(ctx: AttackContext, o: Options, got: Answers, roundedTo: n
   let decimals = roundedTo;
   let half = 0;
   let floor = 0;
-  /** Half the rounding step, and how far above 0 a probability must be to be informative (20 steps: to about 5%). */
+  /** Half the rounding step, and the least probability that says something (one rounding step; the weights say how much). */
   const precision = () => {
     half = decimals === undefined ? 0 : 0.5 * 10 ** -decimals;
-    floor = decimals === undefined ? 1e-30 : Math.min(20 * half, 0.5 / k);
+    floor = decimals === undefined ? 1e-30 : 2 * half;
   };
   precision();
   const r = rng(ctx.seed ^ 0x3e5);
