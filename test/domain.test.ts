@@ -134,6 +134,40 @@ describe("the input domain (core/domain.ts)", () => {
   });
 });
 
+describe("integer features", () => {
+  it("path-finding asks whole values only and finds thresholds between them, in both modes", async () => {
+    // x0 ∈ {0..10} (whole), x1 ∈ [−5, 5]: class 1 iff x0 > 3 (threshold 3.5) and x1 > 0.3.
+    const tree = treeModel({
+      numClasses: 2,
+      inputWidth: 2,
+      nodes: [
+        { feature: 0, threshold: 3.5, left: 1, right: 2 },
+        { leaf: 0, distribution: [1, 0], count: 1 },
+        { feature: 1, threshold: 0.3, left: 3, right: 4 },
+        { leaf: 1, distribution: [1, 0], count: 1 },
+        { leaf: 2, distribution: [0, 1], count: 1 },
+      ],
+    });
+    const domain = makeDomain([0, -5], [10, 5], [1, 0]);
+    for (const [kind, options] of [
+      ["leaf", {}],
+      ["label", { mode: "labels" }],
+    ] as const) {
+      const dir = tempDir();
+      const out = await steal(modelOracle(tree, { kind, k: 1 }), { attack: pathFinding, options, limits: { rows: 20_000 }, seed: 2, domain, dir });
+      const { recorded } = await import("../src/oracle/transcript.js");
+      const x = recorded(modelOracle(tree), dir).entries().x.data;
+      for (let i = 0; i < x.length; i += 2) expect(Number.isInteger(x[i])).toBe(true);
+      expect(
+        await fidelityReport(tree, out.result.surrogate, { test: { data: sampleDomain(domain, 5000, rng(9)), shape: [5000, 2] }, uniformRows: 5000, domain }),
+      ).toEqual({
+        rTest: 1,
+        rUnif: 1,
+      });
+    }
+  });
+});
+
 describe("raw-feature softmax regression (wine, scikit-learn → ONNX) over HTTP", () => {
   let g: Running;
   const pool = rawRows("wine_data.csv");
