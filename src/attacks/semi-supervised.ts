@@ -94,12 +94,13 @@ function looksLikeImages(shape: readonly number[]): boolean {
 }
 
 /**
- * One random view of every row: a mild crop/shift with brightness jitter for images (in [0, 1]), then
- * noise; other rows get noise scaled to each feature's range and stay in the input domain.
+ * One random view of every row: a mild crop/shift with brightness jitter for images, then noise scaled
+ * to each feature's range; values stay in the input domain.
  */
 function augment(x: Batch, r: Rng, o: Options, domain: Domain): Batch {
   const image = o.augment === "image" || (o.augment === "auto" && looksLikeImages(x.shape));
-  if (image) return augmentBatch(x, r, { scale: [0.75, 1], ratio: [0.9, 1.1], flip: o.flip, jitter: 0.5, brightness: 0.2, contrast: 0.2, noise: o.noise });
+  if (image)
+    return augmentBatch(x, r, { scale: [0.75, 1], ratio: [0.9, 1.1], flip: o.flip, jitter: 0.5, brightness: 0.2, contrast: 0.2, noise: o.noise, domain });
   const out = new Float32Array(x.data.length);
   const w = widthOf(x);
   const scale = spanOf(domain).map((s) => o.noise * s);
