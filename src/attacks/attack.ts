@@ -1,5 +1,6 @@
 import type { z } from "zod";
 import type { Batch } from "../core/batch.js";
+import type { Domain } from "../core/domain.js";
 import type { Architecture } from "../models/architecture.js";
 import type { Model } from "../models/model.js";
 import type { BudgetedOracle } from "../oracle/budget.js";
@@ -19,6 +20,11 @@ export interface AttackContext {
   oracle: RecordedOracle;
   budget: BudgetedOracle;
   seed: number;
+  /**
+   * Where the victim's inputs live (steal.ts resolves it: the API's metadata, else the domain given,
+   * else the pool's range, else [0, 1]). Every input an attack makes up is drawn from it or clipped to it.
+   */
+  domain: Domain;
   /** The attacker's own natural data, unlabeled (for pool-based attacks). */
   pool?: Batch;
   /** The attacker's own labeled data (for semi-supervised and upgrade attacks). */

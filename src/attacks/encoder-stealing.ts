@@ -29,6 +29,7 @@
  */
 import { z } from "zod";
 import { columnMeans, rowsOf, takeRows, widthOf, type Batch } from "../core/batch.js";
+import type { Domain } from "../core/domain.js";
 import { fail } from "../core/errors.js";
 import { permutation, rng } from "../core/rng.js";
 import { meanCosine } from "../metrics/agreement.js";
@@ -70,8 +71,8 @@ const Options = z.object({
 });
 export type EncoderStealingOptions = z.infer<typeof Options>;
 
-/** The images to ask about: `want` rows, the first `want·(1 − augmented)` of them distinct pool images, then augmented copies of those. */
-function queryImages(pool: Batch, want: number, augmented: number, seed: number): Batch {
+/** The images to ask about: `want` rows, the first `want·(1 − augmented)` of them distinct pool images, then augmented copies of those (inside the input domain). */
+function queryImages(pool: Batch, want: number, augmented: number, seed: number, domain?: Domain): Batch {
   const r = rng(seed);
   const views = Math.round(want * augmented);
   const distinct = Math.min(rowsOf(pool), want - views);
@@ -79,7 +80,7 @@ function queryImages(pool: Batch, want: number, augmented: number, seed: number)
   const base = takeRows(pool, order.subarray(0, distinct));
   if (views === 0 || distinct === 0) return base;
   const picks = Int32Array.from({ length: views }, (_, i) => i % distinct);
-  const copies = augmentBatch(takeRows(base, picks), r.fork());
+  const copies = augmentBatch(takeRows(base, picks), r.fork(), { domain });
   const data = new Float32Array(base.data.length + copies.data.length);
   data.set(base.data);
   data.set(copies.data, base.data.length);
@@ -116,7 +117,7 @@ export const encoderStealing: Attack<typeof Options> = {
     if (!ctx.pool) fail("bad-input", "encoder stealing asks about the attacker's own images", "--pool DATASET");
     // Rows already in a resumed transcript are free: ask for them again (answered from the cache) plus what the budget allows.
     const want = (Number.isFinite(ctx.budget.remaining()) ? ctx.budget.remaining() : o.queries) + ctx.oracle.size;
-    const x = queryImages(ctx.pool!, want, o.augmented, ctx.seed);
+    const x = queryImages(ctx.pool!, want, o.augmented, ctx.seed, ctx.domain);
     // One small request first: a classifier API fails here, before the budget is spent.
     const first = Math.min(o.chunk, rowsOf(x));
     let answered = await askAll(

@@ -3,13 +3,15 @@
  * surrogate on its answers.
  * - Copycat with random / non-problem-domain data: Correia-Silva et al., "Copycat CNN", IJCNN 2018.
  * - Knockoff Nets (natural images, random sampling): Orekondy, Schiele, Fritz, CVPR 2019.
- * - Uniform random queries as in Tramèr et al., USENIX Security 2016 (§5, learning-based retraining).
+ * - Uniform random queries as in Tramèr et al., USENIX Security 2016 (§5, learning-based retraining),
+ *   uniform in the victim's input domain (core/domain.ts).
  * The asking loop is in ask.ts, the surrogate and its training in surrogate.ts (other attacks share them).
  */
 import { z } from "zod";
 import { rowsOf, takeRows, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
-import { permutation, rng, uniform } from "../core/rng.js";
+import { sampleDomain } from "../core/domain.js";
+import { permutation, rng } from "../core/rng.js";
 import { askAll, wantPoolRows } from "./ask.js";
 import type { Attack } from "./attack.js";
 import { SurrogateOptions, trainSurrogate } from "./surrogate.js";
@@ -29,7 +31,6 @@ export const knockoff: Attack<typeof Options> = {
   options: Options,
   async run(ctx, o) {
     const shape = ctx.oracle.inputShape;
-    const d = shape.reduce((a, b) => a * b, 1);
     // Rows already in a resumed transcript are free: ask for them again (answered from the cache) plus what the budget allows.
     const want = (Number.isFinite(ctx.budget.remaining()) ? ctx.budget.remaining() : o.queries) + ctx.oracle.size;
     const r = rng(ctx.seed);
@@ -40,7 +41,7 @@ export const knockoff: Attack<typeof Options> = {
       const order = permutation(rowsOf(ctx.pool!), r);
       x = takeRows(ctx.pool!, order.subarray(0, Math.min(want, order.length)));
     } else {
-      x = { data: uniform(want * d, r), shape: [want, ...shape] };
+      x = { data: sampleDomain(ctx.domain, want, r), shape: [want, ...shape] };
     }
     const answered = await askAll(ctx, x, o.chunk, `asking ${o.pool} inputs`);
     const { surrogate, classes, soft } = await trainSurrogate(ctx, o);

@@ -21,6 +21,7 @@
  */
 import { z } from "zod";
 import { concatRows, rowsOf, takeRows, widthOf, type Batch } from "../core/batch.js";
+import { clipFeature, spanOf, type Domain } from "../core/domain.js";
 import { fail } from "../core/errors.js";
 import { permutation, rng, type Rng } from "../core/rng.js";
 import { augmentBatch } from "../models/augment.js";
@@ -53,7 +54,7 @@ const Options = SurrogateOptions.extend({
   unlabeled: z.number().int().positive().default(5000),
   /** "image": random crops, shifts and noise (rows must be images); "noise": Gaussian noise only; "auto": images when rows are H×W(×C) or a flat square of side ≥ 8. */
   augment: z.enum(["auto", "image", "noise"]).default("auto"),
-  /** Standard deviation of the noise every augmentation adds (inputs live in [0, 1]). */
+  /** Standard deviation of the noise every augmentation adds, as a fraction of each feature's range in the input domain. */
   noise: z.number().nonnegative().default(0.05),
   /** Probability of a horizontal flip in image augmentations (0 for digits and text, where a mirror changes the class). */
   flip: z.number().min(0).max(1).default(0),
@@ -90,12 +91,18 @@ function looksLikeImages(shape: readonly number[]): boolean {
   return side >= 8 && side * side === row[0];
 }
 
-/** One random view of every row: a mild crop/shift with brightness jitter for images, then noise; values stay in [0, 1]. */
-function augment(x: Batch, r: Rng, o: Options): Batch {
+/**
+ * One random view of every row: a mild crop/shift with brightness jitter for images, then noise scaled
+ * to each feature's range; values stay in the input domain.
+ */
+function augment(x: Batch, r: Rng, o: Options, domain: Domain): Batch {
   const image = o.augment === "image" || (o.augment === "auto" && looksLikeImages(x.shape));
-  if (image) return augmentBatch(x, r, { scale: [0.75, 1], ratio: [0.9, 1.1], flip: o.flip, jitter: 0.5, brightness: 0.2, contrast: 0.2, noise: o.noise });
+  if (image)
+    return augmentBatch(x, r, { scale: [0.75, 1], ratio: [0.9, 1.1], flip: o.flip, jitter: 0.5, brightness: 0.2, contrast: 0.2, noise: o.noise, domain });
   const out = new Float32Array(x.data.length);
-  for (let i = 0; i < out.length; i++) out[i] = Math.min(1, Math.max(0, x.data[i] + o.noise * r.normal()));
+  const w = widthOf(x);
+  const scale = spanOf(domain).map((s) => o.noise * s);
+  for (let i = 0; i < out.length; i++) out[i] = clipFeature(domain, i % w, x.data[i] + scale[i % w] * r.normal());
   return { data: out, shape: [...x.shape] };
 }
 
@@ -184,7 +191,7 @@ export const semiSupervised: Attack<typeof Options> = {
       const m = rowsOf(u);
       const mean = new Float32Array(m * k);
       for (let g = 0; g < o.guesses; g++) {
-        const p = await surrogate.predict(augment(u, r, o));
+        const p = await surrogate.predict(augment(u, r, o, ctx.domain));
         for (let i = 0; i < mean.length; i++) mean[i] += p.data[i] / o.guesses;
       }
       const guessed = sharpen(mean, k, o.temperature);
@@ -193,10 +200,10 @@ export const semiSupervised: Attack<typeof Options> = {
       const parts: Batch[] = [];
       const partTargets: Float32Array[] = [];
       for (let c = 0; c < copies; c++) {
-        parts.push(augment(x, r, o));
+        parts.push(augment(x, r, o, ctx.domain));
         partTargets.push(targets);
       }
-      parts.push(augment(u, r, o));
+      parts.push(augment(u, r, o, ctx.domain));
       partTargets.push(guessed);
       const all = concatRows(parts);
       const allTargets = new Float32Array(rowsOf(all) * k);

@@ -1,4 +1,6 @@
-import { asRowShape, type Batch } from "../core/batch.js";
+import { asRowShape, sizeOf, widthOf, type Batch } from "../core/batch.js";
+import { describeDomain, domainFromRows, domainWidth, unitDomain, type Domain } from "../core/domain.js";
+import { fail } from "../core/errors.js";
 import { budgeted, type BudgetLimits, type Spend } from "../oracle/budget.js";
 import { OracleStopped, type Oracle, type StopReason } from "../oracle/oracle.js";
 import { recorded } from "../oracle/transcript.js";
@@ -15,7 +17,58 @@ export interface StealOptions {
   dir?: string;
   pool?: Batch;
   labeled?: { x: Batch; y: Int32Array };
+  /** The victim's input domain as the attacker knows it (`--domain`); the API's own, when it publishes one, comes first. */
+  domain?: Domain;
+  /** Told which input domain the attack uses, and where it came from, before it starts. */
+  onDomain?: (d: ResolvedDomain) => void;
   onProgress?: (p: AttackProgress & { spent: Spend }) => void;
+}
+
+/** The input domain an attack uses, where it came from, and a sentence that says so. */
+export interface ResolvedDomain {
+  domain: Domain;
+  /** `api`: the victim's metadata; `given`: the caller's (`--domain`); `pool`: the pool's range; `unit`: nothing said, so [0, 1]. */
+  source: "api" | "given" | "pool" | "unit";
+  message: string;
+  /** Set when the choice is a guess the user should know about. */
+  warning: boolean;
+}
+
+/** How far beyond the pool's per-feature range a domain taken from the pool reaches, as a fraction of that range. */
+export const POOL_DOMAIN_WIDEN = 0.05;
+
+/**
+ * The input domain for an attack on `victim`: the API's own (its metadata), else the one given, else
+ * the pool's per-feature range (widened by 5%), else [0, 1] with a warning.
+ */
+export function resolveDomain(victim: Oracle, given?: Domain, pool?: Batch): ResolvedDomain {
+  const width = sizeOf(victim.inputShape);
+  const check = (d: Domain, what: string) => {
+    if (domainWidth(d) !== width) fail("bad-input", `${what} has ${domainWidth(d)} features but the victim takes ${width}`);
+    return d;
+  };
+  if (victim.domain) {
+    const domain = check(victim.domain, "the API's input domain");
+    const ignored = given ? " (the domain given is not used)" : "";
+    return { domain, source: "api", message: `input domain from the API's metadata: ${describeDomain(domain)}${ignored}`, warning: false };
+  }
+  if (given) return { domain: check(given, "the domain given"), source: "given", message: `input domain as given: ${describeDomain(given)}`, warning: false };
+  if (pool && pool.shape[0] > 0) {
+    if (widthOf(pool) !== width) fail("bad-input", `the attacker's data has ${widthOf(pool)} features but the victim takes ${width}`);
+    const domain = domainFromRows(pool, { widen: POOL_DOMAIN_WIDEN });
+    return {
+      domain,
+      source: "pool",
+      message: `input domain from the pool's per-feature range, widened by ${POOL_DOMAIN_WIDEN * 100}%: ${describeDomain(domain)}`,
+      warning: false,
+    };
+  }
+  return {
+    domain: unitDomain(width),
+    source: "unit",
+    message: `the API publishes no input domain and none was given (--domain FILE) nor a pool (--pool): inputs are made up in [0, 1]^${width}, which fits only models of features scaled to [0, 1]`,
+    warning: true,
+  };
 }
 
 export interface StealOutcome {
@@ -25,6 +78,8 @@ export interface StealOutcome {
   stopped?: { reason: StopReason; message: string };
   /** Answers reused from an earlier run's transcript (paid for then, not now). */
   reused: number;
+  /** The input domain the attack used, and where it came from. */
+  domain: ResolvedDomain;
 }
 
 /**
@@ -36,6 +91,8 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
   // asked, so pool rows, labeled rows and answered rows are alike ([784] and [28, 28, 1] are one image).
   const pool = s.pool && asRowShape(s.pool, victim.inputShape, "the pool's rows", "the victim");
   const labeled = s.labeled && { x: asRowShape(s.labeled.x, victim.inputShape, "the labeled rows", "the victim"), y: s.labeled.y };
+  const domain = resolveDomain(victim, s.domain, pool);
+  s.onDomain?.(domain);
   const limits = { ...s.limits };
   const budget = budgeted(victim, limits);
   const oracle = recorded(budget, s.dir);
@@ -50,6 +107,7 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
   const guarded = {
     ...oracle,
     inputShape: oracle.inputShape,
+    domain: domain.domain,
     entries: () => oracle.entries(),
     get kind() {
       return oracle.kind;
@@ -72,6 +130,7 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
       oracle: guarded,
       budget,
       seed: s.seed,
+      domain: domain.domain,
       pool,
       labeled,
       onPoolExhausted: (message) => (poolOut ??= message),
@@ -81,5 +140,5 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
   );
   // The victim (or our own limit) stopping it first is the reason; else a pool smaller than the budget.
   if (!stopped && poolOut) stopped = { reason: "pool", message: poolOut };
-  return { result, spent: { ...budget.spent }, stopped, reused };
+  return { result, spent: { ...budget.spent }, stopped, reused, domain };
 }

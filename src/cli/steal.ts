@@ -2,10 +2,10 @@ import type { Command } from "commander";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { z } from "zod";
-import type { Batch } from "../core/batch.js";
+import { domainArg, specOf } from "../core/domain.js";
 import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
-import { rowsOf, sliceRows, takeRows } from "../core/batch.js";
+import { rowsOf, sizeOf, sliceRows, takeRows, type Batch } from "../core/batch.js";
 import { permutation, rng } from "../core/rng.js";
 import { loadRows, SCALES, type Rows } from "../data/source.js";
 import { accuracy, meanCosine } from "../metrics/agreement.js";
@@ -39,6 +39,8 @@ const StealArgs = z.object({
   options: z.string().default("{}"),
   answers: z.enum(DECLARABLE_ANSWERS).optional(),
   output: z.string().min(1).optional(),
+  /** `unit` or a JSON file `{lower, upper, integer?}`: where the victim's inputs live, when its API does not say. */
+  domain: z.string().min(1).optional(),
   out: z.string().min(1),
 });
 type StealArgs = z.infer<typeof StealArgs>;
@@ -62,6 +64,10 @@ export function stealCommand(command: Command): void {
     .option("--options <json>", "attack options as JSON, e.g. '{\"epochs\": 50}'", "{}")
     .option("--answers <kind>", `what the API's answers hold: ${DECLARABLE_ANSWERS.join(", ")} (default: inferred from the first answer, and said)`)
     .option("--output <name>", "which of the API's output tensors to read (default: heist's own names, else the first float one)")
+    .option(
+      "--domain <file|unit>",
+      "where the victim's inputs live, if its API does not say: a JSON file {lower, upper, integer?} or unit for [0, 1] (default: the pool's range)",
+    )
     .option("--out <dir>", "where the transcript, result.json and the stolen model go")
     .option("--resume <dir>", "continue a stopped run from its directory (same arguments, answers already paid for are reused)")
     .option("--list-attacks", "list every attack with its --options and their defaults (no target needed)")
@@ -91,6 +97,7 @@ export function stealCommand(command: Command): void {
         };
       }
       const out = resolve(args.out);
+      if (args.domain && args.domain !== "unit") args.domain = resolve(args.domain); // a resumed run finds it from anywhere
       let options: unknown;
       try {
         options = JSON.parse(args.options);
@@ -116,6 +123,7 @@ export function stealCommand(command: Command): void {
           if (r.how !== "named") process.stderr.write(`${process.stderr.isTTY ? "\n" : ""}${describeReading(r)}\n`);
         },
       });
+      const domain = args.domain ? domainArg(args.domain, sizeOf(oracle.inputShape)) : undefined;
       // Every data flag (a dataset name or a path) as rows of the victim's own input shape, all read before a row is paid for.
       const data = (spec: string, use: "pool" | "eval", needLabels?: string) =>
         loadRows(spec, { use, shape: oracle.inputShape, labelColumn: args.labelColumn, scale: args.scale, needLabels });
@@ -135,6 +143,8 @@ export function stealCommand(command: Command): void {
         dir: out,
         pool,
         labeled,
+        domain,
+        onDomain: (d) => process.stderr.write(`${d.warning ? "warning: " : ""}${d.message}\n`),
         limits: { rows: args.budget, micros: args.maxSpend ? Math.round(args.maxSpend * MICROS) : undefined },
         onProgress: (p) =>
           bar.update(p.spent.rows, {
@@ -170,7 +180,7 @@ export function stealCommand(command: Command): void {
         measured.accuracy = accuracy(await surrogate.predict(test.x), test.y);
         if (args.victim) {
           const victim = await loadModel(args.victim);
-          const f = await fidelityReport(victim.model, surrogate, { test: test.x, seed: args.seed });
+          const f = await fidelityReport(victim.model, surrogate, { test: test.x, seed: args.seed, domain: outcome.domain.domain });
           measured.fidelityTest = f.rTest;
           measured.fidelityUniform = f.rUnif;
           measured.victimAccuracy = accuracy(await victim.model.predict(test.x), test.y);
@@ -191,6 +201,7 @@ export function stealCommand(command: Command): void {
         refusals,
         stopped: outcome.stopped ?? null,
         answers: reading ?? null,
+        domain: outcome.domain.source,
         details,
         ...measured,
         surrogate: join(out, "model"),
@@ -200,6 +211,7 @@ export function stealCommand(command: Command): void {
         architecture,
         dataset: poolRows?.dataset ?? null,
         preprocessing: { kind: "identity" },
+        domain: specOf(outcome.domain.domain),
         split: null,
         classes: null,
         seed: args.seed,

@@ -1,6 +1,7 @@
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { parseConfigValue, readConfigFile } from "../core/config-file.js";
+import { DomainSpec } from "../core/domain.js";
 import { DefenseConfig } from "./defense-config.js";
 import { Lockout, LOCKOUT_DEFAULTS } from "../defenses/api-key.js";
 import { checkTiers, OutputPolicy, PlanTerms } from "../pipeline/plan.js";
@@ -28,6 +29,12 @@ export const ModelConfig = z
       })
       .optional(),
     output: OutputPolicy.default({ kind: "probabilities", k: 1 }),
+    /**
+     * Where the model's inputs live, published in its metadata: `{lower, upper, integer?}` (numbers or one per
+     * feature), `unit` for [0, 1], or the path of a JSON file holding one. Default: what the model itself
+     * declares (heist's own models: [0, 1]); a foreign ONNX file declares none.
+     */
+    domain: z.union([z.literal("unit"), DomainSpec, z.string().min(1)]).optional(),
     /** Defences for every client of this model (see gateway/defense-config.ts). */
     defenses: z.array(DefenseConfig).default([]),
   })
@@ -131,7 +138,10 @@ export function loadConfig(path?: string): GatewayConfig {
   const config = parseConfig(readConfigFile(path), path);
   const base = dirname(resolve(path));
   if (config.store.sqlite !== ":memory:") config.store.sqlite = resolve(base, config.store.sqlite);
-  for (const m of config.models) if (m.source) m.source = resolveSource(m.source, base);
+  for (const m of config.models) {
+    if (m.source) m.source = resolveSource(m.source, base);
+    if (typeof m.domain === "string" && m.domain !== "unit") m.domain = resolve(base, m.domain);
+  }
   return config;
 }
 

@@ -26,6 +26,7 @@ export function localOracle(o: {
   const solve = (token: string) => proveWork(token, o.onProofOfWork);
   return {
     inputShape: o.model.inputShape,
+    domain: o.model.domain,
     async query(rows: Batch) {
       // The victim's declared shape rules, as over HTTP.
       const x = asRowShape(rows, o.model.inputShape, "the rows asked", `model "${o.model.name}"`);
@@ -61,6 +62,7 @@ function stopped(e: unknown, onRefusal?: (status: number, type: string) => void)
 export function modelOracle(model: Model, policy: OutputPolicy = { kind: model.output === "leaf" ? "probabilities" : model.output, k: 1 }): Oracle {
   return {
     inputShape: model.inputShape,
+    domain: model.domain,
     async query(rows: Batch) {
       const x = asRowShape(rows, model.inputShape, "the rows asked", "the model");
       const leaves = policy.kind === "leaf" ? (model as Partial<TreeModel>).leafIds?.(x) : undefined;

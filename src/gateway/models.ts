@@ -1,4 +1,5 @@
 import { asRowShape, sizeOf, type Batch } from "../core/batch.js";
+import { domainArg, domainFromParameters, domainFromSpec, specOf, type Domain } from "../core/domain.js";
 import { fail } from "../core/errors.js";
 import { loadModel } from "../models/load.js";
 import type { Model } from "../models/model.js";
@@ -23,6 +24,7 @@ export async function loadModels(config: GatewayConfig): Promise<ModelRegistry> 
   const owned: Model[] = [];
   for (const m of config.models) {
     const served = m.upstream ? await upstreamModel(m) : await localModel(m, owned);
+    served.domain = configDomain(m, sizeOf(served.inputShape)) ?? served.domain;
     const isTree = served.leafIds !== undefined;
     if (!policyFits(served.policy, served.output, isTree)) {
       fail("bad-input", `model "${m.name}" answers with ${served.output} but its output policy is ${served.policy.kind}`);
@@ -54,10 +56,17 @@ export async function loadModels(config: GatewayConfig): Promise<ModelRegistry> 
           m.policy.kind === "label" || m.policy.kind === "leaf"
             ? [{ name: "label", datatype: "INT64", shape: [-1, 1] }, ...(m.policy.kind === "leaf" ? [{ name: "leaf", datatype: "INT64", shape: [-1, 1] }] : [])]
             : [{ name: m.policy.kind, datatype: "FP32", shape: [-1, m.outputWidth] }],
+        ...(m.domain ? { parameters: { domain: specOf(m.domain) } } : {}),
       };
     },
     dispose: () => owned.forEach((m) => m.dispose()),
   };
+}
+
+/** The domain a model's config declares (inline, `unit`, or a file), checked against its input width. */
+function configDomain(m: ModelConfig, width: number): Domain | undefined {
+  if (m.domain === undefined) return undefined;
+  return typeof m.domain === "string" ? domainArg(m.domain, width) : domainFromSpec(m.domain, width, `model "${m.name}" domain`);
 }
 
 async function localModel(m: ModelConfig, owned: Model[]): Promise<ServedModel> {
@@ -79,6 +88,7 @@ async function localModel(m: ModelConfig, owned: Model[]): Promise<ServedModel> 
     output: model.output,
     outputWidth: model.outputWidth,
     policy: m.output,
+    domain: model.domain,
     predict: (x) => model.predict(x),
     ...(tree.leafIds ? { leafIds: async (x: Batch) => tree.leafIds!(x) } : {}),
     // Class labels from the file's own integer output (skl2onnx's `label`), for the label policies.
@@ -116,6 +126,7 @@ async function upstreamModel(m: ModelConfig): Promise<ServedModel> {
     output,
     outputWidth: sizeOf(outShape),
     policy: m.output,
+    domain: domainFromParameters(meta.parameters, sizeOf(inputShape)),
     async predict(rows: Batch): Promise<Batch> {
       const x = asRowShape(rows, inputShape, "the rows asked", `upstream model "${up.model}"`);
       let res: Response;

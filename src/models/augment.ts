@@ -6,13 +6,15 @@
  * random fraction of the area, with a random aspect ratio, resampled back to H×W bilinearly), a
  * random horizontal flip, then (with probability `jitter`) a random brightness factor and contrast
  * scaling about the image's mean, and optionally Gaussian noise. Values are clipped to [0, 1], the
- * input space of every heist model.
+ * input space of every heist model, or to the `domain` given (the victim's own space; noise then
+ * scales with each pixel's range).
  *
  * Plain TypeScript on typed arrays: no tensor engine, nothing to dispose, and every draw comes from
  * the caller's Rng, so a seed gives the same views on every machine. It is cheap next to a training
  * step (about 1 µs per output pixel).
  */
 import { rowsOf, sizeOf, type Batch } from "../core/batch.js";
+import { domainWidth, type Domain } from "../core/domain.js";
 import { fail } from "../core/errors.js";
 import type { Rng } from "../core/rng.js";
 
@@ -33,6 +35,8 @@ export interface AugmentOptions {
   noise?: number;
   /** [H, W, C] of one image; needed only when rows are flat and not a square one-channel image. */
   imageShape?: readonly [number, number, number];
+  /** Where pixel values live, per value of a row (core/domain.ts). Default [0, 1] for every one. */
+  domain?: Domain;
 }
 
 /** [H, W, C] of the images in a batch: rank-3 rows as they are, flat square rows as one channel. */
@@ -68,7 +72,7 @@ function nonNegative(name: string, v: number): number {
 }
 
 /**
- * One random view of every image in the batch (same shape, values in [0, 1]). Draws come from `r`
+ * One random view of every image in the batch (same shape, values in [0, 1] or the domain). Draws come from `r`
  * in row order, so the same generator state gives the same views.
  */
 export function augmentBatch(x: Batch, r: Rng, opts: AugmentOptions = {}): Batch {
@@ -84,6 +88,12 @@ export function augmentBatch(x: Batch, r: Rng, opts: AugmentOptions = {}): Batch
 
   const n = rowsOf(x);
   const size = h * w * c;
+  if (opts.domain && domainWidth(opts.domain) !== size)
+    fail("bad-input", `the augmentation's domain has ${domainWidth(opts.domain)} values but an image ${size}`);
+  // Per value: clip bounds and the noise's scale (its range).
+  const lower = opts.domain?.lower ?? new Float64Array(size);
+  const upper = opts.domain?.upper ?? new Float64Array(size).fill(1);
+  const spread = Float64Array.from(upper, (u, j) => u - lower[j]);
   const src = x.data;
   const out = new Float32Array(n * size);
   const logRMin = Math.log(rMin);
@@ -153,14 +163,14 @@ export function augmentBatch(x: Batch, r: Rng, opts: AugmentOptions = {}): Batch
       const offset = bright * (1 - contr) * mean;
       for (let j = base; j < base + size; j++) {
         let val = out[j] * factor + offset;
-        if (noise > 0) val += noise * r.normal();
-        out[j] = Math.min(Math.max(val, 0), 1);
+        if (noise > 0) val += noise * spread[j - base] * r.normal();
+        out[j] = Math.min(Math.max(val, lower[j - base]), upper[j - base]);
       }
     } else {
       for (let j = base; j < base + size; j++) {
         const val = out[j];
-        if (val < 0) out[j] = 0;
-        else if (val > 1) out[j] = 1;
+        if (val < lower[j - base]) out[j] = lower[j - base];
+        else if (val > upper[j - base]) out[j] = upper[j - base];
       }
     }
   }

@@ -5,6 +5,7 @@
  * The plain functions of tensors they build on are in metrics/agreement.ts.
  */
 import { concatRows, rowsOf, sizeOf, sliceRows, widthOf, type Batch, shapeText } from "../core/batch.js";
+import { sampleDomain, type Domain } from "../core/domain.js";
 import { fail } from "../core/errors.js";
 import { rng, uniform } from "../core/rng.js";
 import { accuracy, agreement } from "../metrics/agreement.js";
@@ -59,6 +60,8 @@ export interface FidelityReportOptions {
   /** Uniform range [lo, hi). Default [0, 1), the input space of heist's datasets. */
   lo?: number;
   hi?: number;
+  /** Uniform in this input domain instead (the victim's own space, per feature; see core/domain.ts). */
+  domain?: Domain;
 }
 
 /** R_test on `opts.test` and R_unif on uniform random inputs shaped like the victim's input. */
@@ -68,7 +71,9 @@ export async function fidelityReport(victim: Model, surrogate: Model, opts: Fide
   if (!(Number.isFinite(lo) && Number.isFinite(hi) && lo < hi)) fail("bad-input", `uniform range [${lo}, ${hi}) is empty or not finite`);
   const rTest = await fidelity(victim, surrogate, test);
   const width = sizeOf(victim.inputShape);
-  const u: Batch = { data: uniform(uniformRows * width, rng(seed), lo, hi), shape: [uniformRows, ...victim.inputShape] };
+  const data = opts.domain ? sampleDomain(opts.domain, uniformRows, rng(seed)) : uniform(uniformRows * width, rng(seed), lo, hi);
+  if (data.length !== uniformRows * width) fail("bad-input", `the domain has ${data.length / uniformRows} features but the victim takes ${width}`);
+  const u: Batch = { data, shape: [uniformRows, ...victim.inputShape] };
   const rUnif = await fidelity(victim, surrogate, u);
   return { rTest, rUnif };
 }

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { asRowShape, type Batch } from "../core/batch.js";
+import type { Domain } from "../core/domain.js";
 
 /** What a model's output rows mean. */
 export const OutputKind = z.enum(["probabilities", "logits", "embedding", "leaf"]);
@@ -15,6 +16,8 @@ export interface Model {
   readonly output: OutputKind;
   /** Values per output row (classes, embedding width, or 1 for a leaf id). */
   readonly outputWidth: number;
+  /** Where its inputs live (core/domain.ts), when known: set at load from the manifest (heist's own models: [0, 1]). */
+  domain?: Domain;
   predict(x: Batch): Promise<Batch>;
   dispose(): void;
 }

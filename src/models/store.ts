@@ -3,7 +3,7 @@ import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeDirAtomic } from "../core/fs.js";
 import { fail, HeistError } from "../core/errors.js";
-import { MANIFEST_FILE, Manifest } from "./manifest.js";
+import { MANIFEST_FILE, Manifest, manifestDomain } from "./manifest.js";
 import type { Model, OutputKind } from "./model.js";
 import { loadOnnxModel } from "./onnx.js";
 import { tf, tfReady } from "./tf.js";
@@ -132,6 +132,7 @@ export async function loadModelDir(dir: string, o: { output?: OutputKind } = {})
     model.dispose();
     fail("bad-file", `${dir}: the model takes [${model.inputShape}] but its manifest says [${manifest.inputShape}]`);
   }
+  model.domain = manifestDomain(manifest, width);
   return { model, manifest: { ...manifest, output } };
 }
 

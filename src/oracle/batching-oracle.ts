@@ -58,6 +58,7 @@ export function batched(inner: Oracle): Oracle {
 
   return {
     inputShape: inner.inputShape,
+    domain: inner.domain,
     query(x: Batch): Promise<OracleAnswer> {
       return new Promise<OracleAnswer>((resolve, reject) => {
         if (pending.length === 0) setImmediate(() => void flush());

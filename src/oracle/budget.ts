@@ -38,6 +38,7 @@ export function budgeted(inner: Oracle, limits: BudgetLimits = {}): BudgetedOrac
   const remaining = () => Math.max(0, (limits.rows ?? Infinity) - spent.rows);
   return {
     inputShape: inner.inputShape,
+    domain: inner.domain,
     spent,
     remaining,
     refused: () => void spent.refusals++,

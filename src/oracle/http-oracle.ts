@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { asRowShape, concatRows, rowsOf, sliceRows, type Batch } from "../core/batch.js";
 import { CHALLENGE_HEADER, proveWork, SOLUTION_HEADER } from "../protocol/proof-of-work.js";
+import { domainFromParameters } from "../core/domain.js";
 import { OracleStopped, parseOutputs, readingFor, type AnswerReading, type DeclaredAnswer, type Oracle, type OracleAnswer, type WireTensor } from "./oracle.js";
 
 export interface HttpOracleOptions {
@@ -133,6 +134,11 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
 
   return {
     inputShape,
+    // Where the API says its inputs live (heist serve publishes `parameters.domain`).
+    domain: domainFromParameters(
+      (meta as { parameters?: unknown }).parameters,
+      inputShape.reduce((a, b) => a * b, 1),
+    ),
     async query(rows: Batch): Promise<OracleAnswer> {
       // The victim's declared shape rules: [784] and [28, 28, 1] are the same image.
       const x = asRowShape(rows, inputShape, "the rows asked", `model "${o.model}"`);

@@ -1,4 +1,5 @@
 import type { Batch } from "../core/batch.js";
+import type { Domain } from "../core/domain.js";
 import { HeistError, type ErrorCode } from "../core/errors.js";
 
 /** What an answer carries, as the thief receives it. */
@@ -18,10 +19,13 @@ export interface OracleAnswer {
 
 /**
  * The only way an attack talks to its victim. `query` answers every row it is given or throws; a
- * thief knows the input shape (from the API's metadata) and nothing else.
+ * thief knows the input shape (from the API's metadata), where inputs live when the API says so
+ * (`domain`, from the same metadata), and nothing else.
  */
 export interface Oracle {
   readonly inputShape: readonly number[];
+  /** The input domain the API publishes, if it publishes one. */
+  readonly domain?: Domain;
   query(x: Batch): Promise<OracleAnswer>;
 }
 

@@ -61,6 +61,7 @@ export function recorded(inner: Oracle, dir?: string): RecordedOracle {
 
   return {
     inputShape: inner.inputShape,
+    domain: inner.domain,
     get kind() {
       return kind;
     },

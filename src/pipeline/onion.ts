@@ -1,4 +1,5 @@
 import type { Batch } from "../core/batch.js";
+import type { Domain } from "../core/domain.js";
 import type { OutputKind } from "../models/model.js";
 import type { OutputPolicy, Plan } from "./plan.js";
 import type { ClientRecord, KeyRecord } from "./store.js";
@@ -10,6 +11,8 @@ export interface ServedModel {
   output: OutputKind;
   outputWidth: number;
   policy: OutputPolicy;
+  /** Where its inputs live, when known: published in its metadata so that clients ask inside it. */
+  domain?: Domain;
   predict(x: Batch): Promise<Batch>;
   /** Decision trees: the leaf each row reaches. */
   leafIds?(x: Batch): Promise<Int32Array>;

@@ -48,6 +48,8 @@ export const ModelMetadata = z.object({
   platform: z.string(),
   inputs: z.array(TensorMetadata),
   outputs: z.array(TensorMetadata),
+  /** Free-form; heist publishes the model's input domain here as `domain: {lower, upper, integer?}` (core/domain.ts). */
+  parameters: z.record(z.string(), z.unknown()).optional(),
 });
 export type ModelMetadata = z.infer<typeof ModelMetadata>;
 

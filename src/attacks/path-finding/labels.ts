@@ -4,9 +4,12 @@
  * where two probes of a box disagree, a staircase walk between them is binary-searched down to one of
  * the victim's thresholds (exactly, to adjacent float32 inputs), the box is split there and both
  * halves recurse; a box whose `probes` answers all agree becomes a leaf. Labels alone cannot prove a
- * box pure: what no probe hits is missed, and more probes buy more certainty.
+ * box pure: what no probe hits is missed, and more probes buy more certainty. The domain searched is
+ * the victim's input domain (core/domain.ts), widened to hold the attacker's own rows; on an integer
+ * feature only whole values are asked, and thresholds are found to adjacent whole values.
  */
 import { rowsOf } from "../../core/batch.js";
+import { hullWith, type Domain } from "../../core/domain.js";
 import { fail } from "../../core/errors.js";
 import { rng, type Rng } from "../../core/rng.js";
 import { treeModel, type TreeJson } from "../../models/tree.js";
@@ -57,14 +60,18 @@ const majority = (labels: number[], fallback: number): number => {
  * of the intervals they cut is picked first, each as likely as the others, so a thin cell between
  * two known thresholds is probed as often as a wide one (victim leaves are unions of such cells).
  */
-function sampleIn(g: Region, domain: { lo: number[]; hi: number[] }, r: Rng, known: number[][], stratified: boolean): number[] | undefined {
+function sampleIn(g: Region, domain: Domain, r: Rng, known: number[][], stratified: boolean): number[] | undefined {
   const p = g.lo.map((lo, f) => {
-    let a = Math.max(lo, domain.lo[f]);
-    let b = Math.min(g.hi[f], domain.hi[f]);
+    let a = Math.max(lo, domain.lower[f]);
+    let b = Math.min(g.hi[f], domain.upper[f]);
     if (stratified) {
       const cuts = [a, ...known[f].filter((t) => t > a && t < b).sort((x, y) => x - y), b];
       const k = r.int(cuts.length - 1);
       [a, b] = [cuts[k], cuts[k + 1]];
+    }
+    if (domain.integer[f]) {
+      const first = Math.ceil(a);
+      return first > b ? Number.NaN : first + r.int(Math.floor(b) - first + 1);
     }
     return Math.fround(a + (b - a) * r.next());
   });
@@ -76,7 +83,15 @@ function sampleIn(g: Region, domain: { lo: number[]; hi: number[] }, r: Rng, kno
  * as (feature, threshold). Asks one point per step; every point asked lies in the region (a box holds
  * the staircase between two of its points) and is kept there.
  */
-async function changePoint(g: Region, p: number[], labelP: number, q: number[], r: Rng, labelOf: (x: number[]) => Promise<number>): Promise<Threshold> {
+async function changePoint(
+  g: Region,
+  p: number[],
+  labelP: number,
+  q: number[],
+  r: Rng,
+  labelOf: (x: number[]) => Promise<number>,
+  integer: Uint8Array,
+): Promise<Threshold> {
   const differ = p.map((_, f) => f).filter((f) => p[f] !== q[f]);
   for (let i = differ.length - 1; i > 0; i--) {
     const j = r.int(i + 1);
@@ -103,15 +118,15 @@ async function changePoint(g: Region, p: number[], labelP: number, q: number[], 
     else hi = mid;
   }
   // Vertices lo (labelled like p) and hi = lo + 1 (not) differ in one coordinate: search that segment
-  // down to two adjacent float32 values, the finest inputs there are. The victim's threshold lies
-  // between them, so splitting at the lower one routes every float32 input as the victim does, and
-  // finding the same threshold again from elsewhere gives the same number.
+  // down to two adjacent float32 values, the finest inputs there are (adjacent whole values on an
+  // integer feature). The victim's threshold lies between them, so splitting at the lower one routes
+  // every such input as the victim does, and finding the same threshold again from elsewhere gives the same number.
   const feature = differ[lo];
   const base = vertex(lo);
   let u = p[feature];
   let v = q[feature];
   for (;;) {
-    const mid = Math.fround((u + v) / 2);
+    const mid = integer[feature] ? Math.floor((u + v) / 2) : Math.fround((u + v) / 2);
     if (mid === u || mid === v) break;
     const x = base.map((b, f) => (f === feature ? mid : b));
     const label = await labelOf(x);
@@ -159,20 +174,14 @@ export async function fromLabels(ctx: AttackContext, o: Options): Promise<Attack
     if (labels.length < 1) throw new OracleStopped("budget", "the victim answered 0 of 1 rows: the row budget is spent");
     return labels[0];
   };
-  // The attacker's domain: [0, 1]^d, widened to hold its own data when it has some (its rows are probes too).
-  const domain = { lo: new Array(d).fill(0), hi: new Array(d).fill(1) };
+  // The victim's input domain, widened to hold the attacker's own data when it has some (its rows are probes too).
+  let domain = ctx.domain;
   const seeds: number[][] = [];
   if (ctx.pool) {
     const w = ctx.pool.data.length / rowsOf(ctx.pool);
     if (w !== d) fail("bad-input", `the attacker's data has ${w} features but the victim takes ${d}`);
-    for (let i = 0; i < rowsOf(ctx.pool); i++) {
-      const x = Array.from(ctx.pool.data.subarray(i * d, (i + 1) * d));
-      x.forEach((v, f) => {
-        domain.lo[f] = Math.min(domain.lo[f], v);
-        domain.hi[f] = Math.max(domain.hi[f], v);
-      });
-      seeds.push(x);
-    }
+    for (let i = 0; i < rowsOf(ctx.pool); i++) seeds.push(Array.from(ctx.pool.data.subarray(i * d, (i + 1) * d)));
+    domain = hullWith(domain, ctx.pool);
   }
   const region = (lo: number[], hi: number[], fallback: number): Region => ({ lo, hi, points: [], labels: [], fallback, extra: 0, probedWith: 0 });
   const top = region(new Array(d).fill(-Infinity), new Array(d).fill(Infinity), 0);
@@ -193,7 +202,7 @@ export async function fromLabels(ctx: AttackContext, o: Options): Promise<Attack
     if (open.length === 0) {
       // Every region is settled: check again those that thresholds found since hold (probes stratified by them).
       const inside = (g: Region, t: { feature: number; threshold: number }) =>
-        t.threshold > Math.max(g.lo[t.feature], domain.lo[t.feature]) && t.threshold < Math.min(g.hi[t.feature], domain.hi[t.feature]);
+        t.threshold > Math.max(g.lo[t.feature], domain.lower[t.feature]) && t.threshold < Math.min(g.hi[t.feature], domain.upper[t.feature]);
       open = settled.filter((s) => found.slice(s.region.probedWith).some((t) => inside(s.region, t)));
       if (open.length === 0) break;
       rechecks++;
@@ -251,7 +260,7 @@ export async function fromLabels(ctx: AttackContext, o: Options): Promise<Attack
     // All searches advance together: one request per step. A step the victim stops answering ends them all.
     let results: Threshold[];
     try {
-      results = await Promise.all(searches.map((s) => changePoint(s.slot.region, s.p, s.labelP, s.q, r, labelOf)));
+      results = await Promise.all(searches.map((s) => changePoint(s.slot.region, s.p, s.labelP, s.q, r, labelOf, domain.integer)));
     } catch (e) {
       if (!(e instanceof OracleStopped)) throw e;
       stopped = true;

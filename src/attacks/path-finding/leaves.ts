@@ -4,8 +4,11 @@
  * point of a leaf, the points that stay in that leaf form an interval whose ends are the box's faces;
  * binary search finds each end to any precision (all 2d searches advance together, one batch per step).
  * Just past each face lies a neighbouring leaf: exploring leaves breadth-first from one random point
- * finds every leaf that meets the input domain [0, 1]^d. The boxes are then reassembled into a tree.
+ * finds every leaf that meets the victim's input domain (core/domain.ts; [0, 1]^d for heist's own
+ * models). Faces are found to `precision` times each feature's range (to adjacent whole values on an
+ * integer feature). The boxes are then reassembled into a tree.
  */
+import { sampleFeature, spanOf, type Domain } from "../../core/domain.js";
 import { fail } from "../../core/errors.js";
 import { rng } from "../../core/rng.js";
 import { treeModel, type TreeJson } from "../../models/tree.js";
@@ -40,18 +43,30 @@ async function measureBox(
   ctx: AttackContext,
   x: number[],
   leaf: number,
-  precision: number,
+  tolerance: readonly number[],
 ): Promise<{ lo: number[]; hi: number[]; beyond: { point: number[]; leaf: number; label: number }[] }> {
   const d = x.length;
+  const { domain } = ctx;
+  const edge = (f: number, up: boolean) => {
+    const v = up ? domain.upper[f] : domain.lower[f];
+    return domain.integer[f] ? (up ? Math.floor(v) : Math.ceil(v)) : v;
+  };
   // One search per (feature, direction): `inside` stays in the leaf, `outside` does not (or is the domain edge).
   const searches = Array.from({ length: 2 * d }, (_, s) => ({
     f: s >> 1,
     up: (s & 1) === 1,
     inside: x[s >> 1],
-    outside: (s & 1) === 1 ? 1 : 0,
+    outside: edge(s >> 1, (s & 1) === 1),
     edge: true,
     seen: undefined as undefined | { leaf: number; label: number },
   }));
+  // Halfway, or on an integer feature the whole value halfway (towards the inside).
+  const middle = (s: (typeof searches)[number]) => {
+    const mid = (s.inside + s.outside) / 2;
+    return domain.integer[s.f] ? (s.up ? Math.floor(mid) : Math.ceil(mid)) : mid;
+  };
+  // A search is done when its interval is narrower than the tolerance (on an integer feature: two adjacent whole values).
+  const open = (s: (typeof searches)[number]) => Math.abs(s.outside - s.inside) > (domain.integer[s.f] ? 1 : tolerance[s.f]);
   const at = (f: number, v: number) => x.map((xi, j) => (j === f ? v : xi));
   // First: is the whole way to the domain's edge inside the leaf?
   const ends = await leavesOf(
@@ -63,14 +78,14 @@ async function measureBox(
     if (!s.edge) s.seen = ends[i];
   });
   let active = searches.filter((s) => !s.edge);
-  while (active.some((s) => Math.abs(s.outside - s.inside) > precision)) {
-    const probing = active.filter((s) => Math.abs(s.outside - s.inside) > precision);
+  while (active.some(open)) {
+    const probing = active.filter(open);
     const got = await leavesOf(
       ctx,
-      probing.map((s) => at(s.f, (s.inside + s.outside) / 2)),
+      probing.map((s) => at(s.f, middle(s))),
     );
     probing.forEach((s, i) => {
-      const mid = (s.inside + s.outside) / 2;
+      const mid = middle(s);
       if (got[i].leaf === leaf) s.inside = mid;
       else {
         s.outside = mid;
@@ -92,8 +107,9 @@ async function measureBox(
   return { lo, hi, beyond };
 }
 
-/** Reassemble boxes that tile the domain into a tree: split where no box straddles the cut. */
-export function treeFromBoxes(boxes: Box[], d: number, classes: number, tolerance: number): TreeJson {
+/** Reassemble boxes that tile the domain into a tree: split where no box straddles the cut (`tolerance`: one for all features, or one per feature). */
+export function treeFromBoxes(boxes: Box[], d: number, classes: number, tolerance: number | readonly number[]): TreeJson {
+  const tol = (f: number) => (typeof tolerance === "number" ? tolerance : tolerance[f]);
   const nodes: TreeJson["nodes"] = [];
   let leafId = 0;
   const build = (set: Box[]): number => {
@@ -106,8 +122,8 @@ export function treeFromBoxes(boxes: Box[], d: number, classes: number, toleranc
     for (let f = 0; f < d; f++) {
       const cuts = [...new Set(set.map((b) => b.hi[f]).filter(Number.isFinite))].sort((a, b) => a - b);
       for (const t of cuts) {
-        const left = set.filter((b) => b.hi[f] <= t + tolerance);
-        const right = set.filter((b) => b.lo[f] >= t - tolerance);
+        const left = set.filter((b) => b.hi[f] <= t + tol(f));
+        const right = set.filter((b) => b.lo[f] >= t - tol(f));
         if (left.length > 0 && right.length > 0 && left.length + right.length === set.length) {
           nodes.push({ feature: f, threshold: t, left: -1, right: -1 });
           const l = build(left);
@@ -127,7 +143,9 @@ export function treeFromBoxes(boxes: Box[], d: number, classes: number, toleranc
 export async function fromLeaves(ctx: AttackContext, o: Options): Promise<AttackResult> {
   const d = ctx.oracle.inputShape.reduce((a, b) => a * b, 1);
   const r = rng(ctx.seed);
-  const start = Array.from({ length: d }, () => r.next());
+  const start = Array.from({ length: d }, (_, f) => sampleFeature(ctx.domain, f, r));
+  // Faces are found to `precision` of each feature's range (an integer feature's to adjacent whole values).
+  const tolerance = tolerances(ctx.domain, o.precision);
   const [first] = await leavesOf(ctx, [start]);
   const boxes = new Map<number, Box>();
   const queue = [{ point: start, ...first }];
@@ -135,7 +153,7 @@ export async function fromLeaves(ctx: AttackContext, o: Options): Promise<Attack
   while (queue.length > 0) {
     const { point, leaf, label } = queue.shift()!;
     if (boxes.size >= o.maxLeaves) fail("bad-input", `more than ${o.maxLeaves} leaves: raise maxLeaves`);
-    const { lo, hi, beyond } = await measureBox(ctx, point, leaf, o.precision);
+    const { lo, hi, beyond } = await measureBox(ctx, point, leaf, tolerance);
     boxes.set(leaf, { leaf, label, lo, hi });
     for (const b of beyond) {
       if (!queued.has(b.leaf)) {
@@ -146,10 +164,18 @@ export async function fromLeaves(ctx: AttackContext, o: Options): Promise<Attack
     ctx.onProgress?.({ rows: ctx.budget.spent.rows, phase: `${boxes.size} leaves measured, ${queue.length} to go` });
   }
   const classes = Math.max(...[...boxes.values()].map((b) => b.label)) + 1;
-  const tree = treeFromBoxes([...boxes.values()], d, classes, o.precision);
+  const tree = treeFromBoxes([...boxes.values()], d, classes, tolerance);
   return {
     surrogate: treeModel(tree),
     architecture: { kind: "tree", maxDepth: Math.max(1, treeModel(tree).depth), minSamplesLeaf: 1 },
     details: { leaves: boxes.size, queries: ctx.budget.spent.rows },
   };
+}
+
+/**
+ * Per feature, how close a face is found and how far apart two faces may be and still be one cut:
+ * `precision` times its range; on an integer feature faces sit exactly halfway between whole values.
+ */
+function tolerances(domain: Domain, precision: number): number[] {
+  return Array.from(spanOf(domain), (s, f) => (domain.integer[f] ? 0.25 : precision * s));
 }

@@ -2,7 +2,7 @@
 import { z } from "zod";
 
 export const Options = z.object({
-  /** Width of the interval each face is narrowed to (inputs live in [0, 1]). Labels mode always searches to adjacent float32 values. */
+  /** Width of the interval each face is narrowed to, as a fraction of the feature's range in the input domain. Labels mode always searches to adjacent float32 values. */
   precision: z.number().positive().max(0.1).default(1e-6),
   maxLeaves: z.number().int().positive().default(2000),
   /** "leaves": the API reveals leaf ids (exact copy). "labels": it answers class labels only (a copy equal on labels). */

@@ -4,6 +4,7 @@
  * found, the rows bought, and where to look next.
  */
 import { rowsOf, widthOf } from "../../core/batch.js";
+import { spanOf } from "../../core/domain.js";
 import { fail } from "../../core/errors.js";
 import { rng, type Rng } from "../../core/rng.js";
 import { batched } from "../../oracle/batching-oracle.js";
@@ -88,7 +89,11 @@ export class Extraction {
   readonly planes: Plane[] = [];
   readonly gradients: GradientAt[] = [];
   readonly T: number;
-  readonly margin: number;
+  /** How far inside the box's faces clipped queries stay, per feature (0 without `clip`). */
+  readonly margin: Float64Array;
+  /** The box: the victim's input domain. */
+  readonly lo: Float64Array;
+  readonly hi: Float64Array;
   /** Rows a searched line has cost (the most seen so far). */
   rowsPerLine = 0;
   /** Rounds of lines searched so far, and what the last one found (units, as a string). */
@@ -109,8 +114,12 @@ export class Extraction {
     this.d = ctx.oracle.inputShape.reduce((a, b) => a * b, 1);
     this.r = rng(ctx.seed);
     this.ask = askLogits(batched(ctx.oracle), this.d);
-    this.T = (o.span * Math.sqrt(this.d)) / 2;
-    this.margin = o.clip ? 2 * o.step : 0;
+    this.lo = ctx.domain.lower;
+    this.hi = ctx.domain.upper;
+    // Half the box's diagonal (√d / 2 for [0, 1]^d).
+    const span = spanOf(ctx.domain);
+    this.T = (o.span * Math.sqrt(span.reduce((s, w) => s + w * w, 0))) / 2;
+    this.margin = span.map((w) => (o.clip ? Math.min(2 * o.step, w / 4) : 0));
   }
 
   tol(...fs: Vec[]): number {
@@ -121,13 +130,12 @@ export class Extraction {
 
   inBox(x: Vec): boolean {
     if (!this.o.clip) return true;
-    for (let i = 0; i < x.length; i++) if (x[i] < this.margin || x[i] > 1 - this.margin) return false;
+    for (let i = 0; i < x.length; i++) if (x[i] < this.lo[i] + this.margin[i] || x[i] > this.hi[i] - this.margin[i]) return false;
     return true;
   }
 
   boxPoint(): Vec {
-    const lo = this.margin;
-    return Float64Array.from({ length: this.d }, () => lo + (1 - 2 * lo) * this.r.next());
+    return Float64Array.from({ length: this.d }, (_, i) => this.lo[i] + this.margin[i] + (this.hi[i] - this.lo[i] - 2 * this.margin[i]) * this.r.next());
   }
 
   /**
@@ -139,8 +147,9 @@ export class Extraction {
     const pool = this.ctx.pool;
     if (!pool || rowsOf(pool) === 0 || this.r.next() < 0.5) return this.boxPoint();
     const i = this.r.int(rowsOf(pool));
-    const lo = this.margin;
-    return Float64Array.from(pool.data.subarray(i * this.d, (i + 1) * this.d), (v) => Math.min(1 - lo, Math.max(lo, v)));
+    return Float64Array.from(pool.data.subarray(i * this.d, (i + 1) * this.d), (v, j) =>
+      Math.min(this.hi[j] - this.margin[j], Math.max(this.lo[j] + this.margin[j], v)),
+    );
   }
 
   /**
@@ -173,8 +182,8 @@ export class Extraction {
     if (this.o.clip) {
       for (let i = 0; i < this.d; i++) {
         if (v[i] === 0) continue;
-        const a = (this.margin - c[i]) / v[i];
-        const b = (1 - this.margin - c[i]) / v[i];
+        const a = (this.lo[i] + this.margin[i] - c[i]) / v[i];
+        const b = (this.hi[i] - this.margin[i] - c[i]) / v[i];
         t0 = Math.max(t0, Math.min(a, b));
         t1 = Math.min(t1, Math.max(a, b));
       }

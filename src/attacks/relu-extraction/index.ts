@@ -11,7 +11,8 @@
  * permutation of hidden units and a positive scale per unit; units that never switch where the victim
  * was asked come out as always-on units (the same function there). It needs raw float32 logits:
  * labels, probabilities or rounded answers do not expose the structure precisely enough, and the attack
- * says so. Queries leave [0, 1]^d (the gateway accepts any finite float32); `clip` keeps them inside.
+ * says so. The box is the victim's input domain (core/domain.ts; [0, 1]^d for heist's own models); lines
+ * run past it (the gateway accepts any finite float32) unless `clip` keeps every query inside.
  */
 import type { Attack } from "../attack.js";
 import { buildCopy, type Copy } from "./build.js";

@@ -6,7 +6,7 @@ export const Options = z.object({
   hidden: z.array(z.number().int().positive()).min(1).max(2).optional(),
   /** Lines run this far on each side of a random point of the box, in units of the box's half-diagonal. */
   span: z.number().positive().default(1),
-  /** Keep every query inside [0, 1]^d, for APIs that refuse other inputs (boundaries outside are then missed). */
+  /** Keep every query inside the input domain (the box), for APIs that refuse other inputs (boundaries outside are then missed). */
   clip: z.boolean().default(false),
   /** Coarse intervals per line before bisection. */
   samples: z.number().int().min(4).default(32),
