@@ -164,7 +164,7 @@ describe("heist steal", () => {
   it.each([
     [["--attack", "telepathy"], /--attack: unknown attack; one of equation-solving, knockoff/],
     [["--attack", "knockoff", "--options", "{nope"], /--options is not valid JSON/],
-    [["--attack", "knockoff", "--options", '{"epochs": -1}'], /--options for knockoff: --epochs/],
+    [["--attack", "knockoff", "--options", '{"epochs": -1}'], /--options for knockoff: epochs: /],
     [["--attack", "knockoff", "--pool", "iris"], /iris rows have shape \[4\] but the victim takes \[64\]/],
     [["--attack", "equation-solving", "--key", "hk_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"], /the victim refused \(401 invalid-api-key\)/],
   ])(

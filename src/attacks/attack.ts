@@ -1,4 +1,5 @@
-import type { z } from "zod";
+import { z } from "zod";
+import { fail } from "../core/errors.js";
 import type { Batch } from "../core/batch.js";
 import type { Domain } from "../core/domain.js";
 import type { Architecture } from "../models/architecture.js";
@@ -48,4 +49,41 @@ export interface Attack<O extends z.ZodType = z.ZodType> {
   cites: string;
   options: O;
   run(ctx: AttackContext, options: z.infer<O>): Promise<AttackResult>;
+}
+
+/**
+ * An attack's options as given (`--options`), checked against its schema: an unknown key is refused
+ * (a misspelt option would otherwise be dropped and the run paid for with the default).
+ */
+export function parseAttackOptions<O extends z.ZodType>(attack: Attack<O>, given: unknown = {}): z.infer<O> {
+  const schema = attack.options as unknown as z.ZodType;
+  if (schema instanceof z.ZodObject && given && typeof given === "object" && !Array.isArray(given)) {
+    const known = Object.keys(schema.shape);
+    for (const key of Object.keys(given)) {
+      if (known.includes(key)) continue;
+      const near = closest(key, known);
+      fail("bad-input", `--options for ${attack.name}: there is no option "${key}"${near ? ` (did you mean "${near}"?)` : ""}`, `one of ${known.join(", ")}`);
+    }
+  }
+  const r = schema.safeParse(given);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    fail("bad-input", `--options for ${attack.name}: ${i.path.map(String).join(".") || "(root)"}: ${i.message}`);
+  }
+  return r.data as z.infer<O>;
+}
+
+/** The known word within two edits of `word`, if one is. */
+function closest(word: string, known: string[]): string | undefined {
+  const distance = (a: string, b: string) => {
+    let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      const row = [i];
+      for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = row;
+    }
+    return prev[b.length];
+  };
+  const best = known.map((k) => ({ k, d: distance(word.toLowerCase(), k.toLowerCase()) })).sort((x, y) => x.d - y.d)[0];
+  return best && best.d <= 2 ? best.k : undefined;
 }

@@ -4,7 +4,7 @@ import { fail } from "../core/errors.js";
 import { budgeted, type BudgetLimits, type Spend } from "../oracle/budget.js";
 import { OracleStopped, type Oracle, type StopReason } from "../oracle/oracle.js";
 import { recorded } from "../oracle/transcript.js";
-import type { Attack, AttackProgress, AttackResult } from "./attack.js";
+import { parseAttackOptions, type Attack, type AttackProgress, type AttackResult } from "./attack.js";
 import { checkSurrogate } from "./surrogate.js";
 
 export interface StealOptions {
@@ -75,7 +75,7 @@ export interface StealOutcome {
   result: AttackResult;
   spent: Spend;
   /** Why the attack stopped asking, if the victim or the budget stopped it first, or its pool ran out before the budget. */
-  stopped?: { reason: StopReason; message: string };
+  stopped?: { reason: StopReason; message: string; refusal?: { status: number; type: string } };
   /** Answers reused from an earlier run's transcript (paid for then, not now). */
   reused: number;
   /** The input domain the attack used, and where it came from. */
@@ -99,7 +99,7 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
   const reused = oracle.size;
   // The row budget covers the whole run: answers already in a resumed transcript count against it.
   if (limits.rows !== undefined) limits.rows = Math.max(0, limits.rows - reused);
-  const options = s.attack.options.parse(s.options ?? {});
+  const options = parseAttackOptions(s.attack, s.options);
   checkSurrogate(options as object);
   let stopped: StealOutcome["stopped"];
   let poolOut: string | undefined;
@@ -120,12 +120,12 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
       try {
         return await oracle.query(x);
       } catch (e) {
-        if (e instanceof OracleStopped) stopped = { reason: e.reason, message: e.message };
+        if (e instanceof OracleStopped) stopped = { reason: e.reason, message: e.message, ...(e.refusal ? { refusal: e.refusal } : {}) };
         throw e;
       }
     },
   };
-  const result = await s.attack.run(
+  const run = s.attack.run(
     {
       oracle: guarded,
       budget,
@@ -138,6 +138,17 @@ export async function steal(victim: Oracle, s: StealOptions): Promise<StealOutco
     },
     options,
   );
+  let result: AttackResult;
+  try {
+    result = await run;
+  } catch (e) {
+    // An attack that could not finish because the victim stopped says why the victim stopped, and what was paid.
+    if (!stopped || e instanceof OracleStopped) throw e;
+    const paid = budget.spent.rows
+      ? `; ${budget.spent.rows} rows were answered for $${(budget.spent.micros / 1e6).toFixed(4)}${s.dir ? " (kept in the transcript)" : ""}`
+      : "";
+    throw new OracleStopped(stopped.reason, `${stopped.message} — the attack could not finish: ${(e as Error).message}${paid}`, stopped.refusal);
+  }
   // The victim (or our own limit) stopping it first is the reason; else a pool smaller than the budget.
   if (!stopped && poolOut) stopped = { reason: "pool", message: poolOut };
   return { result, spent: { ...budget.spent }, stopped, reused, domain };

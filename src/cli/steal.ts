@@ -12,6 +12,7 @@ import { accuracy, meanCosine } from "../metrics/agreement.js";
 import { fidelityReport, linearProbeAccuracy } from "../models/evaluate.js";
 import { ATTACK_NAMES } from "../attacks/names.js";
 import type { AttackInfo, OptionInfo } from "../attacks/registry.js";
+import { parseAttackOptions } from "../attacks/attack.js";
 import { httpOracle } from "../oracle/http-oracle.js";
 import { DECLARABLE_ANSWERS, describeReading, type AnswerReading } from "../oracle/oracle.js";
 import { MICROS } from "../pipeline/money.js";
@@ -26,6 +27,8 @@ const StealArgs = z.object({
   attack: z.string().refine((a) => ATTACK_NAMES.includes(a), { message: `unknown attack; one of ${ATTACK_NAMES.join(", ")}` }),
   budget: z.coerce.number().int().positive(),
   maxSpend: z.coerce.number().positive().optional(),
+  /** Rows per request; by default 256, fewer when the plan's burst is smaller (read from its RateLimit-Policy). */
+  batch: z.coerce.number().int().positive().max(100_000).optional(),
   pool: z.string().min(1).optional(),
   /** A number of the pool's rows, or a dataset or path of its own. */
   labeled: z
@@ -54,6 +57,7 @@ export function stealCommand(command: Command): void {
     .option("--attack <name>", `attack: ${ATTACK_NAMES.join(", ")}`)
     .option("--budget <rows>", "most rows to ask (what the victim's quota and price count)")
     .option("--max-spend <dollars>", "most money to spend")
+    .option("--batch <rows>", "rows per request (default 256, or the plan's burst when it is smaller: read from its RateLimit-Policy)")
     .option("--pool <data>", "the attacker's own data: a dataset name or a path (see Data below)")
     .option("--labeled <n|data>", "rows whose true labels the attacker knows (upgrade attack): the first n of the pool, or labelled data of its own")
     .option("--eval <data>", "measure the stolen model's accuracy on labelled data: a dataset name (its test split) or a path")
@@ -74,6 +78,7 @@ export function stealCommand(command: Command): void {
     .option("--json", "print the result as JSON")
     .addHelpText("after", STEAL_DATA_HELP)
     .action(async (raw: Record<string, string | boolean | undefined>) => {
+      const started = performance.now();
       // The attacks and the model engines load only now, not for --help.
       const [{ ATTACKS, attackCatalog }, { steal }, { loadModel }, { saveModel }] = await Promise.all([
         import("../attacks/registry.js"),
@@ -105,7 +110,7 @@ export function stealCommand(command: Command): void {
         fail("bad-input", `--options is not valid JSON: ${args.options}`);
       }
       const attack = ATTACKS[args.attack];
-      parseFlags(attack.options, options, `--options for ${attack.name}`);
+      parseAttackOptions(attack, options);
       await writeFileAtomic(join(out, ARGS_FILE), `${JSON.stringify({ ...args, key: undefined }, null, 2)}\n`);
 
       let refusals = 0;
@@ -114,6 +119,7 @@ export function stealCommand(command: Command): void {
         url: args.target,
         model: args.model,
         key: args.key,
+        maxBatch: args.batch,
         answers: args.answers,
         output: args.output,
         onRefusal: () => refusals++,
@@ -155,6 +161,22 @@ export function stealCommand(command: Command): void {
       });
       bar.stop();
       const { surrogate, architecture, details } = outcome.result;
+      // Saved before it is measured: what was paid for is kept even if measuring fails.
+      await saveModel(join(out, "model"), surrogate, {
+        engine: architecture.kind === "tree" ? "tree" : "tfjs",
+        architecture,
+        dataset: poolRows?.dataset ?? null,
+        preprocessing: { kind: "identity" },
+        domain: specOf(outcome.domain.domain),
+        split: null,
+        classes: null,
+        seed: args.seed,
+        inputShape: [...oracle.inputShape],
+        output: surrogate.output === "embedding" ? "embedding" : "probabilities",
+        outputWidth: surrogate.outputWidth,
+        metrics: { rows: outcome.spent.rows },
+        createdAt: new Date().toISOString(),
+      });
       const measured: Record<string, number> = {};
       if (args.eval && surrogate.output === "embedding") {
         // An encoder: judged by a linear probe on its embeddings, and by its cosine to the victim's.
@@ -198,6 +220,8 @@ export function stealCommand(command: Command): void {
         dollars: outcome.spent.micros / MICROS,
         seconds: outcome.spent.seconds,
         querySeconds: outcome.spent.querySeconds,
+        /** The whole run: connecting, asking, training and measuring. */
+        wallSeconds: (performance.now() - started) / 1000,
         refusals,
         stopped: outcome.stopped ?? null,
         answers: reading ?? null,
@@ -206,27 +230,16 @@ export function stealCommand(command: Command): void {
         ...measured,
         surrogate: join(out, "model"),
       };
-      await saveModel(join(out, "model"), surrogate, {
-        engine: architecture.kind === "tree" ? "tree" : "tfjs",
-        architecture,
-        dataset: poolRows?.dataset ?? null,
-        preprocessing: { kind: "identity" },
-        domain: specOf(outcome.domain.domain),
-        split: null,
-        classes: null,
-        seed: args.seed,
-        inputShape: [...oracle.inputShape],
-        output: surrogate.output === "embedding" ? "embedding" : "probabilities",
-        outputWidth: surrogate.outputWidth,
-        metrics: { rows: outcome.spent.rows, ...measured },
-        createdAt: new Date().toISOString(),
-      });
       await writeFileAtomic(join(out, "result.json"), `${JSON.stringify(result, null, 2)}\n`);
       surrogate.dispose();
       emit(raw.json as boolean | undefined, result, () =>
         [
-          `stole ${args.model} with ${attack.name}: ${result.rows} rows asked (${result.reusedRows} reused), $${result.dollars.toFixed(4)}, ${result.seconds.toFixed(1)} s, ${refusals} refusals`,
-          outcome.stopped ? (outcome.stopped.reason === "pool" ? outcome.stopped.message : `the victim stopped answering: ${outcome.stopped.message}`) : "",
+          `stole ${args.model} with ${attack.name}: ${result.rows} rows asked (${result.reusedRows} reused), $${result.dollars.toFixed(4)}, ${result.wallSeconds.toFixed(1)} s (${result.querySeconds.toFixed(1)} s waiting for answers), ${refusals} refusals`,
+          outcome.stopped
+            ? outcome.stopped.reason === "pool" || outcome.stopped.reason === "budget"
+              ? outcome.stopped.message
+              : `stopped: ${outcome.stopped.message}`
+            : "",
           measured.accuracy !== undefined ? `accuracy ${pct(measured.accuracy)} on ${args.eval}` : "",
           measured.probeAccuracy !== undefined ? `linear probe on the stolen embeddings: ${pct(measured.probeAccuracy)} on ${args.eval}` : "",
           measured.meanCosine !== undefined

@@ -52,10 +52,13 @@ export function localOracle(o: {
 function stopped(e: unknown, onRefusal?: (status: number, type: string) => void): unknown {
   if (!(e instanceof Problem)) return e;
   onRefusal?.(e.status, e.type);
-  if (e.type === "abnormal-usage-detected") return new OracleStopped("detected", `the victim detected the attack: ${e.message}`);
-  if (e.status === 429) return new OracleStopped("quota", `the victim stopped answering: ${e.message}`);
-  if (e.status === 402) return new OracleStopped("payment", `the victim wants payment: ${e.message}`);
-  return new OracleStopped(e.status >= 500 ? "unreachable" : "refused", `the victim refused (${e.status} ${e.type}): ${e.message}`);
+  // Worded as the HTTP oracle words them, with the refusal's status and type.
+  const refusal = { status: e.status, type: e.type };
+  const said = `(${e.status} ${e.type}): ${e.message}`;
+  if (e.type === "abnormal-usage-detected") return new OracleStopped("detected", `the victim detected the attack ${said}`, refusal);
+  if (e.status === 429) return new OracleStopped("quota", `the victim stopped answering ${said}`, refusal);
+  if (e.status === 402) return new OracleStopped("payment", `the victim wants payment ${said}`, refusal);
+  return new OracleStopped(e.status >= 500 ? "unreachable" : "refused", `the victim refused ${said}`, refusal);
 }
 
 /** A bare model behind an output policy, no gateway at all: for experiments and tests. */

@@ -53,7 +53,7 @@ export function budgeted(inner: Oracle, limits: BudgetLimits = {}): BudgetedOrac
       const answer = await inner.query(take < rowsOf(x) ? sliceRows(x, 0, take) : x).finally(() => {
         spent.querySeconds += (performance.now() - asked) / 1000;
       });
-      spent.rows += take;
+      spent.rows += answer.labels?.length ?? (answer.values ? rowsOf(answer.values) : take); // a victim that stopped partway answered a prefix
       spent.requests++;
       spent.micros += answer.costMicros;
       spent.seconds = (performance.now() - started) / 1000;

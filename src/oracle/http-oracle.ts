@@ -31,6 +31,11 @@ export interface HttpOracleOptions {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A batch refused for its size: ask again in pieces of `rows`. */
+class Smaller {
+  constructor(readonly rows: number) {}
+}
+
 /**
  * An Open Inference Protocol v2 client, as a thief would write one: batches up to the server's
  * maximum, keeps a few requests in flight (fetch keeps connections alive), waits out short
@@ -69,8 +74,20 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
     }
     return parseOutputs(outputs, rows, cost, reading);
   };
-  const maxBatch = o.maxBatch ?? 256;
   const retries = o.retries ?? 5;
+  // What the plan allows, learnt from its RateLimit headers as answers come: the burst's rows and
+  // what is left of today's quota. Batches never ask for more than the burst.
+  let burst: number | undefined;
+  let daily: number | undefined;
+  const noteLimits = (h: Headers) => {
+    const policy = h.get("ratelimit-policy") ?? "";
+    const q = /"burst";q=(\d+)/.exec(policy)?.[1];
+    if (q) burst = Number(q);
+    const r = /"daily";r=(\d+)/.exec(h.get("ratelimit") ?? "")?.[1];
+    if (r) daily = Number(r);
+  };
+  const limit = () => Math.max(1, Math.min(o.maxBatch ?? 256, burst ?? Infinity));
+  let stop: OracleStopped | undefined;
 
   const challenges: string[] = []; // handed out with answers, not yet used
   const solve = (token: string) => proveWork(token, o.onProofOfWork);
@@ -80,6 +97,7 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
     // One key for every try of this request: a retry after a 5xx or a lost connection is never charged twice.
     const once = { ...headers, "idempotency-key": randomUUID() };
     let proof = challenges.length ? solve(challenges.shift()!) : undefined;
+    let waited = 0;
     for (let attempt = 0, proofs = 0; ; attempt++) {
       let res: Response;
       try {
@@ -97,6 +115,7 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
       const challenge = res.headers.get(CHALLENGE_HEADER);
       if (res.ok) {
         if (challenge) challenges.push(challenge);
+        noteLimits(res.headers);
         const answer = (await res.json()) as { outputs: WireTensor[] };
         const cost = Math.round(Number(res.headers.get("heist-cost") ?? 0) * 1e6);
         return read(answer.outputs, rowsOf(x), cost);
@@ -110,15 +129,27 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
       }
       o.onRefusal?.(res.status, type);
       const detail = problem.detail ?? `HTTP ${res.status}`;
-      if (type === "abnormal-usage-detected") throw new OracleStopped("detected", `the victim detected the attack: ${detail}`);
+      const refusal = { status: res.status, type };
+      const said = `(${res.status} ${type}): ${detail}`;
+      noteLimits(res.headers);
+      const rows = rowsOf(x);
+      // A batch the plan cannot take at once is asked again in smaller pieces.
+      if (type === "batch-too-large" && rows > 1) throw new Smaller(Math.min(Math.floor(rows / 2), Number(/maximum of (\d+)/.exec(detail)?.[1] ?? rows)));
+      if (type === "rate-limited" && burst !== undefined && rows > burst) throw new Smaller(burst);
+      if (type === "quota-exceeded" && daily !== undefined && daily > 0 && daily < rows) throw new Smaller(daily); // what is left of today's quota, then the stop
+      if (type === "abnormal-usage-detected") throw new OracleStopped("detected", `the victim detected the attack ${said}`, refusal);
       if (res.status === 429) {
-        const wait = Number(res.headers.get("retry-after") ?? 1);
-        if (type === "quota-exceeded" || wait > (o.maxWaitSeconds ?? 60)) throw new OracleStopped("quota", `the victim stopped answering: ${detail}`);
-        if (attempt >= retries) throw new OracleStopped("quota", `still rate-limited after ${retries} retries: ${detail}`);
+        const wait = Math.max(0.05, Number(res.headers.get("retry-after") ?? 1));
+        const patience = o.maxWaitSeconds ?? 60;
+        if (type === "quota-exceeded" || wait > patience) throw new OracleStopped("quota", `the victim stopped answering ${said}`, refusal);
+        // The server pacing us is not a failure: wait as told, for up to ten times the patience in all.
+        waited += wait;
+        if (waited > 10 * patience) throw new OracleStopped("quota", `still rate-limited after waiting ${Math.round(waited)} s ${said}`, refusal);
+        attempt--;
         await sleep(wait * 1000);
         continue;
       }
-      if (res.status === 402) throw new OracleStopped("payment", `the victim wants payment: ${detail}`);
+      if (res.status === 402) throw new OracleStopped("payment", `the victim wants payment ${said}`, refusal);
       if (type === "idempotency-key-in-flight" && attempt < retries) {
         // an earlier try of this request is still being answered: its answer comes next
         await sleep(Number(res.headers.get("retry-after") ?? 1) * 1000);
@@ -128,8 +159,45 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
         await sleep(Math.min(10_000, 200 * 2 ** attempt));
         continue;
       }
-      throw new OracleStopped(res.status >= 500 ? "unreachable" : "refused", `the victim refused (${res.status} ${type}): ${detail}`);
+      throw new OracleStopped(res.status >= 500 ? "unreachable" : "refused", `the victim refused ${said}`, refusal);
     }
+  }
+
+  /**
+   * Ask for every row, in batches that fit the plan, a few in flight. When the victim stops partway,
+   * the rows answered so far (the longest answered prefix) are returned — they are paid for — and the
+   * stop is thrown on the next query, as a budget does.
+   */
+  async function ask(x: Batch): Promise<OracleAnswer> {
+    if (stop) {
+      const s = stop;
+      stop = undefined;
+      throw s;
+    }
+    const n = rowsOf(x);
+    const pending: [number, number][] = [];
+    for (let s = 0; s < n; s += limit()) pending.push([s, Math.min(n, s + limit())]);
+    const done = new Map<number, { end: number; answer: OracleAnswer }>();
+    let failure: unknown;
+    const worker = async () => {
+      while (failure === undefined && pending.length) {
+        const [s, e] = pending.shift()!;
+        try {
+          done.set(s, { end: e, answer: await one(sliceRows(x, s, e)) });
+        } catch (err) {
+          if (!(err instanceof Smaller)) failure = err;
+          else for (let a = e; a > s; a -= err.rows) pending.unshift([Math.max(s, a - err.rows), a]); // back at the front, in order
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 4, pending.length) }, worker));
+    const parts: OracleAnswer[] = [];
+    for (let at = 0; done.has(at); at = done.get(at)!.end) parts.push(done.get(at)!.answer);
+    if (failure !== undefined) {
+      if (!(failure instanceof OracleStopped) || parts.length === 0) throw failure;
+      stop = failure;
+    }
+    return mergeAnswers(parts);
   }
 
   return {
@@ -139,22 +207,8 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
       (meta as { parameters?: unknown }).parameters,
       inputShape.reduce((a, b) => a * b, 1),
     ),
-    async query(rows: Batch): Promise<OracleAnswer> {
-      // The victim's declared shape rules: [784] and [28, 28, 1] are the same image.
-      const x = asRowShape(rows, inputShape, "the rows asked", `model "${o.model}"`);
-      const chunks: Batch[] = [];
-      for (let s = 0; s < rowsOf(x); s += maxBatch) chunks.push(sliceRows(x, s, s + maxBatch));
-      const answers: OracleAnswer[] = new Array(chunks.length);
-      let next = 0;
-      const worker = async () => {
-        while (next < chunks.length) {
-          const i = next++;
-          answers[i] = await one(chunks[i]);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(o.concurrency ?? 4, chunks.length) }, worker));
-      return mergeAnswers(answers);
-    },
+    // The victim's declared shape rules: [784] and [28, 28, 1] are the same image.
+    query: (rows: Batch) => ask(asRowShape(rows, inputShape, "the rows asked", `model "${o.model}"`)),
   };
 }
 

@@ -39,9 +39,12 @@ export type StopReason = "budget" | "pool" | "quota" | "payment" | "detected" | 
 
 export class OracleStopped extends HeistError {
   readonly reason: StopReason;
-  constructor(reason: StopReason, message: string) {
+  /** The server's refusal, when it sent one: HTTP status and problem type (e.g. 401, "invalid-api-key"). */
+  readonly refusal?: { status: number; type: string };
+  constructor(reason: StopReason, message: string, refusal?: { status: number; type: string }) {
     super((reason === "unreachable" ? "network" : "bad-input") as ErrorCode, message);
     this.reason = reason;
+    this.refusal = refusal;
   }
 }
 
