@@ -1,0 +1,330 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { rng } from "../src/core/rng.js";
+import { readNpy } from "../src/data/npy.js";
+import { alignmentError, rowsOf } from "../src/attacks/logit-svd/evaluate.js";
+import { runLogitSvd, type LogitSvdOptions, type LogitSvdResult } from "../src/attacks/logit-svd/index.js";
+import { ApiRefusal, openaiOracle, type OpenAIEndpoint } from "../src/oracle/openai-oracle.js";
+import { budgetedTokens, type TokenBudgetLimits } from "../src/oracle/token-oracle.js";
+import { recordedTokens, TOKEN_TRANSCRIPT_FILE } from "../src/oracle/token-transcript.js";
+import { runHeist, tempDir } from "./helpers.js";
+
+/**
+ * A tiny OpenAI-compatible language-model server over a real socket: V tokens "t0".."t{V-1}", a hidden
+ * state g(prompt) = tanh(Σ_t E[p_t]/(t+1) + c) of size h, logits W·g + b computed in float32, greedy
+ * choice, `logprobs` / `top_logprobs` capped at `maxTopLogprobs`, `logit_bias` within ±100, usage, a
+ * `heist-cost` header, 401 for a wrong key, 429 `insufficient_quota` after `quota` answers, and a
+ * passing 429 rate limit (Retry-After: 0) every `rateLimitEvery` requests.
+ */
+interface LmServerOptions {
+  V: number;
+  h: number;
+  seed: number;
+  maxTopLogprobs: number;
+  key?: string;
+  /** Dollars per token, sent as the heist-cost header. */
+  pricePerToken?: number;
+  quota?: number;
+  rateLimitEvery?: number;
+}
+
+interface LmServer {
+  url: string;
+  W: Float32Array;
+  h: number;
+  /** Completion requests answered (200). */
+  served: number;
+  /** Requests refused with 429 rate_limit_exceeded (and retried by the client). */
+  rateLimited: number;
+  close(): Promise<void>;
+}
+
+async function startLmServer(o: LmServerOptions): Promise<LmServer> {
+  const { V, h } = o;
+  const r = rng(o.seed);
+  const W = Float32Array.from({ length: V * h }, () => r.normal());
+  const b = Float32Array.from({ length: V }, () => r.normal());
+  const E = Float32Array.from({ length: V * h }, () => 0.7 * r.normal());
+  const c = Float32Array.from({ length: h }, () => 0.3 * r.normal());
+  const vocabulary = Array.from({ length: V }, (_, i) => `t${i}`);
+  const idOf = new Map(vocabulary.map((t, i) => [t, i]));
+  const f = Math.fround;
+
+  const logits = (prompt: number[], bias: Record<string, number>): Float32Array => {
+    const g = new Float32Array(h);
+    prompt.forEach((id, t) => {
+      for (let k = 0; k < h; k++) g[k] = f(g[k] + f(E[id * h + k] / (t + 1)));
+    });
+    for (let k = 0; k < h; k++) g[k] = f(Math.tanh(g[k] + c[k]));
+    const z = new Float32Array(V);
+    for (let i = 0; i < V; i++) {
+      let s = b[i];
+      for (let k = 0; k < h; k++) s = f(s + f(W[i * h + k] * g[k]));
+      z[i] = s;
+    }
+    for (const [id, v] of Object.entries(bias)) z[Number(id)] = f(z[Number(id)] + v);
+    return z;
+  };
+  const logprobs = (z: Float32Array): Float32Array => {
+    let max = -Infinity;
+    for (const v of z) max = Math.max(max, v);
+    let sum = 0;
+    for (const v of z) sum = f(sum + f(Math.exp(v - max)));
+    const lse = f(max + f(Math.log(sum)));
+    return z.map((v) => f(v - lse));
+  };
+
+  const state = { served: 0, rateLimited: 0, requests: 0 };
+  const error = (res: import("node:http").ServerResponse, status: number, type: string, code: string | null, message: string, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { "content-type": "application/json", ...headers });
+    res.end(JSON.stringify({ error: { message, type, code } }));
+  };
+  const server: Server = createServer((req, res) => {
+    let raw = "";
+    req.on("data", (d) => (raw += d));
+    req.on("end", () => {
+      if (o.key && req.headers.authorization !== `Bearer ${o.key}`)
+        return error(res, 401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.");
+      const url = req.url ?? "";
+      if (req.method === "GET" && url.startsWith("/v1/models/")) {
+        if (decodeURIComponent(url.slice("/v1/models/".length)) !== "synthetic") return error(res, 404, "invalid_request_error", "model_not_found", "no such model");
+        res.writeHead(200, { "content-type": "application/json" });
+        return res.end(JSON.stringify({ id: "synthetic", object: "model", owned_by: "test", vocabulary }));
+      }
+      const chat = url === "/v1/chat/completions";
+      if (req.method !== "POST" || (!chat && url !== "/v1/completions")) return error(res, 404, "invalid_request_error", null, `no route ${url}`);
+      state.requests++;
+      if (o.rateLimitEvery && state.requests % o.rateLimitEvery === 0) {
+        state.rateLimited++;
+        return error(res, 429, "requests", "rate_limit_exceeded", "Rate limit reached for requests.", { "retry-after": "0" });
+      }
+      if (o.quota !== undefined && state.served >= o.quota)
+        return error(res, 429, "insufficient_quota", "insufficient_quota", "You exceeded your current quota, please check your plan and billing details.");
+      const body = JSON.parse(raw) as {
+        prompt?: number[];
+        messages?: { content: string }[];
+        max_tokens?: number;
+        logprobs?: number | boolean;
+        top_logprobs?: number;
+        logit_bias?: Record<string, number>;
+      };
+      if (body.max_tokens !== 1) return error(res, 400, "invalid_request_error", null, "this test server answers max_tokens: 1 only");
+      const bias = body.logit_bias ?? {};
+      for (const [id, v] of Object.entries(bias))
+        if (!/^\d+$/.test(id) || Number(id) >= V || Math.abs(v) > 100) return error(res, 400, "invalid_request_error", null, `bad logit_bias entry ${id}: ${v}`);
+      const prompt = chat ? (body.messages?.[0]?.content ?? "").split(" ").map((t) => idOf.get(t) ?? 0) : (body.prompt ?? []);
+      const lp = logprobs(logits(prompt, bias));
+      let best = 0;
+      for (let i = 1; i < V; i++) if (lp[i] > lp[best]) best = i;
+      const wanted = chat ? (body.logprobs ? (body.top_logprobs ?? 0) : -1) : typeof body.logprobs === "number" ? body.logprobs : -1;
+      const k = Math.min(Math.max(wanted, 0), o.maxTopLogprobs);
+      const order = Array.from({ length: V }, (_, i) => i)
+        .sort((x, y) => lp[y] - lp[x])
+        .slice(0, k);
+      const usage = { prompt_tokens: prompt.length, completion_tokens: 1, total_tokens: prompt.length + 1 };
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (o.pricePerToken !== undefined) headers["heist-cost"] = String(usage.total_tokens * o.pricePerToken);
+      const choice = chat
+        ? {
+            index: 0,
+            message: { role: "assistant", content: vocabulary[best] },
+            logprobs:
+              wanted >= 0 ? { content: [{ token: vocabulary[best], logprob: lp[best], top_logprobs: order.map((i) => ({ token: vocabulary[i], logprob: lp[i] })) }] } : null,
+            finish_reason: "length",
+          }
+        : {
+            index: 0,
+            text: vocabulary[best],
+            logprobs:
+              wanted >= 0
+                ? { tokens: [vocabulary[best]], token_logprobs: [lp[best]], top_logprobs: [Object.fromEntries(order.map((i) => [vocabulary[i], lp[i]]))], text_offset: [0] }
+                : null,
+            finish_reason: "length",
+          };
+      state.served++;
+      res.writeHead(200, headers);
+      res.end(JSON.stringify({ id: `cmpl-${state.served}`, object: chat ? "chat.completion" : "text_completion", model: "synthetic", choices: [choice], usage }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  server.keepAliveTimeout = 30_000;
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    W,
+    h,
+    get served() {
+      return state.served;
+    },
+    get rateLimited() {
+      return state.rateLimited;
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const KEY = "sk-test";
+
+/** The attack against a server, through the oracle a thief uses: HTTP, a budget and a transcript. */
+async function attack(
+  s: LmServer,
+  options: Partial<LogitSvdOptions>,
+  o: { dir?: string; limits?: TokenBudgetLimits; endpoint?: OpenAIEndpoint; pricePerToken?: number } = {},
+) {
+  const http = await openaiOracle({ url: s.url, model: "synthetic", key: KEY, endpoint: o.endpoint, pricePerToken: o.pricePerToken, concurrency: 16 });
+  const budget = budgetedTokens(http, o.limits);
+  const oracle = recordedTokens(budget, o.dir);
+  const result = await runLogitSvd({ oracle, seed: 1 }, options);
+  oracle.flush();
+  return { result, spent: budget.spent, oracle };
+}
+
+const aligned = (s: LmServer, r: LogitSvdResult) => alignmentError(r.wTilde, r.tokenIds.length, r.h, rowsOf(s.W, s.h, r.tokenIds), s.h);
+
+const V = 300;
+const H = 24;
+let full: LmServer;
+let topk: LmServer;
+beforeAll(async () => {
+  full = await startLmServer({ V, h: H, seed: 7, maxTopLogprobs: V, key: KEY, pricePerToken: 1e-6, rateLimitEvery: 13 });
+  topk = await startLmServer({ V, h: H, seed: 7, maxTopLogprobs: 5, key: KEY });
+});
+afterAll(async () => {
+  await full.close();
+  await topk.close();
+});
+
+describe("logit-svd over the OpenAI wire format", () => {
+  it("full logits: recovers h exactly and W up to an h×h transform at float32 noise; a rerun from the transcript is free", async () => {
+    const dir = tempDir("heist-logit-svd-");
+    const before = full.served;
+    const { result, spent } = await attack(full, {}, { dir });
+    expect(result.access).toBe("full");
+    expect(result.h).toBe(H);
+    expect(result.confident).toBe(true);
+    expect(result.gap).toBeGreaterThan(1e4);
+    expect(result.tokenIds.length).toBe(V);
+    const a = aligned(full, result);
+    console.log(
+      `full logits: h=${result.h} gap=${result.gap.toExponential(2)} noise=${result.noiseFloor.toExponential(2)} alignment=${a.relative.toExponential(2)} queries=${result.cost.queries} tokens=${result.cost.tokens} $${(result.cost.micros / 1e6).toFixed(6)}`,
+    );
+    expect(a.relative).toBeLessThan(1e-4);
+    // One request per prompt (the probe is the first prompt's own question); the passing 429s were retried.
+    expect(result.cost.queries).toBe(result.prompts);
+    expect(spent.queries).toBe(result.cost.queries);
+    expect(full.served - before).toBe(result.cost.queries);
+    expect(full.rateLimited).toBeGreaterThan(0);
+    expect(result.cost.tokens).toBe(result.prompts * 7);
+    expect(result.cost.micros).toBeCloseTo(result.cost.tokens, 6); // $1e-6 per token, from the heist-cost header
+    expect(existsSync(join(dir, TOKEN_TRANSCRIPT_FILE))).toBe(true);
+
+    const served = full.served;
+    const again = await attack(full, {}, { dir });
+    expect(full.served).toBe(served);
+    expect(again.spent.queries).toBe(0);
+    expect(again.oracle.loaded).toBe(result.cost.queries);
+    expect(again.result.h).toBe(H);
+    expect(again.result.cost).toEqual(result.cost);
+    expect(Array.from(again.result.wTilde)).toEqual(Array.from(result.wTilde));
+  }, 30_000);
+
+  it("full logits through /v1/chat/completions (the prompt as text)", async () => {
+    const { result } = await attack(full, { access: "full" }, { endpoint: "chat" });
+    expect(result.h).toBe(H);
+    expect(aligned(full, result).relative).toBeLessThan(1e-4);
+  }, 30_000);
+
+  it("top-5 logprobs + logit_bias: rebuilds the logits k−1 tokens a request and recovers h and W at float32 noise", async () => {
+    const { result, spent } = await attack(topk, {}, { pricePerToken: 2e-7 });
+    expect(result.access).toBe("top-k");
+    expect(result.topK).toBe(5);
+    expect(result.h).toBe(H);
+    expect(result.confident).toBe(true);
+    expect(result.tokensDropped).toBe(0);
+    const a = aligned(topk, result);
+    console.log(
+      `top-5 + bias: h=${result.h} gap=${result.gap.toExponential(2)} alignment=${a.relative.toExponential(2)} prompts=${result.prompts} queries=${result.cost.queries} (${result.queriesPerPrompt}/prompt) tokens=${result.cost.tokens} $${(result.cost.micros / 1e6).toFixed(6)}`,
+    );
+    expect(a.relative).toBeLessThan(1e-4);
+    expect(result.queriesPerPrompt).toBe(Math.ceil((V - 1) / 4));
+    // The probe, then ⌈299/4⌉ = 75 requests per prompt.
+    expect(result.cost.queries).toBe(1 + result.prompts * 75);
+    expect(spent.tokens).toBe(result.cost.tokens);
+    expect(result.cost.micros).toBeCloseTo(result.cost.tokens * 0.2, 3); // no header: tokens × the price given
+  }, 60_000);
+
+  it("argmax + logit_bias: binary searches on a subset of tokens recover h, with the cost reported", async () => {
+    const small = await startLmServer({ V, h: 8, seed: 3, maxTopLogprobs: 0, key: KEY });
+    try {
+      const { result } = await attack(small, { access: "argmax", tokens: 14, prompts: 14, bias: 32, epsilon: 1e-3 });
+      expect(result.access).toBe("argmax");
+      expect(result.h).toBe(8);
+      expect(result.confident).toBe(true);
+      expect(result.searchSteps).toBe(15);
+      expect(result.queriesPerPrompt).toBe(1 + 14 * 15); // one search fewer where the prompt's argmax is in the subset
+      const a = aligned(small, result);
+      console.log(
+        `argmax + bias: h=${result.h} gap=${result.gap.toExponential(2)} alignment=${a.relative.toExponential(2)} on ${result.tokenIds.length} tokens × ${result.prompts} prompts, queries=${result.cost.queries} tokens=${result.cost.tokens}`,
+      );
+      expect(result.cost.queries).toBeLessThanOrEqual(result.prompts * result.queriesPerPrompt);
+      expect(result.cost.queries).toBeGreaterThan(result.prompts * 13 * 14);
+      expect(a.relative).toBeLessThan(1e-3);
+    } finally {
+      await small.close();
+    }
+  }, 60_000);
+
+  it("refusals: a wrong key (401) and a spent quota (429) end the attack with the server's status, type and message", async () => {
+    const wrong = openaiOracle({ url: full.url, model: "synthetic", key: "sk-wrong" });
+    await expect(wrong).rejects.toBeInstanceOf(ApiRefusal);
+    await expect(wrong).rejects.toMatchObject({ status: 401, type: "invalid_request_error", errorCode: "invalid_api_key", reason: "refused" });
+    await expect(wrong).rejects.toThrow(/401 invalid_request_error\/invalid_api_key\): Incorrect API key provided/);
+
+    const tight = await startLmServer({ V, h: H, seed: 7, maxTopLogprobs: 5, key: KEY, quota: 200 });
+    try {
+      const { result } = await attack(tight, {});
+      expect(result.stopped).toMatchObject({ reason: "quota", status: 429, type: "insufficient_quota", code: "insufficient_quota" });
+      expect(result.stopped!.message).toMatch(/You exceeded your current quota/);
+      expect(result.confident).toBe(false);
+      expect(tight.served).toBe(200);
+    } finally {
+      await tight.close();
+    }
+  }, 30_000);
+
+  it("a token budget stops the attack before it is passed", async () => {
+    const { result, spent } = await attack(full, { prompts: 32 }, { limits: { tokens: 70 } });
+    expect(result.stopped?.reason).toBe("budget");
+    expect(spent.tokens).toBeLessThanOrEqual(70);
+    expect(spent.queries).toBe(10);
+  }, 30_000);
+
+  it("heist steal --api openai --attack logit-svd: result.json, W̃ as .npy, and a free resume", async () => {
+    const out = join(tempDir(), "lm");
+    const args = ["steal", "--api", "openai", "--target", full.url, "--model", "synthetic", "--key", KEY, "--attack", "logit-svd", "--out", out, "--json"];
+    const r = await runHeist(args);
+    expect(r.code, r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result).toMatchObject({ api: "openai", attack: "logit-svd", access: "full", h: H, confident: true, stopped: null });
+    expect(result.queries).toBeGreaterThan(H);
+    expect(result.dollars).toBeCloseTo(result.tokens * 1e-6, 9);
+    expect(JSON.parse(readFileSync(join(out, "result.json"), "utf8")).h).toBe(H);
+    const w = readNpy(join(out, "w-tilde.npy"));
+    expect(w.shape).toEqual([V, H]);
+    const ids = readNpy(join(out, "token-ids.npy"));
+    const a = alignmentError(Float64Array.from(w.values as Float64Array), V, H, rowsOf(full.W, H, Array.from(ids.values as Int32Array)), H);
+    expect(a.relative).toBeLessThan(1e-4);
+
+    const served = full.served;
+    const again = await runHeist(["steal", "--resume", out, "--key", KEY, "--json"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(full.served).toBe(served);
+    expect(JSON.parse(again.stdout)).toMatchObject({ h: H, spent: { queries: 0 }, reusedQueries: result.queries });
+
+    const refused = await runHeist([...args.slice(0, -3), "--key", "sk-wrong", "--out", join(out, "x")]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/401 invalid_request_error\/invalid_api_key/);
+  }, 60_000);
+});
