@@ -78,7 +78,14 @@ async function startLmServer(o: LmServerOptions): Promise<LmServer> {
   };
 
   const state = { served: 0, rateLimited: 0, requests: 0 };
-  const error = (res: import("node:http").ServerResponse, status: number, type: string, code: string | null, message: string, headers: Record<string, string> = {}) => {
+  const error = (
+    res: import("node:http").ServerResponse,
+    status: number,
+    type: string,
+    code: string | null,
+    message: string,
+    headers: Record<string, string> = {},
+  ) => {
     res.writeHead(status, { "content-type": "application/json", ...headers });
     res.end(JSON.stringify({ error: { message, type, code } }));
   };
@@ -90,7 +97,8 @@ async function startLmServer(o: LmServerOptions): Promise<LmServer> {
         return error(res, 401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.");
       const url = req.url ?? "";
       if (req.method === "GET" && url.startsWith("/v1/models/")) {
-        if (decodeURIComponent(url.slice("/v1/models/".length)) !== "synthetic") return error(res, 404, "invalid_request_error", "model_not_found", "no such model");
+        if (decodeURIComponent(url.slice("/v1/models/".length)) !== "synthetic")
+          return error(res, 404, "invalid_request_error", "model_not_found", "no such model");
         res.writeHead(200, { "content-type": "application/json" });
         return res.end(JSON.stringify({ id: "synthetic", object: "model", owned_by: "test", vocabulary }));
       }
@@ -114,7 +122,8 @@ async function startLmServer(o: LmServerOptions): Promise<LmServer> {
       if (body.max_tokens !== 1) return error(res, 400, "invalid_request_error", null, "this test server answers max_tokens: 1 only");
       const bias = body.logit_bias ?? {};
       for (const [id, v] of Object.entries(bias))
-        if (!/^\d+$/.test(id) || Number(id) >= V || Math.abs(v) > 100) return error(res, 400, "invalid_request_error", null, `bad logit_bias entry ${id}: ${v}`);
+        if (!/^\d+$/.test(id) || Number(id) >= V || Math.abs(v) > 100)
+          return error(res, 400, "invalid_request_error", null, `bad logit_bias entry ${id}: ${v}`);
       const prompt = chat ? (body.messages?.[0]?.content ?? "").split(" ").map((t) => idOf.get(t) ?? 0) : (body.prompt ?? []);
       const lp = logprobs(logits(prompt, bias));
       let best = 0;
@@ -132,7 +141,9 @@ async function startLmServer(o: LmServerOptions): Promise<LmServer> {
             index: 0,
             message: { role: "assistant", content: vocabulary[best] },
             logprobs:
-              wanted >= 0 ? { content: [{ token: vocabulary[best], logprob: lp[best], top_logprobs: order.map((i) => ({ token: vocabulary[i], logprob: lp[i] })) }] } : null,
+              wanted >= 0
+                ? { content: [{ token: vocabulary[best], logprob: lp[best], top_logprobs: order.map((i) => ({ token: vocabulary[i], logprob: lp[i] })) }] }
+                : null,
             finish_reason: "length",
           }
         : {
@@ -140,13 +151,20 @@ async function startLmServer(o: LmServerOptions): Promise<LmServer> {
             text: vocabulary[best],
             logprobs:
               wanted >= 0
-                ? { tokens: [vocabulary[best]], token_logprobs: [lp[best]], top_logprobs: [Object.fromEntries(order.map((i) => [vocabulary[i], lp[i]]))], text_offset: [0] }
+                ? {
+                    tokens: [vocabulary[best]],
+                    token_logprobs: [lp[best]],
+                    top_logprobs: [Object.fromEntries(order.map((i) => [vocabulary[i], lp[i]]))],
+                    text_offset: [0],
+                  }
                 : null,
             finish_reason: "length",
           };
       state.served++;
       res.writeHead(200, headers);
-      res.end(JSON.stringify({ id: `cmpl-${state.served}`, object: chat ? "chat.completion" : "text_completion", model: "synthetic", choices: [choice], usage }));
+      res.end(
+        JSON.stringify({ id: `cmpl-${state.served}`, object: chat ? "chat.completion" : "text_completion", model: "synthetic", choices: [choice], usage }),
+      );
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

@@ -228,7 +228,9 @@ export async function runLogitSvd(ctx: LmAttackContext, options: Partial<LogitSv
         : argmaxColumn(ask, p, tokens, argmaxPlan);
 
   const rounds: LogitSvdResult["rounds"] = [];
-  let last: { recovered: ReturnType<typeof recoverFromColumns>; tokens: Int32Array; prompts: number; tokensDropped: number; promptsDropped: number } | undefined;
+  let last:
+    | { recovered: ReturnType<typeof recoverFromColumns>; tokens: Int32Array; prompts: number; tokensDropped: number; promptsDropped: number }
+    | undefined;
   while (!stopped) {
     const tokens = tokensOf(m);
     const cols: (Float64Array | undefined)[] = new Array(n);
@@ -255,7 +257,14 @@ export async function runLogitSvd(ctx: LmAttackContext, options: Partial<LogitSv
       const recovered = recoverFromColumns(kept.cols, kept.tokens.length, o);
       // A round cut short by a stop may hold less than the round before it: keep the larger.
       const smaller = last && (kept.cols.length < last.prompts || kept.tokens.length < last.tokens.length);
-      if (!smaller) last = { recovered, tokens: kept.tokens, prompts: kept.cols.length, tokensDropped: tokens.length - kept.tokens.length, promptsDropped: kept.promptsDropped };
+      if (!smaller)
+        last = {
+          recovered,
+          tokens: kept.tokens,
+          prompts: kept.cols.length,
+          tokensDropped: tokens.length - kept.tokens.length,
+          promptsDropped: kept.promptsDropped,
+        };
       rounds.push({ prompts: kept.cols.length, tokens: kept.tokens.length, h: recovered.h, gap: recovered.gap, confident: recovered.confident });
       if (recovered.confident) break;
     }
@@ -264,8 +273,7 @@ export async function runLogitSvd(ctx: LmAttackContext, options: Partial<LogitSv
     if (access === "argmax" || o.tokens !== undefined) m = Math.min(maxTokens, 2 * m);
   }
   const spectrum: Spectrum = last?.recovered ?? { singularValues: [], h: 0, gap: 1, noiseFloor: 1, rankBound: 0, confident: false };
-  const queriesPerPrompt =
-    access === "full" ? 1 : access === "top-k" ? Math.ceil((m - 1) / Math.max(1, group - 1)) : 1 + m * searchSteps(argmaxPlan);
+  const queriesPerPrompt = access === "full" ? 1 : access === "top-k" ? Math.ceil((m - 1) / Math.max(1, group - 1)) : 1 + m * searchSteps(argmaxPlan);
   return {
     ...spectrum,
     access,
