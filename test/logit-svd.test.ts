@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readNpy } from "../src/data/npy.js";
+import { Matrix, SingularValueDecomposition } from "ml-matrix";
+import { leftSingular } from "../src/core/linalg.js";
+import { rng } from "../src/core/rng.js";
 import { alignmentError, rowsOf } from "../src/attacks/logit-svd/evaluate.js";
 import { runLogitSvd, type LogitSvdOptions, type LogitSvdResult } from "../src/attacks/logit-svd/index.js";
 import { ApiRefusal, openaiOracle, type OpenAIEndpoint } from "../src/oracle/openai-oracle.js";
@@ -172,4 +175,44 @@ describe("logit-svd over the OpenAI wire format", () => {
     expect(refused.code).not.toBe(0);
     expect(refused.stderr).toMatch(/401 invalid_request_error\/invalid_api_key/);
   }, 60_000);
+});
+
+describe("logit-svd's linear algebra", () => {
+  it("leftSingular: a tall matrix through Householder QR gives ml-matrix's SVD (values, and vectors up to sign)", () => {
+    const r = rng(5);
+    for (const [m, n] of [
+      [200, 30],
+      [40, 30],
+    ]) {
+      const A = Float64Array.from({ length: m * n }, () => r.normal());
+      const ours = leftSingular(A, m, n);
+      const ref = new SingularValueDecomposition(Matrix.from1DArray(m, n, A), { computeRightSingularVectors: false, autoTranspose: true });
+      const k = 10;
+      const U = ours.vectors(k);
+      for (let j = 0; j < Math.min(m, n); j++) expect(ours.values[j]).toBeCloseTo(ref.diagonal[j], 10);
+      for (let j = 0; j < k; j++) {
+        let dot = 0;
+        for (let i = 0; i < m; i++) dot += U[i * k + j] * ref.leftSingularVectors.get(i, j);
+        expect(Math.abs(dot)).toBeCloseTo(1, 10);
+      }
+    }
+  });
+
+  it("alignmentError: zero for W̃ = W·G + 1uᵀ (the transforms no API sees past), not for another W", () => {
+    const r = rng(6);
+    const [V, h] = [50, 6];
+    const W = Float64Array.from({ length: V * h }, () => r.normal());
+    const G = Float64Array.from({ length: h * h }, () => r.normal());
+    const u = Float64Array.from({ length: h }, () => r.normal());
+    const wTilde = new Float64Array(V * h);
+    for (let i = 0; i < V; i++)
+      for (let c = 0; c < h; c++) {
+        let s = u[c];
+        for (let k = 0; k < h; k++) s += W[i * h + k] * G[k * h + c];
+        wTilde[i * h + c] = s;
+      }
+    expect(alignmentError(wTilde, V, h, W, h).relative).toBeLessThan(1e-12);
+    const other = Float64Array.from({ length: V * h }, () => r.normal());
+    expect(alignmentError(other, V, h, W, h).relative).toBeGreaterThan(0.5);
+  });
 });

@@ -51,11 +51,10 @@ export function recoverFromColumns(cols: Float64Array[], m: number, o: SpectrumO
   });
   for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) Q[i * n + j] -= offset[i];
   const { values, vectors } = leftSingular(Q, m, n);
-  const r = Math.min(m, n);
   const spectrum = estimateRank(Array.from(values), Math.min(m, n) - 1, o);
   const h = spectrum.h;
-  const wTilde = new Float64Array(m * h);
-  for (let i = 0; i < m; i++) for (let k = 0; k < h; k++) wTilde[i * h + k] = vectors[i * r + k] * values[k];
+  const wTilde = vectors(h);
+  for (let i = 0; i < m; i++) for (let k = 0; k < h; k++) wTilde[i * h + k] *= values[k];
   return { ...spectrum, wTilde, offset };
 }
 
