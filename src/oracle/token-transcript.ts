@@ -30,8 +30,12 @@ export function questionKey(prompt: readonly number[], o: NextTokenOptions = {})
     .digest("base64");
 }
 
+/** One line: the question (its key; the prompt, k and biases as asked) and the answer. */
 interface Line {
   q: string;
+  p: number[];
+  k: number;
+  b?: Record<number, number>;
   t: number;
   lp?: number | null;
   ids: number[];
@@ -43,10 +47,11 @@ interface Line {
 
 /**
  * A cache and an on-disk transcript for a token oracle: the same question (prompt, k, biases) is never
- * paid for twice — concurrent asks of one question share one request — and every answer is appended
- * to DIR/lm-transcript.jsonl as it arrives, so a stopped or repeated run asks the victim only what it
- * has not asked before. An answer from the transcript carries the tokens and cost it was paid with
- * (what the attack reports as its cost); the budget inside counts only what is paid now.
+ * paid for twice — concurrent asks of one question share one request — and every question and answer
+ * (the top-k by token id, tokens, cost) is appended to DIR/lm-transcript.jsonl as it arrives, so a
+ * stopped or repeated run asks the victim only what it has not asked before. An answer from the
+ * transcript carries the tokens and cost it was paid with (what the attack reports as its cost); the
+ * budget inside counts only what is paid now.
  */
 export function recordedTokens(inner: TokenOracle, dir?: string): RecordedTokenOracle {
   const known = new Map<string, TokenAnswer>();
@@ -115,7 +120,19 @@ export function recordedTokens(inner: TokenOracle, dir?: string): RecordedTokenO
         known.set(q, a);
         if (file) {
           if (buffered.length === 0) setImmediate(flush);
-          const line: Line = { q, t: a.token, lp: a.logprob, ids: a.top.ids, lps: a.top.logprobs, pt: a.promptTokens, ct: a.completionTokens, c: a.costMicros };
+          const line: Line = {
+            q,
+            p: [...prompt],
+            k: o.topLogprobs ?? 0,
+            ...(o.logitBias && Object.keys(o.logitBias).length ? { b: o.logitBias } : {}),
+            t: a.token,
+            lp: a.logprob,
+            ids: a.top.ids,
+            lps: a.top.logprobs,
+            pt: a.promptTokens,
+            ct: a.completionTokens,
+            c: a.costMicros,
+          };
           buffered.push(JSON.stringify(line));
         }
         return a;
