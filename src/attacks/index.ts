@@ -15,3 +15,15 @@ export { upgrade } from "./upgrade.js";
 export { semiSupervised } from "./semi-supervised.js";
 export { encoderStealing } from "./encoder-stealing.js";
 export { reluExtraction } from "./relu-extraction/index.js";
+export {
+  alignmentError,
+  logitSvd,
+  LogitSvdOptions,
+  runLogitSvd,
+  saveLogitSvd,
+  type Alignment,
+  type LmAttackContext,
+  type LmAttackProgress,
+  type LmCost,
+  type LogitSvdResult,
+} from "./logit-svd/index.js";

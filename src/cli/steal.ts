@@ -19,6 +19,7 @@ import { MICROS } from "../pipeline/money.js";
 import { absoluteSpec, STEAL_DATA_HELP } from "./data-flags.js";
 import { emit, parseFlags, pct } from "./output.js";
 import { progress } from "./progress.js";
+import { openaiStealOptions, stealOpenAI, wantsOpenAI } from "./steal-openai.js";
 
 const StealArgs = z.object({
   target: z.string().url(),
@@ -78,6 +79,8 @@ export function stealCommand(command: Command): void {
     .option("--json", "print the result as JSON")
     .addHelpText("after", STEAL_DATA_HELP)
     .action(async (raw: Record<string, string | boolean | undefined>) => {
+      // A language model behind the OpenAI wire format: its own path (steal-openai.ts).
+      if (wantsOpenAI(raw)) return stealOpenAI(raw);
       const started = performance.now();
       // The attacks and the model engines load only now, not for --help.
       const [{ ATTACKS, attackCatalog }, { steal }, { loadModel }, { saveModel }] = await Promise.all([
@@ -254,6 +257,7 @@ export function stealCommand(command: Command): void {
           .join("\n"),
       );
     });
+  openaiStealOptions(command);
 }
 
 type Labelled = { x: Batch; y: Int32Array };
