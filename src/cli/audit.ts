@@ -28,8 +28,7 @@ async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string
     queue: args.queue,
     fresh: args.fresh,
     onReuse: (r) => {
-      reused = r.reused;
-      if (quiet) return;
+      reused = r.reused; // said on stderr even with --json: results the user may not expect are being reused
       const changed = r.changed ? `; ${r.changed} made with a different definition of their victim, stack or attack run again` : "";
       const unchecked = r.checked ? "" : " (written by an older heist: not checked against this config)";
       process.stderr.write(`${what}: reusing ${r.reused} results from ${r.dir}${unchecked}${changed}; --fresh starts over\n`);
