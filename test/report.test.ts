@@ -6,7 +6,7 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
 import { writeReport, type ReportFiles } from "../src/audit/report.js";
-import { chartSpecs, placeLabels, verdicts } from "../src/audit/report-data.js";
+import { chartSpecs, placeLabels, summaryLines, verdicts } from "../src/audit/report-data.js";
 import { AuditResults, cellId, type CellResult, type HonestResult } from "../src/audit/results.js";
 import { readAuditResults } from "../src/cli/report.js";
 import type { HeistError } from "../src/core/errors.js";
@@ -253,6 +253,17 @@ describe("audit report", () => {
     expect(hard.detection).toMatchObject({ detected: 3, detectors: ["prada"] });
     expect(cellId(hard.detection.first!)).toBe("digits-softmax/hardened/jacobian/500/0"); // alarm at 350 rows
     expect(cellId(hard.targets[0].cheapest!)).toBe("digits-softmax/hardened/jacobian/5000/0"); // 90.5% for $1.50
+    // The same in a few sentences, as the page, summary.md and the CLI open with.
+    expect(summaryLines(vs)).toEqual([
+      "digits-softmax: To 95% fidelity: stolen behind open and priced (cheapest: $0.00 for 65 rows behind open); not within 5,000 rows behind hardened.",
+      "digits-softmax: To 90% fidelity: stolen behind every stack (cheapest: $0.00 for 65 rows behind open).",
+      "digits-softmax: Alarms: prada behind hardened caught 3 of 6 thieves, the first after 350 rows (jacobian).",
+      "digits-softmax: Honest users kept 95.7% to 96.1% accuracy.",
+      "digits-mlp: To 95% fidelity: stolen behind open and priced (cheapest: $0.00 for 5,000 rows behind open); not within 5,000 rows behind hardened.",
+      "digits-mlp: To 90% fidelity: stolen behind open and priced (cheapest: $0.00 for 5,000 rows behind open); not within 5,000 rows behind hardened.",
+      "digits-mlp: Alarms: prada behind hardened caught 3 of 6 thieves, the first after 350 rows (jacobian).",
+      "digits-mlp: Honest users kept 96.8% to 97.2% accuracy; they were flagged or refused behind hardened.",
+    ]);
     // A failed run never counts, even with a high fidelity on record.
     const broken = structuredClone(results);
     const c = broken.cells.find((x) => x.stack === "hardened" && x.attack === "equation-solving" && x.victim === "digits-mlp")!;
@@ -263,6 +274,7 @@ describe("audit report", () => {
   it("summary.md carries the verdict table, its figures straight from the JSON", () => {
     const md = readFileSync(files.markdown, "utf8");
     expect(md).toMatch(/^# heist audit: digits under three stacks/);
+    expect(md).toContain("\n- digits-mlp: Alarms: prada behind hardened caught 3 of 6 thieves, the first after 350 rows (jacobian).\n");
     for (const name of ["fidelity-vs-budget", "cost-to-steal", "frontier", "detection"]) expect(md).toContain(`](charts/${name}.png)`);
     const rows = md.split("\n").filter((l) => l.startsWith("| digits-"));
     expect(rows).toHaveLength(6);

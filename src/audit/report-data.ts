@@ -146,6 +146,63 @@ export function detectionText(d: Detection, o: { short?: boolean } = {}): string
   return `${d.detectors.join(", ")}${at}${o.short ? "" : ` (${d.first.attack})`}, ${d.detected} of ${d.runs} runs`;
 }
 
+/** "a", "a and b", "a, b and c". */
+const inWords = (xs: string[]) => (xs.length < 2 ? (xs[0] ?? "") : `${xs.slice(0, -1).join(", ")} and ${xs[xs.length - 1]}`);
+
+/**
+ * The verdicts in a few sentences, per victim: behind which stacks each target was reached (and the
+ * cheapest theft) and behind which not; which detectors fired; what honest users kept, and behind
+ * which stacks their answers moved away from the victim's (mean L1 above 0.1).
+ */
+export function summaryLines(vs: readonly Verdict[]): string[] {
+  const out: string[] = [];
+  const victims = uniq(vs.map((v) => v.victim));
+  for (const victim of victims) {
+    const mine = vs.filter((v) => v.victim === victim);
+    const who = victims.length > 1 ? `${victim}: ` : "";
+    const targets = mine[0]?.targets.map((t) => t.target) ?? [];
+    for (const [i, target] of [...targets.entries()].reverse()) {
+      const got = mine.filter((v) => v.targets[i]?.cheapest);
+      const not = mine.filter((v) => !v.targets[i]?.cheapest);
+      const cs = got.map((v) => ({ v, c: v.targets[i].cheapest! }));
+      const low = cs.sort((a, b) => a.c.dollars - b.c.dollars || a.c.rows - b.c.rows)[0];
+      const tied = cs.filter((x) => x.c.dollars === low?.c.dollars && x.c.rows === low?.c.rows);
+      const where = tied.length === got.length ? "" : ` behind ${inWords(tied.map((x) => x.v.stack))}`;
+      const stolen = got.length
+        ? `stolen behind ${got.length === mine.length ? "every stack" : inWords(got.map((v) => v.stack))} (cheapest: ${fmtDollars(low.c.dollars)} for ${fmtRows(low.c.rows)} rows${where})`
+        : "stolen behind no stack";
+      const held = not.length ? `; not within ${fmtRows(Math.max(...not.map((v) => v.within)))} rows behind ${inWords(not.map((v) => v.stack))}` : "";
+      out.push(`${who}To ${fmtTarget(target)} fidelity: ${stolen}${held}.`);
+    }
+    const caught = mine.filter((v) => v.detection.detected > 0);
+    out.push(
+      caught.length
+        ? `${who}Alarms: ${caught
+            .map((v) => {
+              const d = v.detection;
+              const at = d.first!.detectedAtRows === null ? "" : `, the first after ${fmtRows(d.first!.detectedAtRows)} rows (${d.first!.attack})`;
+              return `${inWords(d.detectors)} behind ${v.stack} caught ${d.detected} of ${d.runs} thieves${at}`;
+            })
+            .join("; ")}.`
+        : `${who}No detector raised an alarm on a thief.`,
+    );
+    const honest = mine.filter((v) => v.honest);
+    if (honest.length) {
+      const acc = uniq(honest.map((v) => fmtPct(v.honest!.utility)));
+      const kept = acc.length === 1 ? `kept ${acc[0]} accuracy behind every stack` : `kept ${acc.sort()[0]} to ${acc[acc.length - 1]} accuracy`;
+      const moved = honest
+        .filter((v) => (v.honest!.answerL1 ?? 0) > 0.1)
+        .sort((a, b) => b.honest!.answerL1! - a.honest!.answerL1!)
+        .map((v) => `${v.stack} (L1 ${fmtL1(v.honest!.answerL1)}, ECE ${fmtEce(v.honest!.ece)})`);
+      const flagged = honest.filter((v) => v.honest!.flagged || v.honest!.refused).map((v) => v.stack);
+      out.push(
+        `${who}Honest users ${kept}${moved.length ? `, but their answers moved away from the victim's behind ${inWords(moved)}` : ""}${flagged.length ? `; they were flagged or refused behind ${inWords(flagged)}` : ""}.`,
+      );
+    }
+  }
+  return out;
+}
+
 /** How far an honest user's answers are from the victim's own: "L1 0.012 · KL 0.004 · ECE 1.9%", or "not measured". */
 export const fmtL1 = (x: number | null) => (x === null ? "not measured" : x.toFixed(3));
 export const fmtKL = (x: number | null) => (x === null ? "not measured" : x.toFixed(3));

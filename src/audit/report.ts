@@ -31,6 +31,7 @@ import {
   fmtTarget,
   honestCostText,
   reachText,
+  summaryLines,
   verdicts,
   TARGETS,
   type Chart,
@@ -262,7 +263,7 @@ ${rows.map((r, i) => `<tr${o.attrs?.(i) ?? ""}>${r.map((c, j) => td(c, i, j)).jo
 const CSS = `
 body { font-family: "DejaVu Sans", "Liberation Sans", Arial, Helvetica, sans-serif; color: #222; margin: 2rem auto; max-width: 1400px; padding: 0 1rem; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
-.meta { color: #555; margin-top: 0; } p { max-width: 60rem; }
+.meta { color: #555; margin-top: 0; } p, #summary { max-width: 60rem; } #summary li { margin: .2rem 0; }
 table { border-collapse: collapse; font-size: .85rem; margin: .6rem 0; }
 th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; font-weight: 600; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
@@ -279,8 +280,8 @@ footer { margin-top: 2.5rem; }
   table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; width: auto; }
   table.cards thead { display: none; }
   table.cards tr { border: 1px solid #ccc; margin: 0 0 .8rem; }
-  table.cards td { border: none; border-top: 1px solid #eee; white-space: normal; text-align: left; min-width: 0; overflow-wrap: anywhere; }
-  table.cards td::before { content: attr(data-label); display: block; font-size: .75rem; font-weight: 600; color: #555; }
+  table.cards td { display: flex; gap: .6rem; border: none; border-top: 1px solid #eee; white-space: normal; text-align: left; min-width: 0; overflow-wrap: anywhere; }
+  table.cards td::before { content: attr(data-label); flex: 0 0 38%; font-size: .8rem; font-weight: 600; color: #555; }
 }
 `;
 
@@ -320,6 +321,11 @@ ${htmlTable(
 )}
 
 <h2>Verdicts</h2>
+<ul id="summary">
+${summaryLines(vs)
+  .map((l) => `<li>${esc(l)}</li>`)
+  .join("\n")}
+</ul>
 <p>${VERDICT_TEXT(r)}</p>
 <div class="wide">
 ${htmlTable("verdicts", v.head, v.rows, {
@@ -384,6 +390,10 @@ Victims: ${r.victims.map((x) => `${x.name} (${x.dataset}, test accuracy ${fmtPct
 Defence stacks: ${r.stacks.map((s) => `${s.name} (${s.description})`).join("; ") || "none"}.
 
 ## Verdicts
+
+${summaryLines(verdicts(r))
+  .map((l) => `- ${l}`)
+  .join("\n")}
 
 ${VERDICT_TEXT(r)}
 

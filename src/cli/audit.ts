@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { DEMO_CONFIG, loadAuditConfig, parseAuditConfig, type AuditConfig } from "../audit/config.js";
-import { detectionText, fmtEce, fmtL1, fmtTarget, reachText, verdicts } from "../audit/report-data.js";
+import { detectionText, fmtEce, fmtL1, fmtTarget, reachText, summaryLines, verdicts } from "../audit/report-data.js";
 import { emit, parseFlags, pct, table } from "./output.js";
 import { progress } from "./progress.js";
 
@@ -72,6 +72,9 @@ async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string
           v.honest ? fmtEce(v.honest.ece) : "—",
         ]),
       ]),
+      "",
+      ...summaryLines(vs),
+      "",
       `report: ${report.html}`,
     ].join("\n"),
   );

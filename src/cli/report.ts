@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { fail } from "../core/errors.js";
-import { detectionText, fmtPct, fmtTarget, reachText, verdicts } from "../audit/report-data.js";
+import { detectionText, fmtPct, fmtTarget, reachText, summaryLines, verdicts } from "../audit/report-data.js";
 import { AuditResults } from "../audit/results.js";
 import { emit, parseFlags, table } from "./output.js";
 
@@ -74,6 +74,8 @@ export function reportCommand(command: Command): void {
               v.honest ? fmtPct(v.honest.utility) : "not measured",
             ]),
           ]),
+          "",
+          ...summaryLines(vs),
         ].join("\n"),
       );
     });
