@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAuditConfig, type AuditConfigInput } from "../src/audit/config.js";
 import { AuditResults, cellId } from "../src/audit/results.js";
 import { jobs } from "../src/audit/jobs.js";
-import { readRecords, RECORDS_FILE, runAudit } from "../src/audit/run.js";
+import { CONFIG_FILE, readRecords, RECORDS_FILE, runAudit } from "../src/audit/run.js";
 import { stopReason } from "../src/audit/cell.js";
 import { answerProbabilities, answerQuality, expectedCalibrationError } from "../src/audit/answer-quality.js";
 import { runHeist, tempDir } from "./helpers.js";
@@ -146,14 +146,19 @@ describe("heist audit", () => {
       budgets: [100],
       attacks: [{ ...tiny.attacks![0], options: { pool: "natural", epochs: 11 } }, ...tiny.attacks!.slice(1)],
     });
-    const reuse: { reused: number; changed: number; checked: boolean }[] = [];
+    const reuse: { reused: number; changed: number; unchecked: boolean }[] = [];
     await runAudit(changed, dir, { onReuse: (r) => reuse.push(r) });
-    expect(reuse).toEqual([expect.objectContaining({ reused: jobs(a).length - 1, total: jobs(a).length, changed: 1, checked: true })]);
+    expect(reuse).toEqual([expect.objectContaining({ reused: jobs(a).length - 1, total: jobs(a).length, changed: 1, unchecked: false })]);
     // --fresh: nothing reused.
     const fresh: unknown[] = [];
     await runAudit(changed, dir, { fresh: true, onReuse: (r) => fresh.push(r) });
     expect(fresh).toEqual([]);
     expect(readRecords(dir)).toHaveLength(jobs(a).length);
+    // Records with no config beside them (an older heist's) cannot be checked: they run again.
+    rmSync(join(dir, CONFIG_FILE));
+    const old: { reused: number; changed: number; unchecked: boolean }[] = [];
+    await runAudit(changed, dir, { onReuse: (r) => old.push(r) });
+    expect(old).toEqual([expect.objectContaining({ reused: 0, changed: jobs(a).length, unchecked: true })]);
   }, 300_000);
 
   it("says why a run stopped, from what it recorded", () => {

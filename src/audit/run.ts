@@ -75,11 +75,11 @@ export interface RunOptions {
   /** Start over: clear the directory's records (and the audit gateway's store) first. */
   fresh?: boolean;
   /**
-   * Records already in the directory are reused: how many of this audit's runs they cover, and how
-   * many were dropped because their victim, stack or attack is defined differently now (`checked`
-   * false: the directory has no record of its config, from an older heist, so nothing could be compared).
+   * The directory held records: how many of this audit's runs they cover (reused), and how many were
+   * dropped to run again because their victim, stack or attack is defined differently now, or could
+   * not be checked (`unchecked`: the directory has no record of its config, written by an older heist).
    */
-  onReuse?: (r: { reused: number; total: number; changed: number; checked: boolean; dir: string }) => void;
+  onReuse?: (r: { reused: number; total: number; changed: number; unchecked: boolean; dir: string }) => void;
   onPrepare?: (victim: string, source: string) => void;
   /** A Redis URL: put the jobs on a BullMQ queue for `heist worker` processes instead of forking workers. */
   queue?: string;
@@ -100,14 +100,15 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
   const found = readRecords(dir);
   const before = readConfig(dir);
   // A record is reused only if its job is defined as it was when it ran.
-  const kept = before ? found.filter((r) => definition(a, r) !== undefined && definition(a, r) === definition(before, r)) : found;
+  // (With no record of the config they were made with, none can be trusted: they all run again.)
+  const kept = before ? found.filter((r) => definition(a, r) !== undefined && definition(a, r) === definition(before, r)) : [];
   // Drop a torn last line and changed records before appending (rewritten whole, atomically).
   if (existsSync(join(dir, RECORDS_FILE))) await writeFileAtomic(join(dir, RECORDS_FILE), kept.map((r) => `${JSON.stringify(r)}\n`).join(""));
   await writeFileAtomic(join(dir, CONFIG_FILE), `${JSON.stringify(a, null, 2)}\n`);
   const done = new Map(kept.map((r) => [recordId(r), r]));
   const todo = all.filter((job) => !done.has(jobId(job)));
   if (found.length)
-    o.onReuse?.({ reused: all.length - todo.length, total: all.length, changed: found.length - kept.length, checked: before !== undefined, dir });
+    o.onReuse?.({ reused: all.length - todo.length, total: all.length, changed: found.length - kept.length, unchecked: before === undefined, dir });
   const record = (r: AuditRecord) => {
     appendFileSync(join(dir, RECORDS_FILE), `${JSON.stringify(r)}\n`);
     done.set(recordId(r), r);

@@ -29,9 +29,12 @@ async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string
     fresh: args.fresh,
     onReuse: (r) => {
       reused = r.reused; // said on stderr even with --json: results the user may not expect are being reused
-      const changed = r.changed ? `; ${r.changed} made with a different definition of their victim, stack or attack run again` : "";
-      const unchecked = r.checked ? "" : " (written by an older heist: not checked against this config)";
-      process.stderr.write(`${what}: reusing ${r.reused} results from ${r.dir}${unchecked}${changed}; --fresh starts over\n`);
+      const again = r.unchecked
+        ? `; ${r.changed} written by an older heist, which cannot be checked against this config, run again`
+        : r.changed
+          ? `; ${r.changed} made with a different definition of their victim, stack or attack run again`
+          : "";
+      process.stderr.write(`${what}: reusing ${r.reused} results from ${r.dir}${again}; --fresh starts over\n`);
     },
     onPrepare: (name, source) => {
       if (!quiet) process.stderr.write(`${what}: preparing victim ${name} (${source}; a zoo model trains on first use)\n`);
