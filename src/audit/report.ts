@@ -142,42 +142,34 @@ const detectedText = (c: CellResult) =>
 /** Why a run stopped asking; results written before heist recorded it say so. */
 const stoppedText = (c: CellResult) => c.stopped ?? (c.error !== undefined ? "error" : c.rows >= c.budget ? "budget" : "not recorded");
 
-const cellHead = [
-  "victim",
-  "stack",
-  "attack",
-  "budget",
-  "seed",
-  "rows",
-  "dollars",
-  "seconds",
-  "refusals",
-  "PoW challenges",
-  "PoW seconds",
-  "fidelity",
-  "accuracy",
-  "stopped",
-  "detected",
-  "error",
-];
-const cellRow = (c: CellResult) => [
-  c.victim,
-  c.stack,
-  c.attack,
-  fmtRows(c.budget),
-  String(c.seed),
-  fmtRows(c.rows),
-  fmtDollars(c.dollars),
-  fmtSeconds(c.seconds),
-  fmtRows(c.refusals),
-  fmtRows(c.powChallenges),
-  fmtSeconds(c.powSeconds),
-  fmtPct(c.fidelity),
-  fmtPct(c.accuracy),
-  stoppedText(c),
-  detectedText(c),
-  c.error ?? "",
-];
+/**
+ * The every-run table: a column for each field of a run, less those that say nothing in this audit
+ * (the victim when there is one, the seed when there is one, proof of work when no stack asked for
+ * it, the error when no run failed), so that it fits a page.
+ */
+export function cellTable(r: AuditResults, cells: CellResult[] = r.cells): { head: string[]; rows: string[][] } {
+  const many = <T>(f: (c: CellResult) => T) => new Set(r.cells.map(f)).size > 1;
+  const cols: [string, (c: CellResult) => string, boolean][] = [
+    ["victim", (c) => c.victim, many((c) => c.victim)],
+    ["stack", (c) => c.stack, true],
+    ["attack", (c) => c.attack, true],
+    ["budget", (c) => fmtRows(c.budget), true],
+    ["seed", (c) => String(c.seed), many((c) => c.seed)],
+    ["rows", (c) => fmtRows(c.rows), true],
+    ["dollars", (c) => fmtDollars(c.dollars), true],
+    ["seconds", (c) => fmtSeconds(c.seconds), true],
+    ["refusals", (c) => fmtRows(c.refusals), true],
+    ["PoW challenges", (c) => fmtRows(c.powChallenges), r.cells.some((c) => c.powChallenges > 0)],
+    ["PoW seconds", (c) => fmtSeconds(c.powSeconds), r.cells.some((c) => c.powChallenges > 0)],
+    ["fidelity", (c) => fmtPct(c.fidelity), true],
+    ["accuracy", (c) => fmtPct(c.accuracy), true],
+    ["stopped", stoppedText, true],
+    ["detected", detectedText, true],
+    ["error", (c) => c.error ?? "", r.cells.some((c) => c.error !== undefined)],
+  ];
+  const shown = cols.filter(([, , show]) => show);
+  return { head: shown.map(([h]) => h), rows: cells.map((c) => shown.map(([, f]) => f(c))) };
+}
 const honestHead = [
   "victim",
   "stack",
@@ -272,7 +264,7 @@ figure { margin: 1.2rem 0 2rem; } figure svg { display: block; max-width: 100%; 
 figcaption { color: #444; font-size: .9rem; max-width: 60rem; margin-top: .3rem; }
 .wide { overflow-x: auto; }
 #verdicts td { min-width: 4.5rem; } #verdicts td.num { white-space: nowrap; }
-#cells td { white-space: nowrap; } #cells td:last-child { white-space: normal; min-width: 16rem; }
+#cells { font-size: .8rem; } #cells th, #cells td { padding: .2rem .4rem; } #cells td { white-space: nowrap; } #cells td[data-label="detected"], #cells td[data-label="error"] { white-space: normal; min-width: 6rem; }
 footer { margin-top: 2.5rem; }
 @media (max-width: 720px) {
   body { margin: 1rem auto; padding: 0 .6rem; }
@@ -289,6 +281,7 @@ export function renderHtml(r: AuditResults, charts: RenderedChart[], o: ReportOp
   const vs = verdicts(r);
   const v = verdictRows(r, vs);
   const cells = inAuditOrder(r);
+  const runs = cellTable(r, cells);
   const failedCharts = chartSpecs(r).filter((c) => c.empty);
   return `<!doctype html>
 <html lang="en">
@@ -358,7 +351,7 @@ ${failedCharts.length ? `<p>Nothing to draw for: ${failedCharts.map((c) => esc(c
 <h2>Every run</h2>
 <p>One row per thief. <em>stopped</em> says why it stopped asking: its budget ran out (budget), the gateway stopped it (quota, payment, detected, refused, unreachable), its own data ran out first (pool), the attack needed no more rows (finished), or it failed (error).</p>
 <div class="wide">
-${htmlTable("cells", cellHead, cells.map(cellRow), { attrs: (i) => ` data-cell="${esc(cellId(cells[i]))}"` })}
+${htmlTable("cells", runs.head, runs.rows, { attrs: (i) => ` data-cell="${esc(cellId(cells[i]))}"` })}
 </div>
 
 <h2>Honest users</h2>
