@@ -265,9 +265,9 @@ figcaption { color: #444; font-size: .9rem; max-width: 60rem; margin-top: .3rem;
 .wide { overflow-x: auto; }
 #verdicts td { min-width: 4.5rem; } #verdicts td.num { white-space: nowrap; }
 #cells { font-size: .8rem; } #cells th, #cells td { padding: .2rem .4rem; } #cells td { white-space: nowrap; } #cells td[data-label="detected"], #cells td[data-label="error"] { white-space: normal; min-width: 6rem; }
-footer { margin-top: 2.5rem; }
+footer { margin-top: 2.5rem; } .narrow { display: none; }
 @media (max-width: 720px) {
-  body { margin: 1rem auto; padding: 0 .6rem; }
+  body { margin: 1rem auto; padding: 0 .6rem; } .narrow { display: inline; }
   h1 { font-size: 1.3rem; }
   table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; width: auto; }
   table.cards thead { display: none; }
@@ -349,7 +349,7 @@ ${c.svg}
 ${failedCharts.length ? `<p>Nothing to draw for: ${failedCharts.map((c) => esc(c.title)).join(", ")}.</p>` : ""}
 
 <h2>Every run</h2>
-<p>One row per thief. <em>stopped</em> says why it stopped asking: its budget ran out (budget), the gateway stopped it (quota, payment, detected, refused, unreachable), its own data ran out first (pool), the attack needed no more rows (finished), or it failed (error).</p>
+<p>One row per thief<span class="narrow"> (swipe the table sideways for its other columns)</span>. <em>stopped</em> says why it stopped asking: its budget ran out (budget), the gateway stopped it (quota, payment, detected, refused, unreachable), its own data ran out first (pool), the attack needed no more rows (finished), or it failed (error).</p>
 <div class="wide">
 ${htmlTable("cells", runs.head, runs.rows, { attrs: (i) => ` data-cell="${esc(cellId(cells[i]))}"` })}
 </div>
