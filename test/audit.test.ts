@@ -135,6 +135,7 @@ describe("heist audit", () => {
     const seen: number[] = [];
     const again = await runAudit(a, dir, { onProgress: (p) => seen.push(p.done) });
     expect(seen[0]).toBe(2); // it started from the two it had
+    expect(again.reused).toBe(2); // and its results say so
     expect(again.cells.length + again.honest.length).toBe(jobs(a).length);
     expect(readRecords(dir)).toHaveLength(jobs(a).length);
 

@@ -5,7 +5,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
-import { writeReport, type ReportFiles } from "../src/audit/report.js";
+import { renderHtml, writeReport, type ReportFiles } from "../src/audit/report.js";
 import { chartSpecs, placeLabels, summaryLines, verdicts } from "../src/audit/report-data.js";
 import { AuditResults, cellId, type CellResult, type HonestResult } from "../src/audit/results.js";
 import { readAuditResults } from "../src/cli/report.js";
@@ -540,6 +540,9 @@ describe("audit report", () => {
     // The page says what wrote it.
     expect(readFileSync(join(demoDir, "report.html"), "utf8")).toMatch(/Written by <code>heist demo<\/code>/);
     expect(readFileSync(files.html, "utf8")).toMatch(/Written by <code>heist<\/code>/);
+    // Runs an earlier audit made are said to be reused (their times are not the page's).
+    const html = renderHtml({ ...demo, reused: 12 }, []);
+    expect(html).toContain("72 thief runs, 6 honest users (12 of them reused from an earlier audit in the same directory).");
   }, 120_000);
 
   it("places the frontier's labels apart: points at one place share a label, no two labels overlap", () => {

@@ -216,6 +216,10 @@ function inAuditOrder(r: AuditResults): CellResult[] {
 
 // ---------------------------------------------------------------- HTML
 
+/** When some runs were made by an earlier audit in the same directory, and so before the times given. */
+const reusedText = (r: AuditResults) =>
+  r.reused ? ` (${r.reused === r.cells.length + r.honest.length ? "all" : r.reused} of them reused from an earlier audit in the same directory)` : "";
+
 /** What the verdict table says, in a sentence. */
 const VERDICT_TEXT = (r: AuditResults) =>
   `For each defence stack: the cheapest attack that stole a copy agreeing with the victim on ${TARGETS.map(fmtTarget).join(" and on ")} of its test set, with what it paid (dollars, rows, seconds), or "not within N rows" when no run with a budget of up to N rows got there; whether a detector caught the thieves, and after how many rows; beside what an honest user${r.honest.length ? " asking the victim's test set" : ""} kept and paid.`;
@@ -295,7 +299,7 @@ export function renderHtml(r: AuditResults, charts: RenderedChart[], o: ReportOp
 </head>
 <body>
 <h1>heist audit: ${esc(r.name)}</h1>
-<p class="meta">Ran ${esc(r.startedAt)} to ${esc(r.finishedAt)} over ${r.transport === "http" ? "HTTP (a real gateway socket)" : "the in-process gateway pipeline"}: ${r.cells.length} thief runs, ${r.honest.length} honest users.</p>
+<p class="meta">Ran ${esc(r.startedAt)} to ${esc(r.finishedAt)} over ${r.transport === "http" ? "HTTP (a real gateway socket)" : "the in-process gateway pipeline"}: ${r.cells.length} thief runs, ${r.honest.length} honest users${esc(reusedText(r))}.</p>
 
 <h2>Victims</h2>
 ${htmlTable(
@@ -378,7 +382,7 @@ export function renderMarkdown(r: AuditResults, charts: RenderedChart[], o: Repo
   const failed = r.cells.filter((c) => c.error !== undefined);
   return `# heist audit: ${r.name}
 
-Ran ${r.startedAt} to ${r.finishedAt} (${r.transport}): ${r.cells.length} thief runs, ${r.honest.length} honest users.
+Ran ${r.startedAt} to ${r.finishedAt} (${r.transport}): ${r.cells.length} thief runs, ${r.honest.length} honest users${reusedText(r)}.
 Victims: ${r.victims.map((x) => `${x.name} (${x.dataset}, test accuracy ${fmtPct(x.testAccuracy)})`).join(", ") || "none"}.
 Defence stacks: ${r.stacks.map((s) => `${s.name} (${s.description})`).join("; ") || "none"}.
 

@@ -92,6 +92,8 @@ export const AuditResults = z.object({
   name: z.string(),
   startedAt: z.string(),
   finishedAt: z.string(),
+  /** Of the runs, how many were records an earlier, stopped or finished, audit left in the same directory (made before startedAt). */
+  reused: z.number().int().nonnegative().default(0),
   transport: z.enum(["http", "local"]),
   victims: z.array(z.object({ name: z.string(), source: z.string(), dataset: z.string(), testAccuracy: z.number(), testRows: z.number().int() })),
   stacks: z.array(z.object({ name: z.string(), description: z.string() })),

@@ -172,6 +172,7 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
     name: a.name,
     startedAt,
     finishedAt: new Date().toISOString(),
+    reused: all.length - todo.length,
     transport: a.transport,
     victims,
     stacks: a.stacks.map((s) => ({ name: s.name, description: s.description })),
