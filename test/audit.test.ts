@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAuditConfig, type AuditConfigInput } from "../src/audit/config.js";
-import { AuditResults } from "../src/audit/results.js";
+import { AuditResults, cellId } from "../src/audit/results.js";
 import { jobs } from "../src/audit/jobs.js";
-import { readRecords, RECORDS_FILE, runAudit } from "../src/audit/run.js";
+import { CONFIG_FILE, readRecords, RECORDS_FILE, runAudit } from "../src/audit/run.js";
+import { stopReason } from "../src/audit/cell.js";
+import { answerProbabilities, answerQuality, expectedCalibrationError } from "../src/audit/answer-quality.js";
 import { runHeist, tempDir } from "./helpers.js";
 import { spawn, type ChildProcess } from "node:child_process";
 import { REDIS_URL, requireServices } from "./services.js";
@@ -51,17 +53,32 @@ describe("heist audit", () => {
 
     // More queries steal more; the answers cost what the plan charges ($0.001 a row).
     expect(cell("none", "knockoff-natural", 300).fidelity).toBeGreaterThan(cell("none", "knockoff-natural", 100).fidelity);
-    expect(cell("none", "knockoff-natural", 300)).toMatchObject({ rows: 300, dollars: 0.3, detected: false, stopped: null });
-    // PRADA stops the Jacobian thief part-way, and says when; the natural-data thief walks past it.
-    expect(cell("prada", "jacobian", 300)).toMatchObject({ detected: true, stopped: "detected" });
+    expect(cell("none", "knockoff-natural", 300)).toMatchObject({ rows: 300, dollars: 0.3, detected: false, detector: null, stopped: "budget" });
+    // PRADA stops the Jacobian thief part-way, and says when and which detector; the natural-data thief walks past it.
+    expect(cell("prada", "jacobian", 300)).toMatchObject({ detected: true, detector: "prada", stopped: "detected" });
     expect(cell("prada", "jacobian", 300).detectedAtRows).toBeLessThan(300);
     expect(cell("prada", "knockoff-natural", 300).detected).toBe(false);
-    // Equation-solving cannot work from labels: recorded as an error, not a crash.
+    // Equation-solving cannot work from labels: recorded as an error, not a crash; from probabilities it needs 65 rows of its 100.
+    expect(cell("label-only", "equation-solving", 100)).toMatchObject({ stopped: "error", fidelity: 0 });
     expect(cell("label-only", "equation-solving", 100).error).toMatch(/probabilit/);
-    expect(cell("label-only", "equation-solving", 100).fidelity).toBe(0);
+    expect(cell("none", "equation-solving", 100)).toMatchObject({ rows: 65, stopped: "finished" });
+    // Every run says why it stopped; its seconds are the whole theft (training included), not only the answers.
+    for (const c of overHttp.cells) {
+      expect(c.stopped, cellId(c)).not.toBeNull();
+      expect(c.seconds, cellId(c)).toBeGreaterThanOrEqual(c.querySeconds);
+    }
     // The honest user: the victim's own accuracy through every stack, never flagged.
-    for (const h of overHttp.honest) expect(h).toMatchObject({ rows: 96, refused: false, flagged: false });
-    expect(overHttp.honest.find((h) => h.stack === "none")!.utility).toBeGreaterThan(0.9);
+    for (const h of overHttp.honest) expect(h).toMatchObject({ rows: 96, refused: false, flagged: false, flaggedBy: null });
+    const honest = (stack: string) => overHttp.honest.find((h) => h.stack === stack)!;
+    expect(honest("none").utility).toBeGreaterThan(0.9);
+    // What the answers themselves lose: nothing undefended; a label-only answer its confidence (ECE = 1 − accuracy); noise a little.
+    expect(honest("none").answerL1).toBeLessThan(1e-4);
+    expect(honest("none").answerKL).toBeLessThan(1e-4);
+    expect(honest("none").ece).toBeCloseTo(honest("none").victimEce!, 6);
+    expect(honest("label-only").answerL1).toBeGreaterThan(0.001);
+    expect(honest("label-only").ece).toBeCloseTo(1 - honest("label-only").utility, 6);
+    expect(honest("noise").answerL1).toBeGreaterThan(0.01);
+    expect(new Set(overHttp.honest.map((h) => h.victimEce)).size).toBe(1);
     expect(overHttp.victims[0].testAccuracy).toBeGreaterThan(0.9);
   }, 300_000);
 
@@ -118,9 +135,66 @@ describe("heist audit", () => {
     const seen: number[] = [];
     const again = await runAudit(a, dir, { onProgress: (p) => seen.push(p.done) });
     expect(seen[0]).toBe(2); // it started from the two it had
+    expect(again.reused).toBe(2); // and its results say so
     expect(again.cells.length + again.honest.length).toBe(jobs(a).length);
     expect(readRecords(dir)).toHaveLength(jobs(a).length);
+
+    // An attack defined differently now: its records are not reused, the others are (and it says so).
+    const changed = parseAuditConfig({
+      ...tiny,
+      transport: "local",
+      stacks: tiny.stacks!.slice(0, 1),
+      budgets: [100],
+      attacks: [{ ...tiny.attacks![0], options: { pool: "natural", epochs: 11 } }, ...tiny.attacks!.slice(1)],
+    });
+    const reuse: { reused: number; changed: number; unchecked: boolean }[] = [];
+    await runAudit(changed, dir, { onReuse: (r) => reuse.push(r) });
+    expect(reuse).toEqual([expect.objectContaining({ reused: jobs(a).length - 1, total: jobs(a).length, changed: 1, unchecked: false })]);
+    // --fresh: nothing reused.
+    const fresh: unknown[] = [];
+    await runAudit(changed, dir, { fresh: true, onReuse: (r) => fresh.push(r) });
+    expect(fresh).toEqual([]);
+    expect(readRecords(dir)).toHaveLength(jobs(a).length);
+    // Records with no config beside them (an older heist's) cannot be checked: they run again.
+    rmSync(join(dir, CONFIG_FILE));
+    const old: { reused: number; changed: number; unchecked: boolean }[] = [];
+    await runAudit(changed, dir, { onReuse: (r) => old.push(r) });
+    expect(old).toEqual([expect.objectContaining({ reused: 0, changed: jobs(a).length, unchecked: true })]);
   }, 300_000);
+
+  it("says why a run stopped, from what it recorded", () => {
+    expect(stopReason("detected", 200, 300, 539)).toBe("detected");
+    expect(stopReason(undefined, 300, 300, 539)).toBe("budget");
+    expect(stopReason(undefined, 539, 1000, 539)).toBe("pool");
+    expect(stopReason(undefined, 65, 100, 539)).toBe("finished");
+  });
+
+  it("reads an answer as the probabilities it tells its user, and measures what it loses against the true ones", () => {
+    const truth = { data: Float32Array.from([0.7, 0.2, 0.1, 0.1, 0.8, 0.1]), shape: [2, 3] };
+    const y = Int32Array.from([0, 2]);
+    const probs = answerProbabilities({ kind: "probabilities", values: truth, labels: Int32Array.from([0, 1]), costMicros: 0 }, 3)!;
+    expect([...probs.data].map((v) => +v.toFixed(4))).toEqual([0.7, 0.2, 0.1, 0.1, 0.8, 0.1]);
+    const label = answerProbabilities({ kind: "label", labels: Int32Array.from([0, 1]), costMicros: 0 }, 3)!;
+    expect([...label.data]).toEqual([1, 0, 0, 0, 1, 0]);
+    const logits = answerProbabilities({ kind: "logits", values: { data: Float32Array.from([0, 0, 0]), shape: [1, 3] }, costMicros: 0 }, 3)!;
+    expect([...logits.data].map((v) => +v.toFixed(4))).toEqual([0.3333, 0.3333, 0.3333]);
+    const topk = answerProbabilities(
+      { kind: "top-k", labels: Int32Array.from([2]), values: { data: Float32Array.from([0.6, 0.3]), shape: [1, 2] }, costMicros: 0 },
+      3,
+    )!;
+    expect([...topk.data].map((v) => +v.toFixed(4))).toEqual([0.2, 0.2, 0.6]);
+    expect(answerProbabilities({ kind: "embedding", values: truth, costMicros: 0 }, 3)).toBeNull();
+    // Row 1 right at confidence 0.7, row 2 wrong at 0.8: ECE = (|1 − 0.7| + |0 − 0.8|) / 2.
+    expect(expectedCalibrationError(truth, y)).toBeCloseTo(0.55, 6);
+    expect(answerQuality(truth, truth, y)).toMatchObject({ answerL1: 0, ece: expect.closeTo(0.55, 6), victimEce: expect.closeTo(0.55, 6) });
+    expect(answerQuality(truth, truth, y)!.answerKL).toBeLessThan(1e-5);
+    // Labels only: L1 = Σ|onehot − p| = 2(1 − p_label) per row; KL(p ‖ onehot) with the 1e-6 floor.
+    const q = answerQuality(label, truth, y)!;
+    expect(q.answerL1).toBeCloseTo((2 * 0.3 + 2 * 0.2) / 2, 5);
+    const kl = (p: number[], label: number) => p.reduce((t, pj, j) => t + pj * Math.log(pj / (j === label ? 1 : 1e-6)), 0);
+    expect(q.answerKL).toBeCloseTo((kl([0.7, 0.2, 0.1], 0) + kl([0.1, 0.8, 0.1], 1)) / 2, 4);
+    expect(q.ece).toBeCloseTo(0.5, 6); // confidence 1, half right
+  });
 
   it("starts its gateway again when it dies mid-audit, and loses no job", async () => {
     const a = parseAuditConfig({ ...tiny, transport: "http", stacks: tiny.stacks!.slice(0, 2), budgets: [100] });
@@ -158,6 +232,16 @@ describe("heist audit", () => {
     expect(existsSync(out.report)).toBe(true);
     const results = AuditResults.parse(JSON.parse(readFileSync(out.results, "utf8")));
     expect(results.cells).toHaveLength(2);
+    expect(readFileSync(out.report, "utf8")).toMatch(/Written by <code>heist audit<\/code>/);
+    // Run again into the same folder: it reuses what is there and says so; --fresh starts over.
+    const again = await runHeist(["audit", "--config", config, "--out", join(dir, "out"), "--json"]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`audit: reusing 4 results from ${join(dir, "out")}`);
+    expect(JSON.parse(again.stdout).reused).toBe(4);
+    const fresh = await runHeist(["audit", "--config", config, "--out", join(dir, "out"), "--json", "--fresh"]);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(fresh.stderr).not.toContain("reusing");
+    expect(JSON.parse(fresh.stdout).reused).toBe(0);
     writeFileSync(config, stringify({ ...tiny, budgets: [0] }));
     const bad = await runHeist(["audit", "--config", config]);
     expect(bad.code).toBe(2);

@@ -5,12 +5,13 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { chromium } from "playwright-core";
-import { writeReport, type ReportFiles } from "../src/audit/report.js";
-import { chartSpecs, verdicts } from "../src/audit/report-data.js";
+import { renderHtml, writeReport, type ReportFiles } from "../src/audit/report.js";
+import { chartSpecs, placeLabels, summaryLines, verdicts } from "../src/audit/report-data.js";
 import { AuditResults, cellId, type CellResult, type HonestResult } from "../src/audit/results.js";
 import { readAuditResults } from "../src/cli/report.js";
 import type { HeistError } from "../src/core/errors.js";
 import { tempDir } from "./helpers.js";
+import { layoutProblems } from "./report-layout.js";
 
 /**
  * The audit report (issue 6): from a synthetic but consistent AuditResults, write the report, then
@@ -87,9 +88,10 @@ function synthetic(): AuditResults {
             powSeconds: s.name === "hardened" ? +(rows * 0.02).toFixed(3) : 0,
             fidelity,
             accuracy: +(fidelity * v.testAccuracy).toFixed(4),
-            stopped: stoppedEarly ? "detected" : null,
+            stopped: failed ? "error" : stoppedEarly ? "detected" : rows < budget ? "finished" : "budget",
             detected: alarm !== null && alarm <= rows,
             detectedAtRows: alarm !== null && alarm <= rows ? alarm : null,
+            detector: alarm !== null && alarm <= rows ? "prada" : null,
             ...(failed ? { error: "equation-solving needs probabilities or logits; this stack answers labels only" } : {}),
           });
         });
@@ -105,6 +107,12 @@ function synthetic(): AuditResults {
       powSeconds: s.name === "hardened" ? 7.1 : 0,
       refused: false,
       flagged: s.name === "hardened" && v.name === "digits-mlp",
+      flaggedBy: s.name === "hardened" && v.name === "digits-mlp" ? "prada" : null,
+      // Open: the victim's own answers; priced: rounded to 2 decimals; hardened: labels only.
+      answerL1: { open: 0, priced: 0.0071, hardened: 0.0613 }[s.name]!,
+      answerKL: { open: 0, priced: 0.0012, hardened: 0.3352 }[s.name]!,
+      ece: s.name === "hardened" ? +(1 - (v.testAccuracy - 0.004)).toFixed(4) : { open: 0.0187, priced: 0.0191 }[s.name]!, // labels: certainty, so 1 − accuracy
+      victimEce: 0.0187,
     })),
   );
   return AuditResults.parse({
@@ -147,12 +155,23 @@ function expectFigure(text: string, value: number, what: string): void {
 }
 
 /** The verdict the report should give, computed here from the JSON by the stated rule, not by the report's code. */
-function expectedVerdict(r: AuditResults, victim: string, stack: string) {
-  const cells = r.cells.filter((c) => c.victim === victim && c.stack === stack && c.error === undefined);
+function expectedVerdict(r: AuditResults, victim: string, stack: string, target = 0.95) {
+  const all = r.cells.filter((c) => c.victim === victim && c.stack === stack);
+  const cells = all.filter((c) => c.error === undefined);
   const cost = (a: CellResult, b: CellResult) => a.dollars - b.dollars || a.rows - b.rows || a.seconds - b.seconds;
-  const reached = cells.filter((c) => c.fidelity >= 0.95).sort(cost)[0];
+  const reached = cells.filter((c) => c.fidelity >= target).sort(cost)[0];
   const best = [...cells].sort((a, b) => b.fidelity - a.fidelity || cost(a, b))[0];
-  return { reached, best, honest: r.honest.find((h) => h.victim === victim && h.stack === stack)! };
+  const detected = all.filter((c) => c.detected);
+  const firstAlarm = [...detected].sort((a, b) => a.detectedAtRows! - b.detectedAtRows! || cost(a, b))[0];
+  return {
+    reached,
+    best,
+    within: Math.max(...all.map((c) => c.budget)),
+    runs: all.length,
+    detected: detected.length,
+    firstAlarm,
+    honest: r.honest.find((h) => h.victim === victim && h.stack === stack)!,
+  };
 }
 
 /** A PNG's width and height from its IHDR chunk, after checking the signature. */
@@ -219,7 +238,32 @@ describe("audit report", () => {
       const e = expectedVerdict(results, v.victim, v.stack);
       expect(v.cheapest).toEqual(e.reached ?? null);
       expect(v.honest).toEqual(e.honest);
+      // Each target: the cheapest run that reached it, else the best run; "not within" the largest budget.
+      expect(v.targets.map((t) => t.target)).toEqual([0.9, 0.95]);
+      for (const t of v.targets) {
+        const et = expectedVerdict(results, v.victim, v.stack, t.target);
+        expect(t.cheapest).toEqual(et.reached ?? null);
+        expect(t.best).toEqual(et.reached ? null : et.best);
+      }
+      expect(v.within).toBe(e.within);
+      // The detectors: how many runs they caught, and the earliest alarm.
+      expect(v.detection).toMatchObject({ runs: e.runs, detected: e.detected, first: e.firstAlarm ?? null });
     }
+    const hard = vs.find((v) => v.victim === "digits-softmax" && v.stack === "hardened")!;
+    expect(hard.detection).toMatchObject({ detected: 3, detectors: ["prada"] });
+    expect(cellId(hard.detection.first!)).toBe("digits-softmax/hardened/jacobian/500/0"); // alarm at 350 rows
+    expect(cellId(hard.targets[0].cheapest!)).toBe("digits-softmax/hardened/jacobian/5000/0"); // 90.5% for $1.50
+    // The same in a few sentences, as the page, summary.md and the CLI open with.
+    expect(summaryLines(vs)).toEqual([
+      "digits-softmax: To 95% fidelity: stolen behind open and priced (cheapest: $0.00 for 65 rows behind open); not within 5,000 rows behind hardened.",
+      "digits-softmax: To 90% fidelity: stolen behind every stack (cheapest: $0.00 for 65 rows behind open).",
+      "digits-softmax: Alarms: prada behind hardened caught 3 of 6 thieves, the first after 350 rows (jacobian).",
+      "digits-softmax: Honest users kept 95.7% to 96.1% accuracy.",
+      "digits-mlp: To 95% fidelity: stolen behind open and priced (cheapest: $0.00 for 5,000 rows behind open); not within 5,000 rows behind hardened.",
+      "digits-mlp: To 90% fidelity: stolen behind open and priced (cheapest: $0.00 for 5,000 rows behind open); not within 5,000 rows behind hardened.",
+      "digits-mlp: Alarms: prada behind hardened caught 3 of 6 thieves, the first after 350 rows (jacobian).",
+      "digits-mlp: Honest users kept 96.8% to 97.2% accuracy; they were flagged or refused behind hardened.",
+    ]);
     // A failed run never counts, even with a high fidelity on record.
     const broken = structuredClone(results);
     const c = broken.cells.find((x) => x.stack === "hardened" && x.attack === "equation-solving" && x.victim === "digits-mlp")!;
@@ -230,12 +274,33 @@ describe("audit report", () => {
   it("summary.md carries the verdict table, its figures straight from the JSON", () => {
     const md = readFileSync(files.markdown, "utf8");
     expect(md).toMatch(/^# heist audit: digits under three stacks/);
+    expect(md).toContain("\n- digits-mlp: Alarms: prada behind hardened caught 3 of 6 thieves, the first after 350 rows (jacobian).\n");
     for (const name of ["fidelity-vs-budget", "cost-to-steal", "frontier", "detection"]) expect(md).toContain(`](charts/${name}.png)`);
     const rows = md.split("\n").filter((l) => l.startsWith("| digits-"));
     expect(rows).toHaveLength(6);
-    const priced = rows.find((l) => l.startsWith("| digits-softmax | priced |"))!.split(" | ");
-    expect(priced.slice(2, 8)).toEqual(["equation-solving", "96.2%", "465", "$0.47", "0.52 s", "no"]);
-    expect(rows.find((l) => l.startsWith("| digits-mlp | hardened |"))).toContain("not reached, best 86.0% at $1.50 (jacobian)");
+    const cols = (prefix: string) => rows.find((l) => l.startsWith(prefix))!.split(" | ");
+    expect(cols("| digits-softmax | priced |").slice(2)).toEqual([
+      "$0.07 · equation-solving (65 rows, 0.07 s)", // 93.2% at 500: the cheapest to 90%
+      "$0.47 · equation-solving (465 rows, 0.52 s)",
+      "no alarm in 6 runs",
+      "96.1%",
+      "0.007",
+      "0.001",
+      "1.9%",
+      "$0.36 · 360 rows · 0.31 s",
+      "no |",
+    ]);
+    expect(cols("| digits-mlp | hardened |").slice(2)).toEqual([
+      "not within 5,000 rows (best 86.0%, jacobian)",
+      "not within 5,000 rows (best 86.0%, jacobian)",
+      "prada at 350 rows (jacobian), 3 of 6 runs",
+      "96.8%",
+      "0.061",
+      "0.335",
+      "3.2%",
+      "$0.72 · 360 rows · 7.42 s",
+      "flagged (prada) |",
+    ]);
     expect(md).toMatch(/4 runs failed: digits-softmax\/hardened\/equation-solving\/500\/0 \(equation-solving needs probabilities/);
   });
 
@@ -270,7 +335,7 @@ describe("audit report", () => {
       executablePath: CHROMIUM,
       args: CHROMIUM_ARGS,
       headless: true,
-      viewport: { width: 1400, height: 900 },
+      viewport: { width: 1280, height: 900 },
     });
     try {
       const url = pathToFileURL(files.html).href;
@@ -308,11 +373,22 @@ describe("audit report", () => {
       expect(kinds["fidelity-vs-budget"]).toEqual(expect.arrayContaining(["mark-line", "mark-symbol"]));
       expect(kinds["cost-to-steal"]).toEqual(expect.arrayContaining(["mark-rect", "mark-text"]));
       expect(kinds.frontier).toEqual(expect.arrayContaining(["mark-symbol", "mark-text"]));
-      expect(kinds.detection).toEqual(expect.arrayContaining(["mark-rect", "mark-symbol", "mark-text"]));
-      const texts = await page.$$eval('figure[data-chart="detection"] g.mark-text text', (ts) => ts.map((t) => t.textContent));
-      expect(texts).toEqual(expect.arrayContaining(["undetected", "detected at 1,200", "detected at 350", "attack failed"]));
+      expect(kinds.detection).toEqual(expect.arrayContaining(["mark-rect", "mark-symbol"]));
+      // Each attack's line in the detection chart says what caught it, and when.
+      const texts = await page.$$eval('figure[data-chart="detection"] text', (ts) => ts.map((t) => t.textContent));
+      expect(texts).toEqual(
+        expect.arrayContaining([
+          "knockoff · undetected",
+          "knockoff · prada at 1,200 rows (1/2 runs)",
+          "jacobian · prada at 350 rows",
+          "equation-solving · attack failed",
+        ]),
+      );
       const costTexts = await page.$$eval('figure[data-chart="cost-to-steal"] g.mark-text text', (ts) => ts.map((t) => t.textContent));
-      expect(costTexts).toEqual(expect.arrayContaining(["not reached", "$0.47 · equation-solving", "$5.00 · knockoff", "$1.50 · jacobian"]));
+      expect(costTexts).toEqual(expect.arrayContaining(["not within 5,000 rows", "$0.47 · equation-solving", "$5.00 · knockoff", "$1.50 · jacobian"]));
+      // Stacks at the same point of the frontier share one label.
+      const frontierTexts = await page.$$eval('figure[data-chart="frontier"] g.mark-text text', (ts) => ts.map((t) => t.textContent));
+      expect(frontierTexts.length).toBeGreaterThan(0);
 
       // The verdict table, figure by figure.
       const table = await page.$$eval("table#verdicts", ([t]) => ({
@@ -332,54 +408,99 @@ describe("audit report", () => {
         const e = expectedVerdict(results, row.victim, row.stack);
         const what = `${row.victim}/${row.stack}`;
         const seen = new Set<string>(["victim", "defence stack"]);
-        const check = (col: string, value: number) => {
-          expectFigure(td[col], value, `${what} ${col}`);
-          seen.add(col);
+        const check = (text: string, value: number, label: string) => {
+          expectFigure(text, value, `${what} ${label}`);
           checked++;
         };
         expect(td.victim).toBe(row.victim);
         expect(td["defence stack"]).toBe(row.stack);
-        if (e.reached) {
-          expect(row.cell).toBe(cellId(e.reached));
-          expect(td["cheapest attack to 95%"]).toBe(e.reached.attack);
-          seen.add("cheapest attack to 95%");
-          check("thief fidelity", e.reached.fidelity);
-          check("thief rows", e.reached.rows);
-          check("thief dollars", e.reached.dollars);
-          check("thief seconds", e.reached.seconds);
-          expect(td["thief detected"]).toBe(e.reached.detected ? `at ${e.reached.detectedAtRows!.toLocaleString("en-US")} rows` : "no");
-          seen.add("thief detected");
-        } else {
-          expect(row.best).toBe(cellId(e.best));
-          const m = /^not reached, best (\S+) at (\S+) \((.+)\)$/.exec(td["cheapest attack to 95%"]);
-          expect(m, td["cheapest attack to 95%"]).not.toBeNull();
-          expectFigure(m![1], e.best.fidelity, `${what} best fidelity`);
-          expectFigure(m![2], e.best.dollars, `${what} best dollars`);
-          expect(m![3]).toBe(e.best.attack);
-          checked += 2;
-          seen.add("cheapest attack to 95%");
+        expect(row.cell).toBe(e.reached ? cellId(e.reached) : null);
+        expect(row.best).toBe(e.reached ? null : cellId(e.best));
+        for (const target of [0.9, 0.95]) {
+          const col = `cheapest theft to ${100 * target}%`;
+          const t = expectedVerdict(results, row.victim, row.stack, target);
+          if (t.reached) {
+            const m = /^(\S+) · (\S+) \((\S+) rows, (\S+ s)\)$/.exec(td[col]);
+            expect(m, `${what} ${col}: ${td[col]}`).not.toBeNull();
+            check(m![1], t.reached.dollars, `${col} dollars`);
+            expect(m![2]).toBe(t.reached.attack);
+            check(m![3], t.reached.rows, `${col} rows`);
+            check(m![4], t.reached.seconds, `${col} seconds`);
+          } else {
+            const m = /^not within (\S+) rows \(best (\S+), (.+)\)$/.exec(td[col]);
+            expect(m, `${what} ${col}: ${td[col]}`).not.toBeNull();
+            check(m![1], t.within, `${col} budget`);
+            check(m![2], t.best.fidelity, `${col} best fidelity`);
+            expect(m![3]).toBe(t.best.attack);
+          }
+          seen.add(col);
         }
-        check("honest rows", e.honest.rows);
-        check("honest dollars", e.honest.dollars);
-        check("honest seconds", e.honest.seconds);
-        check("honest utility", e.honest.utility);
-        expect(td["honest refused / flagged"]).toBe(`${e.honest.refused ? "refused" : "no"} / ${e.honest.flagged ? "flagged" : "no"}`);
+        const d = td["thief detected"];
+        if (e.firstAlarm) {
+          const m = /^(\S+) at (\S+) rows \((\S+)\), (\d+) of (\d+) runs$/.exec(d);
+          expect(m, `${what} thief detected: ${d}`).not.toBeNull();
+          expect(m![1]).toBe(e.firstAlarm.detector);
+          check(m![2], e.firstAlarm.detectedAtRows!, "first alarm");
+          expect(m![3]).toBe(e.firstAlarm.attack);
+          check(m![4], e.detected, "runs detected");
+          check(m![5], e.runs, "runs");
+        } else {
+          expect(d).toBe(`no alarm in ${e.runs} runs`);
+          checked++;
+        }
+        seen.add("thief detected");
+        const h = e.honest;
+        check(td["honest accuracy"], h.utility, "honest accuracy");
+        check(td["answer L1"], h.answerL1!, "answer L1");
+        check(td["answer KL (nats)"], h.answerKL!, "answer KL");
+        check(td["answer ECE"], h.ece!, "answer ECE");
+        const cost = /^(\S+) · (\S+) rows · (\S+ s)$/.exec(td["honest cost"]);
+        expect(cost, td["honest cost"]).not.toBeNull();
+        check(cost![1], h.dollars, "honest dollars");
+        check(cost![2], h.rows, "honest rows");
+        check(cost![3], h.seconds, "honest seconds");
+        for (const c of ["honest accuracy", "answer L1", "answer KL (nats)", "answer ECE", "honest cost"]) seen.add(c);
+        expect(td["honest refused / flagged"]).toBe(h.refused ? "refused" : h.flagged ? `flagged (${h.flaggedBy})` : "no");
         seen.add("honest refused / flagged");
         // No figure in the row went unchecked.
         for (const [col, text] of Object.entries(td)) if (/\d/.test(text)) expect(seen.has(col), `${what}: "${col}" = ${text} was checked`).toBe(true);
       }
-      expect(checked).toBe(4 * 6 + 4 * 4 + 2 * 2);
+      // Per row: 3 figures a target reached (2 when not), 3 for an alarm (1 for none), 7 for the honest user.
+      expect(checked).toBe(6 * 7 + 4 * 1 + 2 * 3 + (3 + 3) * 4 + (3 + 2) + (2 + 2));
 
-      // Every run is in the run table, with its fidelity and dollars.
+      // Every run is in the run table, with its fidelity and dollars, why it stopped and what detected it.
+      const cellHead = await page.$$eval("table#cells thead th", (ths) => ths.map((th) => th.textContent!));
+      expect(cellHead).toEqual([
+        "victim",
+        "stack",
+        "attack",
+        "budget",
+        "rows",
+        "dollars",
+        "seconds",
+        "refusals",
+        "PoW challenges",
+        "PoW seconds",
+        "fidelity",
+        "accuracy",
+        "stopped",
+        "detected",
+        "error",
+      ]); // one seed: no seed column
       const cellRows = await page.$$eval("table#cells tbody tr", (trs) =>
-        trs.map((tr) => ({ id: tr.getAttribute("data-cell")!, tds: [...tr.querySelectorAll("td")].map((td) => td.textContent!) })),
+        trs.map((tr) => ({
+          id: tr.getAttribute("data-cell")!,
+          td: Object.fromEntries([...tr.querySelectorAll("td")].map((td) => [td.getAttribute("data-label")!, td.textContent!])),
+        })),
       );
       expect(cellRows.map((r) => r.id).sort()).toEqual(results.cells.map(cellId).sort());
       for (const r of cellRows) {
         const c = results.cells.find((x) => cellId(x) === r.id)!;
-        expectFigure(r.tds[11], c.fidelity, `${r.id} fidelity`);
-        expectFigure(r.tds[6], c.dollars, `${r.id} dollars`);
-        expect(r.tds[15]).toBe(c.error ?? "");
+        expectFigure(r.td.fidelity, c.fidelity, `${r.id} fidelity`);
+        expectFigure(r.td.dollars, c.dollars, `${r.id} dollars`);
+        expect(r.td.stopped).toBe(c.stopped); // why it stopped, for every run
+        expect(r.td.detected).toBe(c.detected ? `${c.detector} at ${c.detectedAtRows!.toLocaleString("en-US")} rows` : "no");
+        expect(r.td.error).toBe(c.error ?? "");
       }
 
       mkdirSync("test-artifacts", { recursive: true });
@@ -393,6 +514,65 @@ describe("audit report", () => {
       await browser.close();
     }
   }, 60_000);
+
+  it("lays out in Chromium at 1280 px and at a phone's 390 px: no sideways scroll, no chart cut off, no text drawn over other text", async (ctx) => {
+    if (noChromium) {
+      if (process.env.HEIST_REQUIRE_SERVICES) throw new Error(`HEIST_REQUIRE_SERVICES is set but ${noChromium}`);
+      ctx.skip(`skipped: ${noChromium}`);
+    }
+    // This synthetic audit, and a real demo's (six stacks, several at one point of the frontier, long labels).
+    const demo = AuditResults.parse(JSON.parse(readFileSync("test/fixtures/demo-results.json", "utf8")));
+    const demoDir = join(tempDir("heist-report-demo-"), "report");
+    await writeReport(demo, demoDir, { by: "heist demo" });
+    const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    try {
+      for (const html of [files.html, join(demoDir, "report.html")])
+        for (const width of [1280, 390]) {
+          const page = await browser.newPage({ viewport: { width, height: 900 } });
+          await page.goto(pathToFileURL(html).href, { waitUntil: "load" });
+          // At a phone's width only the every-run table (a column per field) may scroll sideways, inside its box.
+          expect(await layoutProblems(page, { scrollers: width < 700 ? ["cells"] : [] }), `${html} at ${width} px`).toEqual([]);
+          await page.close();
+        }
+    } finally {
+      await browser.close();
+    }
+    // The page says what wrote it.
+    expect(readFileSync(join(demoDir, "report.html"), "utf8")).toMatch(/Written by <code>heist demo<\/code>/);
+    expect(readFileSync(files.html, "utf8")).toMatch(/Written by <code>heist<\/code>/);
+    // Runs an earlier audit made are said to be reused (their times are not the page's).
+    const html = renderHtml({ ...demo, reused: 12 }, []);
+    expect(html).toContain("72 thief runs, 6 honest users (12 of them reused from an earlier audit in the same directory).");
+  }, 120_000);
+
+  it("places the frontier's labels apart: points at one place share a label, no two labels overlap", () => {
+    const pts = [
+      { x: 0.975, y: 0.958, text: "none" },
+      { x: 0.975, y: 0.958, text: "prada" },
+      { x: 0.975, y: 0.958, text: "pow" },
+      { x: 0.975, y: 0.95, text: "label-only" },
+      { x: 0.975, y: 0.942, text: "reverse-sigmoid" },
+      { x: 0.975, y: 0.652, text: "mad" },
+      { x: 0.999, y: 0.9, text: "far-right-stack" },
+    ];
+    const labels = placeLabels(pts, [0.95, 1], [0.63, 0.98], 340, 280);
+    expect(labels.map((l) => l.text).sort()).toEqual(["far-right-stack", "label-only", "mad", "none, prada, pow", "reverse-sigmoid"]);
+    expect(labels.find((l) => l.text === "far-right-stack")!.side).toBe("left"); // no room on the right
+    expect(labels.find((l) => l.text === "mad")!.leader).toBe(false); // alone: beside its point
+    // In pixels (as placeLabels estimates the text), no two labels share a line where they overlap sideways.
+    const px = (l: (typeof labels)[number]) => {
+      const x = ((l.x - 0.95) / 0.05) * 340;
+      const w = l.text.length * 11 * 0.62;
+      const left = l.side === "right" ? x + 9 : x - 9 - w;
+      return { left, right: left + w, y: 280 - ((l.ly - 0.63) / 0.35) * 280 };
+    };
+    for (const a of labels)
+      for (const b of labels)
+        if (a !== b) {
+          const [p, q] = [px(a), px(b)];
+          if (Math.min(p.right, q.right) > Math.max(p.left, q.left)) expect(Math.abs(p.y - q.y), `${a.text} / ${b.text}`).toBeGreaterThanOrEqual(14);
+        }
+  });
 
   it("heist report: writes the report, and a file that is not an audit's results exits 2 saying what is wrong", async () => {
     const d = tempDir("heist-report-cli-");

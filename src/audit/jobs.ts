@@ -12,14 +12,14 @@ export const honestId = (victim: string, stack: string) => `honest/${victim}/${s
 
 export const jobId = (j: Job) => (j.kind === "cell" ? cellId(j.cell) : honestId(j.victim, j.stack));
 
-/** Every job of the matrix: victims × stacks × (honest, attacks × budgets × seeds). */
+/** Every job of the matrix: victims × stacks × (honest, attacks × budgets (the attack's own, or the audit's) × seeds). */
 export function jobs(a: AuditConfig): Job[] {
   const out: Job[] = [];
   for (const v of a.victims) {
     for (const s of a.stacks) {
       out.push({ kind: "honest", victim: v.name, stack: s.name });
       for (const at of a.attacks)
-        for (const budget of a.budgets)
+        for (const budget of at.budgets ?? a.budgets)
           for (const seed of a.seeds) out.push({ kind: "cell", cell: { victim: v.name, stack: s.name, attack: at.name, budget, seed } });
     }
   }

@@ -17,7 +17,26 @@ import * as vega from "vega";
 import { compile } from "vega-lite";
 import { writeFileAtomic } from "../core/fs.js";
 import { AuditResults, cellId, type CellResult, type HonestResult } from "./results.js";
-import { chartSpecs, fmtDollars, fmtPct, fmtRows, fmtSeconds, fmtTarget, verdicts, verdictText, TARGET, type Chart, type Verdict } from "./report-data.js";
+import {
+  chartSpecs,
+  detectionText,
+  falseAlarmText,
+  fmtDollars,
+  fmtEce,
+  fmtKL,
+  fmtL1,
+  fmtPct,
+  fmtRows,
+  fmtSeconds,
+  fmtTarget,
+  honestCostText,
+  reachText,
+  summaryLines,
+  verdicts,
+  TARGETS,
+  type Chart,
+  type Verdict,
+} from "./report-data.js";
 
 export interface ReportFiles {
   html: string;
@@ -34,9 +53,12 @@ export interface RenderedChart extends Chart {
   height: number;
 }
 
-/** Vega-Lite → Vega → SVG, in Node (no canvas: text widths are estimated). */
+/**
+ * Vega-Lite → Vega → SVG, in Node (no canvas: text widths are estimated). Vega-Lite's warnings are
+ * not printed (the detection chart's per-panel scales over layers of one data set draw one), errors are.
+ */
 export async function renderSvg(spec: Chart["spec"]): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: "none", logLevel: vega.Error });
+  const view = new vega.View(vega.parse(compile(spec, { logger: vega.logger(vega.Error) }).spec), { renderer: "none", logLevel: vega.Error });
   try {
     return await view.toSVG();
   } finally {
@@ -64,8 +86,13 @@ export async function renderCharts(results: AuditResults): Promise<RenderedChart
   return out;
 }
 
+/** What wrote a report, as its footer says: the command (e.g. "heist demo"). */
+export interface ReportOptions {
+  by?: string;
+}
+
 /** Write the report into `dir` (created if need be; other files there are left alone). */
-export async function writeReport(results: AuditResults, dir: string): Promise<ReportFiles> {
+export async function writeReport(results: AuditResults, dir: string, o: ReportOptions = {}): Promise<ReportFiles> {
   const r = AuditResults.parse(results);
   const charts = await renderCharts(r);
   const pngs: string[] = [];
@@ -76,8 +103,8 @@ export async function writeReport(results: AuditResults, dir: string): Promise<R
   }
   const files = { html: join(dir, "report.html"), markdown: join(dir, "summary.md"), json: join(dir, "results.json"), pngs };
   await writeFileAtomic(files.json, `${JSON.stringify(r, null, 2)}\n`);
-  await writeFileAtomic(files.markdown, renderMarkdown(r, charts));
-  await writeFileAtomic(files.html, renderHtml(r, charts));
+  await writeFileAtomic(files.markdown, renderMarkdown(r, charts, o));
+  await writeFileAtomic(files.html, renderHtml(r, charts, o));
   return files;
 }
 
@@ -86,85 +113,94 @@ export async function writeReport(results: AuditResults, dir: string): Promise<R
 /** The verdict table: header and rows of text, shared by the page and the Markdown. */
 export function verdictRows(r: AuditResults, vs: Verdict[] = verdicts(r)): { head: string[]; rows: string[][] } {
   const many = new Set(vs.map((v) => v.victim)).size > 1;
+  const targets = vs[0]?.targets.map((t) => t.target) ?? [...TARGETS];
   const head = [
     ...(many ? ["victim"] : []),
     "defence stack",
-    `cheapest attack to ${fmtTarget(TARGET)}`,
-    "thief fidelity",
-    "thief rows",
-    "thief dollars",
-    "thief seconds",
+    ...targets.map((t) => `cheapest theft to ${fmtTarget(t)}`),
     "thief detected",
-    "honest rows",
-    "honest dollars",
-    "honest seconds",
-    "honest utility",
+    "honest accuracy",
+    "answer L1",
+    "answer KL (nats)",
+    "answer ECE",
+    "honest cost",
     "honest refused / flagged",
   ];
   const rows = vs.map((v) => {
-    const c = v.cheapest;
     const h = v.honest;
-    const thief = c
-      ? [c.attack, fmtPct(c.fidelity), fmtRows(c.rows), fmtDollars(c.dollars), fmtSeconds(c.seconds), detectedText(c)]
-      : [verdictText(v), "", "", "", "", ""];
     const honest = h
-      ? [fmtRows(h.rows), fmtDollars(h.dollars), fmtSeconds(h.seconds), fmtPct(h.utility), `${h.refused ? "refused" : "no"} / ${h.flagged ? "flagged" : "no"}`]
-      : ["not measured", "", "", "", ""];
-    return [...(many ? [v.victim] : []), v.stack, ...thief, ...honest];
+      ? [fmtPct(h.utility), fmtL1(h.answerL1), fmtKL(h.answerKL), fmtEce(h.ece), honestCostText(h), falseAlarmText(h)]
+      : ["not measured", "", "", "", "", ""];
+    return [...(many ? [v.victim] : []), v.stack, ...v.targets.map((t) => reachText(t, v.within)), detectionText(v.detection), ...honest];
   });
   return { head, rows };
 }
 
-const detectedText = (c: CellResult) => (c.detected ? (c.detectedAtRows === null ? "yes" : `at ${fmtRows(c.detectedAtRows)} rows`) : "no");
+const detectedText = (c: CellResult) =>
+  c.detected ? `${c.detector ?? "yes"}${c.detectedAtRows === null ? "" : ` at ${fmtRows(c.detectedAtRows)} rows`}` : "no";
 
-const cellHead = [
+/** Why a run stopped asking; results written before heist recorded it say so. */
+const stoppedText = (c: CellResult) => c.stopped ?? (c.error !== undefined ? "error" : c.rows >= c.budget ? "budget" : "not recorded");
+
+/**
+ * The every-run table: a column for each field of a run, less those that say nothing in this audit
+ * (the victim when there is one, the seed when there is one, proof of work when no stack asked for
+ * it, the error when no run failed), so that it fits a page.
+ */
+export function cellTable(r: AuditResults, cells: CellResult[] = r.cells): { head: string[]; rows: string[][] } {
+  const many = <T>(f: (c: CellResult) => T) => new Set(r.cells.map(f)).size > 1;
+  const cols: [string, (c: CellResult) => string, boolean][] = [
+    ["victim", (c) => c.victim, many((c) => c.victim)],
+    ["stack", (c) => c.stack, true],
+    ["attack", (c) => c.attack, true],
+    ["budget", (c) => fmtRows(c.budget), true],
+    ["seed", (c) => String(c.seed), many((c) => c.seed)],
+    ["rows", (c) => fmtRows(c.rows), true],
+    ["dollars", (c) => fmtDollars(c.dollars), true],
+    ["seconds", (c) => fmtSeconds(c.seconds), true],
+    ["refusals", (c) => fmtRows(c.refusals), true],
+    ["PoW challenges", (c) => fmtRows(c.powChallenges), r.cells.some((c) => c.powChallenges > 0)],
+    ["PoW seconds", (c) => fmtSeconds(c.powSeconds), r.cells.some((c) => c.powChallenges > 0)],
+    ["fidelity", (c) => fmtPct(c.fidelity), true],
+    ["accuracy", (c) => fmtPct(c.accuracy), true],
+    ["stopped", stoppedText, true],
+    ["detected", detectedText, true],
+    ["error", (c) => c.error ?? "", r.cells.some((c) => c.error !== undefined)],
+  ];
+  const shown = cols.filter(([, , show]) => show);
+  return { head: shown.map(([h]) => h), rows: cells.map((c) => shown.map(([, f]) => f(c))) };
+}
+const honestHead = [
   "victim",
   "stack",
-  "attack",
-  "budget",
-  "seed",
+  "accuracy",
+  "answer L1",
+  "answer KL (nats)",
+  "answer ECE",
   "rows",
   "dollars",
   "seconds",
-  "refusals",
-  "PoW challenges",
   "PoW seconds",
-  "fidelity",
-  "accuracy",
-  "stopped",
-  "detected",
-  "error",
+  "refused",
+  "flagged",
 ];
-const cellRow = (c: CellResult) => [
-  c.victim,
-  c.stack,
-  c.attack,
-  fmtRows(c.budget),
-  String(c.seed),
-  fmtRows(c.rows),
-  fmtDollars(c.dollars),
-  fmtSeconds(c.seconds),
-  fmtRows(c.refusals),
-  fmtRows(c.powChallenges),
-  fmtSeconds(c.powSeconds),
-  fmtPct(c.fidelity),
-  fmtPct(c.accuracy),
-  c.stopped ?? "",
-  detectedText(c),
-  c.error ?? "",
-];
-const honestHead = ["victim", "stack", "utility", "rows", "dollars", "seconds", "PoW seconds", "refused", "flagged"];
 const honestRow = (h: HonestResult) => [
   h.victim,
   h.stack,
   fmtPct(h.utility),
+  fmtL1(h.answerL1),
+  fmtKL(h.answerKL),
+  fmtEce(h.ece),
   fmtRows(h.rows),
   fmtDollars(h.dollars),
   fmtSeconds(h.seconds),
   fmtSeconds(h.powSeconds),
   h.refused ? "yes" : "no",
-  h.flagged ? "yes" : "no",
+  h.flagged ? `yes${h.flaggedBy ? ` (${h.flaggedBy})` : ""}` : "no",
 ];
+
+/** The victim's own calibration error on the honest users' rows (the same through every stack), if measured. */
+const victimEce = (r: AuditResults, victim: string) => r.honest.find((h) => h.victim === victim && h.victimEce !== null)?.victimEce ?? null;
 
 /** Runs in the audit's own order: victim, stack (as listed), attack (as first run), budget, seed. */
 function inAuditOrder(r: AuditResults): CellResult[] {
@@ -180,6 +216,18 @@ function inAuditOrder(r: AuditResults): CellResult[] {
 
 // ---------------------------------------------------------------- HTML
 
+/** When some runs were made by an earlier audit in the same directory, and so before the times given. */
+const reusedText = (r: AuditResults) =>
+  r.reused ? ` (${r.reused === r.cells.length + r.honest.length ? "all" : r.reused} of them reused from an earlier audit in the same directory)` : "";
+
+/** What the verdict table says, in a sentence. */
+const VERDICT_TEXT = (r: AuditResults) =>
+  `For each defence stack: the cheapest attack that stole a copy agreeing with the victim on ${TARGETS.map(fmtTarget).join(" and on ")} of its test set, with what it paid (dollars, rows, seconds), or "not within N rows" when no run with a budget of up to N rows got there; whether a detector caught the thieves, and after how many rows; beside what an honest user${r.honest.length ? " asking the victim's test set" : ""} kept and paid.`;
+
+/** What the honest user's columns mean. */
+const HONEST_TEXT =
+  "An honest user asks the victim's test set through each stack. Accuracy counts its answers' top-1 labels; the answer columns say what it loses in the answers themselves, against the undefended victim's probabilities on the same rows: the mean L1 distance (0: the victim's answer, 2: a wholly different one), the mean KL divergence in nats, and the expected calibration error of the answers' confidence (the victim's own is in the Victims table). A label-only answer counts as certainty in its label.";
+
 const esc = (s: string) => s.replace(/[&<>"']/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[ch]!);
 /** JSON safe inside <script>: no "</script>", no "<!--". */
 const scriptJson = (v: unknown) =>
@@ -188,12 +236,22 @@ const scriptJson = (v: unknown) =>
     .replace(/\u2028/g, "\\u2028")
     .replace(/\u2029/g, "\\u2029");
 
-function htmlTable(id: string, head: string[], rows: string[][], attrs: (i: number) => string = () => ""): string {
+/** A table; each cell carries its column's name (data-label), which a phone-width page shows beside it. */
+function htmlTable(
+  id: string,
+  head: string[],
+  rows: string[][],
+  o: { attrs?: (i: number) => string; cls?: (i: number, j: number) => string | undefined; className?: string } = {},
+): string {
   const numeric = (s: string) => /^[-$]?[\d,.]+( s|%)?$/.test(s);
-  return `<table id="${id}">
+  const td = (c: string, i: number, j: number) => {
+    const cls = [numeric(c) ? "num" : undefined, o.cls?.(i, j)].filter(Boolean).join(" ");
+    return `<td data-label="${esc(head[j])}"${cls ? ` class="${cls}"` : ""}>${esc(c)}</td>`;
+  };
+  return `<table id="${id}"${o.className ? ` class="${o.className}"` : ""}>
 <thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead>
 <tbody>
-${rows.map((r, i) => `<tr${attrs(i)}>${r.map((c) => `<td${numeric(c) ? ' class="num"' : ""}>${esc(c)}</td>`).join("")}</tr>`).join("\n")}
+${rows.map((r, i) => `<tr${o.attrs?.(i) ?? ""}>${r.map((c, j) => td(c, i, j)).join("")}</tr>`).join("\n")}
 </tbody>
 </table>`;
 }
@@ -201,20 +259,33 @@ ${rows.map((r, i) => `<tr${attrs(i)}>${r.map((c) => `<td${numeric(c) ? ' class="
 const CSS = `
 body { font-family: "DejaVu Sans", "Liberation Sans", Arial, Helvetica, sans-serif; color: #222; margin: 2rem auto; max-width: 1400px; padding: 0 1rem; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: .2rem; }
-.meta { color: #555; margin-top: 0; }
+.meta { color: #555; margin-top: 0; } p, #summary { max-width: 60rem; } #summary li { margin: .2rem 0; }
 table { border-collapse: collapse; font-size: .85rem; margin: .6rem 0; }
 th, td { border: 1px solid #ddd; padding: .25rem .5rem; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; font-weight: 600; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.unreached td { background: #f2fbf2; } tr.reached td:nth-child(-n+3) { background: #fdf1f1; }
-figure { margin: 1.2rem 0 2rem; overflow-x: auto; } figcaption { color: #444; font-size: .9rem; max-width: 60rem; margin-top: .3rem; }
+td.unreached { background: #f2fbf2; } td.reached { background: #fdf1f1; } td.alarm { color: #b22222; }
+figure { margin: 1.2rem 0 2rem; } figure svg { display: block; max-width: 100%; height: auto; }
+figcaption { color: #444; font-size: .9rem; max-width: 60rem; margin-top: .3rem; }
 .wide { overflow-x: auto; }
-#verdicts td, #cells td { white-space: nowrap; } #cells td:last-child { white-space: normal; min-width: 16rem; }
+#verdicts td { min-width: 4.5rem; } #verdicts td.num { white-space: nowrap; }
+#cells { font-size: .8rem; } #cells th, #cells td { padding: .2rem .4rem; } #cells td { white-space: nowrap; } #cells td[data-label="detected"], #cells td[data-label="error"] { white-space: normal; min-width: 6rem; }
+footer { margin-top: 2.5rem; } .narrow { display: none; }
+@media (max-width: 720px) {
+  body { margin: 1rem auto; padding: 0 .6rem; } .narrow { display: inline; }
+  h1 { font-size: 1.3rem; }
+  table.cards, table.cards tbody, table.cards tr, table.cards td { display: block; width: auto; }
+  table.cards thead { display: none; }
+  table.cards tr { border: 1px solid #ccc; margin: 0 0 .8rem; }
+  table.cards td { display: flex; gap: .6rem; border: none; border-top: 1px solid #eee; white-space: normal; text-align: left; min-width: 0; overflow-wrap: anywhere; }
+  table.cards td::before { content: attr(data-label); flex: 0 0 38%; font-size: .8rem; font-weight: 600; color: #555; }
+}
 `;
 
-export function renderHtml(r: AuditResults, charts: RenderedChart[]): string {
+export function renderHtml(r: AuditResults, charts: RenderedChart[], o: ReportOptions = {}): string {
   const vs = verdicts(r);
   const v = verdictRows(r, vs);
   const cells = inAuditOrder(r);
+  const runs = cellTable(r, cells);
   const failedCharts = chartSpecs(r).filter((c) => c.empty);
   return `<!doctype html>
 <html lang="en">
@@ -228,13 +299,14 @@ export function renderHtml(r: AuditResults, charts: RenderedChart[]): string {
 </head>
 <body>
 <h1>heist audit: ${esc(r.name)}</h1>
-<p class="meta">Ran ${esc(r.startedAt)} to ${esc(r.finishedAt)} over ${r.transport === "http" ? "HTTP (a real gateway socket)" : "the in-process gateway pipeline"}: ${r.cells.length} thief runs, ${r.honest.length} honest users.</p>
+<p class="meta">Ran ${esc(r.startedAt)} to ${esc(r.finishedAt)} over ${r.transport === "http" ? "HTTP (a real gateway socket)" : "the in-process gateway pipeline"}: ${r.cells.length} thief runs, ${r.honest.length} honest users${esc(reusedText(r))}.</p>
 
 <h2>Victims</h2>
 ${htmlTable(
   "victims",
-  ["victim", "source", "dataset", "test accuracy", "test rows"],
-  r.victims.map((x) => [x.name, x.source, x.dataset, fmtPct(x.testAccuracy), fmtRows(x.testRows)]),
+  ["victim", "source", "dataset", "test accuracy", "test rows", "calibration error (ECE)"],
+  r.victims.map((x) => [x.name, x.source, x.dataset, fmtPct(x.testAccuracy), fmtRows(x.testRows), fmtEce(victimEce(r, x.name))]),
+  { className: "cards" },
 )}
 
 <h2>Defence stacks</h2>
@@ -242,14 +314,29 @@ ${htmlTable(
   "stacks",
   ["stack", "what it does"],
   r.stacks.map((s) => [s.name, s.description]),
+  { className: "cards" },
 )}
 
 <h2>Verdicts</h2>
-<p>For each defence stack: the cheapest attack that stole a copy agreeing with the victim on ${fmtTarget(TARGET)} of its test set, and what it paid (rows, dollars, seconds), beside what an honest user paid to ask the victim's test set and how accurate its answers were.</p>
+<ul id="summary">
+${summaryLines(vs)
+  .map((l) => `<li>${esc(l)}</li>`)
+  .join("\n")}
+</ul>
+<p>${VERDICT_TEXT(r)}</p>
 <div class="wide">
-${htmlTable("verdicts", v.head, v.rows, (i) => {
-  const x = vs[i];
-  return ` class="${x.cheapest ? "reached" : "unreached"}" data-victim="${esc(x.victim)}" data-stack="${esc(x.stack)}"${x.cheapest ? ` data-cell="${esc(cellId(x.cheapest))}"` : ""}${x.best ? ` data-best="${esc(cellId(x.best))}"` : ""}`;
+${htmlTable("verdicts", v.head, v.rows, {
+  className: "cards",
+  attrs: (i) => {
+    const x = vs[i];
+    return ` class="${x.cheapest ? "reached" : "unreached"}" data-victim="${esc(x.victim)}" data-stack="${esc(x.stack)}"${x.cheapest ? ` data-cell="${esc(cellId(x.cheapest))}"` : ""}${x.best ? ` data-best="${esc(cellId(x.best))}"` : ""}`;
+  },
+  cls: (i, j) => {
+    const k = j - (v.head[0] === "victim" ? 2 : 1);
+    const t = vs[i].targets[k];
+    if (t) return t.cheapest ? "reached" : "unreached";
+    return k === vs[i].targets.length && vs[i].detection.detected ? "alarm" : undefined;
+  },
 })}
 </div>
 
@@ -266,14 +353,18 @@ ${c.svg}
 ${failedCharts.length ? `<p>Nothing to draw for: ${failedCharts.map((c) => esc(c.title)).join(", ")}.</p>` : ""}
 
 <h2>Every run</h2>
+<p>One row per thief<span class="narrow"> (swipe the table sideways for its other columns)</span>. <em>stopped</em> says why it stopped asking: its budget ran out (budget), the gateway stopped it (quota, payment, detected, refused, unreachable), its own data ran out first (pool), the attack needed no more rows (finished), or it failed (error).</p>
 <div class="wide">
-${htmlTable("cells", cellHead, cells.map(cellRow), (i) => ` data-cell="${esc(cellId(cells[i]))}"`)}
+${htmlTable("cells", runs.head, runs.rows, { attrs: (i) => ` data-cell="${esc(cellId(cells[i]))}"` })}
 </div>
 
 <h2>Honest users</h2>
-${htmlTable("honest", honestHead, r.honest.map(honestRow))}
+<p>${HONEST_TEXT}</p>
+<div class="wide">
+${htmlTable("honest", honestHead, r.honest.map(honestRow), { className: "cards" })}
+</div>
 
-<p class="meta">Written by <code>heist report</code>. Every figure is a field of <code>results.json</code>, formatted.</p>
+<footer class="meta">Written by <code>${esc(o.by ?? "heist")}</code> from <code>results.json</code>; every figure is a field of it, formatted.</footer>
 </body>
 </html>
 `;
@@ -286,18 +377,22 @@ function mdTable(head: string[], rows: string[][]): string {
   return [head, head.map(() => "---"), ...rows].map((r) => `| ${r.map(mdCell).join(" | ")} |`).join("\n");
 }
 
-export function renderMarkdown(r: AuditResults, charts: RenderedChart[]): string {
+export function renderMarkdown(r: AuditResults, charts: RenderedChart[], o: ReportOptions = {}): string {
   const v = verdictRows(r);
   const failed = r.cells.filter((c) => c.error !== undefined);
   return `# heist audit: ${r.name}
 
-Ran ${r.startedAt} to ${r.finishedAt} (${r.transport}): ${r.cells.length} thief runs, ${r.honest.length} honest users.
+Ran ${r.startedAt} to ${r.finishedAt} (${r.transport}): ${r.cells.length} thief runs, ${r.honest.length} honest users${reusedText(r)}.
 Victims: ${r.victims.map((x) => `${x.name} (${x.dataset}, test accuracy ${fmtPct(x.testAccuracy)})`).join(", ") || "none"}.
 Defence stacks: ${r.stacks.map((s) => `${s.name} (${s.description})`).join("; ") || "none"}.
 
 ## Verdicts
 
-Cheapest attack to reach ${fmtTarget(TARGET)} fidelity behind each stack, beside the honest user's cost and utility.
+${summaryLines(verdicts(r))
+  .map((l) => `- ${l}`)
+  .join("\n")}
+
+${VERDICT_TEXT(r)}
 
 ${mdTable(v.head, v.rows)}
 ${
@@ -311,6 +406,6 @@ ${
 ## Charts
 
 ${charts.map((c) => `### ${c.title}\n\n![${c.title}](charts/${c.name}.png)\n\n${c.caption}\n`).join("\n")}
-The full report with every run is \`report.html\`; the raw results are \`results.json\`.
+The full report with every run is \`report.html\`; the raw results are \`results.json\`. Written by \`${o.by ?? "heist"}\`.
 `;
 }

@@ -34,11 +34,18 @@ export const CellResult = CellKey.extend({
   fidelity: z.number().min(0).max(1),
   /** The stolen model's accuracy on the test set's true labels. */
   accuracy: z.number().min(0).max(1),
-  /** Why the thief stopped asking before its budget was spent, if it did. */
-  stopped: z.enum(["budget", "pool", "quota", "payment", "detected", "refused", "unreachable"]).nullable(),
+  /**
+   * Why the thief stopped asking: its row budget ran out ("budget"), the gateway stopped it (quota,
+   * payment, detected, refused, unreachable), its own data ran out before the budget ("pool"), the
+   * attack needed no more rows ("finished"), or it failed ("error", see `error`). Null only in
+   * results written before this was recorded.
+   */
+  stopped: z.enum(["budget", "quota", "payment", "detected", "refused", "unreachable", "pool", "finished", "error"]).nullable(),
   /** Whether a detector raised an alarm on the thief, and after how many of its rows. */
   detected: z.boolean(),
   detectedAtRows: z.number().int().nonnegative().nullable(),
+  /** The detector that raised the first alarm (e.g. "prada"), when one did. */
+  detector: z.string().nullable().default(null),
   /** The attack failed outright (e.g. it cannot use the answers this stack gives); nothing was stolen. */
   error: z.string().optional(),
 });
@@ -58,6 +65,21 @@ export const HonestResult = z.object({
   /** Whether the stack refused or flagged the honest user (a false positive). */
   refused: z.boolean(),
   flagged: z.boolean(),
+  /** The detector that flagged it, when one did. */
+  flaggedBy: z.string().nullable().default(null),
+  /**
+   * What the honest user loses in the answers themselves, against the undefended victim's
+   * probabilities on the same rows (over the rows answered; null when none was, or in results
+   * written before these were measured). An answer is read as the probabilities it gives: a label
+   * as certainty in that class, a top-k answer's best score at its class, the rest spread evenly.
+   * answerL1: mean Σ|defended − true| per row (0 to 2); answerKL: mean KL(true ‖ defended) in nats,
+   * defended probabilities floored at 1e-6; ece: expected calibration error of the answers against
+   * the true labels (10 equal-width confidence bins); victimEce: the undefended victim's own.
+   */
+  answerL1: z.number().nonnegative().nullable().default(null),
+  answerKL: z.number().nonnegative().nullable().default(null),
+  ece: z.number().min(0).max(1).nullable().default(null),
+  victimEce: z.number().min(0).max(1).nullable().default(null),
 });
 export type HonestResult = z.infer<typeof HonestResult>;
 
@@ -70,6 +92,8 @@ export const AuditResults = z.object({
   name: z.string(),
   startedAt: z.string(),
   finishedAt: z.string(),
+  /** Of the runs, how many were records an earlier, stopped or finished, audit left in the same directory (made before startedAt). */
+  reused: z.number().int().nonnegative().default(0),
   transport: z.enum(["http", "local"]),
   victims: z.array(z.object({ name: z.string(), source: z.string(), dataset: z.string(), testAccuracy: z.number(), testRows: z.number().int() })),
   stacks: z.array(z.object({ name: z.string(), description: z.string() })),

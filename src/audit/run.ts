@@ -1,5 +1,5 @@
 import { fork } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { fail } from "../core/errors.js";
@@ -16,6 +16,23 @@ const recordId = (r: AuditRecord) => (r.kind === "cell" ? cellId(r) : honestId(r
 
 export const RECORDS_FILE = "results.jsonl";
 export const RESULTS_FILE = "results.json";
+/** The config the records in a directory were made with: a resumed audit reuses only records whose job is defined the same. */
+export const CONFIG_FILE = "audit-config.json";
+/** What --fresh clears: the records, the results made from them, and the audit gateway's store (its clients, ledger and alarms). */
+const RUN_FILES = [RECORDS_FILE, RESULTS_FILE, CONFIG_FILE, "gateway.sqlite", "gateway.sqlite-wal", "gateway.sqlite-shm", "gateway.yaml", "gateway.log"];
+
+/**
+ * Everything that decides a record's outcome, as text: the audit's name (it keys the defences), the
+ * victim, the stack, and the attack (cells) or the honest user's rows. Workers, transport and the
+ * other budgets do not change a record.
+ */
+function definition(a: AuditConfig, r: AuditRecord): string | undefined {
+  const victim = a.victims.find((v) => v.name === r.victim);
+  const stack = a.stacks.find((s) => s.name === r.stack);
+  const attack = r.kind === "cell" ? a.attacks.find((x) => x.name === r.attack) : undefined;
+  const what = r.kind === "cell" ? attack && { ...attack, budgets: undefined } : { honestRows: a.honestRows ?? null };
+  return victim && stack && what ? JSON.stringify([a.name, victim, stack, what]) : undefined;
+}
 
 /** Records already in a (killed) audit's directory; a torn last line is ignored (that job runs again). */
 export function readRecords(dir: string): AuditRecord[] {
@@ -33,6 +50,15 @@ export function readRecords(dir: string): AuditRecord[] {
   return out;
 }
 
+/** The config a directory's records were made with, if it says. */
+function readConfig(dir: string): AuditConfig | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, CONFIG_FILE), "utf8")) as AuditConfig;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface AuditProgress {
   done: number;
   total: number;
@@ -46,6 +72,14 @@ export interface AuditProgress {
  */
 export interface RunOptions {
   onProgress?: (p: AuditProgress) => void;
+  /** Start over: clear the directory's records (and the audit gateway's store) first. */
+  fresh?: boolean;
+  /**
+   * The directory held records: how many of this audit's runs they cover (reused), and how many were
+   * dropped to run again because their victim, stack or attack is defined differently now, or could
+   * not be checked (`unchecked`: the directory has no record of its config, written by an older heist).
+   */
+  onReuse?: (r: { reused: number; total: number; changed: number; unchecked: boolean; dir: string }) => void;
   onPrepare?: (victim: string, source: string) => void;
   /** A Redis URL: put the jobs on a BullMQ queue for `heist worker` processes instead of forking workers. */
   queue?: string;
@@ -60,13 +94,21 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
     fail("bad-input", "queued audits run over HTTP: workers elsewhere cannot share an in-process pipeline", "transport: http");
   const dir = resolve(where); // the gateway process runs there
   mkdirSync(dir, { recursive: true });
+  if (o.fresh) for (const f of RUN_FILES) rmSync(join(dir, f), { force: true });
   const startedAt = new Date().toISOString();
   const all = jobs(a);
-  const kept = readRecords(dir);
-  // Drop a torn last line before appending after it (rewritten whole, atomically).
+  const found = readRecords(dir);
+  const before = readConfig(dir);
+  // A record is reused only if its job is defined as it was when it ran.
+  // (With no record of the config they were made with, none can be trusted: they all run again.)
+  const kept = before ? found.filter((r) => definition(a, r) !== undefined && definition(a, r) === definition(before, r)) : [];
+  // Drop a torn last line and changed records before appending (rewritten whole, atomically).
   if (existsSync(join(dir, RECORDS_FILE))) await writeFileAtomic(join(dir, RECORDS_FILE), kept.map((r) => `${JSON.stringify(r)}\n`).join(""));
+  await writeFileAtomic(join(dir, CONFIG_FILE), `${JSON.stringify(a, null, 2)}\n`);
   const done = new Map(kept.map((r) => [recordId(r), r]));
   const todo = all.filter((job) => !done.has(jobId(job)));
+  if (found.length)
+    o.onReuse?.({ reused: all.length - todo.length, total: all.length, changed: found.length - kept.length, unchecked: before === undefined, dir });
   const record = (r: AuditRecord) => {
     appendFileSync(join(dir, RECORDS_FILE), `${JSON.stringify(r)}\n`);
     done.set(recordId(r), r);
@@ -130,6 +172,7 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
     name: a.name,
     startedAt,
     finishedAt: new Date().toISOString(),
+    reused: all.length - todo.length,
     transport: a.transport,
     victims,
     stacks: a.stacks.map((s) => ({ name: s.name, description: s.description })),

@@ -20,8 +20,8 @@ export interface Target {
   /** A client of the stack's plan; `id` (derived from the job) makes keyed defences answer alike on every transport. */
   newClient(stack: string, id: string): Promise<{ id: string; key: string }>;
   oracle(victim: string, key: string, hooks: { onRefusal?: () => void; onProofOfWork?: (bits: number, seconds: number) => void }): Promise<Oracle>;
-  /** When a detector first raised an alarm on the client (ISO time), if one did. */
-  firstAlarm(clientId: string): Promise<string | undefined>;
+  /** When a detector first raised an alarm on the client (ISO time), and which, if one did. */
+  firstAlarm(clientId: string): Promise<{ at: string; detector: string } | undefined>;
   /** The client's ledger: when each served request was charged, and for how many rows. */
   ledger(clientId: string): Promise<{ at: string; rows: number }[]>;
   close(): Promise<void>;
@@ -80,6 +80,10 @@ export async function startTarget(
   };
 }
 
+/** The earliest of a client's alarms (whatever order the store lists them in). */
+const earliest = (alarms: { at: string; detector: string }[]) =>
+  alarms.reduce<{ at: string; detector: string } | undefined>((a, b) => (!a || b.at < a.at ? { at: b.at, detector: b.detector } : a), undefined);
+
 /** Connect to a started target (in the audit's process or a worker's). */
 export async function connectTarget(a: AuditConfig, address: TargetAddress): Promise<Target> {
   return address.transport === "http" ? httpTarget(address.url, address.adminToken) : localTarget(a, address.dbPath);
@@ -101,7 +105,7 @@ function httpTarget(url: string, adminToken: string): Target {
       return { id: c.id, key: k.key };
     },
     oracle: (victim, key, hooks) => httpOracle({ url, model: victim, key, onRefusal: hooks.onRefusal, onProofOfWork: hooks.onProofOfWork }),
-    firstAlarm: async (id) => (await admin.alarms({ client: id, limit: 1 }))[0]?.at,
+    firstAlarm: async (id) => earliest(await admin.alarms({ client: id })),
     ledger: async (id) => (await admin.ledger({ client: id, limit: 100_000 })).map((r) => ({ at: r.at, rows: r.rows })),
     close: async () => {},
   };
@@ -124,7 +128,7 @@ async function localTarget(a: AuditConfig, dbPath: string): Promise<Target> {
     },
     oracle: async (victim, key, hooks) =>
       localOracle({ pipeline, model: registry.models.get(victim)!, key, onRefusal: hooks.onRefusal, onProofOfWork: hooks.onProofOfWork }),
-    firstAlarm: async (id) => (await store.alarms({ clientId: id, limit: 1 }))[0]?.at,
+    firstAlarm: async (id) => earliest(await store.alarms({ clientId: id })),
     ledger: async (id) => (await store.ledger({ clientId: id })).map((r) => ({ at: r.at, rows: r.rows })),
     async close() {
       registry.dispose();

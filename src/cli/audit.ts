@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { join, resolve } from "node:path";
 import { z } from "zod";
 import { DEMO_CONFIG, loadAuditConfig, parseAuditConfig, type AuditConfig } from "../audit/config.js";
-import { fmtTarget, TARGET, verdicts, verdictText } from "../audit/report-data.js";
+import { detectionText, fmtEce, fmtL1, fmtTarget, reachText, summaryLines, verdicts } from "../audit/report-data.js";
 import { emit, parseFlags, pct, table } from "./output.js";
 import { progress } from "./progress.js";
 
@@ -12,6 +12,7 @@ const AuditArgs = z.object({
   transport: z.enum(["http", "local"]).optional(),
   workers: z.coerce.number().int().min(1).max(64).optional(),
   queue: z.string().url().optional(),
+  fresh: z.boolean().optional(),
   json: z.boolean().optional(),
 });
 
@@ -22,8 +23,19 @@ async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string
   let bar: ReturnType<typeof progress> | undefined;
   // The runner loads the model engines, the report its chart renderer: not for --help.
   const [{ RESULTS_FILE, runAudit }, { writeReport }] = await Promise.all([import("../audit/run.js"), import("../audit/report.js")]);
+  let reused = 0;
   const results = await runAudit(config, dir, {
     queue: args.queue,
+    fresh: args.fresh,
+    onReuse: (r) => {
+      reused = r.reused; // said on stderr even with --json: results the user may not expect are being reused
+      const again = r.unchecked
+        ? `; ${r.changed} written by an older heist, which cannot be checked against this config, run again`
+        : r.changed
+          ? `; ${r.changed} made with a different definition of their victim, stack or attack run again`
+          : "";
+      process.stderr.write(`${what}: reusing ${r.reused} results from ${r.dir}${again}; --fresh starts over\n`);
+    },
     onPrepare: (name, source) => {
       if (!quiet) process.stderr.write(`${what}: preparing victim ${name} (${source}; a zoo model trains on first use)\n`);
     },
@@ -38,14 +50,34 @@ async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string
     },
   });
   bar?.stop();
-  const report = await writeReport(results, dir);
+  const report = await writeReport(results, dir, { by: `heist ${what}` });
   const vs = verdicts(results); // the report's own verdicts, so the terminal and the page agree
-  emit(args.json, { dir, results: join(dir, RESULTS_FILE), report: report.html, verdicts: vs }, () =>
+  const many = new Set(vs.map((v) => v.victim)).size > 1;
+  emit(args.json, { dir, results: join(dir, RESULTS_FILE), report: report.html, reused, verdicts: vs }, () =>
     [
       table([
-        ["victim", "stack", `cheapest to ${fmtTarget(TARGET)} fidelity`, "honest utility"],
-        ...vs.map((v) => [v.victim, v.stack, verdictText(v), v.honest ? pct(v.honest.utility) : "—"]),
+        [
+          ...(many ? ["victim"] : []),
+          "stack",
+          ...(vs[0]?.targets ?? []).map((t) => `to ${fmtTarget(t.target)} fidelity`),
+          "thief detected",
+          "honest accuracy",
+          "answer L1",
+          "answer ECE",
+        ],
+        ...vs.map((v) => [
+          ...(many ? [v.victim] : []),
+          v.stack,
+          ...v.targets.map((t) => reachText(t, v.within, { short: true })),
+          detectionText(v.detection, { short: true }),
+          v.honest ? pct(v.honest.utility) : "—",
+          v.honest ? fmtL1(v.honest.answerL1) : "—",
+          v.honest ? fmtEce(v.honest.ece) : "—",
+        ]),
       ]),
+      "",
+      ...summaryLines(vs),
+      "",
       `report: ${report.html}`,
     ].join("\n"),
   );
@@ -58,6 +90,7 @@ export function auditCommand(command: Command): void {
     .option("--transport <t>", "http (a real heist serve) or local (the same pipeline in-process)")
     .option("--workers <n>", "worker processes running cells side by side")
     .option("--queue <redis-url>", "put the jobs on a BullMQ queue in this Redis for `heist worker` processes (any machine) instead")
+    .option("--fresh", "start over: clear the results already in --out (otherwise they are reused, and the audit says so)")
     .option("--json", "print the outcome as JSON")
     .action(async (o) => {
       const args = parseFlags(AuditArgs, o, "heist audit");
@@ -67,8 +100,9 @@ export function auditCommand(command: Command): void {
 
 export function demoCommand(command: Command): void {
   command
-    .option("--out <dir>", "where the results and the report go", join(".heist", "demo"))
+    .option("--out <dir>", "where the results and the report go; results already there are reused (it says so)", join(".heist", "demo"))
     .option("--workers <n>", "worker processes", "2")
+    .option("--fresh", "start over: clear the results already in --out")
     .option("--json", "print the outcome as JSON")
     .action(async (o) => run(parseAuditConfig(DEMO_CONFIG, "demo"), parseFlags(AuditArgs, o, "heist demo"), "demo"));
 }

@@ -3,7 +3,7 @@ import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { z } from "zod";
 import { fail } from "../core/errors.js";
-import { fmtPct, verdicts, verdictText } from "../audit/report-data.js";
+import { detectionText, fmtPct, fmtTarget, reachText, summaryLines, verdicts } from "../audit/report-data.js";
 import { AuditResults } from "../audit/results.js";
 import { emit, parseFlags, table } from "./output.js";
 
@@ -57,7 +57,7 @@ export function reportCommand(command: Command): void {
       // Loaded here, not at startup: vega and resvg are only needed to draw.
       const { writeReport } = await import("../audit/report.js");
       const out = resolve(f.out);
-      const files = await writeReport(results, out);
+      const files = await writeReport(results, out, { by: "heist report" });
       const vs = verdicts(results);
       emit(f.json, { out, ...files, verdicts: vs }, () =>
         [
@@ -65,9 +65,17 @@ export function reportCommand(command: Command): void {
           `      ${files.markdown}, ${files.json}, ${files.pngs.length} charts in ${resolve(out, "charts")}`,
           "",
           table([
-            ["victim", "stack", "thief", "honest utility"],
-            ...vs.map((v) => [v.victim, v.stack, verdictText(v), v.honest ? fmtPct(v.honest.utility) : "not measured"]),
+            ["victim", "stack", ...(vs[0]?.targets ?? []).map((t) => `to ${fmtTarget(t.target)} fidelity`), "thief detected", "honest accuracy"],
+            ...vs.map((v) => [
+              v.victim,
+              v.stack,
+              ...v.targets.map((t) => reachText(t, v.within, { short: true })),
+              detectionText(v.detection, { short: true }),
+              v.honest ? fmtPct(v.honest.utility) : "not measured",
+            ]),
           ]),
+          "",
+          ...summaryLines(vs),
         ].join("\n"),
       );
     });
