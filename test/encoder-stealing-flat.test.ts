@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { batch, rowsOf, sliceRows, type Batch } from "../src/core/batch.js";
 import { rng } from "../src/core/rng.js";
 import { encoderStealing } from "../src/attacks/encoder-stealing.js";
+import { retentionText } from "../src/cli/steal.js";
 import { steal } from "../src/attacks/steal.js";
 import { loadFashionMnist } from "../src/data/fashion-mnist.js";
 import { meanCosine } from "../src/metrics/agreement.js";
@@ -60,6 +61,13 @@ describe("encoder-stealing surrogates of any architecture", () => {
     cnn.dispose();
     expect(() => buildEmbeddingNet({ kind: "tree", maxDepth: 3, minSamplesLeaf: 1 }, [4], 8, 0)).toThrow(/tree cannot be trained/);
     expect(() => buildEmbeddingNet({ kind: "mlp", hidden: [4], activation: "relu", l2: 0.1 }, [4], 8, 0)).toThrow(/no L2 penalty/);
+  });
+});
+
+describe("retention as heist steal reports it", () => {
+  it("says when the stolen embeddings suit the victim's probe better than its own, without capping", () => {
+    expect(retentionText(0.9731)).toBe("the victim's probe keeps 97.31% of its accuracy on the stolen embeddings");
+    expect(retentionText(1.0123)).toBe("the victim's probe scores 101.23% of its own accuracy on the stolen embeddings: above the victim's own");
   });
 });
 

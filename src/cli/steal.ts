@@ -4,10 +4,10 @@ import { join, resolve } from "node:path";
 import { z } from "zod";
 import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
-import { sizeOf, sliceRows } from "../core/batch.js";
+import { rowsOf, sizeOf, sliceRows, type Batch } from "../core/batch.js";
 import { loadSplits, DATASET_NAMES } from "../data/registry.js";
 import { accuracy, meanCosine } from "../metrics/agreement.js";
-import { fidelityReport, linearProbeAccuracy } from "../models/evaluate.js";
+import { fidelityReport, linearProbeAccuracy, victimProbe } from "../models/evaluate.js";
 import { ATTACK_NAMES } from "../attacks/names.js";
 import type { AttackInfo, OptionInfo } from "../attacks/registry.js";
 import { httpOracle } from "../oracle/http-oracle.js";
@@ -43,7 +43,7 @@ export function stealCommand(command: Command): void {
     .option("--max-spend <dollars>", "most money to spend")
     .option("--pool <dataset>", `the attacker's own data (its pool split): ${DATASET_NAMES.join(", ")}`)
     .option("--labeled <n>", "the attacker also knows the true labels of n rows of its pool (upgrade attack)")
-    .option("--eval <dataset>", "measure the stolen model's accuracy on this dataset's test split")
+    .option("--eval <dataset>", "measure the stolen model on this dataset's test split (an encoder: by linear probes fitted on the pool's labelled rows)")
     .option("--victim <uri>", "a local copy of the victim (experiments only) to measure fidelity R_test / R_unif")
     .option("--seed <n>", "seed for the attack's choices and the surrogate's training", "0")
     .option("--options <json>", "attack options as JSON, e.g. '{\"epochs\": 50}'", "{}")
@@ -112,22 +112,27 @@ export function stealCommand(command: Command): void {
       const { surrogate, architecture, details } = outcome.result;
       const measured: Record<string, number> = {};
       if (args.eval && surrogate.output === "embedding") {
-        // An encoder: judged by a linear probe on its embeddings, and by its cosine to the victim's.
+        // An encoder: judged by linear probes on embeddings, and by its cosine to the victim's. The
+        // probes are fitted to convergence (models/probe.ts) on every labelled row of the pool (of
+        // --eval's training split without a pool) and scored on --eval's test split.
         const { train, test } = split(args.eval);
-        const probeRows = sliceRows(train.x, 0, Math.min(10_000, train.x.shape[0]));
-        const classes = Math.max(...test.y) + 1;
-        const ownTrain = await surrogate.predict(probeRows);
-        const ownTest = await surrogate.predict(test.x);
-        measured.probeAccuracy = linearProbeAccuracy(ownTrain, train.y.subarray(0, probeRows.shape[0]), ownTest, test.y, classes);
+        const labelled = poolSplit ?? train;
+        const classes = Math.max(...test.y, ...labelled.y) + 1;
+        // The victim's own rows as it takes them ([784] and [28, 28, 1] are the same image).
+        const asVictim = (b: Batch): Batch => ({ data: b.data, shape: [rowsOf(b), ...oracle.inputShape] });
+        const ownTest = await surrogate.predict(asVictim(test.x));
+        measured.probeRows = labelled.y.length;
+        measured.probeAccuracy = linearProbeAccuracy(await surrogate.predict(asVictim(labelled.x)), labelled.y, ownTest, test.y, classes);
         if (args.victim) {
           const victim = await loadModel(args.victim);
-          const theirTest = await victim.model.predict(test.x);
+          const theirTest = await victim.model.predict(asVictim(test.x));
           measured.meanCosine = meanCosine(theirTest, ownTest);
-          const theirTrain = await victim.model.predict(probeRows);
           // A probe fitted on the victim's embeddings, fed the stolen ones: is the copy a drop-in replacement?
-          const victimProbe = linearProbeAccuracy(theirTrain, train.y.subarray(0, probeRows.shape[0]), theirTest, test.y, classes);
-          measured.victimProbeAccuracy = victimProbe;
-          measured.probeRetention = linearProbeAccuracy(theirTrain, train.y.subarray(0, probeRows.shape[0]), ownTest, test.y, classes) / victimProbe;
+          const probe = victimProbe(await victim.model.predict(asVictim(labelled.x)), labelled.y, theirTest, test.y, classes);
+          const kept = probe.retention(ownTest);
+          measured.victimProbeAccuracy = probe.accuracy;
+          measured.victimProbeOnStolenAccuracy = kept.accuracy;
+          measured.probeRetention = kept.retention;
           victim.model.dispose();
         }
       } else if (args.eval) {
@@ -182,7 +187,7 @@ export function stealCommand(command: Command): void {
           measured.accuracy !== undefined ? `accuracy ${pct(measured.accuracy)} on ${args.eval}` : "",
           measured.probeAccuracy !== undefined ? `linear probe on the stolen embeddings: ${pct(measured.probeAccuracy)} on ${args.eval}` : "",
           measured.meanCosine !== undefined
-            ? `mean cosine to the victim's embeddings ${measured.meanCosine.toFixed(4)}; the victim's probe keeps ${pct(measured.probeRetention)} of its accuracy on the stolen embeddings`
+            ? `mean cosine to the victim's embeddings ${measured.meanCosine.toFixed(4)}; ${retentionText(measured.probeRetention)}`
             : "",
           measured.fidelityTest !== undefined
             ? `fidelity ${pct(measured.fidelityTest)} on test rows, ${pct(measured.fidelityUniform)} on uniform inputs (victim accuracy ${pct(measured.victimAccuracy)})`
@@ -193,6 +198,13 @@ export function stealCommand(command: Command): void {
           .join("\n"),
       );
     });
+}
+
+/** Retention as a sentence: above 100% is said to be above the victim's own accuracy, not capped. */
+export function retentionText(retention: number): string {
+  return retention > 1
+    ? `the victim's probe scores ${pct(retention)} of its own accuracy on the stolen embeddings: above the victim's own`
+    : `the victim's probe keeps ${pct(retention)} of its accuracy on the stolen embeddings`;
 }
 
 function listAttacks(catalog: AttackInfo[], json: boolean): void {
