@@ -17,11 +17,14 @@
  * The surrogate is any architecture `heist train` knows (`arch`), its output a linear `embedding`
  * layer as buildEmbeddingNet (models/encoder.ts) makes it, initialised from scratch with the attack's
  * seed, so it saves, loads and serves like the victim. Without `arch` it follows the shape the API
- * declares: an MLP (one hidden layer of 256 ReLU units) for flat rows such as [784], a CNN encoder
- * (convolution blocks of `filters`) for images such as [28, 28, 1], or when `filters` is given. The
- * architecture matters as much as the loss: against a PyTorch MLP encoder of Fashion-MNIST's flat
- * rows (784→256→64), the CNN copy stays well below the MLP copy at equal queries (bench/steal.ts,
- * encoder-flat). Losses: "mse", "cosine" or "infonce" (models/encoder-regression.ts).
+ * declares: an MLP (hidden layers of 512 and 256 ReLU units) for flat rows such as [784], a CNN
+ * encoder (convolution blocks of `filters`) for images such as [28, 28, 1], or when `filters` is
+ * given. The architecture matters as much as the loss: against a PyTorch MLP encoder of
+ * Fashion-MNIST's flat rows (784→256→64, SimCLR), 1k queries and the MSE loss give the MLP copy a
+ * mean cosine of 0.992 on test images and the CNN copy 0.985 (bench/steal.ts, encoder-flat). An MLP
+ * also needs more passes (100 epochs by default, against 30 for a CNN; its steps are cheap) and a
+ * small start for its first layer (`firstLayerScale`: with Glorot's, 0.982 instead of 0.988 for a
+ * 784→256→64 copy at 1k queries). Losses: "mse", "cosine" or "infonce" (models/encoder-regression.ts).
  *
  * Two details matter as much as the loss. A SimCLR encoder's embeddings share one large common
  * direction (on digits, two different images' embeddings have a cosine of about 0.9): the
