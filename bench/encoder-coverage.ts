@@ -22,7 +22,7 @@ import { concatRows, rowsOf, sliceRows, takeRows } from "../src/core/batch.js";
 import { loadSplits } from "../src/data/registry.js";
 import { sample } from "../src/data/split.js";
 import { ensureZooModel, loadModel } from "../src/models/load.js";
-import { fitLogistic } from "../src/models/logistic.js";
+import { fitProbe } from "../src/models/probe.js";
 import { httpOracle } from "../src/oracle/http-oracle.js";
 import { inProcessGateway } from "./in-process-gateway.js";
 import { record } from "./record.js";
@@ -61,7 +61,7 @@ export async function encoderCoverage(): Promise<void> {
   const classes = train.classes.length;
   const fit = sample(train, 10_000, 0);
   const victimTest = await victim.model.predict(test.x);
-  const probe = fitLogistic(await victim.model.predict(fit.x), fit.y, classes);
+  const probe = fitProbe(await victim.model.predict(fit.x), fit.y, classes);
   const victimProbe = accuracy(probe.predict(victimTest), test.y);
 
   // Honest users: their rows in a seeded order, fit rows first, then the rows they score on.
@@ -85,7 +85,7 @@ export async function encoderCoverage(): Promise<void> {
       const oracle = await httpOracle({ url, model, key, maxBatch: 512 });
       const emb = (await oracle.query(concatRows([t.fit.x, t.eval.x]))).values!;
       const n = rowsOf(t.fit.x);
-      const p = fitLogistic(sliceRows(emb, 0, n), t.fit.y, classes);
+      const p = fitProbe(sliceRows(emb, 0, n), t.fit.y, classes);
       honest[model][task] = { probeAccuracy: round(accuracy(p.predict(sliceRows(emb, n, rowsOf(emb))), t.eval.y)), coverage: await coverageOf(model, key) };
       log("honest", model, task, honest[model][task]);
     }
@@ -106,7 +106,7 @@ export async function encoderCoverage(): Promise<void> {
       });
       const copy = out.result.surrogate;
       const stolenTest = await copy.predict(test.x);
-      const own = fitLogistic(await copy.predict(fit.x), fit.y, classes);
+      const own = fitProbe(await copy.predict(fit.x), fit.y, classes);
       const m = {
         cosine: meanCosine(victimTest, stolenTest),
         probeRetention: accuracy(probe.predict(stolenTest), test.y) / victimProbe,
@@ -126,7 +126,7 @@ export async function encoderCoverage(): Promise<void> {
     victim: "zoo://fashion-encoder",
     b4b,
     victimProbeAccuracy: victimProbe,
-    probe: "logistic regression (models/logistic.ts defaults) on the victim's embeddings of 10k victim-train images",
+    probe: "logistic regression fitted to convergence (models/probe.ts: L-BFGS, C = 1, standardised) on the victim's embeddings of 10k victim-train images",
     thiefPool: "10k Fashion-MNIST pool images the victim never trained on",
     thiefAttack: "encoder-stealing, cosine loss, its defaults otherwise",
     honest,

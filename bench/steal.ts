@@ -4,23 +4,25 @@
  * Parts: equation (digits softmax), trees (iris, breast cancer), fashion (every learning-based
  * strategy against the Fashion-MNIST MLP at 1k, 5k and 20k queries), encoder (encoder stealing
  * against the fashion-encoder served with embedding answers: mean cosine and linear-probe retention
- * for each loss at 1k, 3k and 6k queries; ENCODER_QUERIES, ENCODER_LOSSES and ENCODER_EPOCHS narrow it).
+ * for each loss at 1k, 3k and 6k queries; ENCODER_QUERIES, ENCODER_LOSSES and ENCODER_EPOCHS narrow it),
+ * encoder-flat (encoder stealing against a foreign PyTorch MLP encoder of flat [784] rows, MLP and CNN
+ * surrogates: mean cosine and victim-probe retention per loss at 1k and 6k queries, see its part).
  * Not in the default run: relu (functionally-equivalent extraction of ReLU networks from logits),
  * trees-labels, semi, upgrade, fashion-large-pool and fashion-seeds (each described where it runs).
  */
 import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { concatRows, rowsOf, sliceRows, type Batch } from "../src/core/batch.js";
 import { loadSplits } from "../src/data/registry.js";
+import { loadFashionMnist } from "../src/data/fashion-mnist.js";
 import { parameterError, accuracy, agreement, meanCosine } from "../src/metrics/agreement.js";
-import { fidelityReport, linearProbeAccuracy } from "../src/models/evaluate.js";
+import { fidelityReport, linearProbeAccuracy, victimProbe } from "../src/models/evaluate.js";
 import { sample } from "../src/data/split.js";
 import { augmentBatch } from "../src/models/augment.js";
 import { rng } from "../src/core/rng.js";
-import { fitLogistic } from "../src/models/logistic.js";
 import { buildEncoder, type EncoderArchitecture } from "../src/models/encoder.js";
 import { ensureZooModel, loadModel } from "../src/models/load.js";
 import { denseWeights } from "../src/models/dense-net.js";
@@ -35,7 +37,10 @@ import { ATTACKS } from "../src/attacks/registry.js";
 import { encoderStealing } from "../src/attacks/encoder-stealing.js";
 import { record } from "./record.js";
 
-const ALL_PARTS = ["equation", "trees", "fashion", "encoder"];
+const ALL_PARTS = ["equation", "trees", "fashion", "encoder", "encoder-flat"];
+// The foreign flat encoder (PyTorch, SimCLR): the committed 784→256→64 fixture, or the benchmark-size
+// 784→512→256→64 one that `scripts/foreign-fixtures.py --bench DIR` writes (ENCODER_FLAT_ONNX=DIR/….onnx).
+const flatEncoder = resolve(process.env.ENCODER_FLAT_ONNX ?? "test/fixtures/foreign/fashion-flat-encoder.onnx");
 const parts = process.argv.slice(2).length ? process.argv.slice(2) : ALL_PARTS;
 const dir = mkdtempSync(join(tmpdir(), "heist-steal-"));
 // The victims each part attacks (only those are trained, if missing, and served).
@@ -49,6 +54,7 @@ const served: Record<string, { name: string; source: string; output?: { kind: st
   "fashion-large-pool": [{ name: "fashion-30k", source: "zoo://fashion-mlp-30k" }],
   "fashion-seeds": [{ name: "fashion-30k", source: "zoo://fashion-mlp-30k" }],
   encoder: [{ name: "fashion-encoder", source: "zoo://fashion-encoder", output: { kind: "embedding" } }],
+  "encoder-flat": [{ name: "fashion-flat-encoder", source: flatEncoder, output: { kind: "embedding" } }],
   "trees-labels": [
     { name: "iris-labels", source: "zoo://iris-tree", output: { kind: "label" } },
     { name: "breast-cancer-labels", source: "zoo://breast-cancer-tree", output: { kind: "label" } },
@@ -64,7 +70,7 @@ const served: Record<string, { name: string; source: string; output?: { kind: st
   relu: [{ name: "digits-mlp-logits", source: "zoo://digits-mlp", output: { kind: "logits" } }],
 };
 const models = parts.flatMap((p) => served[p] ?? []);
-for (const m of models) await ensureZooModel(m.source.slice("zoo://".length));
+for (const m of models) if (m.source.startsWith("zoo://")) await ensureZooModel(m.source.slice("zoo://".length));
 writeFileSync(
   join(dir, "heist.yaml"),
   JSON.stringify({
@@ -302,8 +308,8 @@ if (parts.includes("encoder")) {
   const classes = train.classes.length;
   const width = victim.model.outputWidth;
   const victimTest = await victim.model.predict(test.x);
-  const probe = fitLogistic(await victim.model.predict(fit.x), fit.y, classes);
-  const victimProbe = accuracy(probe.predict(victimTest), test.y);
+  const probe = victimProbe(await victim.model.predict(fit.x), fit.y, victimTest, test.y, classes).fit;
+  const victimAccuracy = accuracy(probe.predict(victimTest), test.y);
   // Every embedding shares a large common direction: the cosine "centred" on the victim's mean test
   // embedding says how much of what tells images apart was copied.
   const centre = victimTest.data.reduce((m, v, i) => ((m[i % width] += v / test.y.length), m), new Float32Array(width));
@@ -315,7 +321,7 @@ if (parts.includes("encoder")) {
       cosine: meanCosine(victimTest, stolenTest),
       centredCosine: meanCosine(centred(victimTest), centred(stolenTest)),
       probeAccuracy: accuracy(predicted, test.y),
-      probeRetention: accuracy(predicted, test.y) / victimProbe,
+      probeRetention: accuracy(predicted, test.y) / victimAccuracy,
       probeAgreement: agreement(predicted, probe.predict(victimTest)),
       // A downstream classifier the thief fits on its own copy's embeddings (same rows and labels).
       ownProbeAccuracy: linearProbeAccuracy(await embed(fit.x), fit.y, stolenTest, test.y, classes),
@@ -358,24 +364,112 @@ if (parts.includes("encoder")) {
     }
   }
   figures.fashionEncoder = {
-    victim: { linearProbeAccuracy: victim.manifest.metrics.linearProbeAccuracy, probeAccuracy: victimProbe, width: victim.model.outputWidth },
+    victim: { linearProbeAccuracy: victim.manifest.metrics.linearProbeAccuracy, probeAccuracy: victimAccuracy, width: victim.model.outputWidth },
     pool: "10k Fashion-MNIST pool images the victim never trained on (no augmented copies)",
     testRows: test.y.length,
     probeRows,
-    probe: "logistic regression (models/logistic.ts defaults) fitted on the victim's embeddings of 10k victim-train images",
+    probe: "logistic regression fitted to convergence (models/probe.ts: L-BFGS, C = 1, standardised) on the victim's embeddings of 10k victim-train images",
     surrogate: (({ epochs, batchSize, learningRate, temperature, augmented, center, rescale }) => ({
       arch: "the victim's (encoder, filters [32, 64]), from scratch",
       seed,
-      epochs,
+      epochs: epochs ?? 30,
       batchSize,
       learningRate,
-      temperature,
+      temperature: temperature ?? 0.5,
       augmented,
       center,
       rescale,
     }))(encoderStealing.options.parse(options)),
     untrainedSurrogate: baseline,
     meanEmbedding: constant,
+    table,
+  };
+  victim.model.dispose();
+}
+
+if (parts.includes("encoder-flat")) {
+  // Encoder stealing against a model heist did not make: a PyTorch MLP encoder of flat [784] rows
+  // (SimCLR on the first 20k Fashion-MNIST training images; test/fixtures/foreign/fashion-flat-encoder.json),
+  // served by `heist serve` from its ONNX file with embedding answers. The thief's images are the
+  // other 40k training images, which the victim never saw. The downstream probe is the sidecar's:
+  // fitted to convergence on the victim's embeddings of the first 10k training images; scored on the
+  // first 2k test images, it is what scikit-learn scored (the check of the probe), and on all 10k test
+  // images it is the accuracy that retention divides by. Surrogates: the attack's default for flat
+  // inputs (an MLP) and a CNN encoder (filters [32, 64], the default for images), each with its
+  // default epochs. ENCODER_FLAT_QUERIES and ENCODER_FLAT_ROWS (labels of the table's rows) narrow it.
+  const victim = await loadModel(flatEncoder);
+  const sidecar = JSON.parse(readFileSync(flatEncoder.replace(/\.onnx$/, ".json"), "utf8"));
+  const { train, test } = loadFashionMnist();
+  const flat = (b: Batch): Batch => ({ data: b.data, shape: [rowsOf(b), 784] });
+  const pool = flat(sliceRows(train.x, 20_000, rowsOf(train.x)));
+  const testX = flat(test.x);
+  const victimTest = await victim.model.predict(testX);
+  const fitRows = 10_000;
+  const probe = victimProbe(await victim.model.predict(flat(sliceRows(train.x, 0, fitRows))), train.y.subarray(0, fitRows), victimTest, test.y, 10);
+  const sidecarRows = 2000;
+  const onSidecarRows = accuracy(probe.fit.predict(sliceRows(victimTest, 0, sidecarRows)), test.y.subarray(0, sidecarRows));
+  log("encoder-flat", "victim probe", { iterations: probe.fit.iterations, onSidecarRows, sklearn: sidecar.linear_probe.accuracy, onTest: probe.accuracy });
+  const budgets = (process.env.ENCODER_FLAT_QUERIES ?? "1000,6000").split(",").map(Number);
+  // Each row: the surrogate and loss, every other option at its default.
+  const rows: Record<string, Record<string, unknown>> = {
+    "mlp mse": { loss: "mse" },
+    "mlp cosine": { loss: "cosine" },
+    "mlp infonce": { loss: "infonce" },
+    "mlp infonce τ=0.5": { loss: "infonce", temperature: 0.5 },
+    "cnn mse": { loss: "mse", filters: [32, 64] },
+  };
+  const chosen = process.env.ENCODER_FLAT_ROWS?.split(",") ?? Object.keys(rows);
+  const seed = 11;
+  const table: Record<string, Record<string, number>> = {};
+  for (const label of chosen) {
+    const row = (table[label] = {} as Record<string, number>);
+    for (const budget of budgets) {
+      const t = performance.now();
+      const out = await steal(await oracle("fashion-flat-encoder"), {
+        attack: ATTACKS["encoder-stealing"],
+        options: rows[label],
+        limits: { rows: budget },
+        seed,
+        pool,
+      });
+      const seconds = (performance.now() - t) / 1000;
+      const stolenTest = await out.result.surrogate.predict(testX);
+      const kept = probe.retention(stolenTest);
+      Object.assign(row, {
+        [`cosine@${budget}`]: meanCosine(victimTest, stolenTest),
+        [`probeRetention@${budget}`]: kept.retention,
+        [`probeAccuracy@${budget}`]: kept.accuracy,
+        [`queriedCosine@${budget}`]: out.result.details.queriedCosine as number,
+        [`epochs@${budget}`]: out.result.details.epochs as number,
+        [`seconds@${budget}`]: seconds,
+      });
+      out.result.surrogate.dispose();
+      log("encoder-flat", label, budget, { cosine: row[`cosine@${budget}`], retention: kept.retention }, `${seconds.toFixed(0)} s`);
+    }
+  }
+  figures.fashionFlatEncoder = {
+    victim: {
+      file: flatEncoder.slice(resolve(".").length + 1),
+      architecture: sidecar.architecture,
+      probe: {
+        method: "models/probe.ts: multinomial logistic regression, L-BFGS to max |gradient| ≤ 1e-4, C = 1, standardised (scikit-learn's lbfgs setup)",
+        fitRows: `the victim's embeddings of the first ${fitRows} training images`,
+        iterations: probe.fit.iterations,
+        converged: probe.fit.converged,
+        accuracyOnSidecarRows: onSidecarRows,
+        sklearnOnSidecarRows: sidecar.linear_probe.accuracy,
+        accuracyOnTest: probe.accuracy,
+      },
+    },
+    pool: "Fashion-MNIST training images 20,000–59,999 (the victim trained on the first 20,000), flat [784]",
+    test: "all 10,000 Fashion-MNIST test images; retention = the victim's probe on the stolen embeddings / on the victim's own",
+    surrogates: {
+      mlp: "the default for flat inputs: MLP 784→512→256→64 (ReLU), first layer at 0.1 × Glorot, 100 epochs",
+      cnn: "a CNN encoder, filters [32, 64] (the default for image inputs), 30 epochs",
+      infonce: "τ = 2 (the default for a dense surrogate) and τ = 0.5 (the default for a CNN, chosen on the fashion-encoder)",
+      common: { seed, batchSize: 64, learningRate: 3e-3, center: true, rescale: true },
+    },
+    goals: "mean cosine ≥ 0.98 and retention ≥ 95% at 1k queries; cosine ≥ 0.99 at 6k",
     table,
   };
   victim.model.dispose();
@@ -571,6 +665,7 @@ const partSettings: Record<string, string[]> = {
   fashion: ["FASHION_STRATEGIES"],
   "fashion-seeds": ["FASHION_SEEDS", "FASHION_SEEDS_DISTIL_EPOCHS", "FASHION_SEEDS_STUDENT", "FASHION_SEEDS_FINAL"],
   encoder: ["ENCODER_QUERIES", "ENCODER_LOSSES", "ENCODER_EPOCHS"],
+  "encoder-flat": ["ENCODER_FLAT_ONNX", "ENCODER_FLAT_QUERIES", "ENCODER_FLAT_ROWS"],
   semi: ["SEMI_QUERIES", "SEMI_SEEDS"],
   upgrade: ["UPGRADE_VICTIMS", "UPGRADE_EPOCHS", "UPGRADE_COPIES", "UPGRADE_REPEATS"],
 };

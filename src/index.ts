@@ -25,6 +25,7 @@ export { loadOnnxModel } from "./models/onnx.js";
 export { trainTree, treeModel, TreeJson } from "./models/tree.js";
 export { tfjsModel } from "./models/tfjs-model.js";
 export { fitLogistic } from "./models/logistic.js";
+export { fitProbe } from "./models/probe.js";
 export { tfReady } from "./models/tf.js";
 export * from "./metrics/agreement.js";
 export * from "./models/evaluate.js";

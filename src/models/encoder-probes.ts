@@ -5,8 +5,7 @@
 import { rowsOf, sizeOf, type Batch } from "../core/batch.js";
 import type { Dataset } from "../data/dataset.js";
 import { sample } from "../data/split.js";
-import { linearProbeAccuracy } from "./evaluate.js";
-import type { LogisticOptions } from "./logistic.js";
+import { type LinearProbeOptions, linearProbeAccuracy } from "./evaluate.js";
 import type { Model } from "./model.js";
 
 export interface ProbeOptions {
@@ -14,8 +13,12 @@ export interface ProbeOptions {
   probeRows?: number;
   /** Seed of that subset. Default 0. */
   seed?: number;
-  /** The logistic regression's settings (see logistic.ts). */
-  logistic?: LogisticOptions;
+  /**
+   * The logistic regression's settings. Default: the quick Adam fit of logistic.ts, because the
+   * raw-pixel probe is as wide as the images (784 on Fashion-MNIST, over every training row) and
+   * would take minutes to converge; `{ solver: "lbfgs" }` fits every probe to convergence (probe.ts).
+   */
+  logistic?: LinearProbeOptions;
 }
 
 export interface EncoderProbes {
@@ -39,7 +42,10 @@ export async function encoderProbes(encoder: Model, randomEncoder: Model, train:
   const classes = train.classes.length;
   const flat = (x: Batch): Batch => ({ data: x.data, shape: [rowsOf(x), sizeOf(x.shape.slice(1))] });
   const probe = async (m?: Model) =>
-    linearProbeAccuracy(m ? await m.predict(fit.x) : flat(fit.x), fit.y, m ? await m.predict(test.x) : flat(test.x), test.y, classes, o.logistic);
+    linearProbeAccuracy(m ? await m.predict(fit.x) : flat(fit.x), fit.y, m ? await m.predict(test.x) : flat(test.x), test.y, classes, {
+      solver: "adam",
+      ...o.logistic,
+    });
   return {
     linearProbeAccuracy: await probe(encoder),
     rawPixelProbeAccuracy: await probe(),

@@ -163,6 +163,13 @@ function tfjsRegressionEngine(net: tf.LayersModel, o: RegressionFitOptions, widt
   };
 }
 
+/** The [H, W, C] views the ONNX step takes the rows as: images as they are, other flat rows as [1, width, 1] (for an MLP). */
+function stepView(images: Batch): [number, number, number] {
+  const row = images.shape.slice(1);
+  const side = Math.round(Math.sqrt(row[0]));
+  return row.length === 1 && side * side !== row[0] ? [1, row[0], 1] : imageShapeOf(images);
+}
+
 function checkInputs(net: tf.LayersModel, images: Batch, targets: Batch): { n: number; width: number } {
   const n = rowsOf(images);
   const inputShape = net.inputs[0].shape.slice(1) as number[];
@@ -186,7 +193,7 @@ export async function fitEncoderToEmbeddings(net: tf.LayersModel, images: Batch,
   if (o.loss === "infonce" ? n < 2 : n < 1) fail("bad-input", `the ${o.loss} loss needs at least ${o.loss === "infonce" ? 2 : 1} images, got ${n}`);
   if (!((o.temperature ?? 0.1) > 0)) fail("bad-input", `temperature must be > 0, got ${o.temperature}`);
   const choice = o.engine ?? (process.env.HEIST_TRAIN_ENGINE === "tfjs" ? "tfjs" : "auto");
-  const plan = choice === "tfjs" ? undefined : onnxPlan(net, imageShapeOf(images));
+  const plan = choice === "tfjs" ? undefined : onnxPlan(net, stepView(images));
   if (choice === "onnx" && !plan) fail("unsupported", "this network cannot train on the ONNX Runtime engine", "a network made by buildEncoder");
   const order = rng(o.seed);
   const batchSize = Math.min(o.batchSize, n);
@@ -244,7 +251,7 @@ export async function regressionGradients(
     tf.dispose([value, ...Object.values(grads)]);
     return out;
   }
-  const plan = onnxPlan(net, imageShapeOf(images));
+  const plan = onnxPlan(net, stepView(images));
   if (!plan) return fail("unsupported", "this network cannot train on the ONNX Runtime engine");
   const engine = await onnxRegressionEngine(plan, { loss: o.loss, temperature: o.temperature, epochs: 1, batchSize: n, learningRate: 0, seed: 0 }, width, true);
   try {

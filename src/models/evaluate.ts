@@ -10,6 +10,7 @@ import { fail } from "../core/errors.js";
 import { rng, uniform } from "../core/rng.js";
 import { accuracy, agreement } from "../metrics/agreement.js";
 import { fitLogistic, type LogisticOptions } from "./logistic.js";
+import { fitProbe, type ProbeFit, type ProbeOptions } from "./probe.js";
 import type { Model } from "./model.js";
 
 /** Rows per predict call when a metric queries a model, so no engine sees an unbounded batch. */
@@ -78,18 +79,16 @@ export async function fidelityReport(victim: Model, surrogate: Model, opts: Fide
   return { rTest, rUnif };
 }
 
-/**
- * Accuracy on (testEmb, testY) of a multinomial logistic regression fitted on (trainEmb, trainY):
- * the standard linear probe of an encoder's embeddings.
- */
-export function linearProbeAccuracy(
-  trainEmb: Batch,
-  trainY: Int32Array,
-  testEmb: Batch,
-  testY: Int32Array,
-  numClasses: number,
-  opts?: LogisticOptions,
-): number {
+export interface LinearProbeOptions extends LogisticOptions, ProbeOptions {
+  /**
+   * "lbfgs" (default): the probe fitted to convergence (probe.ts, what scikit-learn fits; C, tol,
+   * maxIterations apply). "adam": the quick fixed-epoch fit of logistic.ts (l2, epochs, batchSize, lr,
+   * seed apply), for wide inputs such as raw pixels where converging would take minutes.
+   */
+  solver?: "lbfgs" | "adam";
+}
+
+function checkProbeRows(trainEmb: Batch, testEmb: Batch, testY: Int32Array): void {
   if (widthOf(trainEmb) !== widthOf(testEmb)) {
     fail(
       "bad-input",
@@ -102,6 +101,61 @@ export function linearProbeAccuracy(
       `linear probe: test embeddings of shape ${shapeText(testEmb.shape)} and test labels of shape ${shapeText([testY.length])} differ in rows`,
     );
   }
-  const fit = fitLogistic(trainEmb, trainY, numClasses, opts);
+}
+
+/**
+ * Accuracy on (testEmb, testY) of a multinomial logistic regression fitted on (trainEmb, trainY):
+ * the standard linear probe of an encoder's embeddings (by default fitted to convergence, see probe.ts).
+ */
+export function linearProbeAccuracy(
+  trainEmb: Batch,
+  trainY: Int32Array,
+  testEmb: Batch,
+  testY: Int32Array,
+  numClasses: number,
+  opts: LinearProbeOptions = {},
+): number {
+  checkProbeRows(trainEmb, testEmb, testY);
+  const fit = opts.solver === "adam" ? fitLogistic(trainEmb, trainY, numClasses, opts) : fitProbe(trainEmb, trainY, numClasses, opts);
   return accuracy(fit.predict(testEmb), testY);
+}
+
+export interface VictimProbe {
+  /** The probe, fitted on the victim's embeddings of the labelled rows. */
+  readonly fit: ProbeFit;
+  /** Its accuracy on the victim's own embeddings of the test rows. */
+  readonly accuracy: number;
+  /**
+   * The same probe fed a copy's embeddings of the same test rows: its accuracy there, and that
+   * accuracy over the victim's (retention; above 1 when the copy's embeddings suit the victim's
+   * probe better than the victim's own do — reported as it is, never capped).
+   */
+  retention(stolenTest: Batch): { accuracy: number; retention: number };
+}
+
+/**
+ * The downstream user's classifier, the measure of a stolen encoder: a linear probe fitted to
+ * convergence on the victim's embeddings of labelled rows, scored on the victim's embeddings of test
+ * rows, then fed a copy's embeddings of the same test rows. Is the copy a drop-in replacement?
+ */
+export function victimProbe(
+  victimTrain: Batch,
+  trainY: Int32Array,
+  victimTest: Batch,
+  testY: Int32Array,
+  numClasses: number,
+  opts: ProbeOptions = {},
+): VictimProbe {
+  checkProbeRows(victimTrain, victimTest, testY);
+  const fit = fitProbe(victimTrain, trainY, numClasses, opts);
+  const own = accuracy(fit.predict(victimTest), testY);
+  return {
+    fit,
+    accuracy: own,
+    retention(stolenTest) {
+      checkProbeRows(victimTrain, stolenTest, testY);
+      const a = accuracy(fit.predict(stolenTest), testY);
+      return { accuracy: a, retention: a / own };
+    },
+  };
 }

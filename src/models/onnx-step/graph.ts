@@ -59,10 +59,12 @@ export function stepGraph(plan: OnnxPlan, params: Param[], loss: EmbeddingLoss, 
   g.output("loss", []);
 
   // ---- backward ----
-  for (let k = plan.layers.length - 1; k >= 0; k--) {
+  // Nothing before the first layer with parameters needs a gradient (an MLP's leading flatten).
+  const firstWithParams = plan.layers.findIndex((l) => l.kind === "conv" || l.kind === "dense");
+  for (let k = plan.layers.length - 1; k >= firstWithParams; k--) {
     const l = plan.layers[k];
     const { input, out, w, b } = saved[k];
-    const first = k === 0;
+    const first = k === firstWithParams;
     if (l.kind === "dense") {
       const dOut = l.relu ? reluGrad(dh, out) : dh;
       dh = denseBack(grads, input, dOut, w, b, !first);

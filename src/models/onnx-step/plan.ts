@@ -34,7 +34,8 @@ export interface OnnxPlan {
 /**
  * The layers of a chain network made of what buildEncoder uses (image view, stride-1 convolutions
  * with ReLU or no activation, 2×2 max-pooling, flatten, dense), with every shape worked out; or
- * undefined when the network has anything else.
+ * undefined when the network has anything else. A network of Dense layers on flat rows (an MLP) is
+ * planned too, its rows taken as [1, H, W] views (`imageShape` [H, W, 1]) and flattened first.
  */
 export function onnxPlan(net: tf.LayersModel, imageShape: [number, number, number]): OnnxPlan | undefined {
   if (!fastForward(net)) return undefined; // a plain chain of known layers
@@ -73,6 +74,12 @@ export function onnxPlan(net: tf.LayersModel, imageShape: [number, number, numbe
       layers.push({ kind: "flatten", c, h, w });
       flat = true;
     } else if (kind === "Dense") {
+      if (!flat && i === 0 && net.inputs[0].shape.length === 2) {
+        // An MLP on flat rows: the graph's [C, H, W] views are flattened first (C = 1: the rows' own order).
+        if (c !== 1) return undefined;
+        layers.push({ kind: "flatten", c, h, w });
+        flat = true;
+      }
       if (!flat || !plainActivation || layer.weights.length !== 2) return undefined;
       layers.push({ kind: "dense", layer, relu });
     } else {
