@@ -183,7 +183,7 @@ describe("an audit with the victim's data as paths", () => {
     });
     const results = await runAudit(a, tempDir("audit-paths-"));
     const cell = (budget: number) => results.cells.find((c) => c.budget === budget)!;
-    expect(cell(50)).toMatchObject({ rows: 50, stopped: null });
+    expect(cell(50)).toMatchObject({ rows: 50, stopped: "budget" });
     expect(cell(300)).toMatchObject({ rows: 178, stopped: "pool" });
     expect(results.victims[0]).toMatchObject({ dataset: wineCsv, testRows: 178 });
     expect(() => parseAuditConfig({ ...a, victims: [{ name: "wine", source: WINE_ONNX, pool: wineCsv }] })).toThrow(

@@ -208,7 +208,7 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
       inputShape.reduce((a, b) => a * b, 1),
     ),
     // The victim's declared shape rules: [784] and [28, 28, 1] are the same image.
-    query: (rows: Batch) => ask(asRowShape(rows, inputShape, "the rows asked", `model "${o.model}"`)),
+    query: async (rows: Batch) => ask(asRowShape(rows, inputShape, "the rows asked", `model "${o.model}"`)),
   };
 }
 
