@@ -104,6 +104,7 @@ describe("heist CLI", () => {
     [["admin", "clinets", "list"], 'heist admin: unknown command "clinets" (did you mean clients?); see heist admin --help'],
     [["audit"], "heist audit: --config <file> is required — audit config (YAML or JSON): victims, stacks, attacks, budgets, seeds; see heist audit --help"],
     [["admin", "clients", "create", "--name", "x"], "heist admin clients create: --plan <plan> is required; see heist admin clients create --help"],
+    [["audit", "--confg", "a.yaml"], "heist audit: unknown option --confg (did you mean --config?); see heist audit --help"],
     [["steal", "--model", "m"], "heist steal: --target <url> is required — the API, e.g. http://127.0.0.1:8080; see heist steal --help"],
     [["serve", "--port"], "heist serve: --port <port> needs a value — port to listen on (overrides the config; 0 picks a free one); see heist serve --help"],
     [["admin", "clients", "show"], "heist admin clients show: the argument <id> is missing; see heist admin clients show --help"],

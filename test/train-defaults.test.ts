@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CONVERGENCE } from "../src/models/converge.js";
-import { PRESETS } from "../src/models/presets.js";
+import { CONVERGENCE, PRESETS } from "../src/models/presets.js";
 import { trainModel } from "../src/models/trainer.js";
 
 const testAccuracy = async (spec: Parameters<typeof trainModel>[0]) => {

@@ -80,6 +80,11 @@ class HeistCommand extends Command {
   }
 
   override error(message: string, o?: { code?: string }): never {
+    // commander checks required options before unknown ones: `--confg x` would read "--config is
+    // required". The unknown option (with commander's suggestion) is the mistake to name.
+    const unknown = o?.code === "commander.missingMandatoryOptionValue" ? this.args.find((a) => /^--?[a-z]/i.test(a)) : undefined;
+    const internal = this as unknown as { unknownOption?: (flag: string) => never };
+    if (unknown && typeof internal.unknownOption === "function") internal.unknownOption(unknown.split("=")[0]);
     throw new UsageError(usageSentence(this, message, o?.code));
   }
 }

@@ -3,16 +3,7 @@ import { permutation, rng } from "../core/rng.js";
 import { tf } from "./tf.js";
 import { fitClassifier, type FitOptions } from "./train.js";
 import { tfjsModel } from "./tfjs-model.js";
-
-/**
- * How a classifier trains when no epoch count is given: until it stops getting better on rows it
- * does not learn from. A seeded `validation` share of the training rows is held out; after each
- * epoch the held-out cross-entropy is measured, and training stops once it has not improved for
- * `patience` epochs (or after `maxEpochs`). The network keeps the weights of its best epoch. On a
- * small dataset an epoch is only a few steps: patience and the limit are then counted in steps
- * (`patienceSteps`, `maxSteps`) instead, whichever is more.
- */
-export const CONVERGENCE = { validation: 0.15, minValidationRows: 20, patience: 10, patienceSteps: 200, maxEpochs: 300, maxSteps: 5000 } as const;
+import { CONVERGENCE } from "./presets.js";
 
 export interface Converged {
   /** The epoch whose weights were kept. */
@@ -27,7 +18,10 @@ export interface Converged {
 /** Smallest drop in validation loss that counts as getting better. */
 const MIN_DELTA = 1e-4;
 
-/** Train `net` on hard labels with early stopping (see CONVERGENCE); `o.epochs` is ignored. */
+/**
+ * Train `net` on hard labels until it converges (see CONVERGENCE in presets.ts): early stopping on a
+ * held-out share of the rows, the best epoch's weights kept. `o.epochs` is ignored.
+ */
 export async function fitUntilConverged(
   net: tf.LayersModel,
   x: Batch,

@@ -34,6 +34,16 @@ export type TrainSpecInput = z.input<typeof TrainSpec>;
  */
 export const LEARNING_RATES: Record<Exclude<ArchitectureKind, "tree">, number> = { softmax: 0.02, mlp: 3e-3, cnn: 1e-3, encoder: 1e-3 };
 
+/**
+ * How a classifier trains when no epoch count is given (converge.ts): until it stops getting better
+ * on rows it does not learn from. A seeded `validation` share of the training rows is held out; after each
+ * epoch the held-out cross-entropy is measured, and training stops once it has not improved for
+ * `patience` epochs (or after `maxEpochs`). The network keeps the weights of its best epoch. On a
+ * small dataset an epoch is only a few steps: patience and the limit are then counted in steps
+ * (`patienceSteps`, `maxSteps`) instead, whichever is more.
+ */
+export const CONVERGENCE = { validation: 0.15, minValidationRows: 20, patience: 10, patienceSteps: 200, maxEpochs: 300, maxSteps: 5000 } as const;
+
 /** Epochs of a self-supervised encoder when none are given (it has no labels to stop early on). */
 export const ENCODER_EPOCHS = 20;
 
