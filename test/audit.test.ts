@@ -1,4 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
+import { createServer, type AddressInfo } from "node:net";
+import { networkInterfaces } from "node:os";
 import { stringify } from "yaml";
 import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -116,6 +118,92 @@ describe("heist audit", () => {
     },
     300_000,
   );
+
+  it.skipIf(!!down)(
+    "heist audit --queue exits by itself once two heist workers have run its jobs, through a gateway on a non-loopback address",
+    async () => {
+      const dir = tempDir("audit-queue-cli-");
+      const config = join(dir, "audit.yaml");
+      // 14 jobs: more than Node's 10 listeners a waiter per job used to add to the queue.
+      const small = {
+        ...tiny,
+        stacks: tiny.stacks!.slice(0, 2),
+        attacks: [tiny.attacks![0], { name: "knockoff-2", attack: "knockoff", options: { pool: "natural", epochs: 3 } }],
+        budgets: [50, 100, 150],
+      };
+      writeFileSync(config, stringify(small));
+      // An address of this machine other machines would use (loopback if it has none), and a free port.
+      const ip =
+        Object.values(networkInterfaces())
+          .flat()
+          .find((i) => i && i.family === "IPv4" && !i.internal)?.address ?? "127.0.0.1";
+      const port = await new Promise<number>((ok) => {
+        const s = createServer().listen(0, "0.0.0.0", () => {
+          const p = (s.address() as AddressInfo).port;
+          s.close(() => ok(p));
+        });
+      });
+      const start = (args: string[]) => {
+        const proc = spawn(process.execPath, ["bin/heist.js", ...args], { env: { ...process.env }, stdio: ["ignore", "pipe", "pipe"] });
+        const p = { proc, out: "", err: "", exit: new Promise<number | null>((ok) => proc.once("exit", (code) => ok(code))) };
+        proc.stdout!.on("data", (d: Buffer) => (p.out += d.toString()));
+        proc.stderr!.on("data", (d: Buffer) => (p.err += d.toString()));
+        return p;
+      };
+      const workers = [0, 1].map(() => start(["worker", "--redis", REDIS_URL]));
+      try {
+        for (const w of workers) await vi.waitFor(() => expect(w.err).toContain("waiting for audit jobs"), { timeout: 30_000, interval: 50 });
+        const url = `http://${ip}:${port}`;
+        const audit = start([
+          "audit",
+          "--config",
+          config,
+          "--out",
+          join(dir, "out"),
+          "--queue",
+          REDIS_URL,
+          "--gateway-host",
+          "0.0.0.0",
+          "--gateway-port",
+          String(port),
+          "--gateway-url",
+          url,
+        ]);
+        const timer = setTimeout(() => audit.proc.kill("SIGKILL"), 150_000);
+        const code = await audit.exit; // no kill from here: it must exit on its own
+        clearTimeout(timer);
+        expect(code, audit.err).toBe(0);
+        expect(audit.err).not.toMatch(/MaxListenersExceededWarning/);
+        expect(audit.err).toContain(`14 job(s) queued on ${REDIS_URL}; run \`heist worker --redis ${REDIS_URL}\` where Redis and ${url} can be reached`);
+        const results = AuditResults.parse(JSON.parse(readFileSync(join(dir, "out", "results.json"), "utf8")));
+        expect(results.cells.length + results.honest.length).toBe(jobs(parseAuditConfig(small)).length);
+        for (const w of workers) expect(w.err).toMatch(/: digits\/\S+ in \d/); // both took jobs
+        for (const w of workers) expect(w.err).not.toMatch(/MaxListenersExceededWarning/);
+        // The gateway listened on every address, its admin API open beyond loopback for the workers.
+        expect(readFileSync(join(dir, "out", "gateway.yaml"), "utf8")).toMatch(/loopbackOnly: false/);
+      } finally {
+        for (const w of workers) w.proc.kill("SIGTERM");
+        expect(await Promise.all(workers.map((w) => w.exit))).toEqual([0, 0]);
+      }
+    },
+    300_000,
+  );
+
+  it("says in one sentence, exit status 2, when the queue's Redis cannot be reached", async () => {
+    const dir = tempDir("audit-noredis-");
+    const config = join(dir, "audit.yaml");
+    writeFileSync(config, stringify({ ...tiny, stacks: tiny.stacks!.slice(0, 1), budgets: [100] }));
+    const audit = await runHeist(["audit", "--config", config, "--out", join(dir, "out"), "--queue", "redis://127.0.0.1:1", "--json"]);
+    expect([audit.code, audit.stderr.trim()]).toEqual([
+      2,
+      "heist: cannot reach Redis at redis://127.0.0.1:1 (connect ECONNREFUSED 127.0.0.1:1); start it, or fix --queue",
+    ]);
+    const worker = await runHeist(["worker", "--redis", "redis://127.0.0.1:1"]);
+    expect([worker.code, worker.stderr.trim()]).toEqual([
+      2,
+      "heist: cannot reach Redis at redis://127.0.0.1:1 (connect ECONNREFUSED 127.0.0.1:1); start it, or fix --redis",
+    ]);
+  }, 60_000);
 
   it("gives the same results in-process as over HTTP", async () => {
     const local = await runAudit(parseAuditConfig({ ...tiny, transport: "local", workers: 1 }), tempDir("audit-local-"));

@@ -97,6 +97,44 @@ describe("heist CLI", () => {
     30_000,
   );
 
+  it.each([
+    [["bogus"], 'heist: unknown command "bogus"; see heist --help'],
+    [["stael"], 'heist: unknown command "stael" (did you mean steal?); see heist --help'],
+    [["train", "--batchsize", "8"], "heist train: unknown option --batchsize (did you mean --batch-size?); see heist train --help"],
+    [["admin", "clinets", "list"], 'heist admin: unknown command "clinets" (did you mean clients?); see heist admin --help'],
+    [["audit"], "heist audit: --config <file> is required — audit config (YAML or JSON): victims, stacks, attacks, budgets, seeds; see heist audit --help"],
+    [["admin", "clients", "create", "--name", "x"], "heist admin clients create: --plan <plan> is required; see heist admin clients create --help"],
+    [["audit", "--confg", "a.yaml"], "heist audit: unknown option --confg (did you mean --config?); see heist audit --help"],
+    [["steal", "--model", "m"], "heist steal: --target <url> is required — the API, e.g. http://127.0.0.1:8080; see heist steal --help"],
+    [["serve", "--port"], "heist serve: --port <port> needs a value — port to listen on (overrides the config; 0 picks a free one); see heist serve --help"],
+    [["admin", "clients", "show"], "heist admin clients show: the argument <id> is missing; see heist admin clients show --help"],
+    [["admin", "clients", "list", "extra"], 'heist admin clients list: unexpected argument "extra" (it takes none); see heist admin clients list --help'],
+    [
+      ["admin", "ledger", "--since", "yesterday"],
+      'heist: --since: "yesterday" is neither a time nor a duration (expected an ISO 8601 time such as 2025-05-01T12:00:00Z, or 30m, 1h, 7d)',
+    ],
+  ])("%j is a user's mistake: one sentence and exit status 2", async (args, sentence) => {
+    const r = await heist(...(args as string[]));
+    expect([r.code, r.stderr]).toEqual([2, `${sentence}\n`]);
+    expect(r.stdout).toBe("");
+  });
+
+  it("trains to convergence by default, and says how it stopped; a tree's progress has no loss", async () => {
+    const dir = tempDir();
+    const t = await heist("train", "--dataset", "digits", "--arch", "softmax", "--out", join(dir, "s"));
+    expect(t.code, t.stderr).toBe(0);
+    const accuracy = Number(/test accuracy ([\d.]+)%/.exec(t.stdout)![1]);
+    expect(accuracy).toBeGreaterThan(95); // the zoo's digits-softmax: 96.4%
+    expect(t.stdout).toMatch(/kept epoch \d+ of \d+ \(early stopping on \d+ held-out rows: [\d.]+%\)/);
+    expect(t.stderr).toMatch(/epoch \d+ \(at most \d+\) · loss \d/);
+    const tree = await heist("train", "--dataset", "iris", "--arch", "tree", "--out", join(dir, "t"));
+    expect(tree.code, tree.stderr).toBe(0);
+    expect(tree.stderr).toMatch(/train iris\/tree: \d+\/\d+ \(100%\)/);
+    expect(tree.stderr).not.toMatch(/NaN|loss|epoch/);
+    const help = await heist("train", "--help");
+    expect(help.stdout.replace(/\s+/g, " ")).toMatch(/--epochs <n> training epochs \(default: until it converges: 15% of the training rows are held out/);
+  }, 60_000);
+
   it("has --help for every command, each with its own options", async () => {
     const top = await heist("--help");
     expect(top.code).toBe(0);

@@ -1,4 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { spawn } from "node:child_process";
+import { createServer as createNetServer, type AddressInfo } from "node:net";
 import { randomBytes } from "node:crypto";
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -125,6 +127,64 @@ describe("gateway hardening", () => {
     }
   });
 
+  it("names the models it serves when asked for one it does not: in its 404, and heist steal says them", async () => {
+    const r = await call(g.url, "GET", "/v2/models/nope");
+    expect([r.status, r.json.type, r.json.detail, r.json.models]).toEqual([
+      404,
+      "urn:heist:problem:unknown-model",
+      'no model named "nope" here; it serves "torch-mlp"',
+      ["torch-mlp"],
+    ]);
+    const steal = await runHeist([
+      "steal",
+      "--target",
+      g.url,
+      "--model",
+      "nope",
+      "--key",
+      paid.key,
+      "--attack",
+      "knockoff",
+      "--budget",
+      "10",
+      "--pool",
+      "digits",
+      "--out",
+      tempDir(),
+    ]);
+    expect(steal.code).toBe(2);
+    expect(steal.stderr).toContain(`the server at ${g.url} has no model "nope"; it serves "torch-mlp"`);
+  }, 60_000);
+
+  it("heist admin ledger shows the newest rows first, --since a time or for a while, and the API stays as it was", async () => {
+    const c = await g.client("paid", 1);
+    // Charged 2 h, 30 min and 10 min ago (by the gateway's clock, set to this machine's).
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    const at = [now - 120 * 60_000, now - 30 * 60_000, now - 10 * 60_000];
+    for (const [i, t] of at.entries()) {
+      g.clock.now = t;
+      expect((await infer(body(new Array(64 * (i + 1)).fill(0.5), [i + 1, 64]), c.key)).status).toBe(200);
+    }
+    const iso = (ms: number) => new Date(ms).toISOString();
+    const ledger = async (...args: string[]) => {
+      const r = await runHeist(["admin", "--url", g.url, "--token", ADMIN, "--json", "ledger", "--client", c.id, ...args]);
+      expect(r.code, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { rows: number }[]).map((row) => row.rows);
+    };
+    expect(await ledger("--limit", "2")).toEqual([3, 2]);
+    expect(await ledger("--oldest", "--limit", "2")).toEqual([1, 2]);
+    expect(await ledger("--since", "1h")).toEqual([3, 2]);
+    expect(await ledger("--since", "90m", "--oldest")).toEqual([2, 3]);
+    expect(await ledger("--since", iso(at[0] + 1000))).toEqual([3, 2]);
+    expect(await ledger("--since", iso(at[0]))).toEqual([3, 2, 1]); // at or after
+    // The admin API: oldest first by default, as before; order and since are new and optional.
+    const api = async (q: string) => ((await g.admin("GET", `/admin/ledger?client=${c.id}${q}`)).body as { rows: number }[]).map((r) => r.rows);
+    expect(await api("")).toEqual([1, 2, 3]);
+    expect(await api("&order=newest&limit=1")).toEqual([3]);
+    expect(await api(`&since=${iso(at[1])}`)).toEqual([2, 3]);
+    expect((await g.admin("GET", "/admin/ledger?since=yesterday")).status).toBe(400);
+  }, 60_000);
+
   it("gives 409, not 503, to concurrent creates of one client id", async () => {
     const id = `c_race_${randomBytes(4).toString("hex")}`;
     const results = await Promise.all(Array.from({ length: 6 }, () => g.admin("POST", "/admin/clients", { id, name: "twice", plan: "paid" })));
@@ -188,4 +248,66 @@ describe("heist serve's config file and store", () => {
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
     expect(r.stderr).toMatch(/^heist: the gateway cannot open its store: .*Redis.*; start it, or fix store.redis and store.postgres in /);
   });
+  it("says in one sentence, exit status 2, that its port is taken", async () => {
+    const dir = tempDir();
+    const file = join(dir, "gateway.yaml");
+    writeFileSync(file, stringify({ store: { sqlite: join(dir, "g.sqlite") }, models, plans }));
+    const taken = createNetServer();
+    await new Promise<void>((ok) => taken.listen(0, "127.0.0.1", ok));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const r = await runHeist(["serve", "--config", file, "--port", String(port)]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.trim().split("\n").at(-1)).toBe(
+        `heist: port ${port} on 127.0.0.1 is already in use; stop what listens there, or choose another with --port (0 picks a free one)`,
+      );
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      taken.close();
+    }
+  });
+
+  it("keeps a generated admin token out of --json's line, says it once on stderr, and hints a plan the config has", async () => {
+    const dir = tempDir();
+    const file = join(dir, "gateway.yaml");
+    writeFileSync(file, stringify({ store: { sqlite: join(dir, "g.sqlite") }, models, plans }));
+    const { HEIST_ADMIN_TOKEN: _, ...env } = process.env;
+    const serve = async (json: boolean) => {
+      const proc = spawn(process.execPath, ["bin/heist.js", "serve", "--config", file, "--port", "0", "--log-level", "info", ...(json ? ["--json"] : [])], {
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      let err = "";
+      proc.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+      proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<void>((ok) => proc.once("exit", () => ok()));
+      try {
+        await vi.waitFor(() => expect(out).toMatch(json ? /"url".*\n/ : /try: .*\n/), { timeout: 60_000, interval: 50 });
+      } finally {
+        proc.kill("SIGTERM");
+        await exited;
+      }
+      return { out, err };
+    };
+    const j = await serve(true);
+    const line = JSON.parse(j.out);
+    expect(line).toEqual({
+      url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
+      models: ["torch-mlp"],
+      store: "sqlite",
+      plans: ["paid", "small"],
+      adminToken: "generated",
+    });
+    const token = /^admin token \(generated; set HEIST_ADMIN_TOKEN to choose one\): (\S+)$/m.exec(j.err)![1];
+    expect(j.out).not.toContain(token);
+    expect(j.err.split(token)).toHaveLength(2); // once
+    // Every other stderr line is a JSON log line (the log level is info here).
+    const others = j.err.split("\n").filter((l) => l && !l.startsWith("admin token") && !l.startsWith("loading ") && !l.startsWith("draining"));
+    expect(others.length).toBeGreaterThan(0);
+    for (const l of others) expect(() => JSON.parse(l)).not.toThrow();
+    const human = await serve(false);
+    expect(human.out).toMatch(/^try: heist admin --url \S+ clients create --name me --plan paid$/m);
+    expect(human.out).toContain("admin token: generated, on stderr above");
+  }, 120_000);
 });

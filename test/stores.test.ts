@@ -6,7 +6,7 @@ import pg from "pg";
 import { Plan } from "../src/gateway/config.js";
 import { redisPostgresStore, StoreUnavailable } from "../src/gateway/stores/redis-postgres/index.js";
 import { sqliteStore } from "../src/gateway/stores/sqlite.js";
-import type { Store } from "../src/pipeline/store.js";
+import type { LedgerFilter, Store } from "../src/pipeline/store.js";
 import { tempDir } from "./helpers.js";
 import Database from "better-sqlite3";
 import { POSTGRES_URL, REDIS_URL, requireServices } from "./services.js";
@@ -207,6 +207,19 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     expect(ledger.map((r) => r.price)).toEqual(results.filter((r) => r.ok).map((r) => r.cost));
     expect(await store.ledger({ clientId: cl.id, limit: 2 })).toEqual(ledger.slice(0, 2));
     expect((await store.ledger()).length).toBeGreaterThanOrEqual(ledger.length);
+  });
+
+  it("reads the ledger from either end, and from a time on", async () => {
+    const cl = await newClient();
+    const POSTPAID = plan({ tiers: [{ pricePerRow: 0.001 }], billing: { kind: "cap", monthlyCap: 1000 } });
+    for (let i = 0; i < 4; i++) expect((await charge(cl.id, POSTPAID, i + 1, T + i * 60_000)).ok).toBe(true);
+    const rows = async (f: Omit<LedgerFilter, "clientId">) => (await store.ledger({ clientId: cl.id, ...f })).map((r) => r.rows);
+    expect(await rows({})).toEqual([1, 2, 3, 4]);
+    expect(await rows({ order: "oldest", limit: 2 })).toEqual([1, 2]);
+    expect(await rows({ order: "newest", limit: 2 })).toEqual([4, 3]);
+    expect(await rows({ since: new Date(T + 60_000).toISOString() })).toEqual([2, 3, 4]); // at or after
+    expect(await rows({ since: "2026-03-10T13:01:30+01:00", order: "newest" })).toEqual([4, 3]); // any offset
+    expect(await rows({ since: new Date(T + 3_600_000).toISOString() })).toEqual([]);
   });
 
   it("charges a request id once: a second charge of it is refused as a duplicate and takes nothing; finds its ledger row by it", async () => {

@@ -1,5 +1,6 @@
 import { Queue, QueueEvents, Worker } from "bullmq";
 import { Redis } from "ioredis";
+import { fail } from "../core/errors.js";
 import { judge } from "./cell.js";
 import type { AuditConfig } from "./config.js";
 import { AuditRecord } from "./results.js";
@@ -21,13 +22,60 @@ interface JobData {
 
 const connect = (url: string) => new Redis(url, { maxRetriesPerRequest: null }); // BullMQ's blocking commands must not time out
 
-/** Queue the jobs, wait for every one, hand each record over as it comes. A failed job fails the audit. */
-export async function runOnQueue(redisUrl: string, a: AuditConfig, address: TargetAddress, todo: Job[], record: (r: AuditRecord) => void): Promise<void> {
-  const connection = connect(redisUrl);
-  const queue = new Queue<JobData>(QUEUE_NAME, { connection });
-  const events = new QueueEvents(QUEUE_NAME, { connection: connect(redisUrl) });
+/**
+ * Fail at once, in one sentence, when Redis does not answer (BullMQ would retry quietly forever).
+ * `flag` is what the user set its URL with.
+ */
+export async function checkRedis(url: string, flag: string): Promise<void> {
+  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 5000 });
+  let cause: Error | undefined; // the socket's own error (ECONNREFUSED…): the connect's rejection only says "closed"
+  r.on("error", (e: Error) => {
+    cause ??= e;
+  });
   try {
-    await events.waitUntilReady();
+    await r.connect();
+    await r.ping();
+  } catch (e) {
+    fail("network", `cannot reach Redis at ${url} (${(cause ?? (e as Error)).message.split("\n")[0]}); start it, or fix ${flag}`);
+  } finally {
+    r.disconnect();
+  }
+}
+
+/**
+ * Queue the jobs, wait for every one, hand each record over as it comes. A failed job fails the audit.
+ * Every connection it opens it closes (BullMQ leaves a connection it was given open): the audit's
+ * process exits when its work is done.
+ */
+export async function runOnQueue(redisUrl: string, a: AuditConfig, address: TargetAddress, todo: Job[], record: (r: AuditRecord) => void): Promise<void> {
+  await checkRedis(redisUrl, "--queue");
+  const connection = connect(redisUrl);
+  const eventsConnection = connect(redisUrl);
+  const queue = new Queue<JobData>(QUEUE_NAME, { connection });
+  const events = new QueueEvents(QUEUE_NAME, { connection: eventsConnection });
+  // One listener for all the jobs (Job.waitUntilFinished adds one to the queue per job: hundreds of
+  // them, and Node's MaxListenersExceededWarning). Events may come before a job's waiter is set.
+  const waiting = new Map<string, { ok: (v: unknown) => void; no: (e: Error) => void }>();
+  const early = new Map<string, { value?: unknown; error?: Error }>();
+  const settle = (id: string, outcome: { value?: unknown; error?: Error }) => {
+    const w = waiting.get(id);
+    if (!w) return void early.set(id, outcome);
+    waiting.delete(id);
+    if (outcome.error) w.no(outcome.error);
+    else w.ok(outcome.value);
+  };
+  events.on("completed", ({ jobId, returnvalue }) => settle(jobId, { value: returnvalue }));
+  events.on("failed", ({ jobId, failedReason }) => settle(jobId, { error: new Error(`audit job ${jobId} failed: ${failedReason}`) }));
+  const finished = (id: string) =>
+    new Promise<unknown>((ok, no) => {
+      const seen = early.get(id);
+      if (!seen) return void waiting.set(id, { ok, no });
+      early.delete(id);
+      if (seen.error) no(seen.error);
+      else ok(seen.value);
+    });
+  try {
+    await events.waitUntilReady(); // listening before any job is added: no event can be missed
     const added = await queue.addBulk(
       todo.map((job) => ({
         name: jobId(job),
@@ -35,10 +83,11 @@ export async function runOnQueue(redisUrl: string, a: AuditConfig, address: Targ
         opts: { attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 24 * 3600 } },
       })),
     );
-    await Promise.all(added.map(async (j) => record(AuditRecord.parse(await j.waitUntilFinished(events)))));
+    await Promise.all(added.map(async (j) => record(AuditRecord.parse(await finished(j.id!)))));
   } finally {
     await events.close();
     await queue.close();
+    eventsConnection.disconnect();
     connection.disconnect();
   }
 }

@@ -10,7 +10,7 @@ import { accuracy } from "../metrics/agreement.js";
 import { judge } from "./cell.js";
 import type { AuditConfig } from "./config.js";
 import { AuditRecord, AuditResults, cellId, type CellResult, type HonestResult } from "./results.js";
-import { connectTarget, startTarget, type TargetAddress } from "./target.js";
+import { connectTarget, startTarget, type GatewayListen, type TargetAddress } from "./target.js";
 
 const recordId = (r: AuditRecord) => (r.kind === "cell" ? cellId(r) : honestId(r.victim, r.stack));
 
@@ -87,11 +87,17 @@ export interface RunOptions {
   onRestart?: (why: string) => void;
   /** The audit's gateway process started (http transport): its process id. */
   onGateway?: (pid: number) => void;
+  /** Where the audit's gateway listens and the URL its workers are told (http transport; default a free port of 127.0.0.1). */
+  gateway?: GatewayListen;
+  /** Jobs were put on the queue (`queue`): how many, and the gateway URL its workers must reach. */
+  onQueued?: (jobs: number, gatewayUrl: string) => void;
 }
 
 export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}): Promise<AuditResults> {
   if (o.queue && a.transport !== "http")
     fail("bad-input", "queued audits run over HTTP: workers elsewhere cannot share an in-process pipeline", "transport: http");
+  if (o.gateway && Object.values(o.gateway).some((v) => v !== undefined) && a.transport !== "http")
+    fail("bad-input", "the gateway's address is for audits over HTTP: a local audit starts no gateway", "transport: http");
   const dir = resolve(where); // the gateway process runs there
   mkdirSync(dir, { recursive: true });
   if (o.fresh) for (const f of RUN_FILES) rmSync(join(dir, f), { force: true });
@@ -118,6 +124,7 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
   o.onProgress?.({ done: all.length - todo.length, total: all.length });
 
   if (todo.length) {
+    if (o.queue) await (await import("./queue.js")).checkRedis(o.queue, "--queue"); // before anything is trained or started
     for (const v of a.victims) {
       // Train zoo victims here, once, before a gateway and workers all want them.
       o.onPrepare?.(v.name, v.source);
@@ -128,12 +135,13 @@ export async function runAudit(a: AuditConfig, where: string, o: RunOptions = {}
     for (let restarts = 0; ; restarts++) {
       const left = all.filter((job) => !done.has(jobId(job)));
       if (left.length === 0) break;
-      const { address, stop, died, pid } = await startTarget(a, dir);
+      const { address, stop, died, pid } = await startTarget(a, dir, o.gateway);
       if (pid) o.onGateway?.(pid);
       try {
-        if (o.queue)
+        if (o.queue) {
+          if (address.transport === "http") o.onQueued?.(left.length, address.url);
           await (await import("./queue.js")).runOnQueue(o.queue, a, address, left, record); // BullMQ loads only for queued audits
-        else if (a.workers > 1 && left.length > 1) await inWorkers(a, address, left, record);
+        } else if (a.workers > 1 && left.length > 1) await inWorkers(a, address, left, record);
         else {
           const target = await connectTarget(a, address);
           const j = judge(a);

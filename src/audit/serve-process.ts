@@ -13,12 +13,13 @@ const BIN = fileURLToPath(new URL("../../bin/heist.js", import.meta.url)); // fr
 const BUILT = fileURLToPath(new URL("../../dist/cli/main.js", import.meta.url));
 
 /**
- * Start `heist serve --json` and read where it listens from the first JSON value on stdout that
+ * Start `heist serve --json` (on a free port of 127.0.0.1 unless `listen` says otherwise) and read where it listens from the first JSON value on stdout that
  * says so (the server's own log lines, one JSON object each, may come first; the value may span lines).
  */
-export function startHeist(config: string, cwd: string, env: Record<string, string>): Promise<HeistProcess> {
+export function startHeist(config: string, cwd: string, env: Record<string, string>, listen: { host?: string; port?: number } = {}): Promise<HeistProcess> {
   if (!existsSync(BIN) || !existsSync(BUILT)) throw new Error("build first: npm run build");
-  const proc = spawn(process.execPath, [BIN, "serve", "--config", config, "--port", "0", "--json"], {
+  const where = [...(listen.host ? ["--host", listen.host] : []), "--port", String(listen.port ?? 0)];
+  const proc = spawn(process.execPath, [BIN, "serve", "--config", config, ...where, "--json"], {
     cwd,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],

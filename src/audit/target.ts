@@ -1,6 +1,7 @@
 import { AdminError, adminClient } from "../protocol/admin-client.js";
 import { randomBytes } from "node:crypto";
 import { createWriteStream, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { zooDir } from "../models/load.js";
 import { stringify } from "yaml";
@@ -30,8 +31,29 @@ export interface Target {
 /** Where a running audit's gateway is, so worker processes can reach the same one. */
 export type TargetAddress = { transport: "http"; url: string; adminToken: string } | { transport: "local"; dbPath: string };
 
+/**
+ * Where the audit's gateway listens and how workers reach it. By default on a free port of
+ * 127.0.0.1 (workers on this machine only); `host` 0.0.0.0 (or an address of this machine) lets
+ * `heist worker`s on other machines in, at `url` (default http://HOSTNAME:PORT for a wildcard host).
+ */
+export interface GatewayListen {
+  host?: string;
+  port?: number;
+  url?: string;
+}
+
+const loopback = (host: string) => host === "localhost" || host === "::1" || host.startsWith("127.");
+const wildcard = (host: string) => host === "0.0.0.0" || host === "::" || host === "";
+
+/** The URL workers are told: `listen.url`, else this machine's name for a wildcard bind, else where it listens. */
+export function advertisedUrl(listening: string, listen: GatewayListen = {}): string {
+  if (listen.url) return listen.url.replace(/\/$/, "");
+  if (!listen.host || !wildcard(listen.host)) return listening;
+  return `http://${hostname()}:${new URL(listening).port}`;
+}
+
 /** The gateway an audit puts in front of its victims: one plan per defence stack, post-paid, a fixed defence secret. */
-export function auditGateway(a: AuditConfig, dbPath: string): GatewayConfigInput {
+export function auditGateway(a: AuditConfig, dbPath: string, listen: GatewayListen = {}): GatewayConfigInput {
   return {
     models: a.victims.map((v) => ({ name: v.name, source: v.source })),
     plans: a.stacks.map((s) => ({
@@ -44,7 +66,9 @@ export function auditGateway(a: AuditConfig, dbPath: string): GatewayConfigInput
       billing: { kind: "cap" as const, monthlyCap: 1e9 },
     })),
     store: { sqlite: dbPath },
-    admin: { token: "env:HEIST_ADMIN_TOKEN" },
+    // Workers create their cells' clients through the admin API: from other machines too, when it
+    // listens beyond loopback (with a random token, sent to them through the queue).
+    admin: { token: "env:HEIST_ADMIN_TOKEN", loopbackOnly: !listen.host || loopback(listen.host) },
     // The same keyed perturbations over HTTP and in-process, so both transports give the same answers.
     defenseSecret: `heist-audit:${a.name}`,
   };
@@ -54,17 +78,18 @@ export function auditGateway(a: AuditConfig, dbPath: string): GatewayConfigInput
 export async function startTarget(
   a: AuditConfig,
   dir: string,
+  listen: GatewayListen = {},
 ): Promise<{ address: TargetAddress; stop: () => Promise<void>; died: () => Promise<boolean>; pid?: number }> {
   const dbPath = join(dir, "gateway.sqlite");
   if (a.transport === "local") return { address: { transport: "local", dbPath }, stop: async () => {}, died: async () => false };
   const config = join(dir, "gateway.yaml");
-  writeFileSync(config, stringify(auditGateway(a, dbPath)));
+  writeFileSync(config, stringify(auditGateway(a, dbPath, listen)));
   const adminToken = randomBytes(24).toString("base64url");
   // It runs in the audit's directory: give it our zoo (absolute), where the victims are already prepared.
-  const server = await startHeist(config, dir, { HEIST_ADMIN_TOKEN: adminToken, HEIST_ZOO_DIR: zooDir() });
+  const server = await startHeist(config, dir, { HEIST_ADMIN_TOKEN: adminToken, HEIST_ZOO_DIR: zooDir() }, listen);
   server.proc.stderr!.pipe(createWriteStream(join(dir, "gateway.log"), { flags: "a" })); // its own log, should it fail mid-audit
   return {
-    address: { transport: "http", url: server.url, adminToken },
+    address: { transport: "http", url: advertisedUrl(server.url, listen), adminToken },
     stop: () => stopHeist(server),
     pid: server.proc.pid,
     // Whether the process has died (or dies within 15 s: a kill's exit may not have been seen yet, a SIGTERM drains first).

@@ -116,11 +116,14 @@ export function adminCommand(admin: Command): void {
 
   admin
     .command("ledger")
-    .description("served requests: who, which model, rows, price, answer hash")
-    .option("--client <id>")
-    .option("--limit <n>", "rows", "100")
-    .action(async (o: { client?: string; limit: string }) => {
-      const rows = await run((a) => a.ledger({ client: o.client, limit: num("--limit", o.limit) }));
+    .description("served requests, newest first: who, which model, rows, price, answer hash")
+    .option("--client <id>", "one client's rows")
+    .option("--since <when>", "rows charged since a time (ISO 8601, e.g. 2025-05-01 or 2025-05-01T12:00:00Z) or for a while (30m, 1h, 7d)")
+    .option("--limit <n>", "the newest n rows", "100")
+    .option("--oldest", "the oldest rows first instead (the ledger from its start, or from --since)")
+    .action(async (o: { client?: string; since?: string; limit: string; oldest?: boolean }) => {
+      const since = o.since === undefined ? undefined : sinceTime(o.since, Date.now());
+      const rows = await run((a) => a.ledger({ client: o.client, limit: num("--limit", o.limit), since, order: o.oldest ? "oldest" : "newest" }));
       show(rows, () =>
         table([
           ["AT", "CLIENT", "MODEL", "ROWS", "PRICE $", "BALANCE $"],
@@ -128,4 +131,16 @@ export function adminCommand(admin: Command): void {
         ]),
       );
     });
+}
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `--since`: an ISO 8601 date or time, or a duration back from `nowMs` (90s, 30m, 1h, 7d, 2w), as an ISO time. */
+export function sinceTime(s: string, nowMs: number): string {
+  const d = /^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$/.exec(s);
+  if (d) return new Date(nowMs - Number(d[1]) * UNIT_MS[d[2]]).toISOString();
+  const t = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(s.trim()) ? Date.parse(s.trim()) : Number.NaN;
+  return Number.isFinite(t)
+    ? new Date(t).toISOString()
+    : fail("bad-input", `--since: "${s}" is neither a time nor a duration`, "an ISO 8601 time such as 2025-05-01T12:00:00Z, or 30m, 1h, 7d");
 }

@@ -13,6 +13,9 @@ const AuditArgs = z.object({
   workers: z.coerce.number().int().min(1).max(64).optional(),
   queue: z.string().url().optional(),
   fresh: z.boolean().optional(),
+  gatewayHost: z.string().min(1).optional(),
+  gatewayPort: z.coerce.number().int().min(0).max(65535).optional(),
+  gatewayUrl: z.string().url().optional(),
   json: z.boolean().optional(),
 });
 
@@ -35,6 +38,13 @@ async function run(a: AuditConfig, args: z.infer<typeof AuditArgs>, what: string
           ? `; ${r.changed} made with a different definition of their victim, stack or attack run again`
           : "";
       process.stderr.write(`${what}: reusing ${r.reused} results from ${r.dir}${again}; --fresh starts over\n`);
+    },
+    gateway: { host: args.gatewayHost, port: args.gatewayPort, url: args.gatewayUrl },
+    onQueued: (jobs, url) => {
+      if (!quiet)
+        process.stderr.write(
+          `${what}: ${jobs} job(s) queued on ${args.queue}; run \`heist worker --redis ${args.queue}\` where Redis and ${url} can be reached\n`,
+        );
     },
     onPrepare: (name, source) => {
       if (!quiet) process.stderr.write(`${what}: preparing victim ${name} (${source}; a zoo model trains on first use)\n`);
@@ -91,6 +101,9 @@ export function auditCommand(command: Command): void {
     .option("--workers <n>", "worker processes running cells side by side")
     .option("--queue <redis-url>", "put the jobs on a BullMQ queue in this Redis for `heist worker` processes (any machine) instead")
     .option("--fresh", "start over: clear the results already in --out (otherwise they are reused, and the audit says so)")
+    .option("--gateway-host <address>", "where the audit's gateway listens (default 127.0.0.1: workers on this machine only; 0.0.0.0 for workers elsewhere)")
+    .option("--gateway-port <port>", "its port (default: a free one)")
+    .option("--gateway-url <url>", "the URL workers reach it at (default: http://HOSTNAME:PORT when listening on 0.0.0.0), e.g. behind NAT or a proxy")
     .option("--json", "print the outcome as JSON")
     .action(async (o) => {
       const args = parseFlags(AuditArgs, o, "heist audit");
@@ -113,7 +126,8 @@ export function workerCommand(command: Command): void {
     .option("--concurrency <n>", "jobs at once", "1")
     .action(async (o) => {
       const args = parseFlags(z.object({ redis: z.string().url(), concurrency: z.coerce.number().int().min(1).max(64) }), o, "heist worker");
-      const { startQueueWorker } = await import("../audit/queue.js");
+      const { checkRedis, startQueueWorker } = await import("../audit/queue.js");
+      await checkRedis(args.redis, "--redis");
       const worker = startQueueWorker(args.redis, {
         concurrency: args.concurrency,
         onJob: (id, ms) => process.stderr.write(`worker ${process.pid}: ${id} in ${(ms / 1000).toFixed(1)} s\n`),

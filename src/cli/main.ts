@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { isHeistError } from "../core/errors.js";
+import { commandPath, setRunningCommand, UsageError } from "./output.js";
 
 type Define = (command: Command) => void;
 
@@ -68,16 +69,70 @@ const COMMANDS: { name: string; description: string; define: () => Promise<Defin
   },
 ];
 
+/**
+ * heist's commands: commander's own errors (an unknown option, a required option not given…)
+ * become one sentence naming the command, what was wrong, commander's suggestion if it has one,
+ * and where the help is; instead of commander's message and the command's whole help.
+ */
+class HeistCommand extends Command {
+  override createCommand(name?: string): Command {
+    return new HeistCommand(name);
+  }
+
+  override error(message: string, o?: { code?: string }): never {
+    // commander checks required options before unknown ones: `--confg x` would read "--config is
+    // required". The unknown option (with commander's suggestion) is the mistake to name.
+    const unknown = o?.code === "commander.missingMandatoryOptionValue" ? this.args.find((a) => /^--?[a-z]/i.test(a)) : undefined;
+    const internal = this as unknown as { unknownOption?: (flag: string) => never };
+    if (unknown && typeof internal.unknownOption === "function") internal.unknownOption(unknown.split("=")[0]);
+    throw new UsageError(usageSentence(this, message, o?.code));
+  }
+}
+
+/** commander's message (`error: unknown option '--x'\n(Did you mean --y?)`) as one sentence. */
+export function usageSentence(command: Command, message: string, code?: string): string {
+  const path = commandPath(command);
+  const [first, ...rest] = message.replace(/^error: /, "").split("\n");
+  const suggestion = /\(Did you mean (.+)\?\)/.exec(rest.join(" "))?.[1];
+  const maybe = suggestion ? ` (did you mean ${suggestion}?)` : "";
+  const help = `; see ${path} --help`;
+  const quoted = /'([^']*)'/.exec(first)?.[1] ?? "";
+  const described = (flags: string) => {
+    const d = command.options.find((o) => o.flags === flags)?.description;
+    return d ? ` — ${d}` : "";
+  };
+  switch (code) {
+    case "commander.unknownOption":
+      return `${path}: unknown option ${quoted}${maybe}${help}`;
+    case "commander.unknownCommand":
+      return `${path}: unknown command "${quoted}"${maybe}${help}`;
+    case "commander.missingMandatoryOptionValue":
+      return `${path}: ${quoted} is required${described(quoted)}${help}`;
+    case "commander.optionMissingArgument":
+      return `${path}: ${quoted} needs a value${described(quoted)}${help}`;
+    case "commander.missingArgument":
+      return `${path}: the argument <${quoted}> is missing${help}`;
+    case "commander.excessArguments": {
+      const n = command.registeredArguments.length;
+      const extra = command.args.slice(n).map((a) => `"${a}"`);
+      return `${path}: unexpected argument${extra.length > 1 ? "s" : ""} ${extra.join(" ")} (it takes ${n || "none"})${help}`;
+    }
+    default:
+      return `${path}: ${first.replace(/\.$/, "")}${maybe}${help}`;
+  }
+}
+
 /** The program for `argv`: every command listed, the one argv runs (if any) fully defined. */
 async function buildProgram(argv: string[]): Promise<Command> {
   const words = argv.slice(2).filter((a) => !a.startsWith("-"));
   const running = words[0] === "help" ? words[1] : words[0];
-  const program = new Command()
+  const program = new HeistCommand()
     .name("heist")
     .description("model stealing through ML prediction APIs: steal, serve (protect), audit")
     .version("0.1.0")
-    .showHelpAfterError()
-    .exitOverride();
+    .exitOverride()
+    // The command whose action runs: its flags name what parseFlags finds missing or wrong.
+    .hook("preAction", (_program, action) => setRunningCommand(action));
   for (const c of COMMANDS) {
     const command = program.command(c.name).description(c.description);
     if (c.name === running) (await c.define())(command);
@@ -85,13 +140,21 @@ async function buildProgram(argv: string[]): Promise<Command> {
   return program;
 }
 
-/** Run the CLI; returns the exit code. Errors a user caused print one sentence, never a stack. */
+/**
+ * Run the CLI; returns the exit code. A mistake a user made (how heist was called, or what it was
+ * given) prints one sentence and exits 2, never a stack; only heist's own failures exit 1.
+ */
 export async function main(argv: string[]): Promise<number> {
   try {
     await (await buildProgram(argv)).parseAsync(argv);
     return 0;
   } catch (e) {
-    if (e instanceof CommanderError) return e.exitCode;
+    if (e instanceof UsageError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    // --help and --version (0); help shown because a command needs a subcommand (`heist admin`): 2.
+    if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     if (isHeistError(e)) {
       process.stderr.write(`heist: ${e.message}\n`);
       return e.code === "internal" ? 1 : 2;

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { randomBytes } from "node:crypto";
 import { loadConfig, secret } from "../gateway/config.js";
-import { fail } from "../core/errors.js";
+import { fail, HeistError } from "../core/errors.js";
 import { number } from "./output.js";
 
 export function serveCommand(command: Command): void {
@@ -9,7 +9,7 @@ export function serveCommand(command: Command): void {
     .option("--config <file>", "gateway config (YAML or JSON); without it, the zoo's small victims on an embedded SQLite file")
     .option("--host <host>", "address to listen on (overrides the config)")
     .option("--port <port>", "port to listen on (overrides the config; 0 picks a free one)")
-    .option("--json", "print where it listens as one JSON line")
+    .option("--json", "print where it listens as one JSON line on stdout (url, models, store, plans; a generated admin token goes to stderr, never into it)")
     .option("--log-level <level>", "JSON request logs on stderr: trace, debug, info, warn, error or silent", "warn")
     .action(async (f: { config?: string; host?: string; port?: string; json?: boolean; logLevel: string }) => {
       const levels = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
@@ -40,18 +40,27 @@ export function serveCommand(command: Command): void {
         registry,
         logger: { level: f.logLevel, stream: process.stderr, redact: ["req.headers.authorization", 'req.headers["x-api-key"]'] },
       });
-      const address = await app.listen({ host: config.server.host, port: config.server.port });
+      const address = await app.listen({ host: config.server.host, port: config.server.port }).catch(async (e: NodeJS.ErrnoException): Promise<never> => {
+        await app.close();
+        registry.dispose();
+        await store.close();
+        throw listenError(e, config.server.host, config.server.port, f);
+      });
       const where = store.kind === "sqlite" ? config.store.sqlite : "Redis + PostgreSQL";
-      const info = { url: address, models: [...registry.models.keys()], store: store.kind, adminToken: generatedToken ?? null };
-      // One JSON line (programs wait for it to know the gateway is up), or a few lines for people.
+      const models = [...registry.models.keys()];
+      const plan = config.plans.find((p) => p.name === "free")?.name ?? config.plans[0].name;
+      // A generated token is said once, on stderr and outside any JSON: never in the line programs
+      // (and log shippers) read on stdout.
+      if (generatedToken) process.stderr.write(`admin token (generated; set HEIST_ADMIN_TOKEN to choose one): ${generatedToken}\n`);
       process.stdout.write(
         f.json
-          ? `${JSON.stringify(info)}\n`
+          ? `${JSON.stringify({ url: address, models, store: store.kind, plans: config.plans.map((p) => p.name), adminToken: generatedToken ? "generated" : "config" })}\n`
           : `${[
               `heist gateway on ${address}  (store: ${where})`,
-              `models: ${info.models.join(", ")}`,
-              generatedToken ? `admin token (set HEIST_ADMIN_TOKEN to choose one): ${generatedToken}` : "admin token: from the config",
-              `try: heist admin --url ${address} clients create --name me --plan free`,
+              `models: ${models.join(", ")}`,
+              `plans: ${config.plans.map((p) => p.name).join(", ")}`,
+              `admin token: ${generatedToken ? "generated, on stderr above" : "from the config"}`,
+              `try: heist admin --url ${address} clients create --name me --plan ${plan}`,
             ].join("\n")}\n`,
       );
       await new Promise<void>((resolve) => {
@@ -66,4 +75,24 @@ export function serveCommand(command: Command): void {
         process.once("SIGTERM", stop);
       });
     });
+}
+
+/** Why the gateway could not listen, as one sentence: the port is taken, not ours to take, or the address is not this machine's. */
+function listenError(e: NodeJS.ErrnoException, host: string, port: number, f: { config?: string; port?: string }): Error {
+  const at = `${host}:${port}`;
+  const from = f.port !== undefined ? "--port" : `server.port in ${f.config ?? "the default config"}`;
+  switch (e.code) {
+    case "EADDRINUSE":
+      return new HeistError(
+        "bad-input",
+        `port ${port} on ${host} is already in use; stop what listens there, or choose another with --port (0 picks a free one)`,
+      );
+    case "EACCES":
+      return new HeistError("bad-input", `no permission to listen on ${at} (${from}); ports below 1024 need privileges: choose another with --port`);
+    case "EADDRNOTAVAIL":
+    case "ENOTFOUND":
+      return new HeistError("bad-input", `cannot listen on ${host}: not an address of this machine; fix --host (or server.host), e.g. 127.0.0.1 or 0.0.0.0`);
+    default:
+      return new HeistError("network", `cannot listen on ${at}: ${e.message}`);
+  }
 }

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import { resolve } from "node:path";
 import { fail } from "../core/errors.js";
 import { ARCHITECTURE_KINDS } from "../models/architecture.js";
-import { PRESETS, PRESET_NAMES, TrainSpec } from "../models/presets.js";
+import { CONVERGENCE, ENCODER_EPOCHS, LEARNING_RATES, PRESETS, PRESET_NAMES, TrainSpec } from "../models/presets.js";
 import { DATASET_NAMES } from "../data/registry.js";
 import { emit, number, numberList, parseFlags, pct } from "./output.js";
 import { progress, type Progress } from "./progress.js";
@@ -72,9 +72,17 @@ export function trainCommand(command: Command): void {
     .option("--max-depth <n>", "tree maximum depth")
     .option("--min-samples-leaf <n>", "tree minimum samples per leaf")
     .option("--l2 <lambda>", "L2 penalty on weights (softmax, mlp)")
-    .option("--epochs <n>", "training epochs")
-    .option("--batch-size <n>", "mini-batch size")
-    .option("--lr <rate>", "Adam learning rate")
+    .option(
+      "--epochs <n>",
+      `training epochs (default: until it converges: ${100 * CONVERGENCE.validation}% of the training rows are held out, and training stops once their loss has not improved for ${CONVERGENCE.patience} epochs or ${CONVERGENCE.patienceSteps} steps, whichever is more, at most ${CONVERGENCE.maxEpochs} epochs or ${CONVERGENCE.maxSteps} steps; the best epoch's weights are kept. An encoder: ${ENCODER_EPOCHS})`,
+    )
+    .option("--batch-size <n>", "mini-batch size (default 64)")
+    .option(
+      "--lr <rate>",
+      `Adam learning rate (default: ${Object.entries(LEARNING_RATES)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(", ")})`,
+    )
     .option("--seed <n>", "seed for the split, initialisation and batch order")
     .option("--out <dir>", "model directory to write (default .heist/models/<preset or dataset-arch>)")
     .option("--json", "print the manifest as JSON")
@@ -83,18 +91,28 @@ export function trainCommand(command: Command): void {
       const out = resolve(f.out ?? `.heist/models/${f.preset ?? `${spec.dataset}-${spec.arch.kind}`}`);
       let bar: Progress | undefined;
       const [{ trainModel }, { saveModel }] = await Promise.all([import("../models/trainer.js"), import("../models/store.js")]);
+      const converging = spec.epochs === undefined && spec.arch.kind !== "tree" && spec.arch.kind !== "encoder";
       const { model, manifest } = await trainModel(spec, (p) => {
         bar ??= progress(`train ${spec.dataset}/${spec.arch.kind}`, p.epochs * p.rowsPerEpoch);
-        bar.update((p.epoch - 1) * p.rowsPerEpoch + p.rows, { epoch: `${p.epoch}/${p.epochs}`, loss: p.loss });
+        // A tree is one pass with no loss; early stopping's epoch count is a limit, not a plan.
+        const info: Record<string, string | number> =
+          spec.arch.kind === "tree" ? {} : { epoch: converging ? `${p.epoch} (at most ${p.epochs})` : `${p.epoch}/${p.epochs}` };
+        bar.update((p.epoch - 1) * p.rowsPerEpoch + p.rows, Number.isFinite(p.loss) ? { ...info, loss: p.loss } : info);
       });
       bar?.stop();
       const saved = await saveModel(out, model, manifest);
       model.dispose();
+      const m = saved.metrics;
+      const epochs =
+        m.epochsTrained !== undefined
+          ? ` · kept epoch ${m.epochs} of ${m.epochsTrained} (early stopping on ${m.validationRows} held-out rows: ${pct(m.validationAccuracy)})`
+          : m.epochs
+            ? ` · ${m.epochs} epochs`
+            : "";
       emit(
         f.json,
         { out, manifest: saved },
-        () =>
-          `saved ${out}\n  test accuracy ${pct(saved.metrics.testAccuracy)} on ${saved.metrics.testRows} rows · train ${saved.metrics.trainSeconds.toFixed(1)} s`,
+        () => `saved ${out}\n  test accuracy ${pct(m.testAccuracy)} on ${m.testRows} rows · train ${m.trainSeconds.toFixed(1)} s${epochs}`,
       );
     });
 }

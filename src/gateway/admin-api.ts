@@ -173,12 +173,18 @@ export function adminRoutes(app: FastifyInstance, d: GatewayDeps, now: () => num
       doc("alarms raised by the detectors, with their evidence", { querystring: A.ListQuery, response: { 200: z.array(A.Alarm) } }),
       async (req) => d.store.alarms({ clientId: req.query.client, limit: req.query.limit }),
     );
-    admin.get("/admin/ledger", doc("the ledger", { querystring: A.ListQuery, response: { 200: z.array(A.LedgerRow) } }), async (req) =>
-      (await d.store.ledger({ clientId: req.query.client, limit: req.query.limit })).map((r) => ({
-        ...r,
-        price: r.price / 1e6,
-        balanceAfter: r.balanceAfter / 1e6,
-      })),
+    admin.get(
+      "/admin/ledger",
+      doc("the ledger: oldest rows first, or the newest first with order=newest; since= keeps rows charged at or after a time", {
+        querystring: A.LedgerQuery,
+        response: { 200: z.array(A.LedgerRow) },
+      }),
+      async (req) =>
+        (await d.store.ledger({ clientId: req.query.client, limit: req.query.limit, since: req.query.since, order: req.query.order })).map((r) => ({
+          ...r,
+          price: r.price / 1e6,
+          balanceAfter: r.balanceAfter / 1e6,
+        })),
     );
     if (metrics) insightRoutes(admin, d, metrics); // what the dashboard reads: overview, risk, a client's timeline
   });

@@ -10,7 +10,7 @@ import { defenseFits, defensesFor } from "./defense-config.js";
 import { secret, type GatewayConfig, type ModelConfig } from "./config.js";
 import { InferResponse, ModelMetadata } from "../protocol/oip.js";
 import type { ServedModel } from "../pipeline/onion.js";
-import { Problem } from "../protocol/problem.js";
+import { Problem, unknownModel } from "../protocol/problem.js";
 
 export interface ModelRegistry {
   models: ReadonlyMap<string, ServedModel>;
@@ -46,7 +46,7 @@ export async function loadModels(config: GatewayConfig): Promise<ModelRegistry> 
     models,
     metadata(name) {
       const m = models.get(name);
-      if (!m) throw new Problem("unknown-model", `no model named "${name}" here`);
+      if (!m) throw unknownModel(name, [...models.keys()]);
       return {
         name,
         versions: ["1"],

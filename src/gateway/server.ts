@@ -10,7 +10,7 @@ import { adminGuard, adminRoutes, isLoopback } from "./admin-api.js";
 import { dashboardRoutes } from "./dashboard.js";
 import { requestBatch, type InferResponse } from "../protocol/oip.js";
 import type { Query } from "../pipeline/onion.js";
-import { Problem, toProblem } from "../protocol/problem.js";
+import { Problem, toProblem, unknownModel } from "../protocol/problem.js";
 import { gatewayMetrics } from "./metrics.js";
 import { guardedStore } from "./stores/guarded.js";
 import { documentRoutes, refused } from "./route-docs.js";
@@ -216,7 +216,7 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
     const inferHooks = {
       onRequest: async (req: FastifyRequest<{ Params: { name: string } }>) => {
         const model = d.registry.models.get(req.params.name);
-        if (!model) throw new Problem("unknown-model", `no model named "${req.params.name}" here`);
+        if (!model) throw unknownModel(req.params.name, [...d.registry.models.keys()]);
         const id = await authenticate({ apiKey: credential(req), source: req.socket.remoteAddress, nowMs: now(), model: model.name });
         identities.set(req, id);
         const limit = bodyLimit(req);

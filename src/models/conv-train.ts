@@ -50,21 +50,26 @@ export async function fitConvolutional(plan: OnnxPlan, x: Batch, y: Targets, num
   const d = x.data.length / rowsOf(x);
   const temperature = o.temperature ?? 1;
   try {
-    const losses = await epochLoop(targetCount(y), o, (idx, learningRate) => {
-      const b = idx.length;
-      const images = new Float32Array(b * d);
-      for (let i = 0; i < b; i++) images.set(x.data.subarray(idx[i] * d, (idx[i] + 1) * d), i * d);
-      return session.step(
-        images,
-        b,
-        {
-          y: new Tensor("float32", targetRows(y, idx, numClasses), [b, numClasses]),
-          scale: scalarTensor(temperature / b),
-          invT: scalarTensor(1 / temperature),
-        },
-        learningRate,
-      );
-    });
+    const losses = await epochLoop(
+      targetCount(y),
+      o,
+      (idx, learningRate) => {
+        const b = idx.length;
+        const images = new Float32Array(b * d);
+        for (let i = 0; i < b; i++) images.set(x.data.subarray(idx[i] * d, (idx[i] + 1) * d), i * d);
+        return session.step(
+          images,
+          b,
+          {
+            y: new Tensor("float32", targetRows(y, idx, numClasses), [b, numClasses]),
+            scale: scalarTensor(temperature / b),
+            invT: scalarTensor(1 / temperature),
+          },
+          learningRate,
+        );
+      },
+      () => session.sync(),
+    );
     await session.sync();
     return losses;
   } finally {

@@ -27,6 +27,12 @@ export interface FitOptions {
   l2?: number;
   onProgress?: (p: TrainProgress) => void;
   /**
+   * Called after each epoch with its mean loss, once the network's own weights hold the epoch's
+   * result (the ONNX Runtime engines copy theirs back first); true stops training there. Early
+   * stopping (converge.ts) reads the validation rows here.
+   */
+  onEpoch?: (epoch: number, loss: number) => boolean | Promise<boolean>;
+  /**
    * Dense networks train with ONNX Runtime (see onnx-train.ts) unless this says "tfjs";
    * HEIST_TRAIN_ENGINE sets the default.
    */
@@ -45,9 +51,15 @@ export const cosineRate = (base: number, step: number, total: number, warmup = 0
 /**
  * The seeded mini-batch loop both engines share: shuffles rows each epoch, calls `step` with each
  * batch's row indices and learning rate (it returns the batch's mean loss), reports progress, returns
- * each epoch's mean loss.
+ * each epoch's mean loss. With `o.onEpoch`, `sync` (an engine's copy of its weights into the network)
+ * runs before it after each epoch.
  */
-export async function epochLoop(n: number, o: FitOptions, step: (idx: Int32Array, learningRate: number) => Promise<number>): Promise<number[]> {
+export async function epochLoop(
+  n: number,
+  o: FitOptions,
+  step: (idx: Int32Array, learningRate: number) => Promise<number>,
+  sync?: () => void | Promise<void>,
+): Promise<number[]> {
   const r = rng(o.seed);
   const losses: number[] = [];
   const steps = o.epochs * Math.ceil(n / o.batchSize);
@@ -63,6 +75,10 @@ export async function epochLoop(n: number, o: FitOptions, step: (idx: Int32Array
       o.onProgress?.({ epoch, epochs: o.epochs, rows, rowsPerEpoch: n, loss: total / rows });
     }
     losses.push(total / n);
+    if (o.onEpoch) {
+      await sync?.();
+      if (await o.onEpoch(epoch, total / n)) break;
+    }
   }
   return losses;
 }

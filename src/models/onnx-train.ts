@@ -82,28 +82,35 @@ export async function fitDense(net: tf.LayersModel, x: Batch, y: Targets, numCla
   const adam = adamState(names.map((name, j) => ({ name, data: weights[j], dims: shapes[j] })));
   const d = layers[0].inputs;
   const temperature = o.temperature ?? 1;
-  try {
-    const losses = await epochLoop(targetCount(y), o, async (idx, learningRate) => {
-      const b = idx.length;
-      const xb = new Float32Array(b * d);
-      const yb = targetRows(y, idx, numClasses);
-      for (let i = 0; i < b; i++) xb.set(x.data.subarray(idx[i] * d, (idx[i] + 1) * d), i * d);
-      const scalars = adam.next(learningRate);
-      const out = await session.run({
-        ...adam.tensors,
-        x: new Tensor("float32", xb, [b, d]),
-        y: new Tensor("float32", yb, [b, numClasses]),
-        scale: scalarTensor(temperature / b),
-        invT: scalarTensor(1 / temperature),
-        ...scalars,
-      });
-      adam.take(out);
-      return (out.loss.data as Float32Array)[0];
-    });
+  const sync = () =>
     setDenseWeights(
       net,
       names.map((p) => adam.value(p)),
     );
+  try {
+    const losses = await epochLoop(
+      targetCount(y),
+      o,
+      async (idx, learningRate) => {
+        const b = idx.length;
+        const xb = new Float32Array(b * d);
+        const yb = targetRows(y, idx, numClasses);
+        for (let i = 0; i < b; i++) xb.set(x.data.subarray(idx[i] * d, (idx[i] + 1) * d), i * d);
+        const scalars = adam.next(learningRate);
+        const out = await session.run({
+          ...adam.tensors,
+          x: new Tensor("float32", xb, [b, d]),
+          y: new Tensor("float32", yb, [b, numClasses]),
+          scale: scalarTensor(temperature / b),
+          invT: scalarTensor(1 / temperature),
+          ...scalars,
+        });
+        adam.take(out);
+        return (out.loss.data as Float32Array)[0];
+      },
+      sync,
+    );
+    sync();
     return losses;
   } finally {
     await session.release();

@@ -3,7 +3,8 @@ import { loadSplits } from "../data/registry.js";
 import { accuracy } from "../metrics/agreement.js";
 import type { Manifest } from "./manifest.js";
 import type { Model } from "./model.js";
-import { TrainSpec, type TrainSpecInput } from "./presets.js";
+import { ENCODER_EPOCHS, LEARNING_RATES, TrainSpec, type TrainSpecInput } from "./presets.js";
+import { fitUntilConverged } from "./converge.js";
 import { tfReady } from "./tf.js";
 import { tfjsModel } from "./tfjs-model.js";
 import { fitClassifier, type TrainProgress } from "./train.js";
@@ -26,7 +27,8 @@ export async function trainModel(
   onProgress?: (p: TrainProgress) => void,
   options: TrainModelOptions = {},
 ): Promise<{ model: Model; manifest: TrainedManifest }> {
-  const spec = TrainSpec.parse(input);
+  const parsed = TrainSpec.parse(input);
+  const spec = { ...parsed, learningRate: parsed.learningRate ?? (parsed.arch.kind === "tree" ? 0 : LEARNING_RATES[parsed.arch.kind]) };
   const splits = loadSplits(spec.dataset, { seed: spec.seed, ...spec.split });
   const { train, test } = splits;
   const classes = train.classes.length;
@@ -34,19 +36,23 @@ export async function trainModel(
   let model: Model;
   let engine: Manifest["engine"];
   const arch = spec.arch;
+  let fit: Record<string, number> = {};
   if (arch.kind === "tree") {
+    // One pass, no loss: progress says the rows it has split (loss NaN, which the CLI leaves out).
     onProgress?.({ epoch: 1, epochs: 1, rows: 0, rowsPerEpoch: train.y.length, loss: NaN });
     model = treeModel(trainTree(train.x, train.y, classes, arch));
     onProgress?.({ epoch: 1, epochs: 1, rows: train.y.length, rowsPerEpoch: train.y.length, loss: NaN });
     engine = "tree";
+    fit = { epochs: 0 };
   } else if (arch.kind === "encoder") {
     // Self-supervised: the victim-train images without their labels. There is no class output to
     // score, so the encoder is judged by linear probes (labels used only there), against raw pixels
     // and against an untrained encoder of the same architecture and seed.
     await tfReady();
     const net = buildEncoder(arch, train.featureShape, spec.seed);
+    const epochs = spec.epochs ?? ENCODER_EPOCHS;
     const losses = await trainEncoder(net, train.x, {
-      epochs: spec.epochs,
+      epochs,
       batchSize: spec.batchSize,
       learningRate: spec.learningRate,
       seed: spec.seed,
@@ -84,7 +90,7 @@ export async function trainModel(
           trainRows: train.y.length,
           testRows: test.y.length,
           trainSeconds,
-          epochs: spec.epochs,
+          epochs,
         },
         createdAt: new Date().toISOString(),
       },
@@ -93,7 +99,14 @@ export async function trainModel(
     await tfReady();
     const net = buildClassifier(arch, train.featureShape, classes, spec.seed);
     const l2 = "l2" in arch ? arch.l2 : 0;
-    await fitClassifier(net, train.x, train.y, classes, { ...spec, l2, onProgress });
+    if (spec.epochs !== undefined) {
+      await fitClassifier(net, train.x, train.y, classes, { ...spec, epochs: spec.epochs, l2, onProgress });
+      fit = { epochs: spec.epochs };
+    } else {
+      // No epoch count: train until the validation loss stops improving (see converge.ts).
+      const c = await fitUntilConverged(net, train.x, train.y, classes, { ...spec, l2, onProgress });
+      fit = { epochs: c.bestEpoch, epochsTrained: c.epochs, validationRows: c.validationRows, validationAccuracy: c.validationAccuracy };
+    }
     model = tfjsModel(net, "probabilities");
     engine = "tfjs";
   }
@@ -119,7 +132,7 @@ export async function trainModel(
         trainRows: train.y.length,
         testRows: test.y.length,
         trainSeconds,
-        epochs: arch.kind === "tree" ? 0 : spec.epochs,
+        ...fit,
       },
       createdAt: new Date().toISOString(),
     },

@@ -51,7 +51,15 @@ export async function httpOracle(o: HttpOracleOptions): Promise<Oracle> {
   let meta: { inputs: { name: string; shape: number[] }[]; outputs?: { name: string }[] };
   try {
     const res = await fetch(base, { headers, signal: AbortSignal.timeout(timeout) });
-    if (res.status === 404) throw new OracleStopped("refused", `the server at ${o.url} has no model "${o.model}"`);
+    if (res.status === 404) {
+      // A heist gateway names the models it serves in its 404 (OIP v2 itself has no listing).
+      const served = ((await res.json().catch(() => undefined)) as { models?: unknown } | undefined)?.models;
+      const list = Array.isArray(served) && served.every((m) => typeof m === "string") ? served : undefined;
+      throw new OracleStopped(
+        "refused",
+        `the server at ${o.url} has no model "${o.model}"${list ? (list.length ? `; it serves ${list.map((m) => `"${m}"`).join(", ")}` : "; it serves none") : ""}`,
+      );
+    }
     if (!res.ok) throw new OracleStopped("refused", `reading model "${o.model}" metadata answered HTTP ${res.status}`);
     meta = (await res.json()) as typeof meta;
   } catch (e) {

@@ -137,6 +137,15 @@ export interface AlarmRecord {
   evidence: Record<string, unknown>;
 }
 
+/** Which ledger rows to read: a client's, a request's, those charged at or after `since` (an ISO time); at most `limit`, from either end. */
+export interface LedgerFilter {
+  clientId?: string;
+  requestId?: string;
+  since?: string;
+  limit?: number;
+  order?: "oldest" | "newest";
+}
+
 /**
  * Everything the gateway keeps: clients, key hashes, counters, balances and the append-only ledger.
  * Every method that checks a limit also takes what it checks, atomically, so concurrent requests
@@ -164,8 +173,8 @@ export interface Store {
   claimIdempotency(c: IdempotencyClaim): Promise<ClaimResult>;
   /** Give up a claim this holder has (its request failed before being charged); a no-op otherwise. */
   releaseIdempotency(c: IdempotencyClaim): Promise<void>;
-  /** Ledger rows in order; `requestId` finds the one row a request was charged under. */
-  ledger(filter?: { clientId?: string; requestId?: string; limit?: number }): Promise<LedgerRow[]>;
+  /** Ledger rows, oldest first (`order: "newest"`: newest first, so a limit keeps the latest); `requestId` finds the one row a request was charged under. */
+  ledger(filter?: LedgerFilter): Promise<LedgerRow[]>;
   /**
    * Per-client state of the defences, as append-only streams of small strings (a detector's
    * decisions, a watermark's marked queries). Each replica replays what it has not seen yet, so

@@ -83,7 +83,9 @@ export function adminClient(o: AdminClientOptions) {
     revokeKey: (keyId: string) => call(RevokedKey, "DELETE", `/admin/keys/${enc(keyId)}`),
     watermarks: (clientId: string, model?: string) => call(Watermarks, "GET", `/admin/clients/${enc(clientId)}/watermarks${query({ model })}`),
     alarms: (f: { client?: string; limit?: number } = {}) => call(z.array(Alarm), "GET", `/admin/alarms${query(f)}`),
-    ledger: (f: { client?: string; limit?: number } = {}) => call(z.array(LedgerRow), "GET", `/admin/ledger${query(f)}`),
+    /** Oldest rows first unless `order: "newest"`; `since` (ISO time) keeps rows charged at or after it. */
+    ledger: (f: { client?: string; limit?: number; since?: string; order?: "oldest" | "newest" } = {}) =>
+      call(z.array(LedgerRow), "GET", `/admin/ledger${query(f)}`),
     overview: (token?: string) => call(Overview, "GET", "/admin/overview", undefined, token),
     risk: () => call(Risk, "GET", "/admin/risk"),
     timeline: (clientId: string, limit?: number) => call(Timeline, "GET", `/admin/clients/${enc(clientId)}/timeline${query({ limit })}`),

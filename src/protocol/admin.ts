@@ -20,6 +20,14 @@ export const SetPlan = z.object({ plan: z.string().min(1) });
 export const TopUp = z.object({ dollars: z.number().positive("must be more than 0").max(1e9) });
 export const NewKey = z.object({ expiresInDays: z.number().positive().max(3650).optional() }).default({});
 export const ListQuery = z.object({ client: z.string().optional(), limit: z.coerce.number().int().positive().max(100_000).default(1000) });
+/**
+ * The ledger's query: a list query, plus rows charged at or after `since` (an ISO 8601 time), and
+ * which end `limit` keeps: `oldest` first (the default, as before) or `newest` first (the latest rows).
+ */
+export const LedgerQuery = ListQuery.extend({
+  since: z.iso.datetime({ offset: true }).optional(),
+  order: z.enum(["oldest", "newest"]).default("oldest"),
+});
 export const ModelQuery = z.object({ model: z.string().optional() });
 export const IdParam = z.object({ id: z.string() });
 

@@ -65,6 +65,13 @@ export class Problem extends Error {
   }
 }
 
+/**
+ * The 404 for a model this gateway does not serve: it names the ones it does (in the detail, and as
+ * `models` for programs), as a client would otherwise have to guess them (OIP v2 has no listing).
+ */
+export const unknownModel = (name: string, served: string[]): Problem =>
+  new Problem("unknown-model", `no model named "${name}" here; it serves ${served.map((m) => `"${m}"`).join(", ") || "none"}`, { extra: { models: served } });
+
 /** Any thrown value as a Problem: coded heist errors keep their meaning, anything else is a 500 with no internals. */
 export function toProblem(e: unknown): Problem {
   if (e instanceof Problem) return e;

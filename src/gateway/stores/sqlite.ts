@@ -252,10 +252,19 @@ export function sqliteStore(path: string): Store {
       return charge.immediate(c);
     },
     async ledger(f = {}) {
-      const where = [f.clientId !== undefined ? "client_id = ?" : "", f.requestId !== undefined ? "request_id = ?" : ""].filter(Boolean);
-      const args = [f.clientId, f.requestId].filter((v) => v !== undefined);
+      // `at` is toISOString()'s text, whose order is time's: compare `since` in the same form.
+      const since = f.since === undefined ? undefined : new Date(f.since).toISOString();
+      const where = [
+        f.clientId !== undefined ? "client_id = ?" : "",
+        f.requestId !== undefined ? "request_id = ?" : "",
+        since !== undefined ? "at >= ?" : "",
+      ].filter(Boolean);
+      const args = [f.clientId, f.requestId, since].filter((v) => v !== undefined);
+      const order = f.order === "newest" ? "DESC" : "";
       return (
-        db.prepare(`SELECT * FROM ledger ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT ?`).all(...args, f.limit ?? -1) as Row[]
+        db
+          .prepare(`SELECT * FROM ledger ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id ${order} LIMIT ?`)
+          .all(...args, f.limit ?? -1) as Row[]
       ).map(ledgerRow);
     },
     async charged(requestId, nowMs) {

@@ -128,8 +128,9 @@ export async function redisPostgresStore(o: RedisPostgresOptions): Promise<Store
         ["request_id", f.requestId],
       ] as const)
         if (v !== undefined) where.push(`${column} = $${args.push(v)}`);
+      if (f.since !== undefined) where.push(`at >= $${args.push(new Date(f.since))}`);
       const r = await pool.query(
-        `SELECT * FROM ${t("ledger")} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id LIMIT $${args.push(limit)}`,
+        `SELECT * FROM ${t("ledger")} ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ORDER BY id ${f.order === "newest" ? "DESC" : ""} LIMIT $${args.push(limit)}`,
         args,
       );
       return r.rows.map(ledgerRow);
