@@ -35,7 +35,7 @@ describe("observability", () => {
     expect(create.security).toEqual([{ adminToken: [] }]);
     expect(create.requestBody.content["application/json"].schema.required).toEqual(expect.arrayContaining(["name", "plan"]));
     expect(create.responses["201"].content["application/json"].schema.properties.id.type).toBe("string");
-    expect(doc.paths["/admin/ledger"].get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(["client", "limit"]);
+    expect(doc.paths["/admin/ledger"].get.parameters.map((p: { name: string }) => p.name).sort()).toEqual(["client", "limit", "order", "since"]);
     for (const path of ["/v2", "/v2/models/{name}", "/admin/clients/{id}/timeline", "/admin/overview", "/metrics", "/dashboard/{file}"])
       expect(doc.paths).toHaveProperty([path]);
   });
