@@ -1,5 +1,6 @@
 /**
- * ONNX Runtime backend: serves any `.onnx` file with one float32 input whose first dimension is
+ * ONNX Runtime backend: serves any `.onnx` file with one float32 input (or int64 / int32, as a
+ * language model's token ids: heist's rows of numbers are rounded into it) whose first dimension is
  * the batch (dynamic, or fixed at 1) as a heist Model. The runtime is onnxruntime-node, whose
  * native binary ships inside the npm package itself (nothing is downloaded at install time; see
  * `.npmrc`), so loading works offline on any supported platform. Inference runs on the CPU.
@@ -39,6 +40,9 @@ function metadataFor(meta: readonly ValueMeta[] | undefined, name: string): Valu
   return meta.find((m) => m?.name === name);
 }
 
+type InputType = "float32" | "int64" | "int32";
+const INPUT_TYPES = new Set<string>(["float32", "int64", "int32"]);
+
 const NUMERIC = new Set(["float32", "float64", "float16", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]);
 
 function toFloat32(data: unknown): Float32Array {
@@ -62,6 +66,8 @@ class OnnxRuntimeModel implements OnnxModel {
     /** True when the model's batch dimension is fixed at 1, so rows run one at a time. */
     private readonly batchOfOne: boolean,
     output: OutputKind,
+    /** The input's element type: float32, or integer ids. */
+    private readonly inputType: InputType = "float32",
   ) {
     this.session = session;
     this.output = output;
@@ -71,7 +77,23 @@ class OnnxRuntimeModel implements OnnxModel {
     const session = this.session ?? fail("internal", `the ONNX model ${this.path} was disposed`);
     // ORT reads the typed array's whole buffer in some bindings; hand it a tight copy if it is a view.
     const tight = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
-    const feeds = { [this.inputName]: new Tensor("float32", tight, [n, ...this.inputShape]) };
+    const dims = [n, ...this.inputShape];
+    const feeds = {
+      [this.inputName]:
+        this.inputType === "int64"
+          ? new Tensor(
+              "int64",
+              BigInt64Array.from(tight, (v) => BigInt(Math.round(v))),
+              dims,
+            )
+          : this.inputType === "int32"
+            ? new Tensor(
+                "int32",
+                Int32Array.from(tight, (v) => Math.round(v)),
+                dims,
+              )
+            : new Tensor("float32", tight, dims),
+    };
     let result: InferenceSession.ReturnType;
     try {
       result = await session.run(feeds, [this.outputName]);
@@ -81,11 +103,11 @@ class OnnxRuntimeModel implements OnnxModel {
     const out = result[this.outputName] as Tensor | undefined;
     if (!out) return fail("internal", `ONNX Runtime returned no "${this.outputName}" output`);
     const values = toFloat32(out.data);
-    const dims = out.dims;
-    if (dims.length === 0 || dims[0] !== n) {
-      fail("unsupported", `output "${this.outputName}" has shape [${dims.join(", ")}] for ${n} input rows`, `[${n}, ...]`);
+    const outDims = out.dims;
+    if (outDims.length === 0 || outDims[0] !== n) {
+      fail("unsupported", `output "${this.outputName}" has shape [${outDims.join(", ")}] for ${n} input rows`, `[${n}, ...]`);
     }
-    return { values, width: n === 0 ? sizeOf(dims.slice(1)) : values.length / n };
+    return { values, width: n === 0 ? sizeOf(outDims.slice(1)) : values.length / n };
   }
 
   /** Learns the output width by running one all-zero row. */
@@ -134,9 +156,21 @@ export async function loadOnnxModel(path: string, opts: LoadOnnxOptions = {}): P
   if (!info) fail("not-found", `no ONNX model at ${path}`);
   if (!info!.isFile()) fail("bad-file", `${path} is not a file`, "an .onnx model file");
 
+  return openOnnx(path, path, opts);
+}
+
+/** An ONNX model held in memory (heist's own export, scored before it is written anywhere); `label` names it in errors. */
+export function onnxModelFromBytes(bytes: Uint8Array, label: string, opts: LoadOnnxOptions = {}): Promise<OnnxModel> {
+  return openOnnx(bytes, label, opts);
+}
+
+async function openOnnx(source: string | Uint8Array, path: string, opts: LoadOnnxOptions): Promise<OnnxModel> {
   let session: InferenceSession;
   try {
-    session = await InferenceSession.create(path, { logSeverityLevel: 3 });
+    session =
+      typeof source === "string"
+        ? await InferenceSession.create(source, { logSeverityLevel: 3 })
+        : await InferenceSession.create(source, { logSeverityLevel: 3 });
   } catch (e) {
     return fail("bad-file", `${path} is not a valid ONNX model: ${(e as Error).message}`);
   }
@@ -153,7 +187,7 @@ export async function loadOnnxModel(path: string, opts: LoadOnnxOptions = {}): P
 }
 
 async function describe(session: InferenceSession, path: string, opts: LoadOnnxOptions): Promise<OnnxRuntimeModel> {
-  const expected = "one float32 input of shape [batch, ...] with a dynamic (or 1) batch dimension and known sizes after it";
+  const expected = "one float32 (or int64 / int32 ids) input of shape [batch, ...] with a dynamic (or 1) batch dimension and known sizes after it";
   const inputNames = session.inputNames;
   if (inputNames.length !== 1) {
     fail("unsupported", `${path} has ${inputNames.length} inputs (${inputNames.map((n) => `"${n}"`).join(", ")})`, expected);
@@ -169,7 +203,7 @@ async function describe(session: InferenceSession, path: string, opts: LoadOnnxO
   if (!inMeta!.isTensor) fail("unsupported", `input "${inputName}" of ${path} is not a tensor`, expected);
   const { type, shape } = inMeta as InferenceSession.TensorValueMetadata;
   const described = `input "${inputName}" of ${path} is ${type} ${shape.length ? fmtShape(shape) : "with unknown shape"}`;
-  if (type !== "float32") fail("unsupported", described, expected);
+  if (!INPUT_TYPES.has(type)) fail("unsupported", described, expected);
   if (shape.length < 2) fail("unsupported", described, expected);
   const first = shape[0];
   if (isKnown(first) && first !== 1) {
@@ -193,7 +227,7 @@ async function describe(session: InferenceSession, path: string, opts: LoadOnnxO
   }
 
   const output = opts.output !== undefined ? OutputKind.parse(opts.output) : guessOutputKind(outputName);
-  const model = new OnnxRuntimeModel(session, path, inputName, outputName, inputShape, first === 1, output);
+  const model = new OnnxRuntimeModel(session, path, inputName, outputName, inputShape, first === 1, output, type as InputType);
   model.outputWidth = outputWidth;
   return model;
 }

@@ -76,6 +76,17 @@ export const PRESETS: Record<string, { description: string; spec: TrainSpecInput
       split: { test: 0.2, pool: 1 / 6 },
     },
   },
+  "brown-lm": {
+    description:
+      "Word-level neural language model (Bengio et al. 2003) on the Brown corpus: 3 tokens of context, 3,000-token vocabulary, h = 128, logits = W·h + b (the OpenAI face's victim)",
+    spec: {
+      dataset: "brown",
+      arch: { kind: "lm", context: 3, embedding: 48, hidden: 128, vocabulary: 3000 },
+      epochs: 1,
+      batchSize: 256,
+      learningRate: 3e-3,
+    },
+  },
 };
 
 export const PRESET_NAMES = Object.keys(PRESETS);

@@ -12,12 +12,15 @@ import { buildClassifier } from "./zoo.js";
 import { buildEncoder } from "./encoder.js";
 import { encoderProbes, type EncoderProbes } from "./encoder-probes.js";
 import { trainEncoder } from "./simclr.js";
+import { trainLanguageModel } from "./lm-trainer.js";
 
 export type TrainedManifest = Omit<Manifest, "files" | "format" | "version">;
 
 export interface TrainModelOptions {
   /** Encoders: fit the linear probes on a seeded subset of at most this many training rows (default: all). */
   probeRows?: number;
+  /** Language models: train and score on at most this many sentences of each part of the corpus (default: all). */
+  sentences?: number;
 }
 
 /** Train one model from a spec on its dataset's victim-train split and measure it on the test split. */
@@ -27,6 +30,7 @@ export async function trainModel(
   options: TrainModelOptions = {},
 ): Promise<{ model: Model; manifest: TrainedManifest }> {
   const spec = TrainSpec.parse(input);
+  if (spec.arch.kind === "lm") return trainLanguageModel(spec, onProgress, { sentences: options.sentences });
   const splits = loadSplits(spec.dataset, { seed: spec.seed, ...spec.split });
   const { train, test } = splits;
   const classes = train.classes.length;
