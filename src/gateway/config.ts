@@ -28,6 +28,14 @@ export const ModelConfig = z
       })
       .optional(),
     output: OutputPolicy.default({ kind: "probabilities", k: 1 }),
+    /**
+     * A language model's vocabulary file (token id → token: a JSON list, a JSON map token → id, or one
+     * token per line), for a model that does not carry its own: e.g. a user's ONNX file taking [n]
+     * token ids and answering [V] logits. heist's own LMs (zoo://brown-lm) carry theirs.
+     */
+    vocabulary: z.string().optional(),
+    /** The vocabulary's special tokens, when they are not named <unk>, <bos>, <eos>. */
+    specialTokens: z.object({ unk: z.string().optional(), bos: z.string().optional(), eos: z.string().optional() }).optional(),
     /** Defences for every client of this model (see gateway/defense-config.ts). */
     defenses: z.array(DefenseConfig).default([]),
   })
@@ -131,7 +139,10 @@ export function loadConfig(path?: string): GatewayConfig {
   const config = parseConfig(readConfigFile(path), path);
   const base = dirname(resolve(path));
   if (config.store.sqlite !== ":memory:") config.store.sqlite = resolve(base, config.store.sqlite);
-  for (const m of config.models) if (m.source) m.source = resolveSource(m.source, base);
+  for (const m of config.models) {
+    if (m.source) m.source = resolveSource(m.source, base);
+    if (m.vocabulary) m.vocabulary = resolve(base, m.vocabulary);
+  }
   return config;
 }
 

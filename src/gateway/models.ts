@@ -2,6 +2,7 @@ import { sizeOf, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
 import { loadModel } from "../models/load.js";
 import type { Model } from "../models/model.js";
+import { isLanguageModel } from "../models/language-model.js";
 import type { TreeModel } from "../models/tree.js";
 import { policyFits } from "../defenses/output-policy.js";
 import { defenseFits, defensesFor } from "./defense-config.js";
@@ -60,17 +61,24 @@ export async function loadModels(config: GatewayConfig): Promise<ModelRegistry> 
 }
 
 async function localModel(m: ModelConfig, owned: Model[]): Promise<ServedModel> {
-  const { model } = await loadModel(m.source!, { output: m.output.kind === "logits" ? "logits" : undefined });
+  const { model } = await loadModel(m.source!, {
+    output: m.output.kind === "logits" || m.vocabulary ? "logits" : undefined,
+    vocabulary: m.vocabulary,
+    specialTokens: m.specialTokens,
+  });
   owned.push(model);
   const tree = model as Partial<TreeModel>;
+  // A language model answers logits: over OIP v2 its default policy (probabilities) shows them as they are.
+  const policy = isLanguageModel(model) && m.output.kind === "probabilities" ? { ...m.output, kind: "logits" as const } : m.output;
   return {
     name: m.name,
     inputShape: model.inputShape,
     output: model.output,
     outputWidth: model.outputWidth,
-    policy: m.output,
+    policy,
     predict: (x) => model.predict(x),
     ...(tree.leafIds ? { leafIds: async (x: Batch) => tree.leafIds!(x) } : {}),
+    ...(isLanguageModel(model) ? { language: { vocabulary: model.vocabulary, context: model.context } } : {}),
   };
 }
 
