@@ -12,6 +12,7 @@ import { loadModelDir } from "../src/models/store.js";
 import type { TfjsModel } from "../src/models/tfjs-model.js";
 import { trainModel } from "../src/models/trainer.js";
 import { parseVocabulary, tokenize, Vocabulary } from "../src/models/vocabulary.js";
+import { specFromFlags } from "../src/cli/train.js";
 import { trainTinyLm } from "./lm-helpers.js";
 import { tempDir } from "./helpers.js";
 
@@ -148,6 +149,10 @@ describe("heist's language model", () => {
     expect(spec.arch).toEqual({ kind: "lm", context: 3, embedding: 48, hidden: 128, vocabulary: 3000 });
     expect(spec.dataset).toBe("brown");
     expect(existsSync(join(dir, "tiny", "manifest.json"))).toBe(true);
+  });
+
+  it("trains another hidden size from the command line", () => {
+    expect(specFromFlags({ preset: "brown-lm", hidden: "64" }).arch).toMatchObject({ kind: "lm", hidden: 64 });
   });
 
   it("refuses another dataset", async () => {
