@@ -41,8 +41,9 @@ import {
   OpenAIErrorBody,
 } from "../protocol/openai.js";
 import { Problem } from "../protocol/problem.js";
+import { SOLUTION_HEADER } from "../protocol/proof-of-work.js";
 import type { GatewayDeps } from "./gateway-pipeline.js";
-import { credential, idempotencyKeyOf, requestProblem, sendProblem } from "./http-helpers.js";
+import { credential, header, idempotencyKeyOf, requestProblem, sendProblem } from "./http-helpers.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { chatBody, completionBody, type Decoded, type Decoding, decode, type Envelope } from "./openai-generate.js";
 import { chatDecoding, completionDecoding, languageModel } from "./openai-requests.js";
@@ -237,6 +238,7 @@ export function openaiRoutes(app: FastifyInstance, o: OpenAIFaceDeps): void {
       id: String(req.id),
       model,
       apiKey: credential(req),
+      proof: header(req, SOLUTION_HEADER),
       idempotencyKey: idempotencyKeyOf(req),
       nowMs: o.now(),
       source: req.socket.remoteAddress,

@@ -87,6 +87,14 @@ export const PRESETS: Record<string, { description: string; spec: TrainSpecInput
       learningRate: 3e-3,
     },
   },
+  "brown-lm-h64": {
+    description: "brown-lm with a hidden size of h = 64",
+    spec: { dataset: "brown", arch: { kind: "lm", context: 3, embedding: 48, hidden: 64, vocabulary: 3000 }, epochs: 1, batchSize: 256, learningRate: 3e-3 },
+  },
+  "brown-lm-h256": {
+    description: "brown-lm with a hidden size of h = 256",
+    spec: { dataset: "brown", arch: { kind: "lm", context: 3, embedding: 48, hidden: 256, vocabulary: 3000 }, epochs: 1, batchSize: 256, learningRate: 3e-3 },
+  },
 };
 
 export const PRESET_NAMES = Object.keys(PRESETS);
