@@ -139,6 +139,7 @@ export function completionDecoding(r: CompletionRequest, model: ReturnType<typeo
   return {
     decoding: {
       ...base,
+      chat: false,
       prompts: prompts.ids,
       maxTokens: maxTokensOf(r.max_tokens, COMPLETION_DEFAULT_MAX_TOKENS, plan, "max_tokens"),
       logprobs,
@@ -156,6 +157,7 @@ export function chatDecoding(r: ChatCompletionRequest, model: ReturnType<typeof 
   const param = r.max_completion_tokens !== undefined && r.max_completion_tokens !== null ? "max_completion_tokens" : "max_tokens";
   return {
     ...base,
+    chat: true,
     prompts: [chatPrompt(r.messages, base.vocabulary)],
     maxTokens: maxTokensOf(r.max_completion_tokens ?? r.max_tokens, CHAT_DEFAULT_MAX_TOKENS, plan, param),
     logprobs,

@@ -56,6 +56,8 @@ export interface TokenCount {
 
 /** What a defence may read of a completion request (the OpenAI face's parameters), and how it runs. */
 export interface Generation {
+  /** A chat completion (else a legacy completion): the two answer differently to the same prompt. */
+  chat: boolean;
   /** The prompts' token ids. */
   prompts: readonly (readonly number[])[];
   /** Choices per prompt. */
