@@ -145,6 +145,26 @@ describe.each(down ? [sqliteCase] : [sqliteCase, redisPgCase])("$name store", (c
     expect(ledger[0].id).toBeLessThan(ledger[1].id);
   });
 
+  it("adds a completion's token cost to its rows' price in the same charge, and checks the balance against both", async () => {
+    const cl = await newClient();
+    await store.topUp(cl.id, 10_000, T);
+    const tokens = (rows: number, tokenCost: number) =>
+      store.charge({
+        requestId: randomUUID(),
+        clientId: cl.id,
+        keyId: "k_1",
+        model: "lm",
+        rows,
+        plan: TIERED,
+        tokenCost,
+        nowMs: T,
+        answerHash: "cd".repeat(32),
+      });
+    expect(await tokens(3, 1234)).toMatchObject({ ok: true, cost: 3 * 1000 + 1234, usedToday: 3, balance: 10_000 - 4234 });
+    expect(await tokens(1, 5000)).toMatchObject({ ok: false, reason: "balance", cost: 6000 });
+    expect((await store.ledger({ clientId: cl.id })).map((r) => [r.model, r.rows, r.price])).toEqual([["lm", 3, 4234]]);
+  });
+
   it("refuses past the daily quota and takes nothing for a refusal", async () => {
     const cl = await newClient();
     expect(await charge(cl.id, FREE10, 7)).toMatchObject({ ok: true, usedToday: 7 });

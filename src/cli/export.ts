@@ -3,6 +3,7 @@ import { resolve } from "node:path";
 import { z } from "zod";
 import { fail } from "../core/errors.js";
 import { writeFileAtomic } from "../core/fs.js";
+import type { LanguageModel } from "../models/language-model.js";
 import type { TfjsModel } from "../models/tfjs-model.js";
 import { emit, parseFlags } from "./output.js";
 
@@ -21,12 +22,30 @@ export function exportCommand(command: Command): void {
     .option("--json", "print what was written as JSON")
     .action(async (raw: Record<string, unknown>) => {
       const f = parseFlags(ExportFlags, raw, "export");
-      const [{ loadModel }, { exportOnnx }] = await Promise.all([import("../models/load.js"), import("../models/onnx-export.js")]);
+      const [{ loadModel }, { exportOnnx }, { exportLanguageModelOnnx }] = await Promise.all([
+        import("../models/load.js"),
+        import("../models/onnx-export.js"),
+        import("../models/lm-export.js"),
+      ]);
       const { model, manifest } = await loadModel(f.model);
       try {
         if (manifest.engine !== "tfjs") fail("unsupported", `${f.model} is a ${manifest.engine} model`, "a TensorFlow.js model directory");
-        const bytes = exportOnnx((model as TfjsModel).net, { output: f.output });
         const out = resolve(f.out);
+        const arch = manifest.architecture;
+        if (arch?.kind === "lm") {
+          // A language model answers logits over its vocabulary, written beside it for whoever serves the file.
+          const bytes = exportLanguageModelOnnx((model as TfjsModel).net, arch);
+          const vocabulary = `${out.replace(/\.onnx$/, "")}.vocab.json`;
+          await writeFileAtomic(out, bytes);
+          await writeFileAtomic(vocabulary, `${JSON.stringify((model as LanguageModel).vocabulary.tokens)}\n`);
+          emit(
+            f.json,
+            { out, bytes: bytes.length, output: "logits", inputShape: manifest.inputShape, vocabulary },
+            () => `wrote ${out} (${bytes.length} bytes; input_ids int64 [batch, ${arch.context}], output logits [batch, ${arch.vocabulary}]) and ${vocabulary}`,
+          );
+          return;
+        }
+        const bytes = exportOnnx((model as TfjsModel).net, { output: f.output });
         await writeFileAtomic(out, bytes);
         emit(
           f.json,

@@ -39,7 +39,8 @@ export function specFromFlags(f: TrainFlags): TrainSpec {
   const set = (key: string, v: unknown) => {
     if (v !== undefined) arch[key] = v;
   };
-  set("hidden", f.hidden && numberList(f.hidden));
+  // A language model has one hidden layer (h); an MLP a list of them.
+  set("hidden", f.hidden && (arch.kind === "lm" ? number(f.hidden) : numberList(f.hidden)));
   set("activation", f.activation);
   set("filters", f.filters && numberList(f.filters));
   set("dense", f.dense && number(f.dense));
@@ -64,7 +65,7 @@ export function trainCommand(command: Command): void {
     .option("--preset <name>", `a reviewed victim: ${PRESET_NAMES.join(", ")}`)
     .option("--dataset <name>", `dataset: ${DATASET_NAMES.join(", ")}`)
     .option("--arch <kind>", `architecture: ${ARCHITECTURE_KINDS.join(", ")}`)
-    .option("--hidden <sizes>", "mlp hidden layer sizes, e.g. 256,128")
+    .option("--hidden <sizes>", "mlp hidden layer sizes, e.g. 256,128 (lm: the hidden size h, e.g. 128)")
     .option("--activation <fn>", "mlp activation: relu, tanh, sigmoid, elu")
     .option("--filters <counts>", "cnn filters per conv block, e.g. 32,64")
     .option("--dense <units>", "cnn dense layer width")
@@ -109,10 +110,10 @@ export function trainCommand(command: Command): void {
           : m.epochs
             ? ` · ${m.epochs} epochs`
             : "";
-      emit(
-        f.json,
-        { out, manifest: saved },
-        () => `saved ${out}\n  test accuracy ${pct(m.testAccuracy)} on ${m.testRows} rows · train ${m.trainSeconds.toFixed(1)} s${epochs}`,
-      );
+      emit(f.json, { out, manifest: saved }, () => {
+        if (spec.arch.kind === "lm")
+          return `saved ${out}\n  held-out perplexity ${m.perplexity.toFixed(1)} (unigram ${m.unigramPerplexity.toFixed(1)}, Kneser–Ney bigram ${m.bigramPerplexity.toFixed(1)}) · next-token accuracy ${pct(m.testAccuracy)} on ${m.testTokens} tokens · train ${m.trainSeconds.toFixed(1)} s`;
+        return `saved ${out}\n  test accuracy ${pct(m.testAccuracy)} on ${m.testRows} rows · train ${m.trainSeconds.toFixed(1)} s${epochs}`;
+      });
     });
 }

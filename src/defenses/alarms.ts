@@ -15,7 +15,7 @@ export type AlarmAction = z.infer<typeof AlarmAction>;
 /** Options every detector takes. */
 export const DetectorOptions = z.object({
   action: AlarmAction.default("log"),
-  /** For `price`: what every tier's price is multiplied by. */
+  /** For `price`: what every tier's price (and token price) is multiplied by. */
   priceFactor: z.number().min(1).default(10),
 });
 
@@ -47,7 +47,13 @@ function applyStrongest(q: Query, alarms: AlarmRecord[]): void {
   if (action === "degrade") q.plan = { ...plan, output: { kind: "label", k: 1 } };
   if (action === "price") {
     const factor = Number(strongest.action.split(":")[1] ?? 10);
-    q.plan = { ...plan, tiers: plan.tiers.map((t) => ({ ...t, pricePerRow: Math.round(t.pricePerRow * factor) })) };
+    const times = (p?: number) => (p === undefined ? undefined : p * factor);
+    q.plan = {
+      ...plan,
+      tiers: plan.tiers.map((t) => ({ ...t, pricePerRow: Math.round(t.pricePerRow * factor) })),
+      pricePerPromptToken: times(plan.pricePerPromptToken),
+      pricePerCompletionToken: times(plan.pricePerCompletionToken),
+    };
   }
 }
 

@@ -90,8 +90,15 @@ export interface Credentials {
   /** The peer address, for the lockout by source. */
   source?: string;
   nowMs: number;
-  /** The model asked for: the plan must include it. */
-  model: string;
+  /** The model asked for: the plan must include it (unset: any model; check it later with modelInPlan). */
+  model?: string;
+}
+
+/** Refuses (403) a model the plan does not include. */
+export function modelInPlan(plan: Plan, model: string): void {
+  if (!plan.models.includes("*") && !plan.models.includes(model)) {
+    throw new Problem("model-not-in-plan", `your plan "${plan.name}" does not include model "${model}"`);
+  }
 }
 
 /**
@@ -135,9 +142,7 @@ export function authenticator(deps: {
     if (!client) throw new Problem("invalid-api-key", "this API key belongs to no client");
     const plan = deps.plans.get(client.plan);
     if (!plan) throw new Problem("internal", "your plan is not configured on this gateway");
-    if (!plan.models.includes("*") && !plan.models.includes(c.model)) {
-      throw new Problem("model-not-in-plan", `your plan "${plan.name}" does not include model "${c.model}"`);
-    }
+    if (c.model !== undefined) modelInPlan(plan, c.model);
     return { key, client, plan };
   };
 }

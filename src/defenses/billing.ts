@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
-import { priceRows, windows } from "../pipeline/pricing.js";
-import { mergeHeaders, type Answer, type Defense, type Query } from "../pipeline/onion.js";
+import { priceRows, pricesTokens, priceTokens, windows } from "../pipeline/pricing.js";
+import { mergeHeaders, type Answer, type Defense, type Query, type TokenCount } from "../pipeline/onion.js";
+import type { Plan } from "../pipeline/plan.js";
 import { Problem } from "../protocol/problem.js";
 import { fmtDollars } from "../pipeline/money.js";
 import { decodeKeptAnswer, encodeKeptAnswer } from "../pipeline/kept-answer.js";
@@ -26,13 +27,15 @@ export function billing(deps: { store: Store; keepHours: number }): Defense {
     refuseIfOut(q, await deps.store.usage(client.id, q.nowMs));
     const answer = await next();
     const idempotent = q.idempotencyKey !== undefined && q.requestHash !== undefined;
+    const metered = meter(q, answer.tokens);
     const r = await deps.store.charge({
       requestId: idempotent ? idempotentId(q) : q.id,
       clientId: client.id,
       keyId: key.id,
       model: q.model.name,
-      rows: q.rows,
-      plan,
+      rows: metered.rows,
+      plan: metered.plan,
+      tokenCost: metered.tokenCost,
       nowMs: q.nowMs,
       answerHash: answerHash(answer),
       requestHash: q.requestHash,
@@ -42,10 +45,24 @@ export function billing(deps: { store: Store; keepHours: number }): Defense {
           : { requestHash: q.requestHash!, answer: encodeKeptAnswer(answer), expiresMs: q.nowMs + deps.keepHours * 3600_000 },
     });
     if (!r.ok && r.reason === "duplicate") throw inFlight(1000);
-    if (!r.ok) refuseIfOut(q, r, r.reason);
+    if (!r.ok) refuseIfOut(q, r, r.reason, answer.tokens);
     mergeHeaders(answer.headers, usageHeaders(q, r as ChargeResult & { ok: true }));
     return answer;
   };
+}
+
+/**
+ * What a request is charged for. A completion's rows are its tokens (prompt and completion; the most it
+ * may use before it runs, what it used after), priced by the plan's token prices when it has them
+ * (its tiers then price nothing), else as rows by the tiers. Anything else: its rows, by the tiers.
+ */
+export function meter(q: Query, used?: TokenCount): { rows: number; plan: Plan; tokenCost: number } {
+  const plan = q.plan!;
+  const tokens = used ?? q.generation?.tokens;
+  if (!tokens) return { rows: q.rows, plan, tokenCost: 0 };
+  const rows = tokens.prompt + tokens.completion;
+  if (!pricesTokens(plan)) return { rows, plan, tokenCost: 0 };
+  return { rows, plan: { ...plan, tiers: [{ pricePerRow: 0 }] }, tokenCost: priceTokens(plan, tokens) };
 }
 
 /** How long an Idempotency-Key claim holds if its try never charges nor gives it up (its replica died). */
@@ -117,22 +134,25 @@ const inFlight = (retryAfterMs: number) => {
 };
 
 async function replayed(q: Query, kept: string, store: Store): Promise<Answer> {
-  const { outputs, headers } = decodeKeptAnswer(kept);
-  const answer: Answer = { raw: { data: Float32Array.from(outputs[0].data), shape: outputs[0].shape }, kind: q.model.output, outputs, headers };
+  const { outputs, headers, body } = decodeKeptAnswer(kept);
+  const raw = outputs.length ? { data: Float32Array.from(outputs[0].data), shape: outputs[0].shape } : { data: new Float32Array(0), shape: [0, 0] };
+  const answer: Answer = { raw, kind: q.model.output, outputs, headers, ...(body === undefined ? {} : { body }) };
   mergeHeaders(answer.headers, { ...usageHeaders(q, { ...(await store.usage(q.client!.id, q.nowMs)), ok: true, cost: 0 }), "heist-idempotent-replay": "true" });
   return answer;
 }
 
-function refuseIfOut(q: Query, u: Usage, reason?: "quota" | "balance" | "cap" | "duplicate"): void {
+function refuseIfOut(q: Query, u: Usage, reason?: "quota" | "balance" | "cap" | "duplicate", used?: TokenCount): void {
+  const { rows, plan: priced, tokenCost } = meter(q, used);
   const plan = q.plan!;
-  const cost = priceRows(plan.tiers, u.usedToday, q.rows);
+  const unit = q.generation ? "tokens" : "rows";
+  const cost = priceRows(priced.tiers, u.usedToday, rows) + tokenCost;
   const { secondsToMidnight } = windows(q.nowMs);
   const headers = usageHeaders(q, u);
-  if (reason === "quota" || u.usedToday + q.rows > plan.dailyQuota) {
+  if (reason === "quota" || u.usedToday + rows > plan.dailyQuota) {
     const left = Math.max(0, plan.dailyQuota - u.usedToday);
     throw new Problem(
       "quota-exceeded",
-      `daily quota reached: ${left} of ${plan.dailyQuota} rows left today and this request has ${q.rows}; it resets at 00:00 UTC`,
+      `daily quota reached: ${left} of ${plan.dailyQuota} rows left today and this request has ${rows} ${unit}; it resets at 00:00 UTC`,
       {
         headers: { ...headers, "retry-after": String(secondsToMidnight) },
       },
@@ -168,12 +188,21 @@ function usageHeaders(q: Query, u: Usage & { cost?: number; ok?: boolean }): Rec
   return h;
 }
 
-/** SHA-256 of what was asked: the model, the input's shape and its bytes. */
-const requestHash = (q: Query) =>
-  createHash("sha256")
+/** SHA-256 of what was asked: the model, the input's shape and its bytes (and a completion's prompts and parameters). */
+const requestHash = (q: Query) => {
+  const h = createHash("sha256")
     .update(`${q.model.name}\u0000${q.x.shape.join("x")}\u0000`)
-    .update(Buffer.from(q.x.data.buffer, q.x.data.byteOffset, q.x.data.byteLength))
-    .digest("hex");
+    .update(Buffer.from(q.x.data.buffer, q.x.data.byteOffset, q.x.data.byteLength));
+  const g = q.generation;
+  if (g) {
+    const { run: _run, tokens: _tokens, ...asked } = g;
+    h.update(`\u0000${JSON.stringify(asked)}`);
+  }
+  return h.digest("hex");
+};
 
-/** SHA-256 of what the client is sent: the ledger proves which answer was paid for. */
-export const answerHash = (a: Answer) => createHash("sha256").update(JSON.stringify(a.outputs)).digest("hex");
+/** SHA-256 of what the client is sent (a completion's response body, else the output tensors): the ledger proves which answer was paid for. */
+export const answerHash = (a: Answer) =>
+  createHash("sha256")
+    .update(JSON.stringify(a.body ?? a.outputs))
+    .digest("hex");

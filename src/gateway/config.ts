@@ -35,6 +35,14 @@ export const ModelConfig = z
      * declares (heist's own models: [0, 1]); a foreign ONNX file declares none.
      */
     domain: z.union([z.literal("unit"), DomainSpec, z.string().min(1)]).optional(),
+    /**
+     * A language model's vocabulary file (token id → token: a JSON list, a JSON map token → id, or one
+     * token per line), for a model that does not carry its own: e.g. a user's ONNX file taking [n]
+     * token ids and answering [V] logits. heist's own LMs (zoo://brown-lm) carry theirs.
+     */
+    vocabulary: z.string().optional(),
+    /** The vocabulary's special tokens, when they are not named <unk>, <bos>, <eos>. */
+    specialTokens: z.object({ unk: z.string().optional(), bos: z.string().optional(), eos: z.string().optional() }).optional(),
     /** Defences for every client of this model (see gateway/defense-config.ts). */
     defenses: z.array(DefenseConfig).default([]),
   })
@@ -141,6 +149,7 @@ export function loadConfig(path?: string): GatewayConfig {
   for (const m of config.models) {
     if (m.source) m.source = resolveSource(m.source, base);
     if (typeof m.domain === "string" && m.domain !== "unit") m.domain = resolve(base, m.domain);
+    if (m.vocabulary) m.vocabulary = resolve(base, m.vocabulary);
   }
   return config;
 }

@@ -1,3 +1,4 @@
+import { rowsOf } from "../core/batch.js";
 import { apiKey, type LockoutScope, type LockoutTracker } from "../defenses/api-key.js";
 import { billing, idempotentReplay } from "../defenses/billing.js";
 import { outputPolicy } from "../defenses/output-policy.js";
@@ -29,10 +30,22 @@ export interface GatewayDeps {
  * who is asking, how fast, a retry's kept answer, then the detectors (before billing, so a blocked
  * query costs nothing), billing and the ledger, then the output policy, and innermost the
  * perturbations of the raw answer.
+ *
+ * A language model's completion (a query with `generation`, from the OpenAI face) passes the outer
+ * layers once, as one request of its tokens; inside billing, each of its next-token steps is a
+ * query of the sequences' contexts through the perturbations alone (there is no output policy: the
+ * completion decides what it returns of each step's logits).
  */
 export function gatewayPipeline(d: GatewayDeps): (q: Query) => Promise<Answer> {
   const plans = new Map(d.config.plans.map((p) => [p.name, p]));
   const slots = defenseSlots(d.config, { store: d.store, secret: secret(d.config.defenseSecret), onAlarm: d.onAlarm });
+  const answer = compose([outputPolicy(), slots.hardening], askModel);
+  const step = compose([slots.hardening], askModel);
+  const inner = (q: Query): Promise<Answer> => {
+    const g = q.generation;
+    if (!g) return answer(q);
+    return g.run((x) => step({ ...q, x, rows: rowsOf(x), generation: undefined }));
+  };
   return compose(
     [
       apiKey({ store: d.store, plans, lockout: d.lockout, onLockout: d.onLockout }),
@@ -41,9 +54,7 @@ export function gatewayPipeline(d: GatewayDeps): (q: Query) => Promise<Answer> {
       slots.detection,
       billing({ store: d.store, keepHours: d.config.server.idempotencyHours }),
       ...(d.extraDefenses ?? []),
-      outputPolicy(),
-      slots.hardening,
     ],
-    askModel,
+    inner,
   );
 }

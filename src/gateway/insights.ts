@@ -220,6 +220,9 @@ export function insightRoutes(scope: FastifyInstance, d: GatewayDeps, metrics: G
           name: p.name,
           dailyQuota: p.dailyQuota,
           tiers: p.tiers.map((t) => ({ ...t, pricePerRow: t.pricePerRow / 1e6 })),
+          // Dollars per token of a language model's completions (the OpenAI face), when the plan prices tokens.
+          ...(p.pricePerPromptToken === undefined ? {} : { pricePerPromptToken: p.pricePerPromptToken / 1e6 }),
+          ...(p.pricePerCompletionToken === undefined ? {} : { pricePerCompletionToken: p.pricePerCompletionToken / 1e6 }),
           billing: p.billing.kind,
           models: p.models,
           output: p.output?.kind ?? null,

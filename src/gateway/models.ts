@@ -4,6 +4,7 @@ import { fail } from "../core/errors.js";
 import { loadModel } from "../models/load.js";
 import type { Model } from "../models/model.js";
 import type { OnnxModel } from "../models/onnx.js";
+import { isLanguageModel } from "../models/language-model.js";
 import type { TreeModel } from "../models/tree.js";
 import { policyFits } from "../defenses/output-policy.js";
 import { defenseFits, defensesFor } from "./defense-config.js";
@@ -70,7 +71,11 @@ function configDomain(m: ModelConfig, width: number): Domain | undefined {
 }
 
 async function localModel(m: ModelConfig, owned: Model[]): Promise<ServedModel> {
-  const { model } = await loadModel(m.source!, { output: m.output.kind === "logits" ? "logits" : undefined });
+  const { model } = await loadModel(m.source!, {
+    output: m.output.kind === "logits" || m.vocabulary ? "logits" : undefined,
+    vocabulary: m.vocabulary,
+    specialTokens: m.specialTokens,
+  });
   owned.push(model);
   const tree = model as Partial<TreeModel>;
   const onnx = model as Partial<OnnxModel>;
@@ -82,17 +87,20 @@ async function localModel(m: ModelConfig, owned: Model[]): Promise<ServedModel> 
       `model "${m.name}" cannot answer logits: ${floats > 1 ? "every" : "the only"} float output of ${m.source} ("${onnx.outputName}") sums to 1 on every row, so it holds probabilities (serve it with output: {kind: probabilities}, or export its logits too)`,
     );
   }
+  // A language model answers logits: over OIP v2 its default policy (probabilities) shows them as they are.
+  const policy = isLanguageModel(model) && m.output.kind === "probabilities" ? { ...m.output, kind: "logits" as const } : m.output;
   return {
     name: m.name,
     inputShape: model.inputShape,
     output: model.output,
     outputWidth: model.outputWidth,
-    policy: m.output,
+    policy,
     domain: model.domain,
     predict: (x) => model.predict(x),
     ...(tree.leafIds ? { leafIds: async (x: Batch) => tree.leafIds!(x) } : {}),
     // Class labels from the file's own integer output (skl2onnx's `label`), for the label policies.
     ...(onnx.labelOutputName && onnx.predictLabeled ? { predictLabeled: (x: Batch) => onnx.predictLabeled!(x) } : {}),
+    ...(isLanguageModel(model) ? { language: { vocabulary: model.vocabulary, context: model.context } } : {}),
   };
 }
 

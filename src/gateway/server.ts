@@ -8,6 +8,7 @@ import { gatewayPipeline, type GatewayDeps } from "./gateway-pipeline.js";
 import { SOLUTION_HEADER } from "../protocol/proof-of-work.js";
 import { adminGuard, adminRoutes, isLoopback } from "./admin-api.js";
 import { dashboardRoutes } from "./dashboard.js";
+import { openaiRoutes } from "./openai-api.js";
 import { requestBatch, type InferResponse } from "../protocol/oip.js";
 import type { Query } from "../pipeline/onion.js";
 import { Problem, toProblem, unknownModel } from "../protocol/problem.js";
@@ -15,24 +16,9 @@ import { gatewayMetrics } from "./metrics.js";
 import { guardedStore } from "./stores/guarded.js";
 import { documentRoutes, refused } from "./route-docs.js";
 import { InferRequest, InferResponse as InferAnswer, ModelMetadata } from "../protocol/oip.js";
-import { hasZodFastifySchemaValidationErrors, type ZodTypeProvider } from "fastify-type-provider-zod";
+import type { ZodTypeProvider } from "fastify-type-provider-zod";
+import { credential, header, idempotencyKeyOf, requestProblem, sendProblem } from "./http-helpers.js";
 import { z } from "zod";
-
-const header = (req: FastifyRequest, name: string): string | undefined => {
-  const v = req.headers[name];
-  return typeof v === "string" ? v : undefined;
-};
-
-const credential = (req: FastifyRequest): string | undefined => {
-  const auth = req.headers.authorization;
-  if (auth?.toLowerCase().startsWith("bearer ")) return auth.slice(7).trim();
-  const k = req.headers["x-api-key"];
-  return typeof k === "string" ? k : undefined;
-};
-
-function sendProblem(reply: FastifyReply, p: Problem, instance?: string): FastifyReply {
-  return reply.code(p.status).headers(p.headers).type("application/problem+json").send(p.body(instance));
-}
 
 /** What a body may hold beyond its values (names, shape, brackets), and at most what one value takes as JSON (pretty-printed). */
 const BODY_OVERHEAD_BYTES = 16 * 1024;
@@ -151,22 +137,7 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
   });
 
   app.setErrorHandler((err, req, reply) => {
-    const e = err as { code?: string; statusCode?: number; message: string };
-    let p: Problem;
-    if (err instanceof Problem) p = err;
-    else if (hasZodFastifySchemaValidationErrors(err)) {
-      const i = err.validation[0];
-      p = new Problem("bad-request", `${i.instancePath.slice(1).replaceAll("/", ".") || err.validationContext || "body"}: ${i.message}`);
-    } else if (e.code === "FST_ERR_CTP_BODY_TOO_LARGE")
-      p = new Problem("body-too-large", `the request body is larger than ${d.config.server.bodyLimitBytes} bytes`);
-    else if (e.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") p = new Problem("unsupported-media-type", "send the request as application/json");
-    else if (e.code === "FST_ERR_CTP_EMPTY_JSON_BODY" || e.code === "FST_ERR_CTP_INVALID_JSON_BODY" || (e.statusCode === 400 && err instanceof SyntaxError)) {
-      p = new Problem("bad-request", "the request body is not valid JSON");
-    } else if (e.statusCode && e.statusCode >= 400 && e.statusCode < 500) p = new Problem("bad-request", e.message);
-    else {
-      req.log.error({ err }, "unexpected error");
-      p = toProblem(err);
-    }
+    const p = requestProblem(err, req, d.config.server.bodyLimitBytes);
     if (req.method === "POST" && /\/infer$/.test(req.url.split("?")[0])) {
       const model = (req.params as { name?: string }).name ?? "(unknown)";
       metrics.requests.inc({ status: String(p.status), model: d.registry.models.has(model) ? model : "(unknown)", plan: identities.get(req)?.plan.name ?? "" });
@@ -277,9 +248,7 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
         const id = identities.get(req);
         if (!model || !id) throw new Problem("internal", "the request was not authenticated");
         const x = requestBatch(req.body, model.inputShape, maxRows(id.plan));
-        const idempotencyKey = header(req, "idempotency-key");
-        if (idempotencyKey !== undefined && !/^[\x21-\x7e]{1,255}$/.test(idempotencyKey))
-          throw new Problem("bad-request", "the Idempotency-Key header must be 1 to 255 visible ASCII characters");
+        const idempotencyKey = idempotencyKeyOf(req);
         const q: Query = {
           id: String(req.id),
           model,
@@ -330,6 +299,7 @@ export function createGateway(d: GatewayDeps): FastifyInstance {
   });
 
   adminRoutes(app, d, now, metrics);
+  openaiRoutes(app, { d, pipeline, authenticate, now, metrics });
   app.register(async (scope) => dashboardRoutes(scope, d.config));
   return app;
 }

@@ -31,6 +31,18 @@ export const Architecture = z.discriminatedUnion("kind", [
     projection: z.number().int().positive().default(64),
     temperature: z.number().positive().default(0.5),
   }),
+  /**
+   * A fixed-context neural language model (Bengio et al. 2003, see language-model.ts): the last
+   * `context` tokens' embeddings, concatenated, a tanh layer of `hidden` units, then logits = W·h + b
+   * over a word-level vocabulary of `vocabulary` tokens (the most frequent words, <unk>, <bos>, <eos>).
+   */
+  z.object({
+    kind: z.literal("lm"),
+    context: z.number().int().min(1).max(32).default(3),
+    embedding: z.number().int().positive().max(1024).default(48),
+    hidden: z.number().int().positive().max(4096).default(128),
+    vocabulary: z.number().int().min(4).max(100_000).default(3000),
+  }),
 ]);
 export type Architecture = z.infer<typeof Architecture>;
 export type ArchitectureKind = Architecture["kind"];

@@ -6,6 +6,8 @@ import { PRESETS, PRESET_NAMES } from "./presets.js";
 import { isDirectory, loadModelDir, loadOnnxFile, saveModel, type SavedModel } from "./store.js";
 import type { TrainProgress } from "./epoch-loop.js";
 import { trainModel } from "./trainer.js";
+import { asLanguageModel } from "./language-model.js";
+import { readVocabulary, type SpecialTokens } from "./vocabulary.js";
 
 /** Where zoo models are kept once trained: $HEIST_ZOO_DIR, else ./.heist/zoo. */
 export const zooDir = () => resolve(process.env.HEIST_ZOO_DIR ?? ".heist/zoo");
@@ -15,6 +17,13 @@ export interface LoadOptions {
   output?: OutputKind;
   /** Progress while a zoo model is trained the first time it is asked for. */
   onProgress?: (p: TrainProgress) => void;
+  /**
+   * A language model's vocabulary file (token id → token; see vocabulary.ts), for a model that does
+   * not carry its own (a user's ONNX file taking [n] token ids and answering [V] logits).
+   */
+  vocabulary?: string;
+  /** The names of its special tokens, when they are not <unk>, <bos>, <eos>. */
+  specialTokens?: Partial<SpecialTokens>;
 }
 
 /** Train a preset (deterministically) and keep it in the zoo directory, unless it is already there. */
@@ -36,8 +45,16 @@ export async function ensureZooModel(name: string, o: LoadOptions = {}): Promise
  * The model takes rows in any shape of its size (see shapedModel).
  */
 export async function loadModel(uri: string, o: LoadOptions = {}): Promise<SavedModel> {
-  const { model, manifest } = await loadAny(uri, o);
-  return { model: shapedModel(model), manifest };
+  const saved = await loadAny(uri, o);
+  if (o.vocabulary) {
+    try {
+      asLanguageModel(saved.model, await readVocabulary(o.vocabulary, o.specialTokens));
+    } catch (e) {
+      saved.model.dispose();
+      throw e;
+    }
+  }
+  return { model: shapedModel(saved.model), manifest: saved.manifest };
 }
 
 async function loadAny(uri: string, o: LoadOptions): Promise<SavedModel> {

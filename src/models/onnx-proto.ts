@@ -51,7 +51,8 @@ function attribute(name: string, v: Attr): AttributeProto {
 
 /** Builds one ONNX graph; `node` returns the name of its (first) output so graphs read like code. */
 export interface GraphBuilder {
-  input(name: string, dims: readonly Dim[]): string;
+  /** A graph input, float32 unless said otherwise (token ids are int64). */
+  input(name: string, dims: readonly Dim[], type?: "float32" | "int64"): string;
   output(name: string, dims: readonly Dim[]): void;
   constant(name: string, dims: readonly number[], data: Float32Array | BigInt64Array): string;
   scalar(value: number): string;
@@ -65,8 +66,8 @@ export function graphBuilder(name: string): GraphBuilder {
   const scalars = new Map<number, string>();
   let counter = 0;
   const g: GraphBuilder = {
-    input(n, dims) {
-      graph.input.push(valueInfo(n, dims));
+    input(n, dims, type = "float32") {
+      graph.input.push(valueInfo(n, dims, type === "int64" ? DataType.INT64 : DataType.FLOAT));
       return n;
     },
     output(n, dims) {

@@ -1,5 +1,6 @@
 /**
- * ONNX Runtime backend: serves any `.onnx` file with one float32 input whose first dimension is
+ * ONNX Runtime backend: serves any `.onnx` file with one float32 input (or int64 / int32, as a
+ * language model's token ids: heist's rows of numbers are rounded into it) whose first dimension is
  * the batch (dynamic, or fixed at 1) as a heist Model. Outputs are mapped by name and type: the
  * scores come from a float output (the first, or the one the asked kind names: a file with both
  * `logits` and `probabilities` serves either), class labels from an integer output when there is one
@@ -58,6 +59,8 @@ const INTEGER = new Set(["int8", "uint8", "int16", "uint16", "int32", "uint32", 
 const NUMERIC = new Set([...FLOAT, ...INTEGER]);
 /** Rows summing to 1 within this (float32 softmax, or a tree's leaf fractions) are probabilities. */
 const SUM_TOLERANCE = 1e-4;
+type InputType = "float32" | "int64" | "int32";
+const INPUT_TYPES = new Set<string>(["float32", "int64", "int32"]);
 
 function toFloat32(data: unknown): Float32Array {
   if (data instanceof Float32Array) return data.slice();
@@ -69,14 +72,30 @@ function toFloat32(data: unknown): Float32Array {
 /** Run `n` rows and read the named outputs, each as float32 values with its width per row. */
 async function runOutputs(
   session: InferenceSession,
-  m: { path: string; inputName: string; inputShape: readonly number[] },
+  m: { path: string; inputName: string; inputShape: readonly number[]; inputType?: InputType },
   data: Float32Array,
   n: number,
   names: readonly string[],
 ): Promise<Record<string, { values: Float32Array; width: number }>> {
   // ORT reads the typed array's whole buffer in some bindings; hand it a tight copy if it is a view.
   const tight = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
-  const feeds = { [m.inputName]: new Tensor("float32", tight, [n, ...m.inputShape]) };
+  const dims = [n, ...m.inputShape];
+  // Integer inputs (a language model's token ids) take heist's rows of numbers rounded.
+  const input =
+    m.inputType === "int64"
+      ? new Tensor(
+          "int64",
+          BigInt64Array.from(tight, (v) => BigInt(Math.round(v))),
+          dims,
+        )
+      : m.inputType === "int32"
+        ? new Tensor(
+            "int32",
+            Int32Array.from(tight, (v) => Math.round(v)),
+            dims,
+          )
+        : new Tensor("float32", tight, dims);
+  const feeds = { [m.inputName]: input };
   let result: InferenceSession.ReturnType;
   try {
     result = await session.run(feeds, [...names]);
@@ -149,6 +168,8 @@ class OnnxRuntimeModel implements OnnxModel {
     /** True when the model's batch dimension is fixed at 1, so rows run one at a time. */
     readonly batchOfOne: boolean,
     output: OutputKind,
+    /** The input's element type: float32, or integer ids. */
+    readonly inputType: InputType = "float32",
   ) {
     this.session = session;
     this.output = output;
@@ -223,9 +244,21 @@ export async function loadOnnxModel(path: string, opts: LoadOnnxOptions = {}): P
   if (!info) fail("not-found", `no ONNX model at ${path}`);
   if (!info!.isFile()) fail("bad-file", `${path} is not a file`, "an .onnx model file");
 
+  return openOnnx(path, path, opts);
+}
+
+/** An ONNX model held in memory (heist's own export, scored before it is written anywhere); `label` names it in errors. */
+export function onnxModelFromBytes(bytes: Uint8Array, label: string, opts: LoadOnnxOptions = {}): Promise<OnnxModel> {
+  return openOnnx(bytes, label, opts);
+}
+
+async function openOnnx(source: string | Uint8Array, path: string, opts: LoadOnnxOptions): Promise<OnnxModel> {
   let session: InferenceSession;
   try {
-    session = await InferenceSession.create(path, { logSeverityLevel: 3 });
+    session =
+      typeof source === "string"
+        ? await InferenceSession.create(source, { logSeverityLevel: 3 })
+        : await InferenceSession.create(source, { logSeverityLevel: 3 });
   } catch (e) {
     return fail("bad-file", `${path} is not a valid ONNX model: ${(e as Error).message}`);
   }
@@ -242,7 +275,7 @@ export async function loadOnnxModel(path: string, opts: LoadOnnxOptions = {}): P
 }
 
 async function describe(session: InferenceSession, path: string, opts: LoadOnnxOptions): Promise<OnnxRuntimeModel> {
-  const expected = "one float32 input of shape [batch, ...] with a dynamic (or 1) batch dimension and known sizes after it";
+  const expected = "one float32 (or int64 / int32 ids) input of shape [batch, ...] with a dynamic (or 1) batch dimension and known sizes after it";
   const inputNames = session.inputNames;
   if (inputNames.length !== 1) {
     fail("unsupported", `${path} has ${inputNames.length} inputs (${inputNames.map((n) => `"${n}"`).join(", ")})`, expected);
@@ -258,7 +291,7 @@ async function describe(session: InferenceSession, path: string, opts: LoadOnnxO
   if (!inMeta!.isTensor) fail("unsupported", `input "${inputName}" of ${path} is not a tensor`, expected);
   const { type, shape } = inMeta as InferenceSession.TensorValueMetadata;
   const described = `input "${inputName}" of ${path} is ${type} ${shape.length ? fmtShape(shape) : "with unknown shape"}`;
-  if (type !== "float32") fail("unsupported", described, expected);
+  if (!INPUT_TYPES.has(type)) fail("unsupported", described, expected);
   if (shape.length < 2) fail("unsupported", described, expected);
   const first = shape[0];
   if (isKnown(first) && first !== 1) {
@@ -275,7 +308,7 @@ async function describe(session: InferenceSession, path: string, opts: LoadOnnxO
     return { name, type: tensor ? tensor.type : meta ? "not a tensor" : "unknown", shape: tensor?.shape };
   });
   const floats = outs.filter((o) => FLOAT.has(o.type) || o.type === "unknown");
-  const m = { path, inputName, inputShape, batchOfOne: first === 1 };
+  const m = { path, inputName, inputShape, batchOfOne: first === 1, inputType: type as InputType };
   const sums = new Map<string, boolean>();
   const summing = async (name: string) => {
     if (!sums.has(name)) sums.set(name, await probeSumsToOne(session, m, name));
@@ -309,7 +342,7 @@ async function describe(session: InferenceSession, path: string, opts: LoadOnnxO
   const guessed = guessOutputKind(outputName);
   // A float output its name does not explain is probabilities when its rows sum to 1, else logits.
   const output = asked ?? (guessed === "logits" && !/logit/i.test(outputName) && sumsToOne ? "probabilities" : guessed);
-  const model = new OnnxRuntimeModel(session, path, inputName, outputName, inputShape, first === 1, output);
+  const model = new OnnxRuntimeModel(session, path, inputName, outputName, inputShape, first === 1, output, type as InputType);
   model.outputWidth = outputWidth;
   model.sumsToOne = sumsToOne;
   model.outputs = outs.map(({ name, type }) => ({ name, type }));

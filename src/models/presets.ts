@@ -32,7 +32,7 @@ export type TrainSpecInput = z.input<typeof TrainSpec>;
  * (measured on digits, iris and breast cancer: softmax regression at 1e-3 has not converged after
  * thousands of steps). Presets name their own, so the zoo's models do not depend on these.
  */
-export const LEARNING_RATES: Record<Exclude<ArchitectureKind, "tree">, number> = { softmax: 0.02, mlp: 3e-3, cnn: 1e-3, encoder: 1e-3 };
+export const LEARNING_RATES: Record<Exclude<ArchitectureKind, "tree">, number> = { softmax: 0.02, mlp: 3e-3, cnn: 1e-3, encoder: 1e-3, lm: 3e-3 };
 
 /**
  * How a classifier trains when no epoch count is given (converge.ts): until it stops getting better
@@ -116,6 +116,25 @@ export const PRESETS: Record<string, { description: string; spec: TrainSpecInput
       learningRate: 2e-3,
       split: { test: 0.2, pool: 1 / 6 },
     },
+  },
+  "brown-lm": {
+    description:
+      "Word-level neural language model (Bengio et al. 2003) on the Brown corpus: 3 tokens of context, 3,000-token vocabulary, h = 128, logits = W·h + b (the OpenAI face's victim)",
+    spec: {
+      dataset: "brown",
+      arch: { kind: "lm", context: 3, embedding: 48, hidden: 128, vocabulary: 3000 },
+      epochs: 1,
+      batchSize: 256,
+      learningRate: 3e-3,
+    },
+  },
+  "brown-lm-h64": {
+    description: "brown-lm with a hidden size of h = 64",
+    spec: { dataset: "brown", arch: { kind: "lm", context: 3, embedding: 48, hidden: 64, vocabulary: 3000 }, epochs: 1, batchSize: 256, learningRate: 3e-3 },
+  },
+  "brown-lm-h256": {
+    description: "brown-lm with a hidden size of h = 256",
+    spec: { dataset: "brown", arch: { kind: "lm", context: 3, embedding: 48, hidden: 256, vocabulary: 3000 }, epochs: 1, batchSize: 256, learningRate: 3e-3 },
   },
 };
 

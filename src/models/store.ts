@@ -9,6 +9,8 @@ import { loadOnnxModel } from "./onnx.js";
 import { tf, tfReady } from "./tf.js";
 import { tfjsModel, type TfjsModel } from "./tfjs-model.js";
 import { TreeJson, treeModel, type TreeModel } from "./tree.js";
+import { asLanguageModel, isLanguageModel } from "./language-model.js";
+import { readVocabulary } from "./vocabulary.js";
 
 export interface SavedModel {
   model: Model;
@@ -19,6 +21,7 @@ const TFJS_TOPOLOGY = "model.json";
 const TFJS_WEIGHTS = "weights.bin";
 const TREE_FILE = "tree.json";
 const ONNX_FILE = "model.onnx";
+const VOCABULARY_FILE = "vocabulary.json";
 
 /**
  * Save a model directory: the engine's files plus manifest.json. The directory is built under a
@@ -52,6 +55,10 @@ export async function saveModel(dir: string, model: Model, manifest: Omit<Manife
       if (!onnxSource) fail("bad-input", "saving an ONNX model needs the path of its .onnx file");
       await copyFile(onnxSource!, join(tmp, ONNX_FILE));
       full.files = { onnx: ONNX_FILE };
+    }
+    if (isLanguageModel(model)) {
+      await writeFile(join(tmp, VOCABULARY_FILE), `${JSON.stringify(model.vocabulary.tokens)}\n`);
+      full.files.vocabulary = VOCABULARY_FILE;
     }
     await writeFile(join(tmp, MANIFEST_FILE), `${JSON.stringify(full, null, 2)}\n`);
   });
@@ -133,6 +140,14 @@ export async function loadModelDir(dir: string, o: { output?: OutputKind } = {})
     fail("bad-file", `${dir}: the model takes [${model.inputShape}] but its manifest says [${manifest.inputShape}]`);
   }
   model.domain = manifestDomain(manifest, width);
+  if (manifest.files.vocabulary) {
+    try {
+      model = asLanguageModel(model, await readVocabulary(join(dir, manifest.files.vocabulary)));
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
   return { model, manifest: { ...manifest, output } };
 }
 

@@ -13,12 +13,15 @@ import { buildClassifier } from "./zoo.js";
 import { buildEncoder } from "./encoder.js";
 import { encoderProbes, type EncoderProbes } from "./encoder-probes.js";
 import { trainEncoder } from "./simclr.js";
+import { trainLanguageModel } from "./lm-trainer.js";
 
 export type TrainedManifest = Omit<Manifest, "files" | "format" | "version">;
 
 export interface TrainModelOptions {
   /** Encoders: fit the linear probes on a seeded subset of at most this many training rows (default: all). */
   probeRows?: number;
+  /** Language models: train and score on at most this many sentences of each part of the corpus (default: all). */
+  sentences?: number;
 }
 
 /** Train one model from a spec on its dataset's victim-train split and measure it on the test split. */
@@ -29,6 +32,7 @@ export async function trainModel(
 ): Promise<{ model: Model; manifest: TrainedManifest }> {
   const parsed = TrainSpec.parse(input);
   const spec = { ...parsed, learningRate: parsed.learningRate ?? (parsed.arch.kind === "tree" ? 0 : LEARNING_RATES[parsed.arch.kind]) };
+  if (spec.arch.kind === "lm") return trainLanguageModel(spec, onProgress, { sentences: options.sentences });
   const splits = loadSplits(spec.dataset, { seed: spec.seed, ...spec.split });
   const { train, test } = splits;
   const classes = train.classes.length;

@@ -9,7 +9,8 @@ import type { Answer, OutputTensor } from "./onion.js";
  * 5⅓ characters a value instead of up to ~20, which matters for embeddings (sizes in
  * bench/results/README.md). Anything else (rounded or saturated values, INT64 labels) stays a JSON
  * array, which is what every kept answer was before.
- * Decoding gives back the same numbers, so a retry is sent the same bytes.
+ * Decoding gives back the same numbers, so a retry is sent the same bytes. A completion (the OpenAI
+ * face) keeps its response body as JSON beside them.
  */
 const KeptTensor = z
   .object({
@@ -20,23 +21,23 @@ const KeptTensor = z
     f32: z.string().optional(),
   })
   .refine((t) => (t.data === undefined) !== (t.f32 === undefined), "a kept tensor has either data or f32");
-const KeptAnswer = z.object({ outputs: z.array(KeptTensor), headers: z.record(z.string(), z.string()) });
+const KeptAnswer = z.object({ outputs: z.array(KeptTensor), headers: z.record(z.string(), z.string()), body: z.unknown().optional() });
 
 const exactlyF32 = (data: number[]) => data.every((v) => Math.fround(v) === v);
 
-export function encodeKeptAnswer(a: Pick<Answer, "outputs" | "headers">): string {
+export function encodeKeptAnswer(a: Pick<Answer, "outputs" | "headers" | "body">): string {
   const outputs = a.outputs.map(({ data, ...t }) => {
     const f32 = t.datatype === "FP32" && exactlyF32(data) ? toBase64(Float32Array.from(data)) : undefined;
     return f32 !== undefined && f32.length < JSON.stringify(data).length ? { ...t, f32 } : { ...t, data };
   });
-  return JSON.stringify({ outputs, headers: a.headers });
+  return JSON.stringify({ outputs, headers: a.headers, ...(a.body === undefined ? {} : { body: a.body }) });
 }
 
-export function decodeKeptAnswer(s: string): Pick<Answer, "outputs" | "headers"> {
+export function decodeKeptAnswer(s: string): Pick<Answer, "outputs" | "headers" | "body"> {
   const kept = KeptAnswer.parse(JSON.parse(s));
   const outputs = kept.outputs.map(({ data, f32, ...t }): OutputTensor => {
     if (data) return { ...t, data };
     return { ...t, data: Array.from(float32FromBase64(f32!)) };
   });
-  return { outputs, headers: kept.headers };
+  return { outputs, headers: kept.headers, ...(kept.body === undefined ? {} : { body: kept.body }) };
 }

@@ -1,6 +1,7 @@
 import type { Batch } from "../core/batch.js";
 import type { Domain } from "../core/domain.js";
 import type { OutputKind } from "../models/model.js";
+import type { Vocabulary } from "../models/vocabulary.js";
 import type { OutputPolicy, Plan } from "./plan.js";
 import type { ClientRecord, KeyRecord } from "./store.js";
 
@@ -18,6 +19,8 @@ export interface ServedModel {
   leafIds?(x: Batch): Promise<Int32Array>;
   /** Models with their own class-label output (an ONNX classifier's INT64 `label`): scores and labels in one run. */
   predictLabeled?(x: Batch): Promise<{ values: Batch; labels: Int32Array }>;
+  /** Language models: rows of `context` token ids in, next-token logits out, over this vocabulary. */
+  language?: { vocabulary: Vocabulary; context: number };
 }
 
 /** One inference request, as every defence sees it; framework-agnostic (no HTTP types). */
@@ -37,10 +40,50 @@ export interface Query {
   source?: string;
   /** Filled in by idempotentReplay when an Idempotency-Key is sent: SHA-256 of what was asked (model and inputs). */
   requestHash?: string;
+  /**
+   * A language model's completion: more than one model call. The innermost handler runs it instead of
+   * asking the model once, each next-token step through the onion's inner layers (the output
+   * perturbations), so the outer ones (key, rate limit, idempotency, detectors, billing) see the
+   * request once. `rows` is then its most tokens (prompt and completion) and `x` its prompts' last contexts.
+   */
+  generation?: Generation;
   /** Filled in by the api-key defence. */
   client?: ClientRecord;
   key?: KeyRecord;
   plan?: Plan;
+}
+
+/** The tokens of a language-model request: billing meters them (see pipeline/pricing.ts priceTokens). */
+export interface TokenCount {
+  prompt: number;
+  completion: number;
+}
+
+/** What a defence may read of a completion request (the OpenAI face's parameters), and how it runs. */
+export interface Generation {
+  /** A chat completion (else a legacy completion): the two answer differently to the same prompt. */
+  chat: boolean;
+  /** The prompts' token ids. */
+  prompts: readonly (readonly number[])[];
+  /** Choices per prompt. */
+  n: number;
+  maxTokens: number;
+  /** 0 is greedy. */
+  temperature: number;
+  /** Nucleus sampling: draw among the most likely tokens holding this much probability (1: all). */
+  topP: number;
+  seed?: number;
+  /** Stop sequences as token ids. */
+  stop: readonly (readonly number[])[];
+  /** Alternatives returned per token (0: only the chosen token's logprob, or none when `logprobs` is false). */
+  topLogprobs: number;
+  logprobs: boolean;
+  /** Token id → bias added to its logit, as the client asked. */
+  logitBias: Readonly<Record<string, number>>;
+  /** The request's most tokens: its prompts and maxTokens for each choice (what rate limits and pre-checks count). */
+  tokens: TokenCount;
+  /** Run the completion, asking the model through `step` (one call per next-token step, rows = the live sequences' contexts). */
+  run(step: (x: Batch) => Promise<Answer>): Promise<Answer>;
 }
 
 /** A served tensor as Open Inference Protocol v2 describes it. */
@@ -67,6 +110,9 @@ export interface Answer {
   outputs: OutputTensor[];
   /** Response headers every defence may add to (cost, quota, balance, rate limits). */
   headers: Record<string, string>;
+  /** A language model's completion: the tokens it used (billing meters these) and its response body, kept for retries. */
+  tokens?: TokenCount;
+  body?: unknown;
 }
 
 /** One layer of the onion: work before `next()` guards, work after it shapes or accounts. */

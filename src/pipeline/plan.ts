@@ -3,7 +3,14 @@
  * config adds the plan's defences (gateway/config.ts); defences read only these terms.
  */
 import { z } from "zod";
-import { dollars } from "./money.js";
+import { MICROS, dollars } from "./money.js";
+
+/** Dollars per token, kept as (fractional) micro-dollars: token prices are often below a micro-dollar. */
+const tokenPrice = z
+  .number()
+  .nonnegative()
+  .max(1e3)
+  .transform((d) => d * MICROS);
 
 /** What a client may see of a model's answer. Narrower policies leak less (see defenses/output-policy.ts). */
 export const OutputPolicy = z.object({
@@ -48,6 +55,22 @@ export const PlanTerms = z.object({
   models: z.array(z.string()).default(["*"]),
   /** Overrides the model's output policy for this plan. */
   output: OutputPolicy.optional(),
+  /**
+   * Language models (the OpenAI face): dollars per prompt token and per completion token. When
+   * either is set, a completion costs its tokens at these prices and the tiers do not apply to it;
+   * otherwise its tokens are priced as rows by the tiers. Kept in (fractional) micro-dollars; a
+   * request's token cost is rounded up to a whole micro-dollar.
+   */
+  pricePerPromptToken: tokenPrice.optional(),
+  pricePerCompletionToken: tokenPrice.optional(),
+  /** Most alternatives per token a client may ask for (`logprobs: k` / `top_logprobs: k`); 0: no logprobs at all. OpenAI gives at most 20; a plan may give the whole vocabulary (full logits). */
+  maxTopLogprobs: z.number().int().min(0).max(100_000).default(5),
+  /** Most `logit_bias` entries per request; 0 refuses logit_bias. */
+  maxLogitBias: z.number().int().min(0).max(100_000).default(300),
+  /** Largest |bias| a `logit_bias` entry may have (OpenAI's range is ±100). */
+  logitBiasRange: z.number().min(0).max(100).default(100),
+  /** Most completion tokens per choice (`max_tokens`). */
+  maxCompletionTokens: z.number().int().positive().default(1024),
 });
 
 /** Tiers must rise, and every tier but the last needs its upper bound. */

@@ -1,3 +1,4 @@
+import type { TokenCount } from "./onion.js";
 import type { Plan } from "./plan.js";
 
 /**
@@ -19,6 +20,16 @@ export function priceRows(tiers: Plan["tiers"], usedBefore: number, rows: number
     left -= n;
   }
   return cost;
+}
+
+/** True when the plan prices a language model's tokens itself (then its tiers do not apply to completions). */
+export const pricesTokens = (plan: Pick<Plan, "pricePerPromptToken" | "pricePerCompletionToken">): boolean =>
+  plan.pricePerPromptToken !== undefined || plan.pricePerCompletionToken !== undefined;
+
+/** Micro-dollars for a completion's tokens at the plan's token prices, rounded up (0 when the plan has none). */
+export function priceTokens(plan: Pick<Plan, "pricePerPromptToken" | "pricePerCompletionToken">, t: TokenCount): number {
+  const exact = t.prompt * (plan.pricePerPromptToken ?? 0) + t.completion * (plan.pricePerCompletionToken ?? 0);
+  return Math.max(0, Math.ceil(exact - 1e-9));
 }
 
 /** The UTC day and month a timestamp falls in: quota windows reset at 00:00 UTC. */

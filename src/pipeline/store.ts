@@ -43,6 +43,8 @@ export interface ChargeRequest {
   model: string;
   rows: number;
   plan: Plan;
+  /** Micro-dollars for a completion's tokens at the plan's token prices, added to the tiers' price of its rows. */
+  tokenCost?: number;
   nowMs: number;
   /** SHA-256 of the answer as served. */
   answerHash: string;

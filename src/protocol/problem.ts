@@ -24,6 +24,8 @@ export const PROBLEMS = {
   "balance-exhausted": 402,
   "spending-cap-reached": 402,
   "bad-request": 400,
+  /** A request within the API's rules but beyond the client's plan (top_logprobs, logit_bias, max_tokens). */
+  "plan-limit": 400,
   "invalid-tensor": 400,
   "request-timeout": 408,
   "headers-too-large": 431,

@@ -141,7 +141,7 @@ export function sqliteStore(path: string): Store {
       if (first.client_id !== c.clientId) throw new Error(`request id ${c.requestId} is already in the ledger for another client`);
       return { ok: false, reason: "duplicate", cost: 0, ...u };
     }
-    const cost = priceRows(c.plan.tiers, u.usedToday, c.rows);
+    const cost = priceRows(c.plan.tiers, u.usedToday, c.rows) + (c.tokenCost ?? 0);
     if (u.usedToday + c.rows > c.plan.dailyQuota) return { ok: false, reason: "quota", cost, ...u };
     if (c.plan.billing.kind === "prepaid" && cost > u.balance) return { ok: false, reason: "balance", cost, ...u };
     if (c.plan.billing.kind === "cap" && u.monthSpend + cost > c.plan.billing.monthlyCap) return { ok: false, reason: "cap", cost, ...u };

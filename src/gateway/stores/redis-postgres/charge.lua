@@ -8,6 +8,7 @@
 -- (recorded as pending "rows cost debit nowMs hash" on success). Status 5: this request id already has
 -- a pending take (a try whose replica died, or one still in flight past its claim): nothing is taken
 -- again; a sixth element is that pending record, whose take the caller may use only for the same request.
+-- Last ARGV: micro-dollars for a completion's tokens, added to the tiers' price.
 local used = redis.call('GET', KEYS[1])
 local spend = redis.call('GET', KEYS[2])
 local bal = redis.call('GET', KEYS[3])
@@ -38,6 +39,7 @@ for i = 0, ntiers - 1 do
     left = left - n
   end
 end
+cost = cost + tonumber(ARGV[11 + 2 * ntiers] or '0')
 if used + rows > quota then return {2, cost, used, bal, spend} end
 if kind == 'prepaid' and cost > bal then return {3, cost, used, bal, spend} end
 if kind == 'cap' and spend + cost > cap then return {4, cost, used, bal, spend} end

@@ -37,6 +37,7 @@ export function charging({ t, pool, redis, k }: Backing, { hydrate, usageOf }: C
       c.requestId,
       c.nowMs,
       c.requestHash ?? "-",
+      c.tokenCost ?? 0,
     ];
     let r = await redis.heistCharge(...counters, keys.pending, ...args);
     for (let i = 0; r[0] === -1 && i < 3; i++) {
