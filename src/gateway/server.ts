@@ -11,7 +11,7 @@ import { dashboardRoutes } from "./dashboard.js";
 import { openaiRoutes } from "./openai-api.js";
 import { requestBatch, type InferResponse } from "../protocol/oip.js";
 import type { Query } from "../pipeline/onion.js";
-import { Problem, toProblem, unknownModel } from "../protocol/problem.js";
+import { Problem, unknownModel } from "../protocol/problem.js";
 import { gatewayMetrics } from "./metrics.js";
 import { guardedStore } from "./stores/guarded.js";
 import { documentRoutes, refused } from "./route-docs.js";
