@@ -114,3 +114,32 @@ export function leftSingular(A: Float64Array, m: number, n: number): { values: F
   };
   return { values: Float64Array.from(d.diagonal.slice(0, n)), vectors };
 }
+
+/** Σ_j a[ao + j] · b[bo + j] for j < len, unrolled by four (faster in V8). */
+export function dot(a: Float32Array | Float64Array, ao: number, b: Float64Array, bo: number, len: number): number {
+  let s0 = 0,
+    s1 = 0,
+    s2 = 0,
+    s3 = 0;
+  let j = 0;
+  for (; j + 3 < len; j += 4) {
+    s0 += a[ao + j] * b[bo + j];
+    s1 += a[ao + j + 1] * b[bo + j + 1];
+    s2 += a[ao + j + 2] * b[bo + j + 2];
+    s3 += a[ao + j + 3] * b[bo + j + 3];
+  }
+  for (; j < len; j++) s0 += a[ao + j] * b[bo + j];
+  return s0 + s1 + s2 + s3;
+}
+
+/** out[oo + j] += alpha · x[xo + j] for j < len, unrolled by four. */
+export function axpy(alpha: number, x: Float32Array | Float64Array, xo: number, out: Float64Array, oo: number, len: number): void {
+  let j = 0;
+  for (; j + 3 < len; j += 4) {
+    out[oo + j] += alpha * x[xo + j];
+    out[oo + j + 1] += alpha * x[xo + j + 1];
+    out[oo + j + 2] += alpha * x[xo + j + 2];
+    out[oo + j + 3] += alpha * x[xo + j + 3];
+  }
+  for (; j < len; j++) out[oo + j] += alpha * x[xo + j];
+}

@@ -19,6 +19,7 @@
  */
 import { columnScaling, rowsOf, widthOf, type Batch } from "../core/batch.js";
 import { fail } from "../core/errors.js";
+import { axpy, dot } from "../core/linalg.js";
 import type { LogisticFit } from "./logistic.js";
 
 export interface ProbeOptions {
@@ -43,35 +44,6 @@ export interface ProbeFit extends LogisticFit {
   readonly gradientNorm: number;
   /** f at the returned parameters (mean cross-entropy plus the penalty). */
   readonly loss: number;
-}
-
-/** Σ_j a[ao + j] · b[bo + j] for j < len, unrolled by four. */
-function dot(a: Float64Array, ao: number, b: Float64Array, bo: number, len: number): number {
-  let s0 = 0,
-    s1 = 0,
-    s2 = 0,
-    s3 = 0;
-  let j = 0;
-  for (; j + 3 < len; j += 4) {
-    s0 += a[ao + j] * b[bo + j];
-    s1 += a[ao + j + 1] * b[bo + j + 1];
-    s2 += a[ao + j + 2] * b[bo + j + 2];
-    s3 += a[ao + j + 3] * b[bo + j + 3];
-  }
-  for (; j < len; j++) s0 += a[ao + j] * b[bo + j];
-  return s0 + s1 + s2 + s3;
-}
-
-/** out[oo + j] += alpha · x[xo + j] for j < len, unrolled by four. */
-function axpy(alpha: number, x: Float64Array, xo: number, out: Float64Array, oo: number, len: number): void {
-  let j = 0;
-  for (; j + 3 < len; j += 4) {
-    out[oo + j] += alpha * x[xo + j];
-    out[oo + j + 1] += alpha * x[xo + j + 1];
-    out[oo + j + 2] += alpha * x[xo + j + 2];
-    out[oo + j + 3] += alpha * x[xo + j + 3];
-  }
-  for (; j < len; j++) out[oo + j] += alpha * x[xo + j];
 }
 
 const dotAll = (a: Float64Array, b: Float64Array): number => dot(a, 0, b, 0, a.length);
